@@ -1,0 +1,153 @@
+"""Addresses: what ``getPeer()``/``getHost()`` and handlers are given.
+
+Frozen, comparable and printable values. ``from_sockaddr`` turns what the socket
+layer returns into one of them; IPv4-mapped IPv6 peers (``::ffff:a.b.c.d``), which a
+dual-stack listener sees for IPv4 clients, come back as plain :class:`IPv4Address`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from typing import Any, Union
+
+__all__ = [
+    "Address",
+    "HostnameAddress",
+    "IPv4Address",
+    "IPv6Address",
+    "PipeAddress",
+    "UNIXAddress",
+    "from_sockaddr",
+]
+
+_V4_MAPPED_PREFIX = "::ffff:"
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class IPv4Address:
+    """An IPv4 host and port, as a TCP endpoint sees it."""
+
+    host: str
+    port: int
+    type = "TCP"  # Twisted's IAddress has a transport type; kept for ported code.
+
+    @property
+    def family(self) -> int:
+        return socket.AF_INET
+
+    def sockaddr(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class IPv6Address:
+    """An IPv6 host and port (with flow info and scope id)."""
+
+    host: str
+    port: int
+    flowinfo: int = 0
+    scope_id: int = 0
+    type = "TCP"
+
+    @property
+    def family(self) -> int:
+        return socket.AF_INET6
+
+    def sockaddr(self) -> tuple[str, int, int, int]:
+        return (self.host, self.port, self.flowinfo, self.scope_id)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class UNIXAddress:
+    """A UNIX socket path; an abstract-namespace name starts with ``"\\0"``.
+
+    ``name`` is ``None`` for an unnamed socket (a client's own end, usually).
+    """
+
+    name: str | None
+
+    type = "UNIX"
+
+    @property
+    def family(self) -> int:
+        return socket.AF_UNIX
+
+    @property
+    def abstract(self) -> bool:
+        return bool(self.name) and self.name.startswith("\0")
+
+    def sockaddr(self) -> str:
+        return self.name or ""
+
+    def __str__(self) -> str:
+        if not self.name:
+            return "unix:(unnamed)"
+        if self.abstract:
+            return "unix:@" + self.name[1:]
+        return "unix:" + self.name
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class HostnameAddress:
+    """A host name and port that has not been resolved yet."""
+
+    hostname: str
+    port: int
+    type = "TCP"
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class PipeAddress:
+    """The address of a pipe (standard I/O, a child process); it has no parts."""
+
+    description: str = "pipe"
+    type = "PIPE"
+
+    def __str__(self) -> str:
+        return self.description
+
+
+Address = Union[IPv4Address, IPv6Address, UNIXAddress, HostnameAddress, PipeAddress]
+
+
+def from_sockaddr(family: int, sockaddr: Any) -> Address:
+    """Turn a ``(family, sockaddr)`` pair from the socket layer into an address."""
+    if family == socket.AF_INET:
+        return IPv4Address(sockaddr[0], sockaddr[1])
+    if family == socket.AF_INET6:
+        host, port = sockaddr[0], sockaddr[1]
+        if host.startswith(_V4_MAPPED_PREFIX) and "." in host:
+            # A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d.
+            return IPv4Address(host[len(_V4_MAPPED_PREFIX) :], port)
+        flowinfo = sockaddr[2] if len(sockaddr) > 2 else 0
+        scope_id = sockaddr[3] if len(sockaddr) > 3 else 0
+        return IPv6Address(host, port, flowinfo, scope_id)
+    if family == socket.AF_UNIX:
+        if isinstance(sockaddr, bytes):
+            sockaddr = sockaddr.decode("utf-8", "surrogateescape")
+        return UNIXAddress(sockaddr or None)
+    raise ValueError(f"unsupported address family {family!r}")
+
+
+def peer_address(stream: Any) -> Address:
+    """The peer address of a connected stream (socket-like or with ``getPeer``)."""
+    if hasattr(stream, "getPeer"):
+        return stream.getPeer()
+    return from_sockaddr(stream.family, stream.getpeername())
+
+
+def host_address(stream: Any) -> Address:
+    """The local address of a connected stream."""
+    if hasattr(stream, "getHost"):
+        return stream.getHost()
+    return from_sockaddr(stream.family, stream.getsockname())

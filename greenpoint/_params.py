@@ -1,0 +1,234 @@
+"""Declared parameters of a description prefix: binding, coercion and defaults. Pure.
+
+Each built-in prefix declares its parameters as a tuple of :class:`Param`. ``bind``
+matches a :class:`~greenpoint._description.Description`'s positional and keyword
+values against them, coerces every value, and raises :class:`DescriptionError` naming
+the prefix and the parameter (with a "did you mean" for a near miss) for anything
+wrong. The same declarations drive ``python -m greenpoint check`` and the README table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from greenpoint.errors import DescriptionError
+
+__all__ = [
+    "REQUIRED",
+    "Param",
+    "bind",
+    "boolean",
+    "closest",
+    "host",
+    "integer",
+    "ip_literal",
+    "number",
+    "octal_mode",
+    "port",
+    "text",
+]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One parameter of a prefix.
+
+    ``name`` is the description key (Twisted's spelling, e.g. ``bindAddress``);
+    ``target`` the Python keyword it is passed as (defaults to ``name``);
+    ``positional`` whether it may also be given by position, in declaration order.
+    """
+
+    name: str
+    coerce: Callable[[str], Any] = str
+    default: Any = REQUIRED
+    positional: bool = False
+    target: str | None = None
+    help: str = ""
+
+    @property
+    def keyword(self) -> str:
+        return self.target or self.name
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name that ``name`` was probably meant to be, or ``None``."""
+    known = list(known)
+    by_fold = {k.lower().replace("_", ""): k for k in known}
+    folded = name.lower().replace("_", "")
+    if folded in by_fold:
+        return by_fold[folded]
+    matches = difflib.get_close_matches(folded, list(by_fold), n=1, cutoff=0.6)
+    return by_fold[matches[0]] if matches else None
+
+
+def bind(
+    prefix: str,
+    args: Sequence[str],
+    kwargs: Mapping[str, str],
+    params: Sequence[Param],
+) -> dict[str, Any]:
+    """Match values to ``params`` and coerce them; returns ``{target: value}``."""
+    by_name = {param.name: param for param in params}
+    positional = [param for param in params if param.positional]
+    if len(args) > len(positional):
+        extra = args[len(positional) :]
+        expected = ", ".join(p.name for p in positional) or "no positional values"
+        raise DescriptionError(
+            f"{prefix}: too many positional values {list(extra)!r} (expected: {expected}; "
+            "other parameters are given as key=value)",
+            prefix=prefix,
+        )
+    raw_positional = {param.name: value for param, value in zip(positional, args, strict=False)}
+    raw: dict[str, str] = {}
+    for key, value in kwargs.items():
+        if key not in by_name:
+            suggestion = closest(key, by_name)
+            hint = f": did you mean {suggestion!r}?" if suggestion else ""
+            allowed = ", ".join(p.name for p in params)
+            raise DescriptionError(
+                f"{key!r} is not a parameter of {prefix}:{hint} (parameters: {allowed})",
+                prefix=prefix,
+                parameter=key,
+                suggestion=suggestion,
+            )
+        if key in raw_positional:
+            raise DescriptionError(
+                f"{prefix}: {key!r} given both by position and as {key}=",
+                prefix=prefix,
+                parameter=key,
+            )
+        raw[key] = value
+    raw.update(raw_positional)
+    bound: dict[str, Any] = {}
+    for param in params:
+        if param.name in raw:
+            value = raw[param.name]
+            try:
+                bound[param.keyword] = param.coerce(value)
+            except DescriptionError:
+                raise
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise DescriptionError(
+                    f"{prefix}: bad {param.name}={value!r}: {exc}",
+                    prefix=prefix,
+                    parameter=param.name,
+                ) from exc
+        elif param.required:
+            raise DescriptionError(
+                f"{prefix}: missing {param.name}" + (f" ({param.help})" if param.help else ""),
+                prefix=prefix,
+                parameter=param.name,
+            )
+        else:
+            bound[param.keyword] = param.default
+    return bound
+
+
+# Coercions: each takes the text and returns the value, or raises ValueError with a
+# sentence that says what was expected (``bind`` adds the prefix and parameter name).
+
+
+def text(value: str) -> str:
+    return value
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    def coerce(value: str) -> int:
+        try:
+            number_ = int(value.strip(), 10)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if minimum is not None and number_ < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        if maximum is not None and number_ > maximum:
+            raise ValueError(f"must be at most {maximum}")
+        return number_
+
+    coerce.__name__ = "integer"
+    return coerce
+
+
+port = integer(0, 65535)
+port.__name__ = "port"
+
+
+def number(value: str) -> float:
+    """A non-negative, finite number of seconds; fractions allowed (``2.5``)."""
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        raise ValueError("expected a number of seconds, such as 30 or 2.5") from None
+    if not (seconds >= 0 and seconds != float("inf")):
+        raise ValueError("must be a finite number, zero or more")
+    return seconds
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def boolean(value: str) -> bool:
+    folded = value.strip().lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    raise ValueError("expected 1 or 0 (or true/false, yes/no, on/off)")
+
+
+def octal_mode(value: str) -> int:
+    try:
+        mode = int(value.strip(), 8)
+    except ValueError:
+        raise ValueError("expected an octal file mode such as 600 or 0o666") from None
+    if not 0 <= mode <= 0o7777:
+        raise ValueError("a file mode lies between 0 and 7777 (octal)")
+    return mode
+
+
+def host(value: str) -> str:
+    """A host name or IP literal (brackets were already removed by the parser)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("expected a host name or IP address")
+    return value
+
+
+def ip_literal(value: str) -> str:
+    """An IP address literal, or empty for "every interface"."""
+    value = value.strip()
+    if value:
+        try:
+            ipaddress.ip_address(value.split("%", 1)[0])
+        except ValueError:
+            raise ValueError(f"expected an IP address, got {value!r}") from None
+    return value
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    folded = {option.lower(): option for option in options}
+
+    def coerce(value: str) -> str:
+        key = value.strip().lower()
+        if key not in folded:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return folded[key]
+
+    coerce.__name__ = "choice"
+    return coerce

@@ -1,0 +1,1 @@
+"""Endpoint classes, one module per transport. Import them from ``greenpoint``."""

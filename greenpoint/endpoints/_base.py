@@ -1,0 +1,86 @@
+"""What every endpoint has: the I/O entry points and a description round-trip.
+
+Endpoints are configuration objects (dataclasses in the transport modules). Making
+one does no I/O. A client endpoint implements ``open(timeout)``; ``connect(factory)``
+comes from here and runs the protocol layer over the opened stream. A server endpoint
+implements ``bind()``; ``serve(handler)`` and ``listen(factory)`` come from here.
+
+Listener protocol (what ``bind()`` returns and the serve loop relies on):
+
+* ``accept() -> (stream, address)`` — a ready stream (TLS handshake done, PROXY header
+  read); ``close()``, ``fileno()``, ``getsockname()``. A gevent socket qualifies (its
+  ``address`` is then a raw sockaddr, which the serve loop converts).
+* optional ``accept_unprepared() -> (stream, address)`` and
+  ``prepare(stream, address) -> (stream, address)``: the serve loop accepts with the
+  first and runs the second in the connection's own greenlet, so that a slow TLS
+  handshake or PROXY header never holds up the accept loop.
+* optional ``get_host() -> Address`` for the bound address.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from greenpoint._description import format_description
+
+__all__ = ["ClientEndpoint", "ServerEndpoint"]
+
+
+class _Describable:
+    prefix: ClassVar[str] = ""
+
+    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """``(prefix, args, kwargs)`` for ``str(endpoint)``; only non-default keys."""
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        prefix, args, kwargs = self.description_parts()
+        return format_description(prefix, args, kwargs)
+
+
+class ClientEndpoint(_Describable):
+    """Base of every client endpoint."""
+
+    def open(self, timeout: float | None = None) -> Any:
+        """Connect and return a connected stream; blocks only the calling greenlet.
+
+        ``timeout`` (seconds) overrides the endpoint's own for this call and covers
+        everything (resolution, racing, handshakes).
+        """
+        raise NotImplementedError
+
+    def connect(self, factory: Any, timeout: float | None = None) -> Any:
+        """Connect, build the factory's protocol, start it and return it.
+
+        Blocks the calling greenlet until ``connectionMade`` has run.
+        """
+        from greenpoint._connect import connect_factory
+
+        return connect_factory(self, factory, timeout)
+
+
+class ServerEndpoint(_Describable):
+    """Base of every server endpoint."""
+
+    def bind(self) -> Any:
+        """Bind and listen; return a listener (see the module docstring)."""
+        raise NotImplementedError
+
+    def serve(self, handler: Any, pool: Any = None) -> Any:
+        """Bind and run ``handler(stream, address)`` in a greenlet per connection.
+
+        Returns the already-bound :class:`~greenpoint.ListeningPort`. ``pool`` (a
+        ``gevent.pool.Pool``) caps the number of concurrent handlers.
+        """
+        from greenpoint._serve import ListeningPort
+
+        return ListeningPort.start(self.bind(), handler, pool=pool)
+
+    def listen(self, factory: Any) -> Any:
+        """Bind and give each connection a protocol from ``factory``.
+
+        Returns the already-bound :class:`~greenpoint.ListeningPort`.
+        """
+        from greenpoint._connect import listen_factory
+
+        return listen_factory(self, factory)
