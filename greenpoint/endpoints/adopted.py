@@ -108,6 +108,7 @@ class AdoptedStreamServerEndpoint(ServerEndpoint):
 
     fileno: int
     address_family: int
+    prefix = "fd"
     _adopted: bool = dataclasses.field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -156,6 +157,7 @@ class SystemdServerEndpoint(ServerEndpoint):
     domain: str
     index: int | None = None
     name: str | None = None
+    prefix = "systemd"
 
     def __post_init__(self) -> None:
         folded = str(self.domain).strip().upper()

@@ -216,6 +216,8 @@ class UNIXListener:
         self.close()
 
     def __getattr__(self, name: str) -> Any:
+        if name == "socket":  # not set yet (copy, unpickling): do not recurse
+            raise AttributeError(name)
         return getattr(self.socket, name)
 
     def __repr__(self) -> str:
