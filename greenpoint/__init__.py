@@ -26,6 +26,8 @@ from greenpoint._registry import (
     server_from_string,
 )
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
+from greenpoint.endpoints.adopted import AdoptedStreamServerEndpoint
+from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.errors import (
     ConnectError,
     ConnectionDone,
@@ -44,6 +46,7 @@ quoteStringArgument = quote_string_argument
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdoptedStreamServerEndpoint",
     "ClientEndpoint",
     "ConnectError",
     "ConnectTimeoutError",
@@ -59,6 +62,8 @@ __all__ = [
     "PipeAddress",
     "ServerEndpoint",
     "UNIXAddress",
+    "UNIXClientEndpoint",
+    "UNIXServerEndpoint",
     "clientFromString",
     "client_from_string",
     "parse_description",

@@ -1,0 +1,268 @@
+"""Listen on a socket someone else opened: ``fd:3:domain=INET`` and ``systemd:``.
+
+:class:`AdoptedStreamServerEndpoint` takes over a listening stream socket by its
+file descriptor. ``bind()`` checks, with ``getsockopt``, that the descriptor really
+is a listening stream socket of the declared family (Twisted takes any fd on
+trust), marks it close-on-exec so child processes do not inherit the listener
+(Twisted leaves it inheritable), and hands back a gevent socket that owns the
+descriptor: closing the listener closes it. An endpoint adopts once; a second
+``bind()`` raises :class:`~greenpoint.errors.AlreadyListenedError`.
+
+``systemd:domain=INET:index=0`` (or ``name=web``) picks one of the sockets passed
+by systemd socket activation. The environment is read when the endpoint is bound,
+never at import or parse time, and it is never modified (see :mod:`greenpoint._systemd`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket as _stdsocket
+from typing import Any
+
+from gevent import socket as gsocket
+
+from greenpoint._params import Param, choice, integer, text
+from greenpoint._registry import EndpointParser
+from greenpoint._systemd import listen_fds
+from greenpoint.endpoints._base import ServerEndpoint
+from greenpoint.errors import AlreadyListenedError, DescriptionError, ListenError
+
+__all__ = [
+    "CLIENT_PARSERS",
+    "SERVER_PARSERS",
+    "AdoptedStreamServerEndpoint",
+    "SystemdServerEndpoint",
+]
+
+# Description ``domain=`` values and their address families (systemd's spelling).
+DOMAINS = {
+    "INET": _stdsocket.AF_INET,
+    "INET6": _stdsocket.AF_INET6,
+    "UNIX": _stdsocket.AF_UNIX,
+}
+
+
+def _family_name(family: int) -> str:
+    try:
+        return _stdsocket.AddressFamily(family).name
+    except ValueError:
+        return f"address family {family}"
+
+
+def _type_name(sock_type: int) -> str:
+    try:
+        return _stdsocket.SocketKind(sock_type).name
+    except ValueError:
+        return f"socket type {sock_type}"
+
+
+def _domain_of(family: int) -> str:
+    for name, value in DOMAINS.items():
+        if value == family:
+            return name
+    return _family_name(family).removeprefix("AF_")
+
+
+def _check_listening_stream(fileno: int, family: int) -> None:
+    """Raise :class:`ListenError` unless ``fileno`` is a listening stream socket of ``family``."""
+    where = f"fd {fileno}"
+    # socket(fileno=...) asks the kernel for the family and type; detach() afterwards
+    # hands the descriptor back untouched, whatever happens.
+    try:
+        probe = _stdsocket.socket(fileno=fileno)
+    except OSError as exc:
+        raise ListenError(
+            exc.errno, f"cannot adopt {where}: {exc.strerror or exc} (is it an open socket?)"
+        ) from exc
+    try:
+        actual_family = probe.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_DOMAIN)
+        actual_type = probe.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_TYPE)
+        accepting = probe.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ACCEPTCONN)
+    finally:
+        probe.detach()
+    if actual_family != family:
+        raise ListenError(
+            f"cannot adopt {where}: expected an {_family_name(family)} socket, "
+            f"but it is {_family_name(actual_family)}"
+        )
+    if actual_type != _stdsocket.SOCK_STREAM:
+        raise ListenError(
+            f"cannot adopt {where}: expected a stream socket (SOCK_STREAM), "
+            f"but it is {_type_name(actual_type)}"
+        )
+    if not accepting:
+        raise ListenError(
+            f"cannot adopt {where}: the {_family_name(family)} stream socket is not "
+            "listening (call listen() on it before handing it over)"
+        )
+
+
+@dataclasses.dataclass(eq=True)
+class AdoptedStreamServerEndpoint(ServerEndpoint):
+    """Listen on an already listening stream socket, given by its file descriptor.
+
+    ``address_family`` is what the socket must be (``socket.AF_INET``,
+    ``AF_INET6`` or ``AF_UNIX``); ``bind()`` checks it.
+    """
+
+    fileno: int
+    address_family: int
+    prefix = "fd"
+    _adopted: bool = dataclasses.field(default=False, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fileno, bool) or not isinstance(self.fileno, int) or self.fileno < 0:
+            raise ValueError(f"fileno must be a file descriptor number, not {self.fileno!r}")
+
+    def bind(self) -> Any:
+        """Adopt the descriptor; return the listening gevent socket (which now owns it).
+
+        Raises:
+            AlreadyListenedError: this endpoint already adopted its descriptor.
+            ListenError: the descriptor is not an open, listening stream socket of
+                ``address_family`` (the message says what it is instead).
+        """
+        if self._adopted:
+            raise AlreadyListenedError(
+                f"fd {self.fileno} was already adopted by this endpoint; an adopted "
+                "socket can be listened on only once"
+            )
+        _check_listening_stream(self.fileno, self.address_family)
+        # Not inherited by children (sd_listen_fds(3) leaves that to the program).
+        os.set_inheritable(self.fileno, False)
+        sock = gsocket.socket(self.address_family, _stdsocket.SOCK_STREAM, fileno=self.fileno)
+        self._adopted = True
+        return sock
+
+    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        return ("fd", (self.fileno,), {"domain": _domain_of(self.address_family)})
+
+
+# systemd descriptors are handed to a process once: remember those adopted, so that
+# a second endpoint for the same socket cannot take over a descriptor number that a
+# listener already owns (or that was closed and reused for something else).
+_ADOPTED_SYSTEMD_FDS: set[int] = set()
+
+
+@dataclasses.dataclass(eq=True)
+class SystemdServerEndpoint(ServerEndpoint):
+    """Listen on a socket passed by systemd socket activation, by ``index`` or ``name``.
+
+    ``domain`` is ``"INET"``, ``"INET6"`` or ``"UNIX"``. Exactly one of ``index``
+    (0 is fd 3) and ``name`` (``FileDescriptorName=``, ``--fdname=``) is given. The
+    environment is read by ``bind()``.
+    """
+
+    domain: str
+    index: int | None = None
+    name: str | None = None
+    prefix = "systemd"
+
+    def __post_init__(self) -> None:
+        folded = str(self.domain).strip().upper()
+        if folded not in DOMAINS:
+            raise DescriptionError(
+                f"systemd: bad domain={self.domain!r}: expected one of {', '.join(DOMAINS)}",
+                prefix="systemd",
+                parameter="domain",
+            )
+        self.domain = folded
+        if (self.index is None) == (self.name is None):
+            given = "both were given" if self.index is not None else "neither was given"
+            raise DescriptionError(
+                "systemd: give exactly one of index= (position among the passed "
+                f"sockets, 0 is fd 3) or name= (FileDescriptorName=); {given}",
+                prefix="systemd",
+                parameter="index" if self.index is not None else "name",
+            )
+        if self.index is not None and self.index < 0:
+            raise DescriptionError(
+                f"systemd: bad index={self.index!r}: must be at least 0",
+                prefix="systemd",
+                parameter="index",
+            )
+
+    @property
+    def address_family(self) -> int:
+        return DOMAINS[self.domain]
+
+    def _select_fd(self) -> int:
+        passed = listen_fds(os.environ, os.getpid())
+        if self.index is not None:
+            fd = passed.fd_at(self.index)
+            wanted = f"index {self.index}"
+        else:
+            fd = passed.fd_named(self.name)
+            wanted = f"name {self.name!r}"
+        if fd is None:
+            raise ListenError(f"{self}: no socket with {wanted}: {passed.describe()}")
+        return fd
+
+    def bind(self) -> Any:
+        """Adopt the selected socket; return the listening gevent socket.
+
+        Raises:
+            ListenError: no such socket was passed (the message lists what was), or
+                it is not a listening stream socket of ``domain``.
+            AlreadyListenedError: that socket was already adopted in this process.
+        """
+        fd = self._select_fd()
+        if fd in _ADOPTED_SYSTEMD_FDS:
+            raise AlreadyListenedError(
+                f"{self}: the systemd socket fd {fd} was already adopted in this process"
+            )
+        try:
+            sock = AdoptedStreamServerEndpoint(fd, self.address_family).bind()
+        except ListenError as exc:
+            message = f"{self}: {exc.strerror if exc.errno is not None else exc}"
+            if exc.errno is None:
+                raise ListenError(message) from exc
+            raise ListenError(exc.errno, message) from exc
+        _ADOPTED_SYSTEMD_FDS.add(fd)
+        return sock
+
+    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        kwargs: dict[str, Any] = {"domain": self.domain}
+        if self.index is not None:
+            kwargs["index"] = self.index
+        else:
+            kwargs["name"] = self.name
+        return ("systemd", (), kwargs)
+
+
+# Descriptions.
+#
+# fd:FILENO:domain=DOMAIN — FILENO by position or as fileno= (the constructor's
+# name); domain= is required, as for systemd:, so the check in bind() has something
+# to check against.
+
+_DOMAIN = choice(*DOMAINS)
+_DOMAIN.__name__ = "domain"
+
+_FD_PARAMS = (
+    Param("fileno", integer(0), positional=True, help="the listening socket's descriptor"),
+    Param("domain", _DOMAIN, help="INET, INET6 or UNIX"),
+)
+
+
+def _build_fd(fileno: int, domain: str) -> AdoptedStreamServerEndpoint:
+    return AdoptedStreamServerEndpoint(fileno, DOMAINS[domain])
+
+
+_SYSTEMD_PARAMS = (
+    Param("domain", _DOMAIN, help="INET, INET6 or UNIX"),
+    Param("index", integer(0), default=None, help="position among the passed sockets; 0 is fd 3"),
+    Param("name", text, default=None, help="FileDescriptorName= / --fdname="),
+)
+
+CLIENT_PARSERS: dict[str, EndpointParser] = {}
+SERVER_PARSERS = {
+    "fd": EndpointParser("fd", _FD_PARAMS, _build_fd, "listen on an inherited listening socket"),
+    "systemd": EndpointParser(
+        "systemd",
+        _SYSTEMD_PARAMS,
+        SystemdServerEndpoint,
+        "listen on a socket passed by systemd socket activation",
+    ),
+}

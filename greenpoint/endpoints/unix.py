@@ -1,0 +1,503 @@
+"""UNIX domain socket endpoints: ``unix:/run/app.sock`` and ``unix:@name``.
+
+A path that starts with ``@`` (or ``"\\0"``, the kernel's own spelling) names a
+Linux *abstract* socket: it has no file, so there is no lock file, no mode and
+nothing to remove on close. Anywhere else the socket is a file, and the server side
+takes care of it:
+
+* ``mode`` is applied without a window in which the file exists with looser
+  permissions (see :func:`_bind_no_looser_than`);
+* a stale socket file (nobody accepts on it: ``connect`` is refused) is removed and
+  the bind retried; a live one, or anything that is not a socket, is left alone and
+  reported;
+* with ``want_pid`` (``lockfile=1``) a PID lock at ``path + ".lock"`` guards the path
+  (:mod:`greenpoint._pidlock`, Twisted's format);
+* closing the listener removes the socket file (only if it is still ours) and
+  releases the lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno as _errno
+import os
+import socket as _stdsocket
+import stat
+from typing import Any
+
+from gevent import socket as gsocket
+
+from greenpoint._address import UNIXAddress
+from greenpoint._description import Description
+from greenpoint._params import Param, boolean, integer, number, octal_mode
+from greenpoint._pidlock import LockHeldError, PidLock, lock_holder
+from greenpoint._registry import EndpointParser
+from greenpoint._socket import connect_address
+from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
+from greenpoint.errors import (
+    ConnectError,
+    ConnectRefusedError,
+    DescriptionError,
+    ListenError,
+)
+
+__all__ = [
+    "CLIENT_PARSERS",
+    "SERVER_PARSERS",
+    "UNIXClientEndpoint",
+    "UNIXListener",
+    "UNIXServerEndpoint",
+]
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_BACKLOG = 50
+DEFAULT_MODE = 0o666
+LOCK_SUFFIX = ".lock"
+# How long to wait when asking an existing socket file whether anyone listens on it.
+# A live server answers at once; a full accept queue makes us wait, and then we
+# assume it is live (we never remove a socket we are unsure about).
+STALE_PROBE_TIMEOUT = 1.0
+_ABSTRACT_MARK = "@"
+
+
+def _normalize_path(path: Any) -> str:
+    """``str`` path as the kernel wants it: ``"@name"`` becomes ``"\\0name"``."""
+    if isinstance(path, bytearray):
+        path = bytes(path)
+    path = os.fsdecode(path)  # str, bytes or os.PathLike
+    if path.startswith(_ABSTRACT_MARK):
+        path = "\0" + path[1:]
+    if path in ("", "\0"):
+        raise ValueError("a UNIX socket needs a path, or @name for an abstract socket")
+    if "\0" in path[1:]:
+        raise ValueError(f"a UNIX socket path cannot contain a NUL character: {path!r}")
+    return path
+
+
+def _is_abstract(path: str) -> bool:
+    return path.startswith("\0")
+
+
+def _display_path(path: str) -> str:
+    """The path as descriptions write it: ``@name`` for an abstract socket."""
+    return _ABSTRACT_MARK + path[1:] if _is_abstract(path) else path
+
+
+def _socket_path(value: str) -> str:
+    """Description coercion: a socket path or ``@name``."""
+    return _display_path(_normalize_path(value))
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
+
+
+@dataclasses.dataclass(eq=True)
+class UNIXClientEndpoint(ClientEndpoint):
+    """Connect to a UNIX socket at ``path`` (``@name``: an abstract socket).
+
+    ``check_pid`` refuses to connect unless a live process holds the PID lock
+    ``path + ".lock"`` that a server with ``want_pid`` writes (Twisted's ``checkPID``).
+    """
+
+    path: str
+    timeout: float | None = DEFAULT_TIMEOUT
+    check_pid: bool = False
+
+    prefix = "unix"
+
+    def __post_init__(self) -> None:
+        self.path = _normalize_path(self.path)
+
+    @property
+    def address(self) -> UNIXAddress:
+        return UNIXAddress(self.path)
+
+    def open(self, timeout: float | None = None) -> Any:
+        """Connect; return the connected gevent socket.
+
+        Blocks only the calling greenlet, for at most ``timeout`` seconds (default:
+        the endpoint's ``timeout``).
+
+        Raises:
+            ConnectRefusedError: nobody listens, or (``check_pid``) no live process
+                holds the lock.
+            ConnectTimeoutError, ConnectError: naming the socket.
+        """
+        if self.check_pid and not _is_abstract(self.path):
+            lock_path = self.path + LOCK_SUFFIX
+            if lock_holder(lock_path) is None:
+                raise ConnectRefusedError(
+                    f"refusing to connect to {self.address}: no running process holds "
+                    f"its lock {lock_path} (check_pid / lockfile=1)",
+                    address=self.address,
+                )
+        return connect_address(
+            _stdsocket.AF_UNIX,
+            self.path,
+            timeout=self.timeout if timeout is None else timeout,
+            nodelay=False,
+        )
+
+    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if self.timeout is not None and self.timeout != DEFAULT_TIMEOUT:
+            kwargs["timeout"] = _format_seconds(self.timeout)
+        if self.check_pid:
+            kwargs["lockfile"] = 1
+        return ("unix", (_display_path(self.path),), kwargs)
+
+
+class UNIXListener:
+    """A listening UNIX socket that cleans up its file and lock when closed.
+
+    It offers what a listener must (``accept``, ``close``, ``fileno``,
+    ``getsockname``, ``family``) plus ``get_host()``; any other socket method is
+    passed through to the gevent socket, which is also available as ``.socket``.
+    """
+
+    def __init__(
+        self,
+        sock: Any,
+        path: str,
+        lock: PidLock | None = None,
+        identity: tuple[int, int] | None = None,
+    ) -> None:
+        self.socket = sock
+        self.path = path
+        self._lock = lock
+        self._identity = identity  # (st_dev, st_ino) of the file we created
+        self._closed = False
+
+    @property
+    def family(self) -> int:
+        return self.socket.family
+
+    @property
+    def type(self) -> int:
+        return self.socket.type
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def accept(self) -> tuple[Any, Any]:
+        """Wait for a connection (blocks only the calling greenlet)."""
+        return self.socket.accept()
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    def getsockname(self) -> Any:
+        return self.socket.getsockname()
+
+    def get_host(self) -> UNIXAddress:
+        return UNIXAddress(self.path)
+
+    def close(self) -> None:
+        """Stop listening, remove the socket file (if still ours), release the lock."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.socket.close()
+        finally:
+            try:
+                if self._identity is not None:
+                    _unlink_if_same(self.path, self._identity)
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
+
+    def __enter__(self) -> UNIXListener:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "socket":  # not set yet (copy, unpickling): do not recurse
+            raise AttributeError(name)
+        return getattr(self.socket, name)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "listening"
+        return f"<UNIXListener {self.get_host()} {state}>"
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.lstat(path)
+    return (st.st_dev, st.st_ino)
+
+
+def _unlink_if_same(path: str, identity: tuple[int, int]) -> None:
+    # A successor may already have replaced our (stale-looking) file with its own.
+    try:
+        if _identity(path) == identity:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _bind_no_looser_than(sock: Any, path: str, mode: int) -> None:
+    """Bind ``sock`` to ``path`` so that the file never has permissions beyond ``mode``.
+
+    Twisted binds, then ``chmod``s: in between, the socket exists with the umask's
+    permissions (often 0o755, or 0o777 under umask 0). We instead narrow the umask
+    around ``bind()``, so the kernel creates the file with at most ``mode`` (Linux
+    creates a socket file with 0o777 & ~umask); :func:`_apply_mode` then widens it to
+    exactly ``mode``, never past it.
+
+    Why not bind in a private temporary folder and move the socket into place: the
+    socket keeps the temporary name as its address (``getsockname``, and the peer
+    name that clients see), the longer temporary path eats into the 107-byte limit on
+    UNIX socket paths, and a crash leaves folders behind.
+
+    The price: the umask is per process, so a file that *another OS thread* creates
+    during this one system call gets a stricter (never a looser) mode. Greenlets are
+    not affected (nothing here yields), and gevent programs rarely create files from
+    other threads.
+    """
+    old = os.umask(0o777)  # reading the umask means setting it: set the strictest
+    try:
+        os.umask(old | (0o777 & ~mode))
+        sock.bind(path)
+    finally:
+        os.umask(old)
+
+
+def _apply_mode(path: str, mode: int) -> None:
+    """Give the freshly bound socket file exactly ``mode``."""
+    if stat.S_IMODE(os.lstat(path).st_mode) != mode:
+        os.chmod(path, mode)
+
+
+def _listen_error(address: Any, exc: OSError, detail: str = "") -> ListenError:
+    code = exc.errno
+    name = _errno.errorcode.get(code, str(code)) if code is not None else "error"
+    reason = exc.strerror or str(exc)
+    message = f"cannot listen on {address}: {reason} ({name})"
+    if detail:
+        message += f": {detail}"
+    if code is None:
+        return ListenError(message)
+    return ListenError(code, message)
+
+
+def _clear_stale_socket(path: str, bind_error: OSError) -> None:
+    """After ``EADDRINUSE``, remove ``path`` if it is a socket file nobody listens on.
+
+    Returns when the path is free to bind again; raises :class:`ListenError`
+    (naming the path and errno) when it is in use or is not ours to remove.
+    """
+    address = UNIXAddress(path)
+    try:
+        before = os.lstat(path)
+    except FileNotFoundError:
+        return  # it went away meanwhile
+    if not stat.S_ISSOCK(before.st_mode):
+        raise _listen_error(
+            address, bind_error, "the path exists and is not a socket; not removing it"
+        )
+    try:
+        probe = connect_address(
+            _stdsocket.AF_UNIX, path, timeout=STALE_PROBE_TIMEOUT, nodelay=False
+        )
+    except ConnectRefusedError:
+        # Nobody accepts there: a server died without removing its socket.
+        _unlink_if_same(path, (before.st_dev, before.st_ino))
+        return
+    except ConnectError as exc:
+        if exc.errno == _errno.ENOENT:
+            return
+        raise _listen_error(
+            address, bind_error, f"cannot tell whether the socket is still in use ({exc})"
+        ) from exc
+    probe.close()
+    raise _listen_error(address, bind_error, "another process is listening there")
+
+
+def _remove_leftover_socket(path: str) -> None:
+    """After breaking a stale lock, remove what its dead owner left, if a socket.
+
+    Never a regular file or anything else: a mistyped path must not cost data.
+    """
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+@dataclasses.dataclass(eq=True)
+class UNIXServerEndpoint(ServerEndpoint):
+    """Listen on a UNIX socket at ``path`` (``@name``: an abstract socket).
+
+    ``mode`` is the socket file's permissions; ``want_pid`` guards the path with a
+    PID lock at ``path + ".lock"``. Neither applies to abstract sockets.
+    """
+
+    path: str
+    backlog: int = DEFAULT_BACKLOG
+    mode: int = DEFAULT_MODE
+    want_pid: bool = False
+
+    prefix = "unix"
+
+    def __post_init__(self) -> None:
+        self.path = _normalize_path(self.path)
+        if not 0 <= self.mode <= 0o7777:
+            raise ValueError(f"mode must be a file mode between 0 and 0o7777, not {self.mode!r}")
+
+    @property
+    def address(self) -> UNIXAddress:
+        return UNIXAddress(self.path)
+
+    def bind(self) -> UNIXListener:
+        """Bind and listen; return a :class:`UNIXListener`.
+
+        Raises:
+            ListenError: naming the path and errno; "cannot acquire lock" when a
+                live process holds the PID lock.
+        """
+        if _is_abstract(self.path):
+            return self._bind_abstract()
+        lock = self._take_lock() if self.want_pid else None
+        try:
+            return self._bind_file(lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    def _take_lock(self) -> PidLock:
+        lock = PidLock(self.path + LOCK_SUFFIX)
+        try:
+            lock.acquire()
+        except LockHeldError as exc:
+            raise ListenError(_errno.EADDRINUSE, f"cannot listen on {self.address}: {exc}") from exc
+        except OSError as exc:
+            raise _listen_error(self.address, exc, f"cannot write the lock {lock.path}") from exc
+        if lock.broke_stale:
+            _remove_leftover_socket(self.path)
+        return lock
+
+    def _bind_abstract(self) -> UNIXListener:
+        sock = gsocket.socket(_stdsocket.AF_UNIX, _stdsocket.SOCK_STREAM)
+        try:
+            sock.bind(self.path)
+            sock.listen(self.backlog)
+        except OSError as exc:
+            sock.close()
+            raise _listen_error(self.address, exc) from exc
+        except BaseException:
+            sock.close()
+            raise
+        return UNIXListener(sock, self.path)
+
+    def _bind_file(self, lock: PidLock | None) -> UNIXListener:
+        sock = gsocket.socket(_stdsocket.AF_UNIX, _stdsocket.SOCK_STREAM)
+        identity = None
+        try:
+            # Two tries: the second follows the removal of a stale socket file; if
+            # the path is taken again by then, someone else is starting up there.
+            for attempt in (1, 2):
+                try:
+                    _bind_no_looser_than(sock, self.path, self.mode)
+                    break
+                except OSError as exc:
+                    if exc.errno != _errno.EADDRINUSE or attempt == 2:
+                        raise _listen_error(self.address, exc) from exc
+                    _clear_stale_socket(self.path, exc)
+            identity = _identity(self.path)
+            _apply_mode(self.path, self.mode)
+            sock.listen(self.backlog)
+        except OSError as exc:
+            self._undo_bind(sock, identity)
+            if isinstance(exc, ListenError):
+                raise
+            raise _listen_error(self.address, exc) from exc
+        except BaseException:
+            self._undo_bind(sock, identity)
+            raise
+        return UNIXListener(sock, self.path, lock, identity)
+
+    def _undo_bind(self, sock: Any, identity: tuple[int, int] | None) -> None:
+        sock.close()
+        if identity is not None:
+            _unlink_if_same(self.path, identity)
+
+    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if self.backlog != DEFAULT_BACKLOG:
+            kwargs["backlog"] = self.backlog
+        if self.mode != DEFAULT_MODE:
+            kwargs["mode"] = format(self.mode, "o")
+        if self.want_pid:
+            kwargs["lockfile"] = 1
+        return ("unix", (_display_path(self.path),), kwargs)
+
+
+# Descriptions. Keys are Twisted's (``lockfile``, ``mode``, ``backlog``, ``timeout``).
+#
+# ``lockfile`` defaults to 0 on both sides, like Twisted's classes, although Twisted's
+# *server string* defaults it to 1: one default everywhere means
+# ``server_from_string("unix:/x") == UNIXServerEndpoint("/x")``, stale socket files
+# are cleared safely without a lock (we ask the socket whether anyone listens), and
+# no ``.lock`` files appear unasked. Give ``lockfile=1`` for the PID lock (needed when
+# Twisted clients connect with ``lockfile=1``).
+
+_CLIENT_PARAMS = (
+    Param("path", _socket_path, positional=True, help="socket file, or @name"),
+    Param("timeout", number, default=DEFAULT_TIMEOUT, help="seconds to wait for the connection"),
+    Param(
+        "lockfile",
+        boolean,
+        default=False,
+        target="check_pid",
+        help="1: refuse unless a live server holds path.lock",
+    ),
+)
+
+_SERVER_PARAMS = (
+    # Twisted names the server's path "address"; "path=" is accepted too (below).
+    Param("address", _socket_path, positional=True, target="path", help="socket file, or @name"),
+    Param("backlog", integer(0), default=DEFAULT_BACKLOG, help="accept queue length"),
+    Param("mode", octal_mode, default=DEFAULT_MODE, help="socket file permissions, octal"),
+    Param(
+        "lockfile",
+        boolean,
+        default=False,
+        target="want_pid",
+        help="1: guard the path with a PID lock at path.lock",
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _UNIXServerParser(EndpointParser):
+    """Also accept ``path=`` (the client's key) for the server's ``address``."""
+
+    def parse(self, description: Description) -> Any:
+        kwargs = dict(description.kwargs)
+        if "path" in kwargs:
+            if "address" in kwargs or description.args:
+                raise DescriptionError(
+                    "unix: give the socket path once (by position, address= or path=)",
+                    prefix="unix",
+                    parameter="path",
+                )
+            kwargs["address"] = kwargs.pop("path")
+        return super().parse(dataclasses.replace(description, kwargs=kwargs))
+
+
+CLIENT_PARSERS = {
+    "unix": EndpointParser(
+        "unix", _CLIENT_PARAMS, UNIXClientEndpoint, "connect to a UNIX socket (@name: abstract)"
+    ),
+}
+SERVER_PARSERS = {
+    "unix": _UNIXServerParser(
+        "unix", _SERVER_PARAMS, UNIXServerEndpoint, "listen on a UNIX socket (@name: abstract)"
+    ),
+}
