@@ -15,6 +15,7 @@ code that catches ``ValueError`` or ``OSError`` keeps working::
     │       └── TLSVerificationError         the peer's certificate was refused
     ├── ListenError (OSError)                a server endpoint could not bind
     ├── AlreadyListenedError                 an adopted fd was used twice
+    ├── ProxyHeaderError (ValueError)        a bad, late or unauthorised PROXY header
     └── ConnectionClosed                     reasons given to connectionLost
         ├── ConnectionDone                   a clean close
         └── ConnectionLost                   anything else
@@ -44,6 +45,7 @@ __all__ = [
     "ListenError",
     "NoProtocolError",
     "ProcessTerminated",
+    "ProxyHeaderError",
     "TLSError",
     "TLSVerificationError",
 ]
@@ -177,6 +179,11 @@ class AlreadyListenedError(GreenpointError, RuntimeError):
     """An adopted file descriptor was already handed to a listener once."""
 
 
+class ProxyHeaderError(GreenpointError, ValueError):
+    """A PROXY protocol header was malformed, too long, too late, or came from a
+    source outside the allowed proxy networks; the connection was closed."""
+
+
 class ConnectionClosed(GreenpointError):
     """Why a connection ended; given to ``Protocol.connectionLost``."""
 
@@ -192,7 +199,9 @@ class ConnectionLost(ConnectionClosed):
 class ProcessTerminated(ConnectionLost):
     """A child process exited with a non-zero status or was killed by a signal."""
 
-    def __init__(self, message: str = "", *, exit_code: int | None = None, signal: int | None = None):
+    def __init__(
+        self, message: str = "", *, exit_code: int | None = None, signal: int | None = None
+    ):
         super().__init__(message)
         self.exit_code = exit_code
         self.signal = signal
