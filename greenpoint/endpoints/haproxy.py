@@ -4,7 +4,9 @@
 header comes before TLS). The wrapper's own keywords come first, before the wrapped
 description, and end at its prefix::
 
-    haproxy:timeout=2:allow=10.0.0.0/8,[fd00::/8]:tcp:8080
+    haproxy:timeout=2:allow=[10.0.0.0/8,fd00::/8]:tcp:8080
+
+A value holding IPv6 colons is bracketed whole (as above) or has its colons escaped.
 
 Each connection's header is read in the connection's own greenlet with a deadline,
 so a silent client holds up nobody; the handler (or protocol) starts only after it,
