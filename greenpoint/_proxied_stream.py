@@ -63,8 +63,6 @@ def read_proxy_header(
             f"connection closed after {exc.received} bytes, before the PROXY header was complete"
         ) from None
     except OSError as exc:
-        if isinstance(exc, ProxyHeaderError):
-            raise
         raise ProxyHeaderError(f"connection failed while reading the PROXY header: {exc}") from exc
     finally:
         if deadline is not None:
@@ -162,7 +160,7 @@ class ProxiedStream:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if not self._pending:
-            return self._stream.recv(bufsize, flags)
+            return self._stream.recv(bufsize, flags) if flags else self._stream.recv(bufsize)
         data = self._pending[:bufsize]
         if not flags & _stdsocket.MSG_PEEK:
             self._pending = self._pending[len(data) :]
@@ -170,7 +168,11 @@ class ProxiedStream:
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if not self._pending:
-            return self._stream.recv_into(buffer, nbytes, flags)
+            if flags:
+                return self._stream.recv_into(buffer, nbytes, flags)
+            return (
+                self._stream.recv_into(buffer, nbytes) if nbytes else self._stream.recv_into(buffer)
+            )
         view = memoryview(buffer).cast("B")
         data = self.recv(nbytes or len(view), flags)
         view[: len(data)] = data
@@ -183,10 +185,13 @@ class ProxiedStream:
     # Writing, closing ---------------------------------------------------------------
 
     def send(self, data: Any, flags: int = 0) -> int:
-        return self._stream.send(data, flags)
+        return self._stream.send(data, flags) if flags else self._stream.send(data)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        self._stream.sendall(data, flags)
+        if flags:
+            self._stream.sendall(data, flags)
+        else:
+            self._stream.sendall(data)
 
     def shutdown(self, how: int) -> None:
         self._stream.shutdown(how)

@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import logging
 import socket
+import struct
 import time
 
 import gevent
@@ -241,6 +242,19 @@ def test_connection_closed_mid_header_is_reported():
             client.sendall(b"PROXY TCP4")
         waiting = prepare_in_greenlet(listener)
         with pytest.raises(ProxyHeaderError, match="closed after 10 bytes"):
+            waiting.get(timeout=5)
+
+
+@pytest.mark.timeout(10)
+def test_connection_reset_mid_header_is_reported():
+    with listening() as (listener, port):
+        client = gsocket.create_connection(("127.0.0.1", port), timeout=5)
+        client.sendall(b"PROXY TCP4")
+        waiting = prepare_in_greenlet(listener)
+        gevent.sleep(0.05)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # with a zero linger: a reset
+        with pytest.raises(ProxyHeaderError, match="connection failed|closed after"):
             waiting.get(timeout=5)
 
 
