@@ -19,6 +19,14 @@ from greenpoint._description import (
     parse_description,
     quote_string_argument,
 )
+from greenpoint._proxied_stream import ProxiedStream
+from greenpoint._proxy_header import (
+    ProxyHeader,
+    ProxyHeaderParser,
+    ProxyTLV,
+    SSLInfo,
+    encode_proxy_header,
+)
 from greenpoint._registry import (
     client_from_string,
     register_client_parser,
@@ -28,6 +36,12 @@ from greenpoint._registry import (
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints.adopted import AdoptedStreamServerEndpoint
 from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
+from greenpoint.endpoints.haproxy import (
+    HAProxyClientEndpoint,
+    HAProxyServerEndpoint,
+    wrap_haproxy,
+    wrap_haproxy_client,
+)
 from greenpoint.errors import (
     ConnectError,
     ConnectionDone,
@@ -36,12 +50,14 @@ from greenpoint.errors import (
     DescriptionError,
     DNSLookupError,
     GreenpointError,
+    ProxyHeaderError,
 )
 
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
 serverFromString = server_from_string
 quoteStringArgument = quote_string_argument
+proxyEndpoint = wrap_haproxy
 
 __version__ = "0.1.0"
 
@@ -56,21 +72,33 @@ __all__ = [
     "Description",
     "DescriptionError",
     "GreenpointError",
+    "HAProxyClientEndpoint",
+    "HAProxyServerEndpoint",
     "HostnameAddress",
     "IPv4Address",
     "IPv6Address",
     "PipeAddress",
+    "ProxiedStream",
+    "ProxyHeader",
+    "ProxyHeaderError",
+    "ProxyHeaderParser",
+    "ProxyTLV",
+    "SSLInfo",
     "ServerEndpoint",
     "UNIXAddress",
     "UNIXClientEndpoint",
     "UNIXServerEndpoint",
     "clientFromString",
     "client_from_string",
+    "encode_proxy_header",
     "parse_description",
+    "proxyEndpoint",
     "quoteStringArgument",
     "quote_string_argument",
     "register_client_parser",
     "register_server_parser",
     "serverFromString",
     "server_from_string",
+    "wrap_haproxy",
+    "wrap_haproxy_client",
 ]

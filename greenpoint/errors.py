@@ -15,6 +15,7 @@ code that catches ``ValueError`` or ``OSError`` keeps working::
     │       └── TLSVerificationError         the peer's certificate was refused
     ├── ListenError (OSError)                a server endpoint could not bind
     ├── AlreadyListenedError                 an adopted fd was used twice
+    ├── ProxyHeaderError (ValueError)        a bad, late or unauthorised PROXY header
     └── ConnectionClosed                     reasons given to connectionLost
         ├── ConnectionDone                   a clean close
         └── ConnectionLost                   anything else
@@ -44,6 +45,7 @@ __all__ = [
     "ListenError",
     "NoProtocolError",
     "ProcessTerminated",
+    "ProxyHeaderError",
     "TLSError",
     "TLSVerificationError",
 ]
@@ -175,6 +177,11 @@ class ListenError(GreenpointError, OSError):
 
 class AlreadyListenedError(GreenpointError, RuntimeError):
     """An adopted file descriptor was already handed to a listener once."""
+
+
+class ProxyHeaderError(GreenpointError, ValueError):
+    """A PROXY protocol header was malformed, too long, too late, or came from a
+    source outside the allowed proxy networks; the connection was closed."""
 
 
 class ConnectionClosed(GreenpointError):
