@@ -26,6 +26,7 @@ from greenpoint._registry import (
     server_from_string,
 )
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
+from greenpoint.endpoints.hostname import ConnectInfo, HostnameEndpoint
 from greenpoint.errors import (
     ConnectError,
     ConnectionDone,
@@ -46,6 +47,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ClientEndpoint",
     "ConnectError",
+    "ConnectInfo",
     "ConnectTimeoutError",
     "ConnectionDone",
     "ConnectionLost",
@@ -54,6 +56,7 @@ __all__ = [
     "DescriptionError",
     "GreenpointError",
     "HostnameAddress",
+    "HostnameEndpoint",
     "IPv4Address",
     "IPv6Address",
     "PipeAddress",
