@@ -214,19 +214,23 @@ class FakeResolver:
 
     def __init__(self, clock: FakeClock | None = None) -> None:
         self.clock = clock or FakeClock()
-        self._answers: dict[tuple[str, int], tuple[list[str], float, Any]] = {}
+        self._answers: dict[tuple[str, int], tuple[list[Any], float, Any]] = {}
         self.calls: list[tuple[float, str, int]] = []
 
     def add(
         self,
         host: str,
         family: int,
-        addresses: Iterable[str] = (),
+        addresses: Iterable[str | tuple[str, int]] = (),
         *,
         delay: float = 0.0,
         error: BaseException | str | None = None,
     ) -> None:
-        """Answer lookups of ``host`` for ``family`` with ``addresses`` (or ``error``)."""
+        """Answer lookups of ``host`` for ``family`` with ``addresses`` (or ``error``).
+
+        An address is an IP string (the port is the one asked for) or ``(ip, port)``
+        to answer with a port of its own, as a real server's loopback tests need.
+        """
         if isinstance(error, str):
             error = socket.gaierror(socket.EAI_NONAME, error)
         self._answers[(host, family)] = (list(addresses), delay, error)
@@ -254,7 +258,8 @@ class FakeResolver:
                 self.clock.sleep(family_delay)
                 raise error
             for address in addresses:
-                sockaddr = (address, port) if wanted == socket.AF_INET else (address, port, 0, 0)
+                ip, ip_port = address if isinstance(address, tuple) else (address, port)
+                sockaddr = (ip, ip_port) if wanted == socket.AF_INET else (ip, ip_port, 0, 0)
                 results.append((wanted, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
         self.clock.sleep(delay)
         if not results:
