@@ -37,6 +37,7 @@ import gevent
 import gevent.event
 
 from greenpoint._address import from_sockaddr
+from greenpoint._happy_eyeballs import MonotonicClock
 from greenpoint._hostnames import parse_ip_literal
 from greenpoint.errors import ConnectError, ConnectRefusedError, ConnectTimeoutError
 
@@ -139,10 +140,11 @@ class FakeNetwork:
     ``"blackhole"`` (no answer: waits out the connect's own ``timeout``, or forever),
     or any exception instance, raised as is. A host that was never added is
     unreachable at once. ``connect`` has the signature of the racer's connect seam.
+    Delays are measured on ``clock`` (the real clock when none is given).
     """
 
-    def __init__(self, clock: FakeClock | None = None) -> None:
-        self.clock = clock or FakeClock()
+    def __init__(self, clock: Any = None) -> None:
+        self.clock = clock or MonotonicClock()
         self._routes: dict[str, tuple[Any, float]] = {}
         self.attempts: list[FakeAttempt] = []
         self.sockets: list[FakeSocket] = []
@@ -209,11 +211,13 @@ class FakeResolver:
 
     Call :meth:`add` for each name and family; a family with no answer for a known
     name gets "No address associated with hostname", an unknown name "Name or service
-    not known", as glibc says. ``calls`` records ``(time, host, family)``.
+    not known", as glibc says. ``calls`` records ``(time, host, family)``. Delays are
+    measured on ``clock`` (the real clock when none is given), so it also serves as a
+    static resolver for real loopback tests.
     """
 
-    def __init__(self, clock: FakeClock | None = None) -> None:
-        self.clock = clock or FakeClock()
+    def __init__(self, clock: Any = None) -> None:
+        self.clock = clock or MonotonicClock()
         self._answers: dict[tuple[str, int], tuple[list[Any], float, Any]] = {}
         self.calls: list[tuple[float, str, int]] = []
 
