@@ -182,9 +182,10 @@ def open_tcp_connection(
         ConnectRefusedError: every address refused.
         ConnectError: every address failed; ``.attempts`` lists each one.
     """
-    families = tuple(families)
-    if not families or any(f not in BOTH_FAMILIES for f in families):
-        raise ValueError(f"families must be AF_INET6 and/or AF_INET, not {families!r}")
+    if families is not BOTH_FAMILIES:
+        families = tuple(families)
+        if not families or not set(families) <= set(BOTH_FAMILIES):
+            raise ValueError(f"families must be AF_INET6 and/or AF_INET, not {families!r}")
     clock = clock or _REAL_CLOCK
     connect = connect or connect_address
     binds = normalize_bind_address(bind_address)

@@ -623,3 +623,37 @@ def test_connect_info_describes_the_race(world):
     assert lines[2] == "  lookup example.test (A) -> 192.0.2.1 (took 10 ms)"
     assert lines[3].startswith("  attempt [2001:db8::1]:80 [connect] ConnectCancelledError")
     assert lines[4] == ("  attempt 192.0.2.1:80 [connect] connected (started +250 ms, took 20 ms)")
+
+
+def test_the_documented_example():
+    from greenpoint import HostnameEndpoint
+
+    clock = FakeClock()
+    resolver = FakeResolver(clock)
+    resolver.add("example.test", AF_INET6, ["2001:db8::1"])
+    resolver.add("example.test", AF_INET, ["192.0.2.1"])
+    network = FakeNetwork(clock)
+    network.add("2001:db8::1", "blackhole")
+    network.add("192.0.2.1", "accept", delay=0.02)
+    ep = HostnameEndpoint(
+        "example.test", 80, resolver=resolver, clock=clock, connector=network.connect
+    )
+    stream, info = ep.open_with_info()
+    assert clock.now() == 0.27 and info.winner.host == "192.0.2.1"
+    assert network.open_sockets() == [stream]
+
+
+def test_manual_clock_moves_only_when_advanced():
+    clock = FakeClock(autojump=False)
+    woke = []
+    sleeper = gevent.spawn(lambda: (clock.sleep(1.0), woke.append(clock.now())))
+    gevent.idle()
+    assert woke == [] and clock.now() == 0.0
+    clock.advance(0.5)
+    gevent.idle()
+    assert woke == []
+    clock.advance(0.5)
+    sleeper.join(timeout=1)
+    assert woke == [1.0]
+    with pytest.raises(ValueError, match="backwards"):
+        clock.advance(-1)

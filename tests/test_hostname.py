@@ -309,6 +309,8 @@ def test_equal_endpoints_compare_equal():
         ({"host": "exa mple.com"}, "host", "invalid host name"),
         ({"host": ""}, "host", "empty"),
         ({"host": "[nope]"}, "host", "brackets"),
+        ({"host": "café.com".encode()}, "host", "must be ASCII"),
+        ({"host": 42}, "host", "must be a str"),
         ({"port": 0}, "port", "1 to 65535"),
         ({"port": "80"}, "port", "whole number"),
         ({"timeout": -1}, "timeout", "zero or more"),

@@ -54,8 +54,6 @@ class HostnameEndpoint(ClientEndpoint):
     )
 
     def __post_init__(self) -> None:
-        if isinstance(self.host, bytes | bytearray):
-            self.host = bytes(self.host).decode("ascii", "strict")
         self.host = _checked_host(self.host)
         if isinstance(self.port, bool) or not isinstance(self.port, int):
             raise DescriptionError(
@@ -117,6 +115,15 @@ class HostnameEndpoint(ClientEndpoint):
 
 
 def _checked_host(host: Any) -> str:
+    if isinstance(host, bytes | bytearray):
+        try:
+            host = bytes(host).decode("ascii")
+        except UnicodeDecodeError:
+            raise DescriptionError(
+                f"a host name given as bytes must be ASCII (IDNA-encoded), not {host!r}",
+                prefix="tcp",
+                parameter="host",
+            ) from None
     if not isinstance(host, str):
         raise DescriptionError(
             f"host must be a str, not {type(host).__name__}", prefix="tcp", parameter="host"
