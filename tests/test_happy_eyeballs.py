@@ -11,6 +11,8 @@ from socket import AF_INET, AF_INET6
 
 import gevent
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from greenpoint import ConnectError, ConnectTimeoutError, DNSLookupError
 from greenpoint._happy_eyeballs import open_tcp_connection
@@ -96,6 +98,36 @@ def test_late_answer_takes_the_next_turn_of_its_family():
     queue.add(AF_INET6, [v6(0)[1], v6(1)[1]])  # AAAA arrives late
     assert [queue.pop() for _ in range(3)] == [v6(0), v4(1), v6(1)]
     assert queue.pop() is None
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([AF_INET, AF_INET6]), st.integers(0, 40)),
+        max_size=60,
+    ),
+    st.integers(1, 40),
+)
+def test_interleave_properties(raw, cap):
+    targets = [
+        (family, (f"2001:db8::{n}", 80, 0, 0) if family == AF_INET6 else (f"10.0.0.{n}", 80))
+        for family, n in raw
+    ]
+    unique = list(dict.fromkeys(targets))
+    ordered = interleave(targets, max_addresses=cap)
+    assert len(ordered) == min(len(unique), cap)
+    assert len(set(ordered)) == len(ordered)
+    for family in (AF_INET, AF_INET6):  # each family keeps the resolver's order
+        mine = [t for t in ordered if t[0] == family]
+        assert mine == [t for t in unique if t[0] == family][: len(mine)]
+    if any(t[0] == AF_INET6 for t in unique):
+        assert ordered[0][0] == AF_INET6
+    # Families alternate while both still have addresses left.
+    remaining = {f: sum(1 for t in unique if t[0] == f) for f in (AF_INET, AF_INET6)}
+    for previous, current in zip(ordered, ordered[1:], strict=False):
+        remaining[previous[0]] -= 1
+        other = AF_INET if previous[0] == AF_INET6 else AF_INET6
+        if remaining[other]:
+            assert current[0] == other
 
 
 def test_address_queue_rejects_a_zero_cap():
