@@ -42,6 +42,7 @@ from greenpoint.endpoints.haproxy import (
     wrap_haproxy,
     wrap_haproxy_client,
 )
+from greenpoint.endpoints.hostname import ConnectInfo, HostnameEndpoint
 from greenpoint.errors import (
     ConnectError,
     ConnectionDone,
@@ -65,6 +66,7 @@ __all__ = [
     "AdoptedStreamServerEndpoint",
     "ClientEndpoint",
     "ConnectError",
+    "ConnectInfo",
     "ConnectTimeoutError",
     "ConnectionDone",
     "ConnectionLost",
@@ -75,6 +77,7 @@ __all__ = [
     "HAProxyClientEndpoint",
     "HAProxyServerEndpoint",
     "HostnameAddress",
+    "HostnameEndpoint",
     "IPv4Address",
     "IPv6Address",
     "PipeAddress",

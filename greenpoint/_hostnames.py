@@ -1,0 +1,222 @@
+"""Host names, IP literals and bind addresses: checked and normalised. Pure.
+
+Three questions every TCP client asks before any I/O:
+
+* is the host an IP literal (``192.0.2.1``, ``::1``, ``[::1]``, ``fe80::1%eth0``)? Then
+  it is connected to directly and the resolver is never called (element-hq/synapse#9865:
+  literals queued behind name lookups turned into 60 s "DNS failures");
+* otherwise, what ASCII name goes to the resolver? Internationalised names are
+  NFC-normalised and IDNA-encoded (with the ``idna`` package when it is installed,
+  IDNA 2008 / UTS 46; otherwise Python's IDNA 2003 codec), and a name that cannot be
+  a DNS name is refused with a sentence saying why;
+* which local address does each family bind to? One address binds only its own family
+  (Twisted binds one address to every attempt, which fails for the other family).
+"""
+
+from __future__ import annotations
+
+import socket
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "encode_hostname",
+    "family_name",
+    "normalize_bind_address",
+    "parse_ip_literal",
+]
+
+_MAX_NAME_LENGTH = 253  # RFC 1035 §2.3.4 (255 octets on the wire, less the framing)
+_MAX_LABEL_LENGTH = 63  # RFC 1035 §2.3.4
+# Letters, digits and hyphens (RFC 952/1123); underscores too, since real zones use
+# them (SRV-style and some internal names) and getaddrinfo accepts them.
+_LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def family_name(family: int) -> str:
+    """``"IPv6"``/``"IPv4"`` for an address family, for messages."""
+    if family == socket.AF_INET6:
+        return "IPv6"
+    if family == socket.AF_INET:
+        return "IPv4"
+    return str(family)
+
+
+def parse_ip_literal(host: str, port: int) -> tuple[int, tuple[Any, ...]] | None:
+    """``(family, sockaddr)`` when ``host`` is an IP literal, ``None`` for a name.
+
+    Accepts dotted-quad IPv4, IPv6 (optionally in brackets) and an IPv6 zone
+    (``%eth0`` or ``%2``), which becomes the sockaddr's scope id.
+
+    Raises:
+        ValueError: for brackets around something that is not an IPv6 literal, or an
+            unknown zone.
+    """
+    text = host
+    bracketed = text.startswith("[") and text.endswith("]")
+    if bracketed:
+        text = text[1:-1]
+    if not bracketed:
+        try:
+            socket.inet_pton(socket.AF_INET, text)
+        except OSError:
+            pass
+        else:
+            return socket.AF_INET, (text, port)
+        if ":" not in text:
+            return None
+    address, _, zone = text.partition("%")
+    try:
+        socket.inet_pton(socket.AF_INET6, address)
+    except OSError:
+        if bracketed:
+            raise ValueError(f"{host!r}: brackets hold an IPv6 address, not {text!r}") from None
+        return None
+    return socket.AF_INET6, (address, port, 0, _scope_id(zone, host))
+
+
+def _scope_id(zone: str, host: str) -> int:
+    if not zone:
+        return 0
+    if zone.isdigit():
+        return int(zone)
+    try:
+        return socket.if_nametoindex(zone)
+    except OSError:
+        raise ValueError(f"{host!r}: no network interface named {zone!r}") from None
+
+
+def encode_hostname(host: str | bytes) -> str:
+    """The ASCII form of a host name, as the resolver should see it.
+
+    Raises:
+        ValueError: naming the host and why it cannot be a DNS name.
+    """
+    if isinstance(host, bytes | bytearray):
+        try:
+            host = bytes(host).decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError(f"invalid host name {host!r}: bytes must be ASCII") from None
+    if not isinstance(host, str):
+        raise ValueError(f"a host name must be str or bytes, not {type(host).__name__}")
+    ascii_name = host if host.isascii() else _idna_encode(host)
+    _check_ascii_name(ascii_name, shown=host)
+    return ascii_name
+
+
+def _idna_encode(host: str) -> str:
+    normalised = unicodedata.normalize("NFC", host)
+    try:
+        import idna  # IDNA 2008 with UTS 46 mapping, when installed
+    except ImportError:
+        idna = None
+    try:
+        if idna is not None:
+            return idna.encode(normalised, uts46=True).decode("ascii")
+        return normalised.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError) as exc:
+        # idna.IDNAError is a UnicodeError; the codec raises UnicodeError too.
+        raise ValueError(f"invalid host name {host!r}: {exc}") from None
+
+
+def _check_ascii_name(name: str, shown: str) -> None:
+    def refuse(reason: str) -> ValueError:
+        return ValueError(f"invalid host name {shown!r}: {reason}")
+
+    if not name:
+        raise refuse("it is empty")
+    bare = name[:-1] if name.endswith(".") else name  # one trailing dot: fully qualified
+    if len(bare) > _MAX_NAME_LENGTH:
+        raise refuse(f"longer than {_MAX_NAME_LENGTH} characters")
+    for label in bare.split("."):
+        if not label:
+            raise refuse("it has an empty label (two dots in a row, or a leading dot)")
+        if len(label) > _MAX_LABEL_LENGTH:
+            raise refuse(f"the label {label[:20]!r}... is longer than {_MAX_LABEL_LENGTH}")
+        bad = sorted(set(label) - _LABEL_CHARACTERS)
+        if bad:
+            raise refuse(f"{bad[0]!r} cannot appear in a host name")
+
+
+def _one_bind_address(value: Any) -> tuple[int, tuple[str, int]]:
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("ascii")
+    if isinstance(value, str):
+        host, port = value.strip(), 0
+    elif isinstance(value, tuple | list) and len(value) >= 2:
+        host, port = value[0], value[1]
+        if isinstance(host, bytes | bytearray):
+            host = bytes(host).decode("ascii")
+    else:
+        raise ValueError(f"a bind address is a host or (host, port), not {value!r}")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"bind port must be a number from 0 to 65535, not {port!r}")
+    parsed = parse_ip_literal(host, port) if isinstance(host, str) else None
+    if parsed is None:
+        raise ValueError(f"a bind address must be an IP address, not {host!r}")
+    family, sockaddr = parsed
+    return family, (sockaddr[0] if family == socket.AF_INET else _v6_text(host), port)
+
+
+def _v6_text(host: str) -> str:
+    # Keep the zone (bind() understands "fe80::1%eth0"), drop the brackets.
+    return host[1:-1] if host.startswith("[") else host
+
+
+def normalize_bind_address(
+    value: Any,
+) -> tuple[str, int] | dict[int, tuple[str, int]] | None:
+    """The canonical form of a ``bind_address``: ``None``, ``(host, port)`` or a dict.
+
+    Accepts ``None``; an IP literal (``"192.0.2.1"``, ``"[::1]"``); several, comma
+    separated, at most one per family (``"192.0.2.1,2001:db8::1"``, the form a
+    description carries); ``(host, port)``; or ``{AF_INET: ..., AF_INET6: ...}``.
+    A single address comes back as ``(host, port)``, and it is used only for its own
+    family; addresses for both families come back as a dict keyed by family.
+
+    Raises:
+        ValueError: for a name, a bad port, two addresses of one family, or a dict key
+            that does not match its address.
+    """
+    if value is None:
+        return None
+    by_family: dict[int, tuple[str, int]] = {}
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            family, address = _one_bind_address(item)
+            if key != family:
+                raise ValueError(
+                    f"bind address {item!r} is {family_name(family)}, but is listed under "
+                    f"{family_name(key)}"
+                )
+            by_family[family] = address
+    else:
+        if isinstance(value, bytes | bytearray):
+            value = bytes(value).decode("ascii")
+        items = [part for part in value.split(",")] if isinstance(value, str) else [value]
+        for item in items:
+            family, address = _one_bind_address(item)
+            if family in by_family:
+                raise ValueError(
+                    f"two {family_name(family)} bind addresses in {value!r}: give at most one "
+                    "per family"
+                )
+            by_family[family] = address
+    if not by_family:
+        return None
+    if len(by_family) == 1:
+        return next(iter(by_family.values()))
+    return dict(sorted(by_family.items()))
+
+
+def bind_address_for(
+    bind_address: tuple[str, int] | dict[int, tuple[str, int]] | None, family: int
+) -> tuple[str, int] | None:
+    """The local address an attempt of ``family`` binds to, or ``None`` (any)."""
+    if bind_address is None:
+        return None
+    if isinstance(bind_address, dict):
+        return bind_address.get(family)
+    bind_family, _ = _one_bind_address(bind_address)
+    return bind_address if bind_family == family else None

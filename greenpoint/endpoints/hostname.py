@@ -1,0 +1,167 @@
+"""``HostnameEndpoint``: connect to a name over IPv6 and IPv4, whichever works first.
+
+This is what ``tcp:example.com:80`` builds (a ``tcp:`` client description whose host
+is a name; ``tcp4:``/``tcp6:`` pin one family and IP literals connect directly) and
+what ``tls:`` connects with underneath. The race itself is in
+``greenpoint._happy_eyeballs``; this module is the configuration object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
+from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
+from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
+from greenpoint.endpoints._base import ClientEndpoint
+from greenpoint.errors import DescriptionError
+
+__all__ = ["ConnectInfo", "HostnameEndpoint", "bind_address_text"]
+
+_DEFAULT_TIMEOUT = 30
+
+
+@dataclasses.dataclass(eq=True)
+class HostnameEndpoint(ClientEndpoint):
+    """A TCP client endpoint for a host name, raced over IPv6 and IPv4 (RFC 8305).
+
+    ``open()`` resolves AAAA and A at once and connects to whichever address answers
+    first, starting a new attempt every ``attempt_delay`` seconds (clamped to 10 ms
+    .. 2 s) or as soon as one fails; the losers are closed. ``timeout`` (seconds,
+    ``None`` for none) is one deadline for the lookups, the race, and a TLS handshake
+    layered on top. ``bind_address`` is an IP address (bound only for its own family),
+    ``(host, port)``, several addresses separated by commas, or
+    ``{AF_INET: ..., AF_INET6: ...}``. ``resolver`` has ``socket.getaddrinfo``'s
+    signature and is called once per family with ``family=``; ``None`` means gevent's
+    resolver. ``clock`` and ``connector`` are the testing seams (see
+    :mod:`greenpoint.testing`).
+
+    Creating one does no I/O, but an invalid name or bind address is refused here.
+    """
+
+    host: str
+    port: int
+    timeout: float | None = _DEFAULT_TIMEOUT
+    bind_address: Any = None
+    attempt_delay: float = DEFAULT_ATTEMPT_DELAY
+    resolver: Callable[..., Any] | None = None
+    clock: Any = dataclasses.field(default=None, compare=False, repr=False, kw_only=True)
+    connector: Callable[..., Any] | None = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
+
+    def __post_init__(self) -> None:
+        self.host = _checked_host(self.host)
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise DescriptionError(
+                f"port must be a whole number, not {self.port!r}", prefix="tcp", parameter="port"
+            )
+        if not 0 < self.port <= 65535:
+            raise DescriptionError(
+                f"port must be from 1 to 65535, not {self.port}", prefix="tcp", parameter="port"
+            )
+        if self.timeout is not None:
+            _check_seconds(self.timeout, "timeout")
+        _check_seconds(self.attempt_delay, "attemptDelay")
+        try:
+            self.bind_address = normalize_bind_address(self.bind_address)
+        except (ValueError, TypeError) as exc:
+            raise DescriptionError(str(exc), prefix="tcp", parameter="bindAddress") from exc
+
+    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if self.timeout != _DEFAULT_TIMEOUT and self.timeout is not None:
+            kwargs["timeout"] = _seconds_text(self.timeout)
+        if self.bind_address is not None:
+            kwargs["bindAddress"] = bind_address_text(self.bind_address)
+        if self.attempt_delay != DEFAULT_ATTEMPT_DELAY:
+            kwargs["attemptDelay"] = _seconds_text(self.attempt_delay)
+        return "tcp", (self.host, self.port), kwargs
+
+    def open(self, timeout: float | None = None) -> Any:
+        """Connect and return the connected gevent socket.
+
+        Blocks only the calling greenlet. ``timeout`` overrides the endpoint's own.
+        See :meth:`open_with_info` for the errors, and to learn how it connected.
+        """
+        return self.open_with_info(timeout)[0]
+
+    def open_with_info(self, timeout: float | None = None) -> tuple[Any, ConnectInfo]:
+        """Connect; return ``(socket, info)``, ``info`` saying how it went.
+
+        ``info`` (a :class:`ConnectInfo`) names the winning address and lists every
+        lookup and attempt with its timing, for logging why a connect was slow. It is
+        returned rather than stored, so concurrent opens never see each other's.
+
+        Raises:
+            DNSLookupError: no lookup gave an address (the resolver's message is kept).
+            ConnectTimeoutError: the deadline passed first.
+            ConnectRefusedError: every address refused.
+            ConnectError: every address failed; ``.attempts`` lists each.
+        """
+        return open_tcp_connection(
+            self.host,
+            self.port,
+            timeout=self.timeout if timeout is None else timeout,
+            bind_address=self.bind_address,
+            attempt_delay=self.attempt_delay,
+            resolver=self.resolver,
+            clock=self.clock,
+            connect=self.connector,
+        )
+
+
+def _checked_host(host: Any) -> str:
+    if isinstance(host, bytes | bytearray):
+        try:
+            host = bytes(host).decode("ascii")
+        except UnicodeDecodeError:
+            raise DescriptionError(
+                f"a host name given as bytes must be ASCII (IDNA-encoded), not {host!r}",
+                prefix="tcp",
+                parameter="host",
+            ) from None
+    if not isinstance(host, str):
+        raise DescriptionError(
+            f"host must be a str, not {type(host).__name__}", prefix="tcp", parameter="host"
+        )
+    try:
+        if parse_ip_literal(host, 0) is None:
+            encode_hostname(host)
+    except ValueError as exc:
+        raise DescriptionError(str(exc), prefix="tcp", parameter="host") from exc
+    return host
+
+
+def _check_seconds(value: Any, name: str) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise DescriptionError(
+            f"{name} must be a finite number of seconds, zero or more, not {value!r}",
+            prefix="tcp",
+            parameter=name,
+        )
+
+
+def _seconds_text(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def bind_address_text(bind_address: Any) -> str:
+    """The ``bindAddress=`` text for a normalised bind address (hosts only).
+
+    A non-zero bind port has no place in the description language (Twisted's
+    ``bindAddress`` is a host), so it is left out.
+    """
+    if isinstance(bind_address, dict):
+        return ",".join(host for host, _ in bind_address.values())
+    return bind_address[0]
