@@ -27,13 +27,23 @@ from greenpoint._registry import (
 )
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.errors import (
+    AlreadyListenedError,
+    Attempt,
+    ConnectCancelledError,
     ConnectError,
+    ConnectionClosed,
     ConnectionDone,
     ConnectionLost,
+    ConnectRefusedError,
     ConnectTimeoutError,
     DescriptionError,
     DNSLookupError,
     GreenpointError,
+    ListenError,
+    NoProtocolError,
+    ProcessTerminated,
+    TLSError,
+    TLSVerificationError,
 )
 
 # Twisted's spellings, for porting.
@@ -44,9 +54,14 @@ quoteStringArgument = quote_string_argument
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyListenedError",
+    "Attempt",
     "ClientEndpoint",
+    "ConnectCancelledError",
     "ConnectError",
+    "ConnectRefusedError",
     "ConnectTimeoutError",
+    "ConnectionClosed",
     "ConnectionDone",
     "ConnectionLost",
     "DNSLookupError",
@@ -56,8 +71,13 @@ __all__ = [
     "HostnameAddress",
     "IPv4Address",
     "IPv6Address",
+    "ListenError",
+    "NoProtocolError",
     "PipeAddress",
+    "ProcessTerminated",
     "ServerEndpoint",
+    "TLSError",
+    "TLSVerificationError",
     "UNIXAddress",
     "clientFromString",
     "client_from_string",
