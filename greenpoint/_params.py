@@ -110,7 +110,7 @@ def bind(
             hint = f": did you mean {suggestion!r}?" if suggestion else ""
             allowed = ", ".join(p.name for p in params)
             raise DescriptionError(
-                f"{key!r} is not a parameter of {prefix}:{hint} (parameters: {allowed})",
+                f"{key!r} is not a parameter of {prefix}{hint} (parameters: {allowed})",
                 prefix=prefix,
                 parameter=key,
                 suggestion=suggestion,
