@@ -115,7 +115,7 @@ class _Table:
             return self._builtin(module_name, prefix)
         found = self._plugins(prefix)
         if len(found) > 1:
-            names = " and ".join(origin for origin, _ in found)
+            names = " and ".join(sorted(origin for origin, _ in found))
             raise DescriptionError(
                 f"{self.side} endpoint type {prefix!r} is provided by more than one plugin "
                 f"({names}); uninstall one, or choose one with "
