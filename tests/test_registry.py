@@ -319,9 +319,7 @@ def test_a_conflict_on_one_side_only_is_no_conflict(tmp_path, monkeypatch):
     install_plugin(tmp_path, monkeypatch, "full-dist", {"thing": "plugin"}, PLUGIN_SOURCE)
     install_plugin(tmp_path, monkeypatch, "server-dist", {"thing": "server_only"}, PLUGIN_SOURCE)
     assert client_from_string("thing:1").side == "client"
-    with pytest.raises(
-        DescriptionError, match="full-dist and server-dist|server-dist and full-dist"
-    ):
+    with pytest.raises(DescriptionError, match="full-dist and server-dist"):
         server_from_string("thing:1")
 
 
