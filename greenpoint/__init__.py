@@ -35,7 +35,6 @@ from greenpoint._registry import (
 )
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints.adopted import AdoptedStreamServerEndpoint
-from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.endpoints.haproxy import (
     HAProxyClientEndpoint,
     HAProxyServerEndpoint,
@@ -43,15 +42,26 @@ from greenpoint.endpoints.haproxy import (
     wrap_haproxy_client,
 )
 from greenpoint.endpoints.hostname import ConnectInfo, HostnameEndpoint
+from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.errors import (
+    AlreadyListenedError,
+    Attempt,
+    ConnectCancelledError,
     ConnectError,
+    ConnectionClosed,
     ConnectionDone,
     ConnectionLost,
+    ConnectRefusedError,
     ConnectTimeoutError,
     DescriptionError,
     DNSLookupError,
     GreenpointError,
+    ListenError,
+    NoProtocolError,
+    ProcessTerminated,
     ProxyHeaderError,
+    TLSError,
+    TLSVerificationError,
 )
 
 # Twisted's spellings, for porting.
@@ -64,10 +74,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdoptedStreamServerEndpoint",
+    "AlreadyListenedError",
+    "Attempt",
     "ClientEndpoint",
+    "ConnectCancelledError",
     "ConnectError",
     "ConnectInfo",
+    "ConnectRefusedError",
     "ConnectTimeoutError",
+    "ConnectionClosed",
     "ConnectionDone",
     "ConnectionLost",
     "DNSLookupError",
@@ -80,7 +95,10 @@ __all__ = [
     "HostnameEndpoint",
     "IPv4Address",
     "IPv6Address",
+    "ListenError",
+    "NoProtocolError",
     "PipeAddress",
+    "ProcessTerminated",
     "ProxiedStream",
     "ProxyHeader",
     "ProxyHeaderError",
@@ -88,6 +106,8 @@ __all__ = [
     "ProxyTLV",
     "SSLInfo",
     "ServerEndpoint",
+    "TLSError",
+    "TLSVerificationError",
     "UNIXAddress",
     "UNIXClientEndpoint",
     "UNIXServerEndpoint",

@@ -8,6 +8,7 @@ dual-stack listener sees for IPv4 clients, come back as plain :class:`IPv4Addres
 from __future__ import annotations
 
 import dataclasses
+import functools
 import socket
 from typing import Any, Union
 
@@ -61,19 +62,32 @@ class IPv6Address:
         return (self.host, self.port, self.flowinfo, self.scope_id)
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}"
+        host = self.host
+        if self.scope_id and "%" not in host:
+            host = f"{host}%{self.scope_id}"  # RFC 4007 §11 zone index
+        return f"[{host}]:{self.port}"
 
 
-@dataclasses.dataclass(frozen=True, order=True)
+@functools.total_ordering
+@dataclasses.dataclass(frozen=True)
 class UNIXAddress:
     """A UNIX socket path; an abstract-namespace name starts with ``"\\0"``.
 
-    ``name`` is ``None`` for an unnamed socket (a client's own end, usually).
+    ``name`` is ``None`` for an unnamed socket (a client's own end, usually); it
+    sorts before every named one.
     """
 
     name: str | None
 
     type = "UNIX"
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, UNIXAddress):
+            return NotImplemented
+        return (self.name is not None, self.name or "") < (
+            other.name is not None,
+            other.name or "",
+        )
 
     @property
     def family(self) -> int:
@@ -103,6 +117,8 @@ class HostnameAddress:
     type = "TCP"
 
     def __str__(self) -> str:
+        if ":" in self.hostname:  # an IPv6 literal given as a host name
+            return f"[{self.hostname}]:{self.port}"
         return f"{self.hostname}:{self.port}"
 
 

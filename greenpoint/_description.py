@@ -12,8 +12,9 @@ and adds:
 
 * ``str`` and ``bytes`` alike (bytes are decoded as UTF-8, undecodable bytes kept
   with ``surrogateescape`` so file names round-trip through ``os.fsencode``);
-* a value that starts with ``[`` runs to the matching ``]`` with ``:`` literal inside,
+* a value that starts with ``[`` runs to the first ``]`` with ``:`` literal inside,
   and the brackets are dropped: ``tcp:[::1]:443``, ``interface=[fe80::1%eth0]``;
+  the ``]`` must end the segment;
 * a trailing ``\\`` or an unclosed ``[`` is a :class:`DescriptionError` naming the
   position, never a crash;
 * :func:`quote_string_argument` escapes ``\\``, ``:``, ``=`` and ``[`` so that any
@@ -25,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any, overload
 
 from greenpoint.errors import DescriptionError
 
@@ -40,6 +42,8 @@ _SEPARATOR = ":"
 _ASSIGN = "="
 _OPEN = "["
 _CLOSE = "]"
+# "=" is escaped too (Twisted leaves it, so a positional "a=b" comes back as a keyword)
+# and "[" (so a value that starts with one is not read as a bracketed literal).
 _MUST_QUOTE = frozenset(_ESCAPE + _SEPARATOR + _ASSIGN + _OPEN)
 
 
@@ -50,20 +54,36 @@ class Description:
     ``prefix`` is lower-cased; ``args`` are the positional values in order;
     ``kwargs`` the keyword values (the last duplicate wins); ``rest`` is the raw,
     still-escaped text after the prefix, for parsers that nest a whole description
-    (``haproxy:tcp:80``).
+    (``haproxy:tcp:80``). When ``rest`` is not given it is built from ``args`` and
+    ``kwargs``. Two descriptions are equal when prefix, args and kwargs are; ``rest``
+    is only a spelling and does not take part.
+
+    ``str(description)`` is a description that parses back to an equal one.
     """
 
     prefix: str
-    args: tuple[str, ...] = ()
-    kwargs: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    rest: str = ""
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    rest: str | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # Normalise what callers pass (lists, mixed-case prefixes) so equality means
+        # "same description", and keep kwargs a private copy.
+        object.__setattr__(self, "prefix", self.prefix.lower())
+        object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(self, "kwargs", dict(self.kwargs))
+        if self.rest is None:
+            object.__setattr__(self, "rest", _format_parts(self.args, self.kwargs))
+
+    def __hash__(self) -> int:
+        return hash((self.prefix, self.args, tuple(sorted(self.kwargs.items()))))
 
     def __str__(self) -> str:
         return format_description(self.prefix, self.args, self.kwargs)
 
 
-def _as_text(description: str | bytes) -> str:
-    if isinstance(description, bytes | bytearray):
+def _as_text(description: object) -> str:
+    if isinstance(description, bytes | bytearray | memoryview):
         return bytes(description).decode("utf-8", "surrogateescape")
     if isinstance(description, str):
         return description
@@ -72,9 +92,16 @@ def _as_text(description: str | bytes) -> str:
     )
 
 
-def _segments(text: str) -> list[tuple[str | None, str]]:
+@dataclasses.dataclass
+class _Tokens:
+    segments: list[tuple[str | None, str]]  # (key or None, value), escapes resolved
+    rest_start: int  # index just after the first separator, or len(text)
+
+
+def _tokenize(text: str) -> _Tokens:
     """Split into ``(key or None, value)`` segments, honouring escapes and brackets."""
     segments: list[tuple[str | None, str]] = []
+    rest_start = len(text)
     key: str | None = None
     value: list[str] = []
     at_value_start = True  # a "[" only opens a bracket at the start of a value
@@ -85,14 +112,14 @@ def _segments(text: str) -> list[tuple[str | None, str]]:
         char = text[i]
         if bracket_closed and char != _SEPARATOR:
             raise DescriptionError(
-                f"unexpected {char!r} after ']' at position {i}: a bracketed value must "
-                "end its segment",
+                f"unexpected {char!r} after ']' at position {i} of {text!r}: a bracketed "
+                "value such as [::1] must end its segment",
                 position=i,
             )
         if char == _ESCAPE:
             if i + 1 >= length:
                 raise DescriptionError(
-                    f"trailing backslash at position {i}: escape it as '\\\\' to mean a "
+                    f"trailing backslash at position {i} of {text!r}: write '\\\\' for a "
                     "literal backslash",
                     position=i,
                 )
@@ -104,7 +131,8 @@ def _segments(text: str) -> list[tuple[str | None, str]]:
             end = text.find(_CLOSE, i + 1)
             if end < 0:
                 raise DescriptionError(
-                    f"unclosed '[' at position {i}: a bracketed value such as [::1] needs its ']'",
+                    f"unclosed '[' at position {i} of {text!r}: a bracketed value such as "
+                    "[::1] needs its ']'",
                     position=i,
                 )
             value.append(text[i + 1 : end])
@@ -113,6 +141,8 @@ def _segments(text: str) -> list[tuple[str | None, str]]:
             bracket_closed = True
             continue
         if char == _SEPARATOR:
+            if not segments:
+                rest_start = i + 1
             segments.append((key, "".join(value)))
             key, value, at_value_start, bracket_closed = None, [], True, False
         elif char == _ASSIGN and key is None:
@@ -123,82 +153,101 @@ def _segments(text: str) -> list[tuple[str | None, str]]:
             at_value_start = False
         i += 1
     segments.append((key, "".join(value)))
-    return segments
+    return _Tokens(segments, rest_start)
 
 
 def parse_description(description: str | bytes) -> Description:
     """Parse ``prefix:arg:key=value`` into a :class:`Description`.
 
+    Pure: no registry lookup, no I/O. Positions in error messages count characters
+    of the (decoded) text from 0.
+
     Raises:
-        DescriptionError: for an empty description, a missing prefix, a trailing
-            backslash or an unclosed ``[``.
+        DescriptionError: for a description that is empty, not text, has no prefix,
+            ends in a lone backslash, or has an unclosed or misplaced ``[...]``.
     """
     text = _as_text(description)
     if not text.strip():
         raise DescriptionError("empty endpoint description: expected e.g. 'tcp:80'")
-    segments = _segments(text)
-    first_key, prefix = segments[0]
+    tokens = _tokenize(text)
+    first_key, prefix = tokens.segments[0]
     if first_key is not None:
         raise DescriptionError(
             f"endpoint description {text!r} must start with a type such as 'tcp:', "
-            f"not the keyword {first_key!r}",
+            f"not the keyword {first_key + '=' + prefix!r}",
             parameter=first_key,
+            position=0,
         )
-    if not prefix:
+    if not prefix.strip():
         raise DescriptionError(
-            f"endpoint description {text!r} has an empty type: expected e.g. 'tcp:80'"
+            f"endpoint description {text!r} has an empty type: expected e.g. 'tcp:80'",
+            position=0,
         )
     args: list[str] = []
     kwargs: dict[str, str] = {}
-    for key, value in segments[1:]:
+    for key, value in tokens.segments[1:]:
         if key is None:
             args.append(value)
         else:
-            kwargs.pop(key, None)  # the last duplicate wins, and keeps its place
+            kwargs.pop(key, None)  # the last duplicate wins, in its own place
             kwargs[key] = value
-    rest = _raw_rest(text)
-    return Description(prefix.lower(), tuple(args), kwargs, rest)
+    return Description(prefix, tuple(args), kwargs, text[tokens.rest_start :])
 
 
-def _raw_rest(text: str) -> str:
-    """The raw text after the first unescaped ``:``."""
-    i = 0
-    while i < len(text):
-        if text[i] == _ESCAPE:
-            i += 2
-            continue
-        if text[i] == _SEPARATOR:
-            return text[i + 1 :]
-        i += 1
-    return ""
-
-
-def quote_string_argument(argument: str | bytes) -> str:
-    """Escape ``argument`` so that it parses back as exactly one value.
+@overload
+def quote_string_argument(argument: str) -> str: ...
+@overload
+def quote_string_argument(argument: bytes) -> bytes: ...
+def quote_string_argument(argument: str | bytes) -> str | bytes:
+    """Escape ``argument`` so that it parses back as exactly one value, unchanged.
 
     Unlike Twisted's ``quoteStringArgument``, ``=`` and ``[`` are escaped too (so a
-    positional value containing ``=`` is not read as a keyword) and ``bytes`` works.
+    positional value containing ``=`` is not read as a keyword) and ``bytes`` works:
+    bytes in, bytes out, so that ``b"unix:" + quote_string_argument(path)`` works.
+
+    Raises:
+        DescriptionError: for anything but ``str`` or ``bytes``.
     """
     text = _as_text(argument)
-    return "".join(_ESCAPE + char if char in _MUST_QUOTE else char for char in text)
+    quoted = "".join(_ESCAPE + char if char in _MUST_QUOTE else char for char in text)
+    if isinstance(argument, str):
+        return quoted
+    return quoted.encode("utf-8", "surrogateescape")
 
 
 def format_description(
     prefix: str, args: Iterable[object] = (), kwargs: Mapping[str, object] | None = None
 ) -> str:
-    """Build a description string that :func:`parse_description` reads back."""
-    parts = [prefix]
-    parts.extend(_format_value(str(arg)) for arg in args)
-    for key, value in (kwargs or {}).items():
-        parts.append(f"{quote_string_argument(key)}={_format_value(str(value))}")
+    """Build a description string that :func:`parse_description` reads back.
+
+    Values are turned into text with ``str()`` (``bytes`` are decoded); IPv6-looking
+    values are bracketed (``[::1]``) rather than escaped, everything else is quoted
+    with :func:`quote_string_argument`.
+    """
+    args = tuple(args)
+    kwargs = kwargs or {}
+    head = quote_string_argument(_as_text(prefix))
+    if not args and not kwargs:
+        return head
+    return head + _SEPARATOR + _format_parts(args, kwargs)
+
+
+def _format_parts(args: Iterable[object], kwargs: Mapping[str, object]) -> str:
+    parts = [_format_value(arg) for arg in args]
+    for key, value in kwargs.items():
+        parts.append(f"{quote_string_argument(_as_text(key))}={_format_value(value)}")
     return _SEPARATOR.join(parts)
 
 
-_IPV6_LITERAL = re.compile(r"[0-9A-Za-z.%_-]*:[0-9A-Za-z:.%_-]*")
+# What a bracketed value may hold when formatting: IPv6 literals with an optional
+# zone (RFC 6874 style "%eth0"), and any other colon-bearing token of the same
+# characters. No "]", so the bracket cannot end early.
+_BRACKETABLE = re.compile(r"[0-9A-Za-z.%_-]*:[0-9A-Za-z:.%_-]*")
 
 
-def _format_value(value: str) -> str:
+def _format_value(value: object) -> str:
+    text = _as_text(value) if isinstance(value, bytes | bytearray) else str(value)
     # IPv6 literals read better bracketed ([::1]) than escaped (\:\:1).
-    if _IPV6_LITERAL.fullmatch(value):
-        return _OPEN + value + _CLOSE
-    return quote_string_argument(value)
+    if _BRACKETABLE.fullmatch(text):
+        return _OPEN + text + _CLOSE
+    return quote_string_argument(text)

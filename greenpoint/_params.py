@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +24,7 @@ __all__ = [
     "Param",
     "bind",
     "boolean",
+    "choice",
     "closest",
     "host",
     "integer",
@@ -34,7 +37,12 @@ __all__ = [
 
 
 class _Required:
+    """The marker for a parameter without a default; one instance, kept by copy/pickle."""
+
     def __repr__(self) -> str:
+        return "REQUIRED"
+
+    def __reduce__(self) -> str:
         return "REQUIRED"
 
 
@@ -102,7 +110,7 @@ def bind(
             hint = f": did you mean {suggestion!r}?" if suggestion else ""
             allowed = ", ".join(p.name for p in params)
             raise DescriptionError(
-                f"{key!r} is not a parameter of {prefix}:{hint} (parameters: {allowed})",
+                f"{key!r} is not a parameter of {prefix}{hint} (parameters: {allowed})",
                 prefix=prefix,
                 parameter=key,
                 suggestion=suggestion,
@@ -123,7 +131,7 @@ def bind(
                 bound[param.keyword] = param.coerce(value)
             except DescriptionError:
                 raise
-            except (ValueError, TypeError, OverflowError) as exc:
+            except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
                 raise DescriptionError(
                     f"{prefix}: bad {param.name}={value!r}: {exc}",
                     prefix=prefix,
@@ -145,15 +153,28 @@ def bind(
 
 
 def text(value: str) -> str:
+    """Any text, unchanged."""
     return value
 
 
+# ASCII digits only: int() and float() also take "1_000", "١٢" and " +5 ", which in a
+# config file are more likely typos than intent.
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_OCTAL = re.compile(r"(?:0[oO])?[0-7]+", re.ASCII)
+_MAX_DIGITS = 30  # far beyond any port, backlog or fd; keeps int() off huge inputs
+
+
 def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    """A coercer for a whole number in ``[minimum, maximum]`` (either bound optional)."""
+
     def coerce(value: str) -> int:
-        try:
-            number_ = int(value.strip(), 10)
-        except ValueError:
-            raise ValueError("expected a whole number") from None
+        digits = value.strip()
+        if not _INTEGER.fullmatch(digits):
+            raise ValueError("expected a whole number")
+        if len(digits) > _MAX_DIGITS:
+            raise ValueError("number too large")
+        number_ = int(digits, 10)
         if minimum is not None and number_ < minimum:
             raise ValueError(f"must be at least {minimum}")
         if maximum is not None and number_ > maximum:
@@ -166,16 +187,17 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[
 
 port = integer(0, 65535)
 port.__name__ = "port"
+port.__doc__ = "A TCP port number, 0 to 65535 (0: let the system choose when listening)."
 
 
 def number(value: str) -> float:
     """A non-negative, finite number of seconds; fractions allowed (``2.5``)."""
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        raise ValueError("expected a number of seconds, such as 30 or 2.5") from None
-    if not (seconds >= 0 and seconds != float("inf")):
-        raise ValueError("must be a finite number, zero or more")
+    text_ = value.strip()
+    if not _DECIMAL.fullmatch(text_):
+        raise ValueError("expected a number of seconds, such as 30 or 2.5")
+    seconds = float(text_)
+    if not math.isfinite(seconds):
+        raise ValueError("number too large")
     return seconds
 
 
@@ -184,6 +206,7 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def boolean(value: str) -> bool:
+    """``1``/``0`` as Twisted writes them, or true/false, yes/no, on/off."""
     folded = value.strip().lower()
     if folded in _TRUE:
         return True
@@ -193,10 +216,11 @@ def boolean(value: str) -> bool:
 
 
 def octal_mode(value: str) -> int:
-    try:
-        mode = int(value.strip(), 8)
-    except ValueError:
-        raise ValueError("expected an octal file mode such as 600 or 0o666") from None
+    """A file mode in octal, as chmod takes it: ``600``, ``0666`` or ``0o666``."""
+    digits = value.strip()
+    if not _OCTAL.fullmatch(digits) or len(digits) > _MAX_DIGITS:
+        raise ValueError("expected an octal file mode such as 600 or 0o666")
+    mode = int(digits, 8)
     if not 0 <= mode <= 0o7777:
         raise ValueError("a file mode lies between 0 and 7777 (octal)")
     return mode
@@ -222,6 +246,7 @@ def ip_literal(value: str) -> str:
 
 
 def choice(*options: str) -> Callable[[str], str]:
+    """A coercer for one of ``options``, matched case-insensitively."""
     folded = {option.lower(): option for option in options}
 
     def coerce(value: str) -> str:

@@ -7,11 +7,16 @@ the style of Twisted's ``parseStreamClient``. Whatever a parser raises other tha
 :class:`DescriptionError` (``TypeError``, ``KeyError`` ...) is reported as a
 :class:`DescriptionError` naming the prefix.
 
+A prefix is looked up, in order, among parsers registered in this process
+(``register_client_parser``), the built-ins, and installed plugins.
+
 Built-in prefixes are imported on first use (``tls:`` does not import pyOpenSSL until
 someone asks for it). Installed plugins are found through the entry-point group
 ``greenpoint.endpoints``: the entry point's name is the prefix and the object it loads
-has a ``client`` and/or a ``server`` attribute, each a parser. A prefix provided by two
-plugins is an error when used, never a silent pick.
+has a ``client`` and/or a ``server`` attribute, each a parser. Only the plugins for
+the prefix asked for are imported. A prefix that two plugins provide is an error when
+used, naming both, never a silent pick. Entry points are read once; call
+:func:`reset_plugin_cache` after installing a plugin into a running process.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import re
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,6 +40,7 @@ __all__ = [
     "client_parsers",
     "register_client_parser",
     "register_server_parser",
+    "reset_plugin_cache",
     "server_from_string",
     "server_parsers",
 ]
@@ -81,12 +88,13 @@ class EndpointParser:
 
 
 class _Table:
+    """One side's prefixes: registered parsers, built-in modules, plugins."""
+
     def __init__(self, side: str, builtin_modules: dict[str, str]) -> None:
         self.side = side
         self.builtin_modules = builtin_modules
         self.registered: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._plugins: dict[str, list[tuple[str, Any]]] | None = None
+        self.other: _Table | None = None  # the other side, for "that is a server type"
 
     def register(self, prefix: str, parser: Any, replace: bool) -> None:
         key = _check_prefix(prefix)
@@ -99,62 +107,141 @@ class _Table:
         self.registered[key] = parser
 
     def lookup(self, prefix: str) -> Any:
+        """The parser for ``prefix`` (lower-case), or a :class:`DescriptionError`."""
         if prefix in self.registered:
             return self.registered[prefix]
         module_name = self.builtin_modules.get(prefix)
         if module_name is not None:
-            module = importlib.import_module(module_name)
-            table = getattr(module, f"{self.side.upper()}_PARSERS")
-            return table[prefix]
-        found = self.plugins().get(prefix)
+            return self._builtin(module_name, prefix)
+        found = self._plugins(prefix)
+        if len(found) > 1:
+            names = " and ".join(sorted(origin for origin, _ in found))
+            raise DescriptionError(
+                f"{self.side} endpoint type {prefix!r} is provided by more than one plugin "
+                f"({names}); uninstall one, or choose one with "
+                f"register_{self.side}_parser({prefix!r}, ...)",
+                prefix=prefix,
+            )
         if found:
-            if len(found) > 1:
-                names = ", ".join(sorted(origin for origin, _ in found))
-                raise DescriptionError(
-                    f"{self.side} prefix {prefix!r} is provided by more than one plugin "
-                    f"({names}); uninstall one or register the one you want explicitly",
-                    prefix=prefix,
-                )
             return found[0][1]
-        known = sorted(self.prefixes())
+        entries = _plugin_entries().get(prefix)
+        if entries:
+            origins = " and ".join(_origin(entry) for entry in entries)
+            raise DescriptionError(
+                f"endpoint type {prefix!r} (from {origins}) has no {self.side} parser",
+                prefix=prefix,
+            )
+        raise self._unknown(prefix)
+
+    def _builtin(self, module_name: str, prefix: str) -> Any:
+        module = importlib.import_module(module_name)
+        table = getattr(module, f"{self.side.upper()}_PARSERS", {})
+        if prefix not in table:
+            # The module map above and the module disagree: a greenpoint bug.
+            raise LookupError(f"{module_name} defines no {self.side} parser for {prefix!r}")
+        return table[prefix]
+
+    def _plugins(self, prefix: str) -> list[tuple[str, Any]]:
+        found = []
+        for entry in _plugin_entries().get(prefix, ()):
+            parser = getattr(_load_plugin(entry, prefix), self.side, None)
+            if parser is not None:
+                found.append((_origin(entry), parser))
+        return found
+
+    def _unknown(self, prefix: str) -> DescriptionError:
+        known = sorted(self.prefixes() - {prefix})
         suggestion = closest(prefix, known)
-        hint = f" did you mean {suggestion!r}?" if suggestion else ""
-        raise DescriptionError(
-            f"unknown {self.side} endpoint type {prefix!r}:{hint} (known: {', '.join(known)})",
+        other = self.other.prefixes() if self.other is not None else set()
+        if suggestion:
+            hint = f": did you mean {suggestion!r}?"
+        elif prefix in other:
+            hint = f": {prefix!r} is a {self.other.side} type, not a {self.side} one"
+        else:
+            hint = ""
+        return DescriptionError(
+            f"unknown {self.side} endpoint type {prefix!r}{hint} (known: {', '.join(known)})",
             prefix=prefix,
             suggestion=suggestion,
         )
 
-    def plugins(self) -> dict[str, list[tuple[str, Any]]]:
-        with self._lock:
-            if self._plugins is None:
-                self._plugins = _load_plugins(self.side)
-            return self._plugins
-
     def prefixes(self) -> set[str]:
-        return set(self.registered) | set(self.builtin_modules) | set(self.plugins())
+        """Every prefix this side might serve (plugins are listed without loading)."""
+        return set(self.registered) | set(self.builtin_modules) | set(_plugin_entries())
+
+    def parsers(self) -> dict[str, Any]:
+        """Every usable prefix and its parser; loads built-ins and plugins."""
+        result = {}
+        for prefix in sorted(self.prefixes()):
+            if prefix in self.registered or prefix in self.builtin_modules:
+                result[prefix] = self.lookup(prefix)
+            elif self._plugins(prefix):
+                result[prefix] = self.lookup(prefix)  # raises on a conflict
+        return result
 
 
-def _load_plugins(side: str) -> dict[str, list[tuple[str, Any]]]:
-    found: dict[str, list[tuple[str, Any]]] = {}
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        plugin = entry.load()
-        parser = getattr(plugin, side, None)
-        if parser is None:
-            continue
-        origin = entry.dist.name if entry.dist is not None else entry.value
-        found.setdefault(entry.name.lower(), []).append((origin, parser))
-    return found
+# Plugin discovery, shared by both sides: entry points by lower-case name, read once.
+_plugin_lock = threading.Lock()
+_plugin_cache: dict[str, list[importlib.metadata.EntryPoint]] | None = None
+_loaded: dict[tuple[str, str, str], Any] = {}
+
+
+def _plugin_entries() -> dict[str, list[importlib.metadata.EntryPoint]]:
+    global _plugin_cache
+    with _plugin_lock:
+        if _plugin_cache is None:
+            entries: dict[str, list[importlib.metadata.EntryPoint]] = {}
+            for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+                entries.setdefault(entry.name.lower(), []).append(entry)
+            _plugin_cache = entries
+        return _plugin_cache
+
+
+def _load_plugin(entry: importlib.metadata.EntryPoint, prefix: str) -> Any:
+    key = (entry.name, entry.value, _origin(entry))
+    if key not in _loaded:
+        try:
+            _loaded[key] = entry.load()
+        except Exception as exc:
+            raise DescriptionError(
+                f"the plugin for endpoint type {prefix!r} ({_origin(entry)}: "
+                f"{entry.value}) failed to load: {type(exc).__name__}: {exc}",
+                prefix=prefix,
+            ) from exc
+    return _loaded[key]
+
+
+def _origin(entry: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(entry, "dist", None)
+    return dist.name if dist is not None else entry.value
+
+
+def reset_plugin_cache() -> None:
+    """Forget discovered and loaded plugins; the next lookup reads entry points again.
+
+    For a process that installs a plugin while running, and for tests.
+    """
+    global _plugin_cache
+    with _plugin_lock:
+        _plugin_cache = None
+        _loaded.clear()
+
+
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]*")
 
 
 def _check_prefix(prefix: str) -> str:
-    if not isinstance(prefix, str) or not prefix or any(c in prefix for c in ":=\\[]"):
-        raise ValueError(f"an endpoint prefix must be a non-empty name, not {prefix!r}")
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise ValueError(
+            f"an endpoint prefix is a name such as 'tcp' or 'my-proxy' (a letter, then "
+            f"letters, digits, '_', '.', '+' or '-'), not {prefix!r}"
+        )
     return prefix.lower()
 
 
 _CLIENTS = _Table("client", _BUILTIN_CLIENT_MODULES)
 _SERVERS = _Table("server", _BUILTIN_SERVER_MODULES)
+_CLIENTS.other, _SERVERS.other = _SERVERS, _CLIENTS
 
 
 def register_client_parser(prefix: str, parser: Any, *, replace: bool = False) -> None:
@@ -169,12 +256,12 @@ def register_server_parser(prefix: str, parser: Any, *, replace: bool = False) -
 
 def client_parsers() -> dict[str, Any]:
     """Every client prefix and its parser (built-in, registered and plugins)."""
-    return {prefix: _CLIENTS.lookup(prefix) for prefix in sorted(_CLIENTS.prefixes())}
+    return _CLIENTS.parsers()
 
 
 def server_parsers() -> dict[str, Any]:
     """Every server prefix and its parser (built-in, registered and plugins)."""
-    return {prefix: _SERVERS.lookup(prefix) for prefix in sorted(_SERVERS.prefixes())}
+    return _SERVERS.parsers()
 
 
 def _build(table: _Table, description: str | bytes | Description) -> Any:
@@ -186,7 +273,7 @@ def _build(table: _Table, description: str | bytes | Description) -> Any:
         return parser(*parsed.args, **parsed.kwargs)
     except DescriptionError:
         raise
-    except (TypeError, ValueError, KeyError, IndexError, LookupError, AttributeError) as exc:
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as exc:
         raise DescriptionError(
             f"{parsed.prefix}: {type(exc).__name__}: {exc}", prefix=parsed.prefix
         ) from exc

@@ -94,11 +94,18 @@ class Attempt:
     elapsed: float = 0.0
 
     def describe(self) -> str:
+        """One line for logs: ``address [phase] outcome (started +t ms, took t ms)``."""
         outcome = "connected" if self.error is None else _error_text(self.error)
         return (
             f"{self.address} [{self.phase}] {outcome} "
-            f"(started +{self.started * 1000:.0f} ms, took {self.elapsed * 1000:.0f} ms)"
+            f"(started +{_milliseconds(self.started)}, took {_milliseconds(self.elapsed)})"
         )
+
+
+def _milliseconds(seconds: float) -> str:
+    # A refusal on loopback takes well under a millisecond; "0 ms" would hide it.
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if abs(ms) < 10 else f"{ms:.0f} ms"
 
 
 def _error_text(error: BaseException) -> str:
@@ -135,11 +142,24 @@ class ConnectError(GreenpointError, OSError):
         lines = [self.message] + ["  " + attempt.describe() for attempt in self.attempts]
         return "\n".join(lines)
 
-    def __reduce__(self):  # keep keyword-only state through pickling
-        return (_rebuild, (type(self), self.message, self.address, self.attempts, self.errno))
+    def __reduce__(self) -> tuple[Any, ...]:
+        # OSError would pickle (errno, strerror) as positional arguments, which our
+        # keyword-only __init__ does not take; rebuild from our own state instead,
+        # then restore any attributes added later (the third item is the __dict__).
+        return (
+            _rebuild,
+            (type(self), self.message, self.address, self.attempts, self.errno),
+            self.__dict__,
+        )
 
 
-def _rebuild(cls, message, address, attempts, errno):
+def _rebuild(
+    cls: type[ConnectError],
+    message: str,
+    address: Any,
+    attempts: tuple[Attempt, ...],
+    errno: int | None,
+) -> ConnectError:
     return cls(message, address=address, attempts=attempts, errno=errno)
 
 
@@ -187,17 +207,28 @@ class ProxyHeaderError(GreenpointError, ValueError):
 class ConnectionClosed(GreenpointError):
     """Why a connection ended; given to ``Protocol.connectionLost``."""
 
+    default_message = "the connection was closed"
+
+    def __str__(self) -> str:
+        return super().__str__() or self.default_message
+
 
 class ConnectionDone(ConnectionClosed):
     """The connection was closed cleanly."""
+
+    default_message = "the connection was closed cleanly"
 
 
 class ConnectionLost(ConnectionClosed):
     """The connection was lost in a non-clean fashion."""
 
+    default_message = "the connection was lost"
+
 
 class ProcessTerminated(ConnectionLost):
     """A child process exited with a non-zero status or was killed by a signal."""
+
+    default_message = "the process ended with an error"
 
     def __init__(
         self, message: str = "", *, exit_code: int | None = None, signal: int | None = None

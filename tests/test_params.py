@@ -1,0 +1,237 @@
+"""Declared parameters: binding values to names, coercion, defaults and messages."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+
+from greenpoint import DescriptionError
+from greenpoint._params import (
+    REQUIRED,
+    Param,
+    bind,
+    boolean,
+    choice,
+    closest,
+    host,
+    integer,
+    ip_literal,
+    number,
+    octal_mode,
+    port,
+    text,
+)
+
+# A tcp-client-like declaration used throughout.
+TCP = (
+    Param("host", host, positional=True, help="a host name or IP address"),
+    Param("port", port, positional=True, help="0-65535"),
+    Param("timeout", number, default=30.0),
+    Param("bindAddress", host, default=None, target="bind_address"),
+)
+
+
+@pytest.mark.parametrize(
+    ("coerce", "value", "expected"),
+    [
+        (port, "0", 0),
+        (port, "80", 80),
+        (port, " 443 ", 443),
+        (port, "65535", 65535),
+        (integer(), "-3", -3),
+        (integer(), "+3", 3),
+        (integer(1), "1", 1),
+        (number, "30", 30.0),
+        (number, "2.5", 2.5),
+        (number, ".5", 0.5),
+        (number, "5.", 5.0),
+        (number, "0", 0.0),
+        (number, "1e2", 100.0),
+        (boolean, "1", True),
+        (boolean, "0", False),
+        (boolean, "True", True),
+        (boolean, "no", False),
+        (boolean, " ON ", True),
+        (octal_mode, "600", 0o600),
+        (octal_mode, "0666", 0o666),
+        (octal_mode, "0o644", 0o644),
+        (octal_mode, "7777", 0o7777),
+        (host, "example.com", "example.com"),
+        (host, " ::1 ", "::1"),
+        (ip_literal, "", ""),
+        (ip_literal, "127.0.0.1", "127.0.0.1"),
+        (ip_literal, "::1", "::1"),
+        (ip_literal, "fe80::1%eth0", "fe80::1%eth0"),
+        (choice("INET", "INET6", "UNIX"), "inet6", "INET6"),
+        (text, " as is ", " as is "),
+    ],
+)
+def test_coercers_accept(coerce, value, expected):
+    result = coerce(value)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("coerce", "value", "words"),
+    [
+        (port, "-1", "at least 0"),
+        (port, "65536", "at most 65535"),
+        (port, "http", "whole number"),
+        (port, "", "whole number"),
+        (port, "8_0", "whole number"),  # int() would take it
+        (port, "\u0668\u0660", "whole number"),  # Arabic-Indic digits: int() would take them
+        (port, "80.0", "whole number"),
+        (port, "9" * 5000, "too large"),  # int() would raise its own digit-limit error
+        (integer(1, 5), "0", "at least 1"),
+        (integer(1, 5), "6", "at most 5"),
+        (number, "-1", "number of seconds"),
+        (number, "nan", "number of seconds"),
+        (number, "inf", "number of seconds"),
+        (number, "1e999", "too large"),
+        (number, "1_0", "number of seconds"),
+        (number, "", "number of seconds"),
+        (boolean, "maybe", "1 or 0"),
+        (boolean, "", "1 or 0"),
+        (octal_mode, "8", "octal"),
+        (octal_mode, "-1", "octal"),
+        (octal_mode, "17777", "7777"),
+        (octal_mode, "rw", "octal"),
+        (host, "  ", "host name"),
+        (ip_literal, "example.com", "IP address"),
+        (ip_literal, "1.2.3.256", "IP address"),
+        (choice("INET", "INET6"), "UNIX", "INET, INET6"),
+    ],
+)
+def test_coercers_refuse_with_a_reason(coerce, value, words):
+    with pytest.raises(ValueError, match=words):
+        coerce(value)
+
+
+def test_bind_positional_and_defaults():
+    assert bind("tcp", ["example.com", "80"], {}, TCP) == {
+        "host": "example.com",
+        "port": 80,
+        "timeout": 30.0,
+        "bind_address": None,
+    }
+
+
+def test_bind_positionals_may_be_given_by_name_and_targets_rename():
+    bound = bind("tcp", [], {"port": "80", "host": "h", "bindAddress": "::1"}, TCP)
+    assert bound == {"host": "h", "port": 80, "timeout": 30.0, "bind_address": "::1"}
+
+
+def test_bind_fractional_timeout():
+    assert bind("tcp", ["h", "1"], {"timeout": "2.5"}, TCP)["timeout"] == 2.5
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "parameter", "message"),
+    [
+        (["h"], {}, "port", "tcp: missing port (0-65535)"),
+        ([], {"port": "80"}, "host", "tcp: missing host (a host name or IP address)"),
+        (["h", "65536"], {}, "port", "tcp: bad port='65536': must be at most 65535"),
+        (["h", "-1"], {}, "port", "tcp: bad port='-1': must be at least 0"),
+        (["h", "http"], {}, "port", "tcp: bad port='http': expected a whole number"),
+        (["h", "1"], {"timeout": "soon"}, "timeout", "tcp: bad timeout='soon'"),
+        (["h", "1"], {"port": "2"}, "port", "tcp: 'port' given both by position and as port="),
+        (
+            ["h", "1"],
+            {"prot": "2"},
+            "prot",
+            "'prot' is not a parameter of tcp: did you mean 'port'? "
+            "(parameters: host, port, timeout, bindAddress)",
+        ),
+        (
+            ["h", "1"],
+            {"bindaddress": "x"},
+            "bindaddress",
+            "'bindaddress' is not a parameter of tcp: did you mean 'bindAddress'?",
+        ),
+        (
+            ["h", "1"],
+            {"bind_address": "x"},  # the Python spelling is a near miss, too
+            "bind_address",
+            "did you mean 'bindAddress'?",
+        ),
+        (["h", "1"], {"zzzzzz": "x"}, "zzzzzz", "'zzzzzz' is not a parameter of tcp (parameters"),
+    ],
+)
+def test_bind_errors_name_prefix_and_parameter(args, kwargs, parameter, message):
+    with pytest.raises(DescriptionError) as info:
+        bind("tcp", args, kwargs, TCP)
+    assert message in str(info.value)
+    assert info.value.prefix == "tcp"
+    assert info.value.parameter == parameter
+
+
+def test_bind_too_many_positionals_lists_what_is_expected():
+    with pytest.raises(DescriptionError) as info:
+        bind("tcp", ["h", "1", "extra"], {}, TCP)
+    assert "too many positional values ['extra']" in str(info.value)
+    assert "expected: host, port" in str(info.value)
+    assert info.value.prefix == "tcp"
+
+
+def test_bind_with_no_positional_params():
+    with pytest.raises(DescriptionError, match="no positional values"):
+        bind("stdio", ["x"], {}, ())
+
+
+def test_bind_suggestion_attribute():
+    with pytest.raises(DescriptionError) as info:
+        bind("tcp", ["h", "1"], {"timout": "1"}, TCP)
+    assert info.value.suggestion == "timeout"
+
+
+@pytest.mark.parametrize(
+    "error", [TypeError, KeyError, IndexError, ZeroDivisionError, OverflowError]
+)
+def test_any_coercer_failure_becomes_a_description_error(error):
+    def broken(value):
+        raise error("boom")
+
+    with pytest.raises(DescriptionError) as info:
+        bind("x", ["v"], {}, (Param("value", broken, positional=True),))
+    assert info.value.parameter == "value"
+    assert isinstance(info.value.__cause__, error)
+
+
+def test_a_coercer_may_raise_its_own_description_error():
+    def picky(value):
+        raise DescriptionError("x: value must be odd", prefix="x", parameter="value")
+
+    with pytest.raises(DescriptionError, match="must be odd"):
+        bind("x", ["2"], {}, (Param("value", picky, positional=True),))
+
+
+@pytest.mark.parametrize(
+    ("name", "known", "expected"),
+    [
+        ("prot", ["host", "port"], "port"),
+        ("PORT", ["host", "port"], "port"),
+        ("bind_address", ["bindAddress", "timeout"], "bindAddress"),
+        ("privatekey", ["privateKey", "certKey"], "privateKey"),
+        ("timout", ["timeout"], "timeout"),
+        ("tpc", ["tcp", "unix"], "tcp"),
+        ("xyzzy", ["tcp", "unix"], None),
+        ("anything", [], None),
+    ],
+)
+def test_closest(name, known, expected):
+    assert closest(name, known) == expected
+
+
+def test_param_properties():
+    assert Param("port").required
+    assert not Param("timeout", default=None).required
+    assert Param("bindAddress", target="bind_address").keyword == "bind_address"
+    assert Param("port").keyword == "port"
+
+
+def test_required_marker_survives_copy_and_pickle():
+    assert copy.deepcopy(Param("port")).required
+    assert pickle.loads(pickle.dumps(REQUIRED)) is REQUIRED
