@@ -25,7 +25,10 @@ from greenpoint._registry import (
     register_server_parser,
     server_from_string,
 )
+from greenpoint._process_stream import StandardErrorBehavior
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
+from greenpoint.endpoints.process import ProcessEndpoint
+from greenpoint.endpoints.stdio import StandardIOEndpoint
 from greenpoint.errors import (
     ConnectError,
     ConnectionDone,
@@ -34,6 +37,7 @@ from greenpoint.errors import (
     DescriptionError,
     DNSLookupError,
     GreenpointError,
+    ProcessTerminated,
 )
 
 # Twisted's spellings, for porting.
@@ -57,7 +61,11 @@ __all__ = [
     "IPv4Address",
     "IPv6Address",
     "PipeAddress",
+    "ProcessEndpoint",
+    "ProcessTerminated",
     "ServerEndpoint",
+    "StandardErrorBehavior",
+    "StandardIOEndpoint",
     "UNIXAddress",
     "clientFromString",
     "client_from_string",
