@@ -19,13 +19,13 @@ from greenpoint._description import (
     parse_description,
     quote_string_argument,
 )
+from greenpoint._process_stream import StandardErrorBehavior
 from greenpoint._registry import (
     client_from_string,
     register_client_parser,
     register_server_parser,
     server_from_string,
 )
-from greenpoint._process_stream import StandardErrorBehavior
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints.process import ProcessEndpoint
 from greenpoint.endpoints.stdio import StandardIOEndpoint

@@ -71,7 +71,7 @@ class _PipeEnd:
         if timeout == 0:  # non-blocking mode, as for a socket
             raise BlockingIOError(errno.EAGAIN, "the pipe is not ready")
         if self.watcher is not None:
-            gsocket.wait(self.watcher, timeout, _stdsocket.timeout("timed out"))
+            gsocket.wait(self.watcher, timeout, TimeoutError("timed out"))
 
     def release(self) -> None:
         """Give the descriptor back as it came (mode restored, not closed)."""
@@ -299,7 +299,9 @@ class PipeStream:
             raise ValueError("a pipe stream takes no socket flags")
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"read_fd={self._reader.fd} write_fd={self._writer.fd}"
+        state = (
+            "closed" if self._closed else f"read_fd={self._reader.fd} write_fd={self._writer.fd}"
+        )
         return f"<{type(self).__name__} {self._peer} {state}>"
 
 

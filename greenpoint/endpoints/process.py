@@ -45,9 +45,7 @@ class ProcessEndpoint(ClientEndpoint):
 
     def __post_init__(self) -> None:
         if not isinstance(self.executable, str | bytes | os.PathLike):
-            raise TypeError(
-                f"ProcessEndpoint: executable must be a path, not {self.executable!r}"
-            )
+            raise TypeError(f"ProcessEndpoint: executable must be a path, not {self.executable!r}")
         self.executable = os.fsdecode(self.executable)
         if not self.executable:
             raise ValueError("ProcessEndpoint: executable is empty")
@@ -56,8 +54,9 @@ class ProcessEndpoint(ClientEndpoint):
                 "ProcessEndpoint: args is the argv sequence (argv[0] first), not one "
                 f"string: use {(self.executable, *self.args.split())!r} or shlex.split()"
             )
-        self.args = tuple(os.fsdecode(arg) if isinstance(arg, os.PathLike) else arg
-                          for arg in self.args)
+        self.args = tuple(
+            os.fsdecode(arg) if isinstance(arg, os.PathLike) else arg for arg in self.args
+        )
         if self.env is not None:
             self.env = dict(self.env)  # a snapshot: later edits to the caller's dict don't leak in
         if self.path is not None:
