@@ -240,6 +240,16 @@ class PipeStream:
     def closed(self) -> bool:
         return self._closed
 
+    def __del__(self) -> None:
+        # A stream dropped without close() must not keep a child's stdin open (it
+        # would never see end-of-file) nor leak descriptors, as a socket would not.
+        if getattr(self, "_closed", True):
+            return
+        try:
+            self.close()
+        except Exception:
+            pass  # interpreter shutdown, or the hub is already gone
+
     def __enter__(self) -> PipeStream:
         return self
 

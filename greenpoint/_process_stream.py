@@ -142,10 +142,52 @@ def spawn_process(
 
     ``env=None`` inherits our environment; a mapping is the whole environment.
 
+    Cancelling (``gevent.Timeout``, ``kill()``) while the child is being started
+    kills the child as soon as its pid is known and closes every pipe.
+
     Raises:
         ConnectError: the child could not be started (missing executable, not
             executable, missing working directory), naming what was wrong.
     """
+    # Popen waits (cooperatively) for the exec to succeed; an interruption there
+    # would lose the pid of a child that runs on. So the start runs in its own
+    # greenlet, and a caller who gives up leaves it the job of ending the child.
+    starter = gevent.spawn(_capture, _start_process, executable, argv, env, cwd, stderr)
+    try:
+        stream, error = starter.get()
+    except BaseException:
+        if starter.ready():
+            _abandon(starter.value)
+        else:
+            starter.link_value(lambda done: _abandon(done.value))
+        raise
+    if error is not None:
+        raise error
+    return stream
+
+
+def _capture(function: Any, *args: Any) -> tuple[Any, Exception | None]:
+    # Returned rather than raised, so that gevent does not report it as a crash.
+    try:
+        return function(*args), None
+    except Exception as exc:
+        return None, exc
+
+
+def _abandon(outcome: tuple[Any, Any] | None) -> None:
+    stream = outcome[0] if outcome else None
+    if stream is not None:
+        stream.kill()
+        stream.close()
+
+
+def _start_process(
+    executable: str,
+    argv: Sequence[str | bytes],
+    env: Mapping[Any, Any] | None,
+    cwd: str | None,
+    stderr: StandardErrorBehavior,
+) -> ProcessStream:
     label = executable
     # os.pipe() descriptors are close-on-exec; Popen dup2()s the child's ends onto
     # 0/1/2, which clears the flag there only.

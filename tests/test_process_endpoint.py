@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
 import logging
 import os
@@ -108,6 +109,14 @@ def test_a_second_child_does_not_hold_the_first_childs_stdin_open():
         assert second.returncode is None
 
 
+def test_a_stream_dropped_without_close_still_ends_the_child():
+    stream = ProcessEndpoint("cat").open()
+    pid = stream.pid
+    del stream
+    gc.collect()
+    assert wait_until_gone(pid)
+
+
 def test_non_zero_exit_status_becomes_process_terminated():
     with sh("exit 3").open() as stream:
         assert stream.recv(10) == b""
@@ -181,6 +190,41 @@ def test_addresses_name_the_process():
         assert stream.getPeer() == PipeAddress(f"process 'cat' (pid {stream.pid})")
         assert greenpoint._address.peer_address(stream) == stream.getPeer()
         assert isinstance(stream.getHost(), PipeAddress)
+
+
+def children_running(marker: str) -> list[int]:
+    """Our child processes whose command line contains ``marker``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat_file:
+                parent = int(stat_file.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{name}/cmdline", "rb") as cmdline_file:
+                cmdline = cmdline_file.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == os.getpid() and marker.encode() in cmdline:
+            found.append(int(name))
+    return found
+
+
+@pytest.mark.parametrize("seconds", [0, 0.001, 0.003])
+def test_cancelling_open_kills_the_child_being_started(seconds):
+    marker = "29.4817"  # an unusual sleep length that names our children
+    endpoint = ProcessEndpoint("sleep", ("sleep", marker))
+    opened = []
+    for _ in range(10):
+        with gevent.Timeout(seconds, False):
+            opened.append(endpoint.open())
+    for stream in opened:  # the ones that finished starting in time
+        stream.kill()
+        stream.close()
+    with gevent.Timeout(5, False):
+        while children_running(marker):
+            gevent.sleep(0.02)
+    assert children_running(marker) == []
 
 
 # -- stderr ---------------------------------------------------------------------------
