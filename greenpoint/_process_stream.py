@@ -188,7 +188,6 @@ def _start_process(
     cwd: str | None,
     stderr: StandardErrorBehavior,
 ) -> ProcessStream:
-    label = executable
     # os.pipe() descriptors are close-on-exec; Popen dup2()s the child's ends onto
     # 0/1/2, which clears the flag there only.
     parent_fds: list[int] = []
