@@ -29,10 +29,17 @@ from typing import Any
 
 from gevent import socket as gsocket
 from gevent.hub import get_hub
+from gevent.monkey import get_original
 
 from greenpoint._address import PipeAddress
 
-__all__ = ["PipeStream"]
+__all__ = ["PipeStream", "close_fd"]
+
+# The real close(2). gevent >= 25.8 monkey-patches os.close to close pipes only when
+# the event loop next turns, and the loop may sleep for good first: waiting for a
+# child that needs the end-of-file this close gives it. We release our own
+# watchers before closing, which is what that deferral protects against.
+close_fd = get_original("os", "close")
 
 READ_CHUNK = 64 * 1024  # what recv() asks for when makefile()/callers give no size
 
@@ -91,11 +98,11 @@ class _PipeEnd:
             pass  # the descriptor is going away anyway
         watcher, self.watcher = self.watcher, None
         if watcher is None:
-            os.close(fd)
+            close_fd(fd)
         else:
             # Wake any greenlet waiting on the watcher first and close the descriptor
             # only then, so that a reused fd number never reaches a stale watcher.
-            hub.cancel_waits_close_and_then([watcher], _Cancelled, os.close, fd)
+            hub.cancel_waits_close_and_then([watcher], _Cancelled, close_fd, fd)
 
 
 class PipeStream:

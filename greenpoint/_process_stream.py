@@ -29,7 +29,7 @@ from gevent import socket as gsocket
 from gevent import subprocess as gsubprocess
 
 from greenpoint._address import PipeAddress
-from greenpoint._pipe_stream import READ_CHUNK, PipeStream
+from greenpoint._pipe_stream import READ_CHUNK, PipeStream, close_fd
 from greenpoint.errors import ConnectError, ConnectionClosed, ConnectionDone, ProcessTerminated
 
 __all__ = ["ProcessStream", "StandardErrorBehavior", "exit_reason", "spawn_process"]
@@ -247,7 +247,7 @@ def _start_error(exc: OSError, executable: str, cwd: str | None) -> ConnectError
 
 def _close_all(fds: list[int]) -> None:
     while fds:
-        os.close(fds.pop())
+        close_fd(fds.pop())
 
 
 def _log_stderr(fd: int, label: str) -> None:
@@ -272,7 +272,7 @@ def _log_stderr(fd: int, label: str) -> None:
         if pending:
             _log_line(label, pending)
     finally:
-        os.close(fd)
+        close_fd(fd)
 
 
 def _log_line(label: str, line: bytes) -> None:

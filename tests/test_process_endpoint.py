@@ -227,6 +227,35 @@ def test_cancelling_open_kills_the_child_being_started(seconds):
     assert children_running(marker) == []
 
 
+MONKEY_PATCHED_CLIENT = """
+import sys, time
+from gevent import monkey
+monkey.patch_all()
+sys.path.insert(0, sys.argv[1])
+import greenpoint
+
+stream = greenpoint.ProcessEndpoint("cat").open()
+stream.sendall(b"patched")
+assert stream.recv(100) == b"patched"
+stream.close()
+started = time.monotonic()
+reason = stream.exit_reason(timeout=10)
+print(type(reason).__name__, round(time.monotonic() - started, 3))
+"""
+
+
+def test_works_the_same_under_monkey_patching():
+    # gevent's patched os.close defers closing a pipe to the next loop turn, which
+    # would leave cat waiting for end-of-file until some timer wakes the loop.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = (sys.executable, "-c", MONKEY_PATCHED_CLIENT, repo)
+    with ProcessEndpoint(sys.executable, script, err_flag="inherit").open() as stream:
+        output = read_all(stream).split()
+        assert isinstance(stream.exit_reason(timeout=20), ConnectionDone)
+    assert output[0] == b"ConnectionDone"
+    assert float(output[1]) < 2.0
+
+
 # -- stderr ---------------------------------------------------------------------------
 
 

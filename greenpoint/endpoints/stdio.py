@@ -36,7 +36,7 @@ import gevent.event
 
 from greenpoint._address import PipeAddress
 from greenpoint._description import Description
-from greenpoint._pipe_stream import PipeStream
+from greenpoint._pipe_stream import PipeStream, close_fd
 from greenpoint._registry import EndpointParser
 from greenpoint.endpoints._base import ServerEndpoint
 from greenpoint.errors import DescriptionError, ListenError
@@ -163,13 +163,13 @@ def _divert_stdio() -> tuple[int, int]:
             except OSError:  # no stderr either: stray output goes nowhere
                 os.dup2(devnull, _STDOUT)
         finally:
-            os.close(devnull)
+            close_fd(devnull)
     except BaseException:
         if len(copies) == 2:
             _restore_stdio(*copies)
         else:
             for fd in copies:
-                os.close(fd)
+                close_fd(fd)
         raise
     return copies[0], copies[1]
 
@@ -178,8 +178,8 @@ def _restore_stdio(stdin_copy: int, stdout_copy: int) -> None:
     _flush_python_stdout()
     os.dup2(stdin_copy, _STDIN)
     os.dup2(stdout_copy, _STDOUT)
-    os.close(stdin_copy)
-    os.close(stdout_copy)
+    close_fd(stdin_copy)
+    close_fd(stdout_copy)
 
 
 def _flush_python_stdout() -> None:
