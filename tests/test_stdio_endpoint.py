@@ -68,6 +68,9 @@ ECHO_SERVER = textwrap.dedent(
 HALF_CLOSE_SERVER = textwrap.dedent(
     """
     import socket, sys
+    if sys.argv[2:] == ["monkey-patched"]:
+        from gevent import monkey
+        monkey.patch_all()
     sys.path.insert(0, sys.argv[1])
     import greenpoint
 
@@ -86,8 +89,9 @@ HALF_CLOSE_SERVER = textwrap.dedent(
 )
 
 
-def python_child(script: str, **options) -> ProcessEndpoint:
-    return ProcessEndpoint(sys.executable, (sys.executable, "-c", script, REPO), **options)
+def python_child(script: str, *args: str, **options) -> ProcessEndpoint:
+    argv = (sys.executable, "-c", script, REPO, *args)
+    return ProcessEndpoint(sys.executable, argv, **options)
 
 
 def read_all(stream) -> bytes:
@@ -128,8 +132,9 @@ def test_stdio_server_echoes_and_stray_prints_go_to_stderr(caplog):
     assert any(line.startswith("bind again:") and "already used" in line for line in lines)
 
 
-def test_shutdown_wr_gives_the_peer_eof_while_stdio_stays_open_for_reading():
-    with python_child(HALF_CLOSE_SERVER, err_flag="inherit").open() as stream:
+@pytest.mark.parametrize("patching", ["plain", "monkey-patched"])
+def test_shutdown_wr_gives_the_peer_eof_while_stdio_stays_open_for_reading(patching):
+    with python_child(HALF_CLOSE_SERVER, patching, err_flag="inherit").open() as stream:
         stream.sendall(b"hello\n")
         with gevent.Timeout(10):
             assert read_all(stream) == b"got hello\n"
