@@ -41,7 +41,7 @@ __all__ = ["PipeStream", "close_fd"]
 # watchers before closing, which is what that deferral protects against.
 close_fd = get_original("os", "close")
 
-READ_CHUNK = 64 * 1024  # what recv() asks for when makefile()/callers give no size
+READ_CHUNK = 64 * 1024  # one pipe buffer on Linux: a good size for a read loop
 
 _READ = 1  # libev/libuv event masks: EV_READ, EV_WRITE
 _WRITE = 2
@@ -69,10 +69,6 @@ class _PipeEnd:
         if self.pollable:
             os.set_blocking(fd, False)
             self.watcher = hub.loop.io(fd, events)
-
-    @property
-    def open(self) -> bool:
-        return self.fd >= 0
 
     def wait(self, timeout: float | None) -> None:
         if timeout == 0:  # non-blocking mode, as for a socket
