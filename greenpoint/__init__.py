@@ -19,6 +19,7 @@ from greenpoint._description import (
     parse_description,
     quote_string_argument,
 )
+from greenpoint._process_stream import StandardErrorBehavior
 from greenpoint._proxied_stream import ProxiedStream
 from greenpoint._proxy_header import (
     ProxyHeader,
@@ -42,6 +43,8 @@ from greenpoint.endpoints.haproxy import (
     wrap_haproxy_client,
 )
 from greenpoint.endpoints.hostname import ConnectInfo, HostnameEndpoint
+from greenpoint.endpoints.process import ProcessEndpoint
+from greenpoint.endpoints.stdio import StandardIOEndpoint
 from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.errors import (
     AlreadyListenedError,
@@ -98,6 +101,7 @@ __all__ = [
     "ListenError",
     "NoProtocolError",
     "PipeAddress",
+    "ProcessEndpoint",
     "ProcessTerminated",
     "ProxiedStream",
     "ProxyHeader",
@@ -106,6 +110,8 @@ __all__ = [
     "ProxyTLV",
     "SSLInfo",
     "ServerEndpoint",
+    "StandardErrorBehavior",
+    "StandardIOEndpoint",
     "TLSError",
     "TLSVerificationError",
     "UNIXAddress",

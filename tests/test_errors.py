@@ -68,7 +68,7 @@ def test_every_error_class_is_drawn_in_the_module_docstring():
         if inspect.isclass(getattr(errors, name))
         and issubclass(getattr(errors, name), BaseException)
     ]
-    assert len(classes) == 16
+    assert len(classes) >= 16  # the tree only grows
     tree = errors.__doc__
     for name in classes:
         assert f" {name} " in tree or f" {name}\n" in tree, name
