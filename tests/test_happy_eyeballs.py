@@ -441,7 +441,7 @@ def test_all_refused_is_one_error_listing_every_address(world):
     assert lines[1].startswith(
         "  [2001:db8::1]:80 [connect] ConnectRefusedError: connection refused"
     )
-    assert lines[1].endswith("(started +0 ms, took 10 ms)")
+    assert lines[1].endswith("(started +0.0 ms, took 10 ms)")
 
 
 def test_mixed_failures_are_a_connect_error_with_each_reason(world):
