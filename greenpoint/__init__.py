@@ -14,11 +14,13 @@ from greenpoint._address import (
     PipeAddress,
     UNIXAddress,
 )
+from greenpoint._connect import connect_protocol
 from greenpoint._description import (
     Description,
     parse_description,
     quote_string_argument,
 )
+from greenpoint._protocol import ClientFactory, Factory, Protocol
 from greenpoint._registry import (
     client_from_string,
     register_client_parser,
@@ -38,6 +40,7 @@ from greenpoint.errors import (
 
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
+connectProtocol = connect_protocol
 serverFromString = server_from_string
 quoteStringArgument = quote_string_argument
 
@@ -45,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClientEndpoint",
+    "ClientFactory",
     "ConnectError",
     "ConnectTimeoutError",
     "ConnectionDone",
@@ -52,15 +56,19 @@ __all__ = [
     "DNSLookupError",
     "Description",
     "DescriptionError",
+    "Factory",
     "GreenpointError",
     "HostnameAddress",
     "IPv4Address",
     "IPv6Address",
     "PipeAddress",
+    "Protocol",
     "ServerEndpoint",
     "UNIXAddress",
     "clientFromString",
     "client_from_string",
+    "connectProtocol",
+    "connect_protocol",
     "parse_description",
     "quoteStringArgument",
     "quote_string_argument",
