@@ -197,7 +197,9 @@ class ProtocolHandler:
             stream.close()
             return
         if protocol is None:
-            log.debug("%r.buildProtocol(%s) returned None; connection closed", self.factory, address)
+            log.debug(
+                "%r.buildProtocol(%s) returned None; connection closed", self.factory, address
+            )
             stream.close()
             return
         _set_factory(protocol, self.factory)

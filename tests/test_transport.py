@@ -10,7 +10,7 @@ import struct
 
 import gevent
 import pytest
-from _protocol_helpers import UNIXServer, TCPServer, client_for, raw_client, use_listening_port
+from _protocol_helpers import TCPServer, UNIXServer, client_for, raw_client, use_listening_port
 from gevent import socket as gsocket
 from gevent.event import Event
 
@@ -238,21 +238,26 @@ def test_client_protocol_big_write_then_lose_connection_arrives_whole(server_end
 
 
 def test_many_small_writes_queued_behind_a_full_socket_keep_their_order(tcp_endpoint):
-    lines = [b"%06d\n" % i for i in range(200_000)]
+    blob = os.urandom(8 * MiB)  # fills the socket, so the lines below are queued
+    lines = [b"%06d\n" % i for i in range(100_000)]
 
     class Chatty(Recorder):
         def connectionMade(self):
+            self.transport.write(blob)
+            self.queued_before = self.transport.get_write_buffer_size()
             for line in lines:
                 self.transport.write(line)
             self.transport.loseConnection()
 
-    with tcp_endpoint.listen(Factory.forProtocol(Chatty)) as port:
+    server = RecordingFactory(Chatty)
+    with tcp_endpoint.listen(server) as port:
         sock = raw_client(port, tcp_endpoint)
         try:
-            gevent.sleep(0.05)  # let the queue build up before reading
-            assert read_all(sock) == b"".join(lines)
+            assert read_all(sock) == blob + b"".join(lines)
         finally:
             sock.close()
+        assert server.one().closed.wait(5)
+    assert server.one().queued_before > 0
 
 
 def test_write_rejects_text_and_is_ignored_after_close(tcp_endpoint):
@@ -633,23 +638,23 @@ def test_exception_in_data_received_is_logged_closes_with_it_and_server_goes_on(
             super().dataReceived(data)
 
     server = RecordingFactory(Fragile)
-    with caplog.at_level(logging.ERROR, logger="greenpoint"):
-        with server_endpoint.listen(server) as port:
-            sock = raw_client(port, server_endpoint)
-            try:
-                sock.sendall(b"boom")
-                assert read_all(sock) == b""
-            finally:
-                sock.close()
-            first = server.one()
-            assert first.closed.wait(5)
+    logs = caplog.at_level(logging.ERROR, logger="greenpoint")
+    with logs, server_endpoint.listen(server) as port:
+        sock = raw_client(port, server_endpoint)
+        try:
+            sock.sendall(b"boom")
+            assert read_all(sock) == b""
+        finally:
+            sock.close()
+        first = server.one()
+        assert first.closed.wait(5)
 
-            second = raw_client(port, server_endpoint)
-            try:
-                second.sendall(b"still serving")
-                assert second.recv(100) == b"still serving"
-            finally:
-                second.close()
+        second = raw_client(port, server_endpoint)
+        try:
+            second.sendall(b"still serving")
+            assert second.recv(100) == b"still serving"
+        finally:
+            second.close()
     assert len(first.reasons) == 1
     assert isinstance(first.reasons[0], ValueError)
     assert "boom in dataReceived" in str(first.reasons[0])
@@ -662,14 +667,14 @@ def test_exception_in_connection_made_on_the_server_is_logged_and_closes(tcp_end
             raise RuntimeError("cannot start")
 
     server = RecordingFactory(BadStart)
-    with caplog.at_level(logging.ERROR, logger="greenpoint"):
-        with tcp_endpoint.listen(server) as port:
-            sock = raw_client(port, tcp_endpoint)
-            try:
-                assert read_all(sock) == b""
-            finally:
-                sock.close()
-            assert server.one().closed.wait(5)
+    logs = caplog.at_level(logging.ERROR, logger="greenpoint")
+    with logs, tcp_endpoint.listen(server) as port:
+        sock = raw_client(port, tcp_endpoint)
+        try:
+            assert read_all(sock) == b""
+        finally:
+            sock.close()
+        assert server.one().closed.wait(5)
     assert [type(r) for r in server.one().reasons] == [RuntimeError]
     assert any("connectionMade" in record.getMessage() for record in caplog.records)
 
