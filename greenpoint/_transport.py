@@ -44,7 +44,8 @@ log = logging.getLogger("greenpoint")
 RECV_SIZE = 64 * 1024  # one read; the same as a typical gevent recv loop
 WRITE_HIGH_WATER = 64 * 1024  # Twisted's FileDescriptor.bufferSize: pause producers above
 WRITE_LOW_WATER = 16 * 1024  # resume them once the queue is this small again
-SEND_COALESCE = 256 * 1024  # queued small writes are joined up to this size per send
+SMALL_WRITE = 16 * 1024  # queued writes smaller than this are joined before sending...
+SEND_COALESCE = 256 * 1024  # ...into sends of up to this size
 
 
 class _Interrupt(BaseException):
@@ -58,6 +59,17 @@ def _direct_sender(stream: Any) -> Any:
         # BlockingIOError instead of waiting (gevent's own send would wait).
         return stream._sock.send
     return getattr(stream, "try_send", None)
+
+
+def _writability_waiter(stream: Any) -> Any:
+    """Block until a gevent socket can take more data; ``None`` for other streams.
+
+    It waits on the socket's own write watcher, so that closing the socket wakes
+    it as gevent wakes its own waiters.
+    """
+    if type(stream) is gsocket.socket:
+        return lambda: stream._wait(stream._write_event)
+    return None
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -96,6 +108,8 @@ class Transport:
         self._host = None
         self._on_close = on_close
         self._send_now = _direct_sender(stream)
+        self._wait_writable = _writability_waiter(stream)
+        self._blocked = False  # the last send hit a full stream; wait for writability
         self._buffer: collections.deque = collections.deque()
         self._buffered = 0
         self._writer = None
@@ -190,6 +204,7 @@ class Transport:
             if not data:
                 self._read_eof()
                 return
+            self._blocked = False  # time passed: worth one more direct flush attempt
             if self._reading_paused:
                 # Paused from another greenlet while we waited in recv: hold the data.
                 self._wait_while_paused()
@@ -332,6 +347,13 @@ class Transport:
             return
         if self._buffered:
             self._enqueue(data)
+            if self._wait_writable is not None and not self._blocked:
+                # Push from the head of the queue here too: a reader that is never
+                # short of data never yields, and would starve the writer.
+                try:
+                    self._flush_now()
+                except OSError as exc:
+                    self._abort_with(_lost(exc))
             return
         send = self._send_now
         if send is not None:
@@ -348,6 +370,7 @@ class Transport:
                     self._pulled = True
                     self._start_writer()
                 return
+            self._blocked = True
             if sent:
                 data = memoryview(data)[sent:]
         self._enqueue(data)
@@ -373,35 +396,47 @@ class Transport:
             self.producerPaused = True
             self.producer.pauseProducing()
 
+    def _consume(self, chunk: Any, sent: int) -> None:
+        """Drop ``sent`` bytes of ``chunk``, the head of the queue."""
+        self._buffered -= sent
+        if sent == len(chunk):
+            self._buffer.popleft()
+        elif sent:
+            self._buffer[0] = memoryview(chunk)[sent:]
+
+    def _flush_now(self) -> None:
+        """Send from the head of the queue until the stream would block; never blocks."""
+        buffer = self._buffer
+        send = self._send_now
+        while buffer:
+            chunk = self._next_chunk()
+            try:
+                sent = send(chunk)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            self._consume(chunk, sent)
+            if sent < len(chunk):
+                self._blocked = True
+                return
+
     def _start_writer(self) -> None:
         if self._writer is None and not self.disconnected:
             self._writer = gevent.spawn(self._flush_loop)
 
     def _flush_loop(self) -> None:
         buffer = self._buffer
-        send = self._stream.send
         try:
-            while not self.disconnected:
-                while buffer:
-                    chunk = self._next_chunk()
-                    self._in_send = True
-                    try:
-                        sent = send(chunk)
-                    finally:
-                        self._in_send = False
-                    if not buffer or buffer[0] is not chunk:
-                        break  # aborted (queue dropped) while we were sending
-                    self._buffered -= sent
-                    if sent == len(chunk):
-                        buffer.popleft()
+            while not self.disconnected and self._reason is None:
+                if buffer:
+                    if self._wait_writable is not None:
+                        self._flush_when_writable()
                     else:
-                        buffer[0] = memoryview(chunk)[sent:]
+                        self._send_head()
                     if self.producerPaused and self._buffered <= self.write_low_water:
                         self.producerPaused = False
                         if self.producer is not None:
                             self.producer.resumeProducing()
-                if self.disconnected or self._reason is not None:
-                    return
+                    continue
                 if self._pull and self._pulled and not self._write_closed:
                     # Twisted asks a pull producer for more each time its last
                     # chunk is out; it stops asking when a call writes nothing.
@@ -410,8 +445,8 @@ class Transport:
                     if self._pulled or buffer:
                         gevent.sleep(0)  # let other connections run between chunks
                         continue
-                break
-            self._check_flushed()
+                self._check_flushed()
+                return
         except _Interrupt:
             pass
         except OSError as exc:
@@ -421,10 +456,33 @@ class Transport:
         finally:
             self._writer = None
 
+    def _flush_when_writable(self) -> None:
+        # Anyone may push from the head of the queue (write() does); the writer
+        # only waits until the socket can take more, then pushes.
+        self._flush_now()
+        if self._buffer:
+            self._in_send = True
+            try:
+                self._wait_writable()
+            finally:
+                self._in_send = False
+            self._blocked = False
+
+    def _send_head(self) -> None:
+        # Streams without a non-blocking send: only the writer sends queued data.
+        chunk = self._next_chunk()
+        self._in_send = True
+        try:
+            sent = self._stream.send(chunk)
+        finally:
+            self._in_send = False
+        if self._buffer and self._buffer[0] is chunk:  # else: aborted meanwhile
+            self._consume(chunk, sent)
+
     def _next_chunk(self) -> Any:
         buffer = self._buffer
         first = buffer[0]
-        if len(buffer) == 1 or len(first) + len(buffer[1]) > SEND_COALESCE:
+        if len(buffer) == 1 or len(first) >= SMALL_WRITE:
             return first
         # Many small writes queued behind a full socket: one send, not one each.
         parts = [buffer.popleft()]

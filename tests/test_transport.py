@@ -775,3 +775,129 @@ def test_write_buffer_limits_are_validated():
     finally:
         theirs.close()
         stream.close()
+
+
+# -- streams that are not gevent sockets (TLS and pipe streams are like this) -----------------
+
+
+class PlainStream:
+    """Socket-like, but not a gevent socket: no setsockopt, no non-blocking send."""
+
+    def __init__(self, sock):
+        self._inner = sock
+        self.family = sock.family
+
+    def recv(self, size):
+        return self._inner.recv(size)
+
+    def send(self, data):
+        return self._inner.send(data)
+
+    def sendall(self, data):
+        return self._inner.sendall(data)
+
+    def shutdown(self, how):
+        self._inner.shutdown(how)
+
+    def close(self):
+        self._inner.close()
+
+    def fileno(self):
+        return self._inner.fileno()
+
+    def getpeername(self):
+        return self._inner.getpeername()
+
+    def getsockname(self):
+        return self._inner.getsockname()
+
+
+class TrySendStream(PlainStream):
+    """Offers ``try_send``, the optional non-blocking send that enables the fast path."""
+
+    def __init__(self, sock):
+        super().__init__(sock)
+        self.try_sends = 0
+
+    def try_send(self, data):
+        self.try_sends += 1
+        return self._inner.send(data, 0, 0.0)  # gevent: timeout 0 raises, never waits
+
+
+def tcp_pair():
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = gsocket.create_connection(listener.getsockname())
+    client.settimeout(None)
+    server, _ = listener.accept()
+    listener.close()
+    return server, client
+
+
+def gevent_socket(sock):
+    return sock
+
+
+@pytest.fixture(params=[gevent_socket, PlainStream, TrySendStream])
+def wrapped_pair(request):
+    ours, theirs = tcp_pair()
+    stream = request.param(ours)
+    yield stream, theirs
+    stream.close()
+    theirs.close()
+
+
+def run_on(stream, protocol_class):
+    protocol = protocol_class()
+    handler = gevent.spawn(
+        ProtocolHandler(Factory.forProtocol(lambda: protocol)), stream, IPv4Address("127.0.0.1", 1)
+    )
+    wait_for(lambda: protocol.transport is not None, what="connectionMade")
+    return protocol, handler
+
+
+def test_generic_stream_carries_a_big_write_then_lose_connection(wrapped_pair):
+    stream, theirs = wrapped_pair
+    payload = os.urandom(8 * MiB)
+    protocol, handler = run_on(stream, Recorder)
+    protocol.transport.write(payload)
+    protocol.transport.write(b"tail")
+    protocol.transport.loseConnection()
+    assert read_all(theirs, pause=0.001) == payload + b"tail"
+    handler.join(5)
+    assert [type(r) for r in protocol.reasons] == [ConnectionDone]
+    if isinstance(stream, TrySendStream):
+        assert stream.try_sends >= 1
+
+
+def test_generic_stream_echo_half_close_and_no_tcp_options(wrapped_pair):
+    stream, theirs = wrapped_pair
+
+    class Answer(Recorder):
+        def readConnectionLost(self):
+            self.transport.write(bytes(self.received[::-1]))
+            self.transport.loseConnection()
+
+    protocol, handler = run_on(stream, Answer)
+    protocol.transport.setTcpNoDelay(True)
+    # Without setsockopt (the wrappers) the TCP options are a quiet no-op.
+    assert protocol.transport.getTcpNoDelay() is isinstance(stream, gsocket.socket)
+    theirs.sendall(b"abc")
+    theirs.shutdown(socket.SHUT_WR)
+    assert read_all(theirs) == b"cba"
+    handler.join(5)
+    assert [type(r) for r in protocol.reasons] == [ConnectionDone]
+
+
+def test_generic_stream_abort_while_the_writer_is_blocked(wrapped_pair):
+    stream, theirs = wrapped_pair
+    protocol, handler = run_on(stream, Recorder)
+    protocol.transport.write(b"\0" * (32 * MiB))
+    gevent.sleep(0.05)  # the writer greenlet is now blocked in send
+    assert protocol.transport.get_write_buffer_size() > 0
+    protocol.transport.abortConnection()
+    handler.join(5)
+    assert handler.dead
+    assert len(read_all(theirs)) < 32 * MiB
+    assert [type(r) for r in protocol.reasons] == [ConnectionLost]
