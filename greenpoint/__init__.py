@@ -14,12 +14,14 @@ from greenpoint._address import (
     PipeAddress,
     UNIXAddress,
 )
+from greenpoint._connect import connect_protocol
 from greenpoint._description import (
     Description,
     parse_description,
     quote_string_argument,
 )
 from greenpoint._process_stream import StandardErrorBehavior
+from greenpoint._protocol import ClientFactory, Factory, Protocol
 from greenpoint._proxied_stream import ProxiedStream
 from greenpoint._proxy_header import (
     ProxyHeader,
@@ -69,6 +71,7 @@ from greenpoint.errors import (
 
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
+connectProtocol = connect_protocol
 serverFromString = server_from_string
 quoteStringArgument = quote_string_argument
 proxyEndpoint = wrap_haproxy
@@ -80,6 +83,7 @@ __all__ = [
     "AlreadyListenedError",
     "Attempt",
     "ClientEndpoint",
+    "ClientFactory",
     "ConnectCancelledError",
     "ConnectError",
     "ConnectInfo",
@@ -91,6 +95,7 @@ __all__ = [
     "DNSLookupError",
     "Description",
     "DescriptionError",
+    "Factory",
     "GreenpointError",
     "HAProxyClientEndpoint",
     "HAProxyServerEndpoint",
@@ -103,6 +108,7 @@ __all__ = [
     "PipeAddress",
     "ProcessEndpoint",
     "ProcessTerminated",
+    "Protocol",
     "ProxiedStream",
     "ProxyHeader",
     "ProxyHeaderError",
@@ -119,6 +125,8 @@ __all__ = [
     "UNIXServerEndpoint",
     "clientFromString",
     "client_from_string",
+    "connectProtocol",
+    "connect_protocol",
     "encode_proxy_header",
     "parse_description",
     "proxyEndpoint",
