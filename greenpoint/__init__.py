@@ -25,7 +25,14 @@ from greenpoint._registry import (
     register_server_parser,
     server_from_string,
 )
+from greenpoint._serve import ListeningPort
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
+from greenpoint.endpoints.tcp import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ClientEndpoint,
+    TCP6ServerEndpoint,
+)
 from greenpoint.errors import (
     ConnectError,
     ConnectionDone,
@@ -56,8 +63,13 @@ __all__ = [
     "HostnameAddress",
     "IPv4Address",
     "IPv6Address",
+    "ListeningPort",
     "PipeAddress",
     "ServerEndpoint",
+    "TCP4ClientEndpoint",
+    "TCP4ServerEndpoint",
+    "TCP6ClientEndpoint",
+    "TCP6ServerEndpoint",
     "UNIXAddress",
     "clientFromString",
     "client_from_string",
