@@ -117,7 +117,7 @@ class ListeningPort:
         # greenlet -> the stream it serves, so that stop can close streams of
         # handlers that were killed before they ever ran.
         self._handlers: dict[Any, Any] = {}
-        self._accept_greenlet: Any = None
+        self._accept_greenlet: Any = None  # set by start()
         self._stop_started = False
         self._stopped = Event()
         self._fatal_error: BaseException | None = None
@@ -176,6 +176,9 @@ class ListeningPort:
             if running and timeout != 0:
                 gevent.joinall(running, timeout=timeout)
             self._abort_handlers(current)
+            accepting = self._accept_greenlet
+            if accepting is not None and accepting is not current:
+                accepting.join()
         finally:
             try:
                 if self._on_stop is not None:
@@ -240,6 +243,9 @@ class ListeningPort:
                     return
                 continue
             delay = 0.0
+            if self.closing:  # a listener that still accepted after close()
+                stream.close()
+                return
             try:
                 greenlet = spawn(run, stream, address, family, prepare)
             except BaseException:
@@ -313,15 +319,20 @@ class ListeningPort:
             self.listener.close()
         except OSError as exc:
             logger.debug("closing the listener on %s: %r", self._host, exc)
+        # Without waiting: a wait would let accepted handlers start that an abort
+        # (timeout=0) should stop before they run. stop_listening joins it later.
         accepting = self._accept_greenlet
         if accepting is not None and accepting is not gevent.getcurrent():
-            accepting.kill(block=True)
+            accepting.kill(block=False)
 
     def _abort_handlers(self, current: Any) -> None:
         remaining = [g for g in self._handlers if g is not current]
         if not remaining:
             return
-        gevent.killall(remaining, block=False)
+        for greenlet in remaining:
+            # One by one: Greenlet.kill stops a handler that has not started yet
+            # from ever starting (gevent.killall would let it start first).
+            greenlet.kill(block=False)
         gevent.joinall(remaining, timeout=KILL_GRACE)
         # Handlers killed before they started never ran their finally block, and a
         # handler that swallows GreenletExit may still be running: close for them.

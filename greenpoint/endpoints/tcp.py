@@ -260,8 +260,10 @@ def _all_failed(
 
 
 def _reason(error: BaseException | None) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
+    # The OS's own words ("Connection refused"), not our message wrapped around them.
+    cause = error.__cause__ if isinstance(error, ConnectError) else error
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
     return str(error)
 
 
