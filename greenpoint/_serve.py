@@ -164,22 +164,25 @@ class ListeningPort:
         Called from inside a handler, that handler's own connection is left to end
         when the handler returns.
         """
+        current = gevent.getcurrent()
         if self._stop_started:
-            self._stopped.wait()
+            if current not in self._handlers:  # a handler waiting here would deadlock
+                self._stopped.wait()
             return
         self._stop_started = True
         self.closing = True
         try:
             self._close_listener()
-            current = gevent.getcurrent()
             running = [g for g in self._handlers if g is not current]
             if running and timeout != 0:
                 gevent.joinall(running, timeout=timeout)
+        finally:
+            # Also when the drain itself was interrupted (a gevent.Timeout around
+            # this call): nothing may outlive the port.
             self._abort_handlers(current)
             accepting = self._accept_greenlet
             if accepting is not None and accepting is not current:
                 accepting.join()
-        finally:
             try:
                 if self._on_stop is not None:
                     self._on_stop()

@@ -536,3 +536,36 @@ def test_serve_from_an_endpoint_returns_a_listening_port():
     with port, connect(port) as client:
         assert isinstance(port, ListeningPort)
         assert recv_all(client) == b"hi"
+
+
+def test_stop_interrupted_by_a_timeout_still_closes_everything():
+    def handler(stream, address):
+        gevent.sleep(30)
+
+    port = ListeningPort.start(loopback_listener(), handler)
+    with connect(port) as client:
+        gevent.sleep(0.05)
+        with pytest.raises(gevent.Timeout), gevent.Timeout(0.2):
+            port.stop_listening()  # would wait for the handler forever
+        assert port.handler_count == 0
+        assert recv_all(client) == b""
+
+
+def test_handler_calling_stop_while_a_stop_is_draining_does_not_deadlock():
+    entered = Event()
+    finished = []
+
+    def handler(stream, address):
+        entered.wait()
+        port.stop_listening()  # a stop is already waiting for this handler
+        finished.append(True)
+
+    port = ListeningPort.start(loopback_listener(), handler)
+    with connect(port):
+        gevent.sleep(0.05)
+        stopper = gevent.spawn(port.stop_listening)
+        gevent.sleep(0.05)
+        entered.set()
+        stopper.join(timeout=5)
+        assert stopper.successful()
+    assert finished == [True]
