@@ -36,6 +36,7 @@ from greenpoint._registry import (
     register_server_parser,
     server_from_string,
 )
+from greenpoint._serve import ListeningPort
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints.adopted import AdoptedStreamServerEndpoint
 from greenpoint.endpoints.haproxy import (
@@ -47,6 +48,12 @@ from greenpoint.endpoints.haproxy import (
 from greenpoint.endpoints.hostname import ConnectInfo, HostnameEndpoint
 from greenpoint.endpoints.process import ProcessEndpoint
 from greenpoint.endpoints.stdio import StandardIOEndpoint
+from greenpoint.endpoints.tcp import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ClientEndpoint,
+    TCP6ServerEndpoint,
+)
 from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.errors import (
     AlreadyListenedError,
@@ -104,6 +111,7 @@ __all__ = [
     "IPv4Address",
     "IPv6Address",
     "ListenError",
+    "ListeningPort",
     "NoProtocolError",
     "PipeAddress",
     "ProcessEndpoint",
@@ -118,6 +126,10 @@ __all__ = [
     "ServerEndpoint",
     "StandardErrorBehavior",
     "StandardIOEndpoint",
+    "TCP4ClientEndpoint",
+    "TCP4ServerEndpoint",
+    "TCP6ClientEndpoint",
+    "TCP6ServerEndpoint",
     "TLSError",
     "TLSVerificationError",
     "UNIXAddress",
