@@ -26,6 +26,13 @@ from greenpoint._registry import (
     server_from_string,
 )
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
+from greenpoint.endpoints.tls import (
+    SSL4ClientEndpoint,
+    SSL4ServerEndpoint,
+    wrap_client_tls,
+    wrap_server_tls,
+    wrapClientTLS,
+)
 from greenpoint.errors import (
     ConnectError,
     ConnectionDone,
@@ -57,6 +64,8 @@ __all__ = [
     "IPv4Address",
     "IPv6Address",
     "PipeAddress",
+    "SSL4ClientEndpoint",
+    "SSL4ServerEndpoint",
     "ServerEndpoint",
     "UNIXAddress",
     "clientFromString",
@@ -68,4 +77,7 @@ __all__ = [
     "register_server_parser",
     "serverFromString",
     "server_from_string",
+    "wrapClientTLS",
+    "wrap_client_tls",
+    "wrap_server_tls",
 ]
