@@ -104,8 +104,7 @@ def _segments(text: str) -> list[tuple[str | None, str]]:
             end = text.find(_CLOSE, i + 1)
             if end < 0:
                 raise DescriptionError(
-                    f"unclosed '[' at position {i}: a bracketed value such as [::1] needs "
-                    "its ']'",
+                    f"unclosed '[' at position {i}: a bracketed value such as [::1] needs its ']'",
                     position=i,
                 )
             value.append(text[i + 1 : end])

@@ -94,8 +94,7 @@ class _Table:
             raise TypeError(f"a {self.side} parser must be callable or have .parse()")
         if not replace and (key in self.registered or key in self.builtin_modules):
             raise ValueError(
-                f"{self.side} prefix {key!r} is already registered; pass replace=True "
-                "to replace it"
+                f"{self.side} prefix {key!r} is already registered; pass replace=True to replace it"
             )
         self.registered[key] = parser
 
@@ -121,8 +120,7 @@ class _Table:
         suggestion = closest(prefix, known)
         hint = f" did you mean {suggestion!r}?" if suggestion else ""
         raise DescriptionError(
-            f"unknown {self.side} endpoint type {prefix!r}:{hint} "
-            f"(known: {', '.join(known)})",
+            f"unknown {self.side} endpoint type {prefix!r}:{hint} (known: {', '.join(known)})",
             prefix=prefix,
             suggestion=suggestion,
         )
@@ -180,11 +178,7 @@ def server_parsers() -> dict[str, Any]:
 
 
 def _build(table: _Table, description: str | bytes | Description) -> Any:
-    parsed = (
-        description
-        if isinstance(description, Description)
-        else parse_description(description)
-    )
+    parsed = description if isinstance(description, Description) else parse_description(description)
     parser = table.lookup(parsed.prefix)
     try:
         if hasattr(parser, "parse"):

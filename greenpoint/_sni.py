@@ -73,7 +73,9 @@ def pair_identities(
     return identities
 
 
-def _chain_for(leaf: x509.Certificate, others: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+def _chain_for(
+    leaf: x509.Certificate, others: Sequence[x509.Certificate]
+) -> list[x509.Certificate]:
     by_subject = {}
     for cert in others:
         by_subject.setdefault(cert.subject, cert)

@@ -42,7 +42,7 @@ _CLOSE_NOTIFY_TIMEOUT = 1.0  # seconds a close() spends on close_notify over a p
 
 
 def _timed_out() -> TimeoutError:
-    return _stdsocket.timeout("timed out")
+    return TimeoutError("timed out")
 
 
 def _ssl_error_text(exc: SSL.Error) -> str:
@@ -637,7 +637,9 @@ def client_handshake(
     if check_hostname_after and hostname is not None:
         # A caller's own context: its verify callback ran; the name is ours to check.
         cert = stream.peer_certificate
-        problem = "the server sent no certificate" if cert is None else check_identity(cert, hostname)
+        problem = (
+            "the server sent no certificate" if cert is None else check_identity(cert, hostname)
+        )
         if problem is not None:
             stream.close()
             error = TLSVerificationError(

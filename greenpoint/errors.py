@@ -192,7 +192,9 @@ class ConnectionLost(ConnectionClosed):
 class ProcessTerminated(ConnectionLost):
     """A child process exited with a non-zero status or was killed by a signal."""
 
-    def __init__(self, message: str = "", *, exit_code: int | None = None, signal: int | None = None):
+    def __init__(
+        self, message: str = "", *, exit_code: int | None = None, signal: int | None = None
+    ):
         super().__init__(message)
         self.exit_code = exit_code
         self.signal = signal

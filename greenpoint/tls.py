@@ -143,12 +143,12 @@ class ClientTLSOptions:
                 "a hostname is needed to verify the server; pass verify=False to skip "
                 "verification knowingly"
             )
-        if self.context is not None and self.verify:
-            if self.context.get_verify_mode() & SSL.VERIFY_PEER == 0:
-                raise ValueError(
-                    "the given context does not verify the server (VERIFY_NONE); "
-                    "set VERIFY_PEER on it, or pass verify=False knowingly"
-                )
+        context = self.context
+        if context is not None and self.verify and not context.get_verify_mode() & SSL.VERIFY_PEER:
+            raise ValueError(
+                "the given context does not verify the server (VERIFY_NONE); "
+                "set VERIFY_PEER on it, or pass verify=False knowingly"
+            )
 
     def get_context(self) -> SSL.Context:
         """The ``OpenSSL.SSL.Context`` (built once, on first use)."""
@@ -508,5 +508,3 @@ def server_options_for(options: Any) -> Any:
         "expected ServerTLSOptions, SNIServerOptions or an OpenSSL.SSL.Context, "
         f"not {type(options).__name__}"
     )
-
-

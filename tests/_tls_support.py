@@ -87,8 +87,13 @@ def _listen(family: int, address: Any, backlog: int = 50) -> Any:
 
 @dataclasses.dataclass(eq=True)
 class UNIXClient(ClientEndpoint):
+    """A UNIX client endpoint; its test prefix is ``tlstest-unix``."""
+
     path: str
     timeout: float = 30
+
+    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        return "tlstest-unix", (self.path,), {}
 
     def open(self, timeout: float | None = None) -> Any:
         return connect_address(
@@ -132,6 +137,23 @@ class StandInTCP6Client(StandInTCPClient):
 class StandInHostnameEndpoint(StandInTCPClient):
     attempt_delay: float = 0.25
     resolver: Any = None
+
+    def open(self, timeout: float | None = None) -> Any:
+        # localhost: IPv6 first, then IPv4, as the real one would find them.
+        hosts = ["::1", LOOPBACK] if self.host == "localhost" else [self.host]
+        for index, host in enumerate(hosts):
+            family = _stdsocket.AF_INET6 if ":" in host else _stdsocket.AF_INET
+            try:
+                return connect_address(
+                    family,
+                    (host, self.port),
+                    timeout=self.timeout if timeout is None else timeout,
+                    bind_address=self.bind_address,
+                )
+            except OSError:
+                if index == len(hosts) - 1:
+                    raise
+        raise AssertionError("unreachable")
 
 
 @dataclasses.dataclass(eq=True)

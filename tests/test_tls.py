@@ -560,7 +560,9 @@ def test_pipe_stream_handshake_failure_closes_it(certs, server_options):
     client_pipe, server_pipe = pipe_pair()
     serving = gevent.spawn(wrap_server_stream, server_pipe, server_options, 5)
     with pytest.raises(TLSVerificationError):
-        wrap_client_stream(client_pipe, options_for_client_tls("other.test", trust_root=certs.ca_file))
+        wrap_client_stream(
+            client_pipe, options_for_client_tls("other.test", trust_root=certs.ca_file)
+        )
     with pytest.raises(TLSError):
         serving.get(timeout=5)
     assert client_pipe.closed and server_pipe.closed
@@ -569,4 +571,6 @@ def test_pipe_stream_handshake_failure_closes_it(certs, server_options):
 
 def test_server_options_value_equality(certs):
     assert ServerTLSOptions(certs.server_pem) == ServerTLSOptions(certs.server_pem)
-    assert ClientTLSOptions("a", alpn="h2,http/1.1") == ClientTLSOptions("a", alpn=("h2", "http/1.1"))
+    assert ClientTLSOptions("a", alpn="h2,http/1.1") == ClientTLSOptions(
+        "a", alpn=("h2", "http/1.1")
+    )

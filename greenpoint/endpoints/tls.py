@@ -495,9 +495,7 @@ def _build_ssl_client(
     **tls: Any,
 ) -> SSL4ClientEndpoint:
     trust = _one_of("ssl", caCertsDir=ca_certs_dir, trustRoots=trust_roots)
-    options = _build_client_options(
-        "ssl", hostname or host, cert_key, private_key, trust, **tls
-    )
+    options = _build_client_options("ssl", hostname or host, cert_key, private_key, trust, **tls)
     return SSL4ClientEndpoint(
         host, port, options, timeout=timeout, bind_address=_bind_tuple(bind_address)
     )
@@ -669,9 +667,7 @@ _SSL_SERVER = EndpointParser(
             help="key PEM (also the certificate when certKey is not given)",
         ),
         Param("certKey", _path, None, target="cert_key", help="certificate PEM"),
-        Param(
-            "extraCertChain", _path, None, target="extra_cert_chain", help="intermediates PEM"
-        ),
+        Param("extraCertChain", _path, None, target="extra_cert_chain", help="intermediates PEM"),
         Param("sslmethod", _ssl_method, None, target="ssl_method", help="legacy: TLS_METHOD"),
         Param(
             "minimumVersion",
