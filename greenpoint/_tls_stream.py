@@ -212,6 +212,10 @@ class TLSStream:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Read up to ``bufsize`` bytes of plaintext; ``b""`` at the end of the stream."""
+        if self._released:  # the descriptor number may already belong to another file
+            self._check_open()
+        if bufsize == 0:
+            return b""
         conn = self._conn
         deadline = None
         while True:
@@ -237,9 +241,13 @@ class TLSStream:
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Read plaintext into ``buffer``; returns the count, ``0`` at the end."""
+        if self._released:
+            self._check_open()
+        size = nbytes or len(buffer)
+        if size == 0:
+            return 0
         conn = self._conn
         deadline = None
-        size = nbytes or len(buffer)
         while True:
             try:
                 count = conn.recv_into(buffer, size, flags or None)
@@ -261,9 +269,13 @@ class TLSStream:
 
     def send(self, data: Any, flags: int = 0) -> int:
         """Encrypt and send some of ``data``; returns how many bytes were taken."""
+        if self._released:
+            self._check_open()
+        view = memoryview(data).cast("B")[:_MAX_WRITE]
+        if not view:
+            return 0
         conn = self._conn
         deadline = None
-        view = memoryview(data).cast("B")[:_MAX_WRITE]
         while True:
             try:
                 count = conn.send(view)
@@ -283,6 +295,8 @@ class TLSStream:
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Send all of ``data``; blocks the calling greenlet until it is written."""
+        if self._released:
+            self._check_open()
         conn = self._conn
         deadline = None
         view = memoryview(data).cast("B")

@@ -574,3 +574,19 @@ def test_server_options_value_equality(certs):
     assert ClientTLSOptions("a", alpn="h2,http/1.1") == ClientTLSOptions(
         "a", alpn=("h2", "http/1.1")
     )
+
+
+def test_closed_stream_refuses_io_and_empty_calls_are_no_ops(client_options, server_options):
+    client, server = handshake_pair(client_options, server_options)
+    assert client.send(b"") == 0
+    assert client.recv(0) == b""
+    assert client.recv_into(bytearray(0)) == 0
+    client.close()
+    client.close()  # twice is fine
+    for call in (lambda: client.recv(1), lambda: client.sendall(b"x"), lambda: client.send(b"x")):
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == 9  # EBADF
+    assert client.fileno() == -1
+    assert server.recv(10) == b""
+    server.close()
