@@ -138,23 +138,6 @@ class StandInHostnameEndpoint(StandInTCPClient):
     attempt_delay: float = 0.25
     resolver: Any = None
 
-    def open(self, timeout: float | None = None) -> Any:
-        # localhost: IPv6 first, then IPv4, as the real one would find them.
-        hosts = ["::1", LOOPBACK] if self.host == "localhost" else [self.host]
-        for index, host in enumerate(hosts):
-            family = _stdsocket.AF_INET6 if ":" in host else _stdsocket.AF_INET
-            try:
-                return connect_address(
-                    family,
-                    (host, self.port),
-                    timeout=self.timeout if timeout is None else timeout,
-                    bind_address=self.bind_address,
-                )
-            except OSError:
-                if index == len(hosts) - 1:
-                    raise
-        raise AssertionError("unreachable")
-
 
 @dataclasses.dataclass(eq=True)
 class StandInTCPServer(ServerEndpoint):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket as _stdsocket
 import time
 
@@ -90,17 +91,18 @@ def test_echo_with_ssl_descriptions(certs):
 
 def test_echo_with_tls_descriptions(certs, tmp_path_factory):
     directory = tmp_path_factory.mktemp("sites")
-    certs.ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
+    certs.ca.issue_cert("localhost", "::1").private_key_and_cert_chain_pem.write_to_path(
         str(directory / "localhost.pem")
     )
     with serve(f"tls:{q(str(directory))}:port=0:interface=[::1]") as server:
         port = port_of(server.listener)
-        endpoint = client_from_string(f"tls:localhost:{port}:trustRoots={q(certs.ca_file)}")
+        endpoint = client_from_string(f"tls:[::1]:{port}:trustRoots={q(certs.ca_file)}")
         assert isinstance(endpoint, TLSWrapperClientEndpoint)
         with endpoint.open(timeout=5) as stream:
             stream.sendall(b"over tls:")
             assert stream.recv(100) == b"over tls:"
-            assert stream.server_name == "localhost"
+            assert stream.server_name is None  # an address: no SNI, IP SAN checked
+        assert client_from_string(str(endpoint)) == endpoint
 
 
 def test_tls_description_over_nested_endpoint(certs, tmp_path, unix_prefix):
@@ -328,3 +330,11 @@ def test_describing_without_a_string_form_falls_back_to_repr(certs, tmp_path):
 
     endpoint = wrap_server_tls(ServerTLSOptions(certs.server_pem), UNIXServer("/x"))
     assert str(endpoint).startswith("TLSWrapperServerEndpoint(")
+
+
+def test_importing_greenpoint_does_not_import_pyopenssl():
+    import subprocess
+    import sys
+
+    code = "import sys, greenpoint; assert 'OpenSSL' not in sys.modules, 'imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd(), timeout=30)
