@@ -83,7 +83,7 @@ def load_pem(data: bytes, origin: str = "PEM data") -> tuple[list[x509.Certifica
             if label == b"CERTIFICATE":
                 certificates.append(x509.load_pem_x509_certificate(block))
             elif label.endswith(b"PRIVATE KEY"):
-                if label == b"ENCRYPTED PRIVATE KEY" or b"ENCRYPTED" in block:
+                if label == b"ENCRYPTED PRIVATE KEY" or b"Proc-Type: 4,ENCRYPTED" in block:
                     raise ValueError("encrypted private keys are not supported")
                 keys.append(serialization.load_pem_private_key(block, password=None))
         except (ValueError, TypeError) as exc:

@@ -590,3 +590,14 @@ def test_closed_stream_refuses_io_and_empty_calls_are_no_ops(client_options, ser
     assert client.fileno() == -1
     assert server.recv(10) == b""
     server.close()
+
+
+def test_missing_dh_parameters_and_encrypted_keys_are_named(certs, tmp_path):
+    with pytest.raises(FileNotFoundError, match="dh.pem"):
+        options_for_server_tls(certs.server_pem, dh_parameters=str(tmp_path / "dh.pem"))
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_bytes(
+        b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+    with pytest.raises(ValueError, match="encrypted private keys are not supported"):
+        options_for_server_tls(certs.server_pem, private_key=str(encrypted))
