@@ -47,12 +47,23 @@ APIS = ("serve", "listen")
 # -- what the process holds ---------------------------------------------------------
 
 
+def _root(glet: Any) -> Any:
+    while glet.parent is not None:
+        glet = glet.parent
+    return glet
+
+
 def live_greenlets() -> list[Any]:
-    """Every greenlet of this process that has not finished (the hub and main included)."""
+    """Every greenlet of this thread that has not finished (the hub and main included).
+
+    Greenlets of other threads (gevent's thread pool, which resolves names for
+    ``create_connection``, keeps idle workers for a few seconds) are not ours to count.
+    """
+    main = _root(greenlet.getcurrent())
     return [
         obj
         for obj in gc.get_objects()
-        if isinstance(obj, greenlet.greenlet) and not obj.dead
+        if isinstance(obj, greenlet.greenlet) and not obj.dead and _root(obj) is main
     ]
 
 
