@@ -25,6 +25,7 @@ from typing import Any
 
 import gevent
 import greenlet
+from conftest import open_fds
 
 from greenpoint import (
     Factory,
@@ -36,7 +37,6 @@ from greenpoint import (
     wrap_client_tls,
     wrap_server_tls,
 )
-from conftest import open_fds
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -27,9 +27,9 @@ import pytest
 from _reliability import (
     APIS,
     KINDS,
+    Baseline,
     KiB,
     MiB,
-    Baseline,
     client_for,
     echo_exchange,
     echo_server,
@@ -362,9 +362,7 @@ def client_hello():
 def test_tls_client_stalling_mid_handshake_holds_up_nobody(api, certs, caplog):
     caplog.set_level(logging.INFO)
     baseline = Baseline()
-    description = (
-        f"ssl:0:interface=127.0.0.1:privateKey={q(certs.server_pem)}:handshakeTimeout=0.5"
-    )
+    description = f"ssl:0:interface=127.0.0.1:privateKey={q(certs.server_pem)}:handshakeTimeout=0.5"
     endpoint = server_from_string(description)
     if api == "serve":
         from _reliability import echo_handler

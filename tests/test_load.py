@@ -25,8 +25,8 @@ import pytest
 from _reliability import (
     APIS,
     KINDS,
-    KiB,
     Baseline,
+    KiB,
     client_for,
     echo_exchange,
     echo_server,
