@@ -30,7 +30,6 @@ from gevent import socket as gsocket
 from OpenSSL import SSL
 
 from greenpoint import (
-    ListenError,
     TCP4ServerEndpoint,
     TLSError,
     TLSVerificationError,
