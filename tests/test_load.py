@@ -34,6 +34,7 @@ from _reliability import (
     record,
 )
 from _tls_support import make_certs
+from conftest import open_fds
 from gevent import socket as gsocket
 from gevent.pool import Pool
 
@@ -78,6 +79,7 @@ def concurrent_echo(kind, api, clients, size, tmp_path, certs):
                 gevent.sleep(0.01)
             held = port.handler_count
             assert held == clients, f"the server holds {held} of {clients} connections"
+            fds_held = len(open_fds())
             exchanges = [gevent.spawn(echo_exchange, s, size, 16 * KiB) for s in streams]
             gevent.joinall(exchanges, raise_error=True)
             verified = sum(g.value for g in exchanges)
@@ -92,6 +94,7 @@ def concurrent_echo(kind, api, clients, size, tmp_path, certs):
         kind=kind,
         api=api,
         connections_held=held,
+        fds_while_held=fds_held,
         bytes_verified=verified,
         seconds=round(elapsed, 2),
         **figures,
