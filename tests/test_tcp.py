@@ -229,6 +229,30 @@ def test_cancelled_open_closes_its_socket(how):
             assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
 
 
+@pytest.mark.parametrize("how", ["gevent.Timeout", "kill"])
+def test_cancelled_open_of_a_name_closes_every_attempt(how):
+    with (
+        black_hole(stdsocket.AF_INET6, "::1") as first,
+        black_hole(stdsocket.AF_INET6, "::1") as second,
+    ):
+        resolver = FakeResolver(
+            [
+                (stdsocket.AF_INET6, ("::1", first, 0, 0)),
+                (stdsocket.AF_INET6, ("::1", second, 0, 0)),
+            ]
+        )
+        endpoint = TCP6ClientEndpoint("holes.test", 80, resolver=resolver)
+        # At 0.4 s both attempts are running (the second started at 0.25 s).
+        if how == "gevent.Timeout":
+            with pytest.raises(gevent.Timeout), gevent.Timeout(0.4):
+                endpoint.open()
+        else:
+            opener = gevent.spawn(endpoint.open)
+            gevent.sleep(0.4)
+            opener.kill(block=True, timeout=2)
+            assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
+
+
 def test_bind_address_sets_the_local_address_and_port():
     peers = []
     with TCP4ServerEndpoint(0, interface="127.0.0.1").serve(
