@@ -14,6 +14,7 @@ from greenpoint._address import (
     PipeAddress,
     UNIXAddress,
 )
+from greenpoint._backoff import Backoff
 from greenpoint._connect import connect_protocol
 from greenpoint._description import (
     Description,
@@ -75,6 +76,7 @@ from greenpoint.errors import (
     TLSError,
     TLSVerificationError,
 )
+from greenpoint.reconnect import ReconnectingClient
 
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
@@ -89,6 +91,7 @@ __all__ = [
     "AdoptedStreamServerEndpoint",
     "AlreadyListenedError",
     "Attempt",
+    "Backoff",
     "ClientEndpoint",
     "ClientFactory",
     "ConnectCancelledError",
@@ -122,6 +125,7 @@ __all__ = [
     "ProxyHeaderError",
     "ProxyHeaderParser",
     "ProxyTLV",
+    "ReconnectingClient",
     "SSLInfo",
     "ServerEndpoint",
     "StandardErrorBehavior",
