@@ -552,3 +552,17 @@ def _read_all(sock):
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
+
+
+def test_a_gevent_timeout_around_when_connected_leaves_the_client_running(clock):
+    client, endpoint, _ = make_client(clock, ["hang"])
+    client.start()
+    endpoint.attempt_started.wait()
+    with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):
+        client.when_connected()
+    assert client.state == "connecting"
+    waiter = gevent.spawn(client.when_connected)
+    gevent.sleep(0)
+    client.stop()
+    with pytest.raises(ConnectCancelledError):
+        waiter.get(timeout=5)

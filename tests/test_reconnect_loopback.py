@@ -231,3 +231,51 @@ def test_the_example_runs_and_exits_by_itself():
     assert "connected" in result.stdout
     assert "reconnected" in result.stdout
     assert "failed: connection refused" in result.stdout  # it logs why it reconnects
+
+
+def test_twisted_factory_and_line_receiver_run_unchanged(unused_port):
+    tprotocol = pytest.importorskip("twisted.internet.protocol")
+    basic = pytest.importorskip("twisted.protocols.basic")
+    events = []
+
+    class Upper(basic.LineReceiver):
+        def lineReceived(self, line):
+            self.sendLine(line.upper())
+
+    class Asker(basic.LineReceiver):
+        def connectionMade(self):
+            self.lines = []
+            self.answered = Event()
+            self.sendLine(b"hello")
+
+        def lineReceived(self, line):
+            self.lines.append(line)
+            self.answered.set()
+
+    class PortedFactory(tprotocol.ClientFactory):
+        protocol = Asker
+
+        def clientConnectionFailed(self, connector, reason):
+            events.append(("failed", str(connector.getDestination()), type(reason)))
+
+        def clientConnectionLost(self, connector, reason):
+            events.append(("lost", str(connector.getDestination()), type(reason)))
+
+    endpoint = TCP4ClientEndpoint("127.0.0.1", unused_port)
+    client = ReconnectingClient(endpoint, PortedFactory(), **FAST)
+    with client:
+        with pytest.raises(ConnectRefusedError):
+            client.when_connected(fail_after_failures=1)
+        server = TCP4ServerEndpoint(0, interface="127.0.0.1").listen(Factory.forProtocol(Upper))
+        try:
+            # Move the client to where the server is: a new endpoint, same client.
+            client.endpoint = TCP4ClientEndpoint("127.0.0.1", server.get_host().port)
+            asker = client.when_connected(timeout=5)
+            assert asker.answered.wait(5)
+            assert asker.lines == [b"HELLO"]
+            assert isinstance(asker, Asker) and asker.factory is client.factory
+        finally:
+            client.stop(timeout=5)
+            server.stop_listening(timeout=1)
+    assert events[0] == ("failed", f"tcp4:127.0.0.1:{unused_port}", ConnectRefusedError)
+    assert events[-1][0] == "lost"
