@@ -203,8 +203,9 @@ class ReconnectingClient:
 
         Returns:
             ``True`` if everything closed within ``timeout``, ``False`` if the
-            connection had to be aborted. Called from the client's own callbacks it
-            returns ``True`` at once and the client stops when the callback returns.
+            connection had to be aborted. Called from the factory's or the
+            protocol's callbacks it returns ``True`` at once: the connection is closed
+            (flushed) and the client stops once the callback has returned.
         """
         runner = self._runner
         self._stopping = True
@@ -213,17 +214,19 @@ class ReconnectingClient:
             return True
         if self._state != "stopped":
             self._state = "stopping"
-        if gevent.getcurrent() is runner:
-            return True  # a callback of ours: the loop sees _stopping when it returns
         transport = self._transport
         if transport is not None and not transport.disconnected:
             transport.loseConnection()  # the loop wakes when connectionLost has run
-        else:
+        elif gevent.getcurrent() is not runner:
             runner.kill(_Stopped, block=False)
+        if self._in_own_greenlet():
+            # Waiting here would wait for ourselves: the loop sees _stopping (and the
+            # connection closes) once the callback returns.
+            return True
         runner.join(timeout)
         if runner.dead:
             return True
-        log.warning("%r: the connection did not close within %s s; aborting it", self, timeout)
+        log.warning("%r did not stop within %s s; aborting the connection", self, timeout)
         transport = self._transport
         if transport is not None:
             transport.abortConnection()
@@ -278,8 +281,11 @@ class ReconnectingClient:
             return self._protocol
         if self._state == "stopped":
             raise self._stopped_error()
-        if gevent.getcurrent() is self._runner:
-            raise RuntimeError("when_connected() called from the client's own callbacks")
+        if self._in_own_greenlet():
+            raise RuntimeError(
+                "when_connected() would wait for itself: called from the client's own "
+                "callbacks or its protocol's while not connected"
+            )
         waiter = _Waiter(AsyncResult(), fail_after_failures)
         self._waiters.append(waiter)
         timer = None
@@ -301,6 +307,23 @@ class ReconnectingClient:
             )
             error.__cause__ = self._last_error
             waiter.result.set_exception(error)
+
+    def _in_own_greenlet(self) -> bool:
+        """Is the caller the client's loop, or the live connection's reader or writer?
+
+        Factory callbacks run in the loop; protocol callbacks (and producers) in the
+        connection's greenlets. Blocking there until the client stops or connects
+        would wait for the very greenlet that has to do it.
+        """
+        current = gevent.getcurrent()
+        if current is self._runner:
+            return True
+        transport = self._transport
+        # The transport's greenlets are private to it; we only compare identities.
+        return transport is not None and current in (
+            getattr(transport, "_reader", None),
+            getattr(transport, "_writer", None),
+        )
 
     def _stopped_error(self) -> BaseException:
         if self._final_error is not None:

@@ -566,3 +566,95 @@ def test_a_gevent_timeout_around_when_connected_leaves_the_client_running(clock)
     client.stop()
     with pytest.raises(ConnectCancelledError):
         waiter.get(timeout=5)
+
+
+def test_no_protocol_and_a_raising_connection_made_count_as_failed_attempts(clock, caplog):
+    client, endpoint, factory = make_client(clock, ["accept", "accept", "accept"])
+    built = iter([None, "boom", "ok"])
+
+    class Boom(Recorder):
+        def connectionMade(self):
+            raise ValueError("connectionMade failed")
+
+    def build(addr):
+        kind = next(built)
+        if kind is None:
+            return None
+        protocol = Boom() if kind == "boom" else Recorder()
+        factory.built.append(protocol)
+        return protocol
+
+    factory.buildProtocol = build
+    client.start()
+    protocol = client.when_connected()
+    assert protocol is factory.built[-1] and not isinstance(protocol, Boom)
+    failed = [entry for entry in factory.log if entry[0] == "clientConnectionFailed"]
+    assert failed == [
+        ("clientConnectionFailed", "NoProtocolError"),
+        ("clientConnectionFailed", "ValueError"),
+    ]
+    assert isinstance(factory.built[0].reason, ValueError)  # connectionLost got it first
+    assert endpoint.times == [0, 1, 3]
+    client.stop()
+    endpoint.close_peers()
+
+
+def test_a_callback_that_raises_is_logged_and_the_client_goes_on(clock, caplog):
+    client, endpoint, factory = make_client(clock, [refused(), "accept"])
+
+    def broken(connector, reason):
+        raise RuntimeError("callback bug")
+
+    factory.clientConnectionFailed = broken
+    client.on_retry = lambda *args: 1 / 0
+    client.start()
+    protocol = client.when_connected()
+    assert protocol.transport.connected
+    assert "callback bug" in caplog.text and "ZeroDivisionError" in caplog.text
+    client.stop()
+    endpoint.close_peers()
+
+
+def test_stop_from_the_protocol_closes_the_connection_and_stops(clock):
+    client, endpoint, factory = make_client(clock, ["accept"])
+
+    class Quitter(Recorder):
+        def dataReceived(self, data):
+            self.transport.write(b"bye")
+            self.stopped_with = client.stop()
+            self.connected_check = client.when_connected()
+
+    factory.buildProtocol = lambda addr: Quitter()
+    client.start()
+    protocol = client.when_connected()
+    peer = endpoint.peers[0]
+    peer.sendall(b"quit")
+    assert _read_all(peer) == b"bye"  # flushed, then closed
+    assert protocol.lost.wait(5)
+    assert protocol.stopped_with is True and protocol.connected_check is protocol
+    with pytest.raises(ConnectCancelledError):
+        client.when_connected()
+    assert client.state == "stopped"
+    assert len(endpoint.times) == 1
+    endpoint.close_peers()
+
+
+def test_when_connected_from_connection_lost_is_refused(clock):
+    client, endpoint, factory = make_client(clock, ["accept"])
+    errors = []
+
+    class Impatient(Recorder):
+        def connectionLost(self, reason):
+            try:
+                client.when_connected()
+            except RuntimeError as exc:
+                errors.append(exc)
+            super().connectionLost(reason)
+
+    factory.buildProtocol = lambda addr: Impatient()
+    client.start()
+    protocol = client.when_connected()
+    endpoint.close_peers()
+    assert protocol.lost.wait(5)
+    assert "would wait for itself" in str(errors[0])
+    client.stop()
