@@ -55,6 +55,13 @@ from greenpoint.endpoints.tcp import (
     TCP6ClientEndpoint,
     TCP6ServerEndpoint,
 )
+from greenpoint.endpoints.tls import (
+    SSL4ClientEndpoint,
+    SSL4ServerEndpoint,
+    wrap_client_tls,
+    wrap_server_tls,
+    wrapClientTLS,
+)
 from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.errors import (
     AlreadyListenedError,
@@ -126,6 +133,8 @@ __all__ = [
     "ProxyHeaderParser",
     "ProxyTLV",
     "ReconnectingClient",
+    "SSL4ClientEndpoint",
+    "SSL4ServerEndpoint",
     "SSLInfo",
     "ServerEndpoint",
     "StandardErrorBehavior",
@@ -152,6 +161,9 @@ __all__ = [
     "register_server_parser",
     "serverFromString",
     "server_from_string",
+    "wrapClientTLS",
+    "wrap_client_tls",
     "wrap_haproxy",
     "wrap_haproxy_client",
+    "wrap_server_tls",
 ]
