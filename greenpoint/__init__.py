@@ -14,6 +14,7 @@ from greenpoint._address import (
     PipeAddress,
     UNIXAddress,
 )
+from greenpoint._backoff import Backoff
 from greenpoint._connect import connect_protocol
 from greenpoint._description import (
     Description,
@@ -54,6 +55,13 @@ from greenpoint.endpoints.tcp import (
     TCP6ClientEndpoint,
     TCP6ServerEndpoint,
 )
+from greenpoint.endpoints.tls import (
+    SSL4ClientEndpoint,
+    SSL4ServerEndpoint,
+    wrap_client_tls,
+    wrap_server_tls,
+    wrapClientTLS,
+)
 from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.errors import (
     AlreadyListenedError,
@@ -75,6 +83,7 @@ from greenpoint.errors import (
     TLSError,
     TLSVerificationError,
 )
+from greenpoint.reconnect import ReconnectingClient
 
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
@@ -89,6 +98,7 @@ __all__ = [
     "AdoptedStreamServerEndpoint",
     "AlreadyListenedError",
     "Attempt",
+    "Backoff",
     "ClientEndpoint",
     "ClientFactory",
     "ConnectCancelledError",
@@ -122,6 +132,9 @@ __all__ = [
     "ProxyHeaderError",
     "ProxyHeaderParser",
     "ProxyTLV",
+    "ReconnectingClient",
+    "SSL4ClientEndpoint",
+    "SSL4ServerEndpoint",
     "SSLInfo",
     "ServerEndpoint",
     "StandardErrorBehavior",
@@ -148,6 +161,9 @@ __all__ = [
     "register_server_parser",
     "serverFromString",
     "server_from_string",
+    "wrapClientTLS",
+    "wrap_client_tls",
     "wrap_haproxy",
     "wrap_haproxy_client",
+    "wrap_server_tls",
 ]
