@@ -9,6 +9,7 @@ registry, and the description round trip over generated endpoints of every kind.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import ipaddress
 import itertools
@@ -21,6 +22,7 @@ import time
 
 import gevent
 import pytest
+import trustme
 from gevent import socket as gsocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,10 +52,12 @@ from greenpoint import (
     client_from_string,
     quote_string_argument,
     server_from_string,
+    wrap_client_tls,
     wrap_haproxy_client,
 )
 from greenpoint.endpoints.adopted import SystemdServerEndpoint
 from greenpoint.testing import FakeResolver
+from greenpoint.tls import options_for_client_tls
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -144,11 +148,55 @@ def place(kind: str, tmp_path):
             lambda stream: PROXIED_V6,
             lambda port: IPv6Address("2001:db8::1", 443),
         )
+    elif kind in ("ssl", "haproxy-ssl"):
+        authority = trustme.CA()
+        server_pem, ca_pem = tmp_path / "server.pem", tmp_path / "ca.pem"
+        authority.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(
+            str(server_pem)
+        )
+        authority.cert_pem.write_to_path(str(ca_pem))
+        key, trust = quote_string_argument(str(server_pem)), quote_string_argument(str(ca_pem))
+        server = f"ssl:0:interface=127.0.0.1:privateKey={key}"
+        if kind == "ssl":
+            yield (
+                server,
+                # tcp:localhost under tls: is a HostnameEndpoint, raced and verified.
+                lambda port: client_from_string(
+                    f"tls:localhost:{port.get_host().port}:trustRoots={trust}"
+                ),
+                lambda stream: IPv4Address("127.0.0.1", stream.getsockname()[1]),
+                lambda port: port.get_host(),
+            )
+        else:  # the PROXY header comes before the TLS handshake
+            options = options_for_client_tls("localhost", trust_root=str(ca_pem))
+            yield (
+                "haproxy:" + server,
+                lambda port: wrap_client_tls(
+                    options,
+                    wrap_haproxy_client(
+                        client_from_string(f"tcp:127.0.0.1:{port.get_host().port}"),
+                        PROXIED_V4,
+                        IPv4Address("198.51.100.2", 8443),
+                    ),
+                ),
+                lambda stream: PROXIED_V4,
+                lambda port: IPv4Address("198.51.100.2", 8443),
+            )
     else:
         raise AssertionError(kind)
 
 
-KINDS = ["tcp", "tcp6", "unix", "abstract", "fd", "haproxy-tcp", "haproxy-unix"]
+KINDS = [
+    "tcp",
+    "tcp6",
+    "unix",
+    "abstract",
+    "fd",
+    "haproxy-tcp",
+    "haproxy-unix",
+    "ssl",
+    "haproxy-ssl",
+]
 
 
 def recv_all(stream) -> bytes:
@@ -523,7 +571,7 @@ tcp_clients = st.one_of(
 
 
 @st.composite
-def hostname_endpoints(draw):
+def hostname_endpoints(draw, hosts=names):
     bind = draw(
         st.one_of(
             st.none(),
@@ -540,7 +588,7 @@ def hostname_endpoints(draw):
         )
     )
     return HostnameEndpoint(
-        draw(names),
+        draw(hosts),
         draw(st.integers(1, 65535)),
         timeout=draw(seconds),
         bind_address=bind,
@@ -602,13 +650,131 @@ haproxy_servers = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.one_of(tcp_clients, hostname_endpoints(), unix_clients))
-def test_client_descriptions_round_trip(endpoint):
+# TLS endpoints come from descriptions: options made in Python load their files at once.
+pem_paths = st.text(
+    st.characters(blacklist_characters="\0", codec="utf-8"), min_size=1, max_size=20
+).map(lambda name: quote_string_argument("/certs/" + name))
+alpn_lists = st.lists(st.from_regex(r"[a-z0-9/.]{1,8}", fullmatch=True), min_size=1, max_size=3)
+versions = st.sampled_from(["TLSv1.2", "TLSv1.3"])
+yes_no = st.sampled_from(["yes", "no"])
+seconds_text = seconds.map(str)
+bracketed_v6 = v6.map(lambda address: f"[{address}]")
+
+
+def descriptions(prefix, positional, keys, required=()):
+    """Description strings: ``prefix``, the positional values, then some of ``keys``."""
+
+    @st.composite
+    def build(draw):
+        parts = [prefix] + [str(draw(value)) for value in positional]
+        chosen = set(required) | set(draw(st.lists(st.sampled_from(sorted(keys)), unique=True)))
+        parts += [f"{key}={draw(keys[key])}" for key in sorted(chosen)]
+        return ":".join(parts)
+
+    return build()
+
+
+ssl_clients = descriptions(
+    "ssl",
+    [st.one_of(names, v4, bracketed_v6), st.integers(1, 65535)],
+    {
+        "timeout": seconds_text,
+        "bindAddress": v4,
+        "hostname": names,
+        "caCertsDir": pem_paths,
+        "certKey": pem_paths,
+        "privateKey": pem_paths,
+        "alpn": alpn_lists.map(",".join),
+        "minimumVersion": versions,
+        "verify": yes_no,
+    },
+)
+tls_clients = descriptions(
+    "tls",
+    [names, st.integers(1, 65535)],
+    {
+        "timeout": seconds_text,
+        "bindAddress": st.one_of(v4, st.builds(lambda a, b: f"[{a},{b}]", v4, v6)),
+        "certificate": pem_paths,
+        "privateKey": pem_paths,
+        "trustRoots": pem_paths,
+        "alpn": alpn_lists.map(",".join),
+        "minimumVersion": versions,
+        "verify": yes_no,
+    },
+)
+tls_over_endpoints = descriptions(
+    "tls",
+    [names],
+    {
+        "endpoint": st.one_of(tcp_clients, hostname_endpoints(), unix_clients).map(
+            lambda endpoint: quote_string_argument(str(endpoint))
+        ),
+        "timeout": seconds_text,
+        "alpn": alpn_lists.map(",".join),
+    },
+    required=["endpoint"],
+)
+tls_server_keys = {
+    "dhParameters": pem_paths,
+    "alpn": alpn_lists.map(",".join),
+    "clientCA": pem_paths,
+    "requireClientCertificate": yes_no,
+    "handshakeTimeout": st.one_of(st.just("0"), seconds_text),
+    "reloadInterval": st.one_of(st.just("0"), seconds_text),
+    "backlog": st.integers(0, 999),
+    "minimumVersion": versions,
+}
+ssl_servers = descriptions(
+    "ssl",
+    [st.integers(0, 65535)],
+    {
+        **tls_server_keys,
+        "privateKey": pem_paths,
+        "certKey": pem_paths,
+        "extraCertChain": pem_paths,
+        "interface": st.one_of(v4, bracketed_v6),
+    },
+)
+tls_servers = descriptions(
+    "tls",
+    [pem_paths],
+    {**tls_server_keys, "port": st.integers(0, 65535), "interface": bracketed_v6},
+)
+
+
+@functools.cache
+def example_options():
+    return options_for_client_tls("example.test")
+
+
+# Built lazily: the options are made (and pyOpenSSL imported) on first draw.
+wrapped_hostname_endpoints = hostname_endpoints(
+    hosts=st.one_of(st.just("example.test"), names)
+).map(lambda endpoint: wrap_client_tls(example_options(), endpoint))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(tcp_clients, hostname_endpoints(), unix_clients, wrapped_hostname_endpoints))
+def test_client_endpoints_round_trip(endpoint):
     assert client_from_string(str(endpoint)) == endpoint
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.one_of(plain_servers, haproxy_servers))
-def test_server_descriptions_round_trip(endpoint):
+def test_server_endpoints_round_trip(endpoint):
+    assert server_from_string(str(endpoint)) == endpoint
+
+
+@settings(max_examples=80, deadline=None)  # drawing these strings is the slow part
+@given(st.one_of(ssl_clients, tls_clients, tls_over_endpoints))
+def test_tls_client_descriptions_round_trip(description):
+    endpoint = client_from_string(description)
+    assert client_from_string(str(endpoint)) == endpoint
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(ssl_servers, tls_servers, ssl_servers.map("haproxy:".__add__)))
+def test_tls_server_descriptions_round_trip(description):
+    endpoint = server_from_string(description)
     assert server_from_string(str(endpoint)) == endpoint
