@@ -54,6 +54,13 @@ from greenpoint.endpoints.tcp import (
     TCP6ClientEndpoint,
     TCP6ServerEndpoint,
 )
+from greenpoint.endpoints.tls import (
+    SSL4ClientEndpoint,
+    SSL4ServerEndpoint,
+    wrap_client_tls,
+    wrap_server_tls,
+    wrapClientTLS,
+)
 from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.errors import (
     AlreadyListenedError,
@@ -122,6 +129,8 @@ __all__ = [
     "ProxyHeaderError",
     "ProxyHeaderParser",
     "ProxyTLV",
+    "SSL4ClientEndpoint",
+    "SSL4ServerEndpoint",
     "SSLInfo",
     "ServerEndpoint",
     "StandardErrorBehavior",
@@ -148,6 +157,9 @@ __all__ = [
     "register_server_parser",
     "serverFromString",
     "server_from_string",
+    "wrapClientTLS",
+    "wrap_client_tls",
     "wrap_haproxy",
     "wrap_haproxy_client",
+    "wrap_server_tls",
 ]
