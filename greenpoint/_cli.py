@@ -94,8 +94,11 @@ def _take_stdio() -> Any:
     return stream
 
 
-def _describe_error(exc: BaseException, verbose: int) -> str:
+def _describe_error(exc: BaseException, verbose: int = 0) -> str:
+    """The error's message; only its first line unless ``verbose``."""
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror and text.startswith("[Errno"):
+        text = exc.strerror  # ours already say what failed; "[Errno 98]" adds nothing
     return text if verbose else text.splitlines()[0]
 
 
@@ -241,7 +244,7 @@ def _bind(endpoint: Any) -> Any:
     try:
         return endpoint.bind()
     except ListenError as exc:
-        raise CommandError(str(exc)) from exc
+        raise CommandError(_describe_error(exc)) from exc
 
 
 def _bind_port(start: Any) -> Any:
@@ -250,7 +253,7 @@ def _bind_port(start: Any) -> Any:
     try:
         return start()
     except ListenError as exc:
-        raise CommandError(str(exc)) from exc
+        raise CommandError(_describe_error(exc)) from exc
 
 
 def _host_of(listener: Any) -> Any:
