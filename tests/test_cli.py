@@ -311,20 +311,19 @@ def test_relay_stops_gracefully_letting_a_running_connection_finish(tmp_path):
         gevent.sleep(0.5)
         stream.sendall(data)
 
-    with greenpoint.server_from_string("tcp:0:interface=127.0.0.1").serve(slow_echo) as upstream:
-        with Child(
-            greenpoint_command(
-                "relay", "tcp:0:interface=127.0.0.1", f"tcp:127.0.0.1:{upstream.get_host().port}"
-            )
-        ) as relay:
-            port = relay.port()
-            with greenpoint.client_from_string(f"tcp:127.0.0.1:{port}").open(timeout=5) as stream:
-                stream.sendall(b"late")
-                stream.shutdown(socket.SHUT_WR)
-                gevent.sleep(0.1)
-                relay.process.terminate()
-                relay.wait_for("SIGTERM: stopping")
-                assert refuses_soon(f"tcp:127.0.0.1:{port}")
-                assert read_all(stream) == b"late"  # the running connection finished
-            status, _, _ = relay.finish()
+    upstream = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").serve(slow_echo)
+    relay_command = greenpoint_command(
+        "relay", "tcp:0:interface=127.0.0.1", f"tcp:127.0.0.1:{upstream.get_host().port}"
+    )
+    with upstream, Child(relay_command) as relay:
+        port = relay.port()
+        with greenpoint.client_from_string(f"tcp:127.0.0.1:{port}").open(timeout=5) as stream:
+            stream.sendall(b"late")
+            stream.shutdown(socket.SHUT_WR)
+            gevent.sleep(0.1)
+            relay.process.terminate()
+            relay.wait_for("SIGTERM: stopping")
+            assert refuses_soon(f"tcp:127.0.0.1:{port}")
+            assert read_all(stream) == b"late"  # the running connection finished
+        status, _, _ = relay.finish()
     assert status == 0
