@@ -130,17 +130,16 @@ def test_tls_with_pyopenssl_streams(certificates):
 
 
 def test_haproxy_gives_the_real_client_address():
-    with wsgi.serve("haproxy:tcp:0:interface=127.0.0.1", environ_app, log=None) as port:
-        with greenpoint.client_from_string(f"tcp:127.0.0.1:{port.get_host().port}").open(
-            timeout=5
-        ) as stream:
-            stream.sendall(
-                b"PROXY TCP4 203.0.113.7 192.0.2.10 41000 8080\r\n"
-                b"GET / HTTP/1.1\r\nHost: example\r\nConnection: close\r\n\r\n"
-            )
-            raw = b""
-            while data := stream.recv(65536):
-                raw += data
+    port = wsgi.serve("haproxy:tcp:0:interface=127.0.0.1", environ_app, log=None)
+    client = greenpoint.client_from_string(f"tcp:127.0.0.1:{port.get_host().port}")
+    with port, client.open(timeout=5) as stream:
+        stream.sendall(
+            b"PROXY TCP4 203.0.113.7 192.0.2.10 41000 8080\r\n"
+            b"GET / HTTP/1.1\r\nHost: example\r\nConnection: close\r\n\r\n"
+        )
+        raw = b""
+        while data := stream.recv(65536):
+            raw += data
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     values = parse(body)
