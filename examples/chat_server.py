@@ -31,7 +31,9 @@ class ChatClient(greenpoint.Protocol):
     def lineReceived(self, line):
         if self.name is None:
             self.name = line or "anonymous"
+            others = len(self.factory.members)
             self.factory.members.add(self)
+            self.transport.write(f"hi {self.name}, {others} others here\n".encode())
             self.factory.broadcast(f"* {self.name} joined", sender=self)
         elif line:
             self.factory.broadcast(f"{self.name}: {line}", sender=self)

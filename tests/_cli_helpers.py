@@ -49,11 +49,16 @@ def run_greenpoint(*args: str, input: bytes = b"", timeout: float = 20, **kwargs
 class Child:
     """A running child whose stderr is read line by line (kept in ``lines``)."""
 
-    def __init__(self, args: list[str], *, stdin=subprocess.DEVNULL, **kwargs) -> None:
+    def __init__(
+        self, args: list[str], *, stdin=subprocess.DEVNULL, merge: bool = False, **kwargs
+    ) -> None:
         kwargs.setdefault("env", child_env())
+        stderr = subprocess.STDOUT if merge else subprocess.PIPE
         self.process = subprocess.Popen(
-            args, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs
+            args, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, **kwargs
         )
+        # What wait_for reads: stderr, or stdout with stderr merged into it.
+        self._watched = self.process.stdout if merge else self.process.stderr
         self.lines: list[str] = []
 
     def wait_for(self, pattern: str, timeout: float = 10, count: int = 1) -> re.Match:
@@ -67,7 +72,7 @@ class Child:
                     return match
         with gevent.Timeout(timeout, AssertionError(f"no {pattern!r} in {self.lines!r}")):
             while True:
-                raw = self.process.stderr.readline()
+                raw = self._watched.readline()
                 if not raw:
                     raise AssertionError(f"child ended without {pattern!r}: {self.lines!r}")
                 line = raw.decode(errors="replace").rstrip("\n")
@@ -93,6 +98,8 @@ class Child:
             self.process.kill()
             self.process.communicate()
             raise
+        if self._watched is self.process.stdout:
+            out, err = b"", out
         rest = err.decode(errors="replace")
         self.lines.extend(rest.splitlines())
         return self.process.returncode, out, rest
