@@ -231,7 +231,7 @@ def _form(side: str, prefix: str, params: Sequence[Param]) -> str:
             placeholder = param.name.upper()
             text += f":{placeholder}" if param.required else f"[:{placeholder}]"
         elif param.required:
-            text += f":{param.name}=…"
+            text += f":{param.name}={param.name.upper()}"
     return text
 
 
