@@ -35,14 +35,33 @@ def black_hole(host="::1"):
             sock.close()
 
 
-def race(attempt_delay=0.25):
-    """Connect to demo.test and return the ``ConnectInfo`` describing the race."""
-    with black_hole("::1") as dark_port, socket.socket() as live:
+def ipv6_loopback_works():
+    """Whether ::1 can be bound here (some containers have IPv6 switched off)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def race(attempt_delay=0.25, dark="::1"):
+    """Connect to demo.test and return the ``ConnectInfo`` describing the race.
+
+    ``dark`` is the black-holed address: ``::1``, or without IPv6 another IPv4
+    loopback address such as ``127.0.0.2`` (then both addresses are A records).
+    """
+    with black_hole(dark) as dark_port, socket.socket() as live:
         live.bind(("127.0.0.1", 0))
         live.listen(1)
+        live_address = ("127.0.0.1", live.getsockname()[1])
         resolver = FakeResolver()
-        resolver.add("demo.test", socket.AF_INET6, [("::1", dark_port)])
-        resolver.add("demo.test", socket.AF_INET, [("127.0.0.1", live.getsockname()[1])])
+        if ":" in dark:
+            resolver.add("demo.test", socket.AF_INET6, [(dark, dark_port)])
+            resolver.add("demo.test", socket.AF_INET, [live_address])
+        else:
+            resolver.add("demo.test", socket.AF_INET6, [])
+            resolver.add("demo.test", socket.AF_INET, [(dark, dark_port), live_address])
         endpoint = HostnameEndpoint(
             "demo.test", 80, timeout=5, attempt_delay=attempt_delay, resolver=resolver
         )
@@ -52,7 +71,7 @@ def race(attempt_delay=0.25):
 
 
 def main():
-    info = race()
+    info = race() if ipv6_loopback_works() else race(dark="127.0.0.2")
     print(info.describe())
 
 

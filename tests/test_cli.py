@@ -270,7 +270,7 @@ def test_relay_bridges_tcp_to_a_unix_echo_server(tmp_path):
     assert any("relay stopped" in line for line in relay.lines)
 
 
-def test_relay_terminates_tls(certificates):
+def test_relay_terminates_tls_for_connect_over_tls(certificates):
     ca_pem, server_pem = certificates
     seen = []
 
@@ -279,19 +279,20 @@ def test_relay_terminates_tls(certificates):
         seen.append(data)
         stream.sendall(data)
 
-    with greenpoint.server_from_string("tcp:0:interface=127.0.0.1").serve(
-        plaintext_echo
-    ) as upstream:
-        server = f"ssl:0:interface=127.0.0.1:privateKey={server_pem}"
-        with Child(
-            greenpoint_command("relay", server, f"tcp:127.0.0.1:{upstream.get_host().port}")
-        ) as relay:
-            port = relay.port()
-            answer = exchange(f"tls:localhost:{port}:trustRoots={ca_pem}", b"secret")
-            assert answer == b"secret"
-            assert seen == [b"secret"]  # the upstream got it decrypted
-            relay.wait_for(r": 6 bytes up, 6 bytes down")
-            status, _, _ = relay.stop()
+    upstream = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").serve(plaintext_echo)
+    server = f"ssl:0:interface=127.0.0.1:privateKey={server_pem}"
+    relay_command = greenpoint_command("relay", server, f"tcp:127.0.0.1:{upstream.get_host().port}")
+    with upstream, Child(relay_command) as relay:
+        port = relay.port()
+        # `connect` is the TLS client: stdin's end-of-file becomes close_notify, the
+        # relay passes it on as a half-close, and the echo comes back.
+        result = run_greenpoint(
+            "connect", f"tls:localhost:{port}:trustRoots={ca_pem}", input=b"secret"
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (0, b"secret", b"")
+        assert seen == [b"secret"]  # the upstream got it decrypted
+        relay.wait_for(r": 6 bytes up, 6 bytes down")
+        status, _, _ = relay.stop()
     assert status == 0
 
 

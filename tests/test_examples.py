@@ -92,6 +92,20 @@ def test_happy_eyeballs_prints_each_attempt():
     assert started and 240 <= int(started.group(1)) < 1000  # after the 250 ms attempt delay
 
 
+def test_happy_eyeballs_without_ipv6_races_two_ipv4_addresses():
+    # What the example and the demo fall back to where ::1 cannot be bound.
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from happy_eyeballs import race
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    info = race(dark="127.0.0.2")
+    assert info.winner.host == "127.0.0.1"
+    dark, live = info.attempts
+    assert dark.address.host == "127.0.0.2" and dark.error is not None
+    assert live.error is None and live.started >= 0.24
+
+
 def test_wsgi_behind_relay():
     output = run_example("wsgi_behind_relay.py")
     assert re.search(
