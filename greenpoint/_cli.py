@@ -107,21 +107,10 @@ def _run_connect(args: argparse.Namespace) -> int:
     from greenpoint._registry import client_from_string
 
     endpoint = client_from_string(args.client)
-    opener = getattr(endpoint, "open_with_info", None)
-    try:
-        if opener is not None:
-            connection, info = opener(timeout=args.timeout)
-            if args.verbose:
-                log.info("%s", info.describe())
-        else:
-            connection = endpoint.open(timeout=args.timeout)
-    except OSError as exc:
-        raise CommandError(_describe_error(exc, args.verbose)) from exc
-    if args.verbose:
-        log.info("connected to %s", endpoint)
-    with connection:
-        stdio = _take_stdio()
-        with stdio:
+    # stdio first: with fd 0 or 1 closed, a socket opened before would take its number.
+    with _take_stdio() as stdio:
+        connection = _open(endpoint, args)
+        with connection:
             pump = Pump(stdio, connection)
             pump.run()
     if args.verbose:
@@ -131,19 +120,34 @@ def _run_connect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open(endpoint: Any, args: argparse.Namespace) -> Any:
+    opener = getattr(endpoint, "open_with_info", None)
+    try:
+        if opener is None:
+            connection = endpoint.open(timeout=args.timeout)
+        else:
+            connection, info = opener(timeout=args.timeout)
+            if args.verbose:
+                log.info("%s", info.describe())
+    except OSError as exc:
+        raise CommandError(_describe_error(exc, args.verbose)) from exc
+    if args.verbose:
+        log.info("connected to %s", endpoint)
+    return connection
+
+
 def _run_listen(args: argparse.Namespace) -> int:
     from greenpoint._pump import Pump
     from greenpoint._registry import server_from_string
     from greenpoint._serve import _as_address
 
     endpoint = server_from_string(args.server)
-    listener = _bind(endpoint)
     failed = False
-    with _closing(listener):
-        host = _host_of(listener)
-        log.info("listening on %s", host)
-        stdio = _take_stdio()
-        with stdio:
+    # stdio first: with fd 0 or 1 closed, a socket bound before would take its number.
+    with _take_stdio() as stdio:
+        listener = _bind(endpoint)
+        with _closing(listener):
+            log.info("listening on %s", _host_of(listener))
             local = _KeepStdoutOpen(stdio) if args.keep_open else stdio
             while True:
                 try:
@@ -438,7 +442,7 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from greenpoint.errors import DescriptionError
+    from greenpoint.errors import DescriptionError, GreenpointError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -450,6 +454,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except (CommandError, DescriptionError) as exc:
         print(f"greenpoint {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (GreenpointError, OSError) as exc:  # stdio taken, a socket failing...
+        if args.verbose > 1:
+            log.exception("greenpoint %s failed", args.command)
+        print(f"greenpoint {args.command}: {_describe_error(exc, args.verbose)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -34,8 +34,8 @@ class Relay:
     """Handler: ``relay(stream, address)`` connects to ``upstream`` and pumps.
 
     ``timeout`` overrides the upstream endpoint's connect timeout. ``total`` counts
-    the connections handled; ``active`` maps each running connection's client
-    address to its :class:`~greenpoint._pump.Pump`.
+    the connections handled; ``active`` holds ``(client address, Pump)`` for each
+    running connection.
     """
 
     def __init__(self, upstream: Any, timeout: float | None = None, verbose: int = 0) -> None:
@@ -43,7 +43,7 @@ class Relay:
         self.timeout = timeout
         self.verbose = verbose
         self.total = 0
-        self.active: dict[Any, Pump] = {}
+        self.active: dict[object, tuple[Any, Pump]] = {}
 
     def __call__(self, stream: Any, address: Any) -> None:
         self.total += 1

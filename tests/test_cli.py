@@ -4,6 +4,7 @@ talking to servers and clients in this process, all on loopback."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import time
@@ -193,14 +194,24 @@ def test_connect_copies_both_ways_and_honours_half_close():
     assert result.stderr == b""
 
 
-def test_connect_refused_is_one_line_and_exit_1(cli):
+def test_connect_refused_is_one_line_and_exit_1():
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))  # bound, not listening: refused
         port = unused.getsockname()[1]
-        status, out, err = cli("connect", f"tcp:127.0.0.1:{port}")
-    assert (status, out) == (1, "")
+        result = run_greenpoint("connect", f"tcp:127.0.0.1:{port}")
+    status, out, err = result.returncode, result.stdout, result.stderr.decode()
+    assert (status, out) == (1, b"")
     assert err.startswith(f"greenpoint connect: connection refused by 127.0.0.1:{port}")
     assert len(err.splitlines()) == 1
+
+
+def test_connect_with_stdin_closed_is_a_clear_error():
+    # Closed in the child after its pipes are set up, just before exec.
+    result = run_greenpoint("connect", "tcp:127.0.0.1:9", preexec_fn=lambda: os.close(0))
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        "greenpoint connect: stdio: standard input (fd 0) is not open: Bad file descriptor\n"
+    )
 
 
 def test_connect_bad_description_exit_1(cli):
