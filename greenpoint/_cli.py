@@ -10,6 +10,7 @@ counts).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -146,7 +147,7 @@ def _run_listen(args: argparse.Namespace) -> int:
     # stdio first: with fd 0 or 1 closed, a socket bound before would take its number.
     with _take_stdio() as stdio:
         listener = _bind(endpoint)
-        with _closing(listener):
+        with contextlib.closing(listener):
             log.info("listening on %s", _host_of(listener))
             local = _KeepStdoutOpen(stdio) if args.keep_open else stdio
             while True:
@@ -264,17 +265,6 @@ def _host_of(listener: Any) -> Any:
     from greenpoint._serve import ListeningPort
 
     return ListeningPort._bound_address(listener)
-
-
-class _closing:
-    def __init__(self, thing: Any) -> None:
-        self.thing = thing
-
-    def __enter__(self) -> Any:
-        return self.thing
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.thing.close()
 
 
 # -- the parser --------------------------------------------------------------------
