@@ -80,7 +80,7 @@ def next_backoff_delay(previous: float) -> float:
     return min(MAX_ACCEPT_DELAY, max(MIN_ACCEPT_DELAY, previous * 2))
 
 
-def _as_address(family: int | None, address: Any, stream: Any) -> Any:
+def _as_address(family: int | None, address: Any, stream: Any = None) -> Any:
     """A greenpoint address for what a listener's accept returned.
 
     Addresses that are already greenpoint addresses (``PipeAddress("stdio")``, a
