@@ -476,7 +476,9 @@ def test_close_from_another_greenlet_wakes_the_reader(client_options, server_opt
 
 
 def tls_listener(server_options, tmp_path, **kwargs):
-    return wrap_server_tls(server_options, UNIXServerEndpoint(str(tmp_path / "tls.sock")), **kwargs).bind()
+    return wrap_server_tls(
+        server_options, UNIXServerEndpoint(str(tmp_path / "tls.sock")), **kwargs
+    ).bind()
 
 
 def test_wrap_client_tls_over_unix_endpoint(certs, tmp_path, server_options, client_options):
