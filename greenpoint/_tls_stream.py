@@ -28,6 +28,7 @@ from gevent.hub import get_hub
 from gevent.lock import Semaphore
 from OpenSSL import SSL
 
+from greenpoint._address import Address, host_address, peer_address
 from greenpoint._socket import set_nodelay
 from greenpoint._tls_verify import VerifyState, check_identity, encode_server_name, is_ip_literal
 from greenpoint.errors import ConnectTimeoutError, TLSError, TLSVerificationError
@@ -92,7 +93,7 @@ class TLSStream:
         self._hub = None
         self._watchers: dict[int, Any] = {}
         self._temporary: set[Any] = set()
-        self._fd = raw.fileno() if not memory else -1
+        self._fd = connection.fileno() if not memory else -1  # the socket OpenSSL uses
         if memory:
             self._write_lock = Semaphore()
             self._read_lock = Semaphore()
@@ -136,6 +137,18 @@ class TLSStream:
         name = self._conn.get_servername()
         return name.decode("ascii", "replace") if name else None
 
+    # Twisted's ISSLTransport / INegotiated spellings, with Twisted's types, so that
+    # the protocol layer's transport can pass them through to ported code.
+
+    def getPeerCertificate(self) -> Any:  # noqa: N802 - Twisted's name
+        """The peer's certificate as Twisted gives it: an ``OpenSSL.crypto.X509``."""
+        return self._conn.get_peer_certificate()
+
+    @property
+    def negotiatedProtocol(self) -> bytes | None:  # noqa: N802 - Twisted's name
+        """The ALPN protocol as Twisted gives it: ``bytes``, or ``None``."""
+        return self._conn.get_alpn_proto_negotiated() or None
+
     # -- socket-like attributes ----------------------------------------------
 
     @property
@@ -164,6 +177,16 @@ class TLSStream:
                 raise io.UnsupportedOperation("this TLS stream has no file descriptor")
             return fileno()
         return self._fd
+
+    def getPeer(self) -> Address:  # noqa: N802 - what greenpoint._address.peer_address asks
+        """The peer's address, as the stream under TLS reports it."""
+        self._check_open()
+        return peer_address(self._raw)
+
+    def getHost(self) -> Address:  # noqa: N802
+        """Our own address, as the stream under TLS reports it."""
+        self._check_open()
+        return host_address(self._raw)
 
     def getpeername(self) -> Any:
         return self._inner("getpeername")()
@@ -557,16 +580,32 @@ def _is_socket(raw: Any) -> bool:
     return isinstance(raw, gsocket.socket | _stdsocket.socket)
 
 
-def _wrap(context: SSL.Context, raw: Any) -> TLSStream:
+def _direct_socket(raw: Any) -> Any:
+    """The socket OpenSSL may read and write itself, or ``None`` (memory BIOs).
+
+    A stream over a socket (a PROXY-protocol stream) offers it through
+    ``direct_socket()`` when reading the descriptor loses nothing, i.e. when it
+    holds no bytes of its own to replay first.
+    """
     if _is_socket(raw):
-        if isinstance(raw, _stdsocket.socket) and raw.gettimeout() != 0.0:
+        return raw
+    offer = getattr(raw, "direct_socket", None)
+    sock = offer() if callable(offer) else None
+    return sock if _is_socket(sock) else None
+
+
+def _wrap(context: SSL.Context, raw: Any) -> TLSStream:
+    sock = _direct_socket(raw)
+    if sock is not None:
+        if isinstance(sock, _stdsocket.socket) and sock.gettimeout() != 0.0:
             # OpenSSL must never block the hub on this descriptor.
-            raw.setblocking(False)
+            sock.setblocking(False)
         try:
-            set_nodelay(raw)
+            set_nodelay(sock)
         except OSError:
             pass
-        connection = SSL.Connection(context, raw)
+        # Addresses, shutdown and close still go through ``raw``.
+        connection = SSL.Connection(context, sock)
         return TLSStream(connection, raw, memory=False)
     connection = SSL.Connection(context, None)
     return TLSStream(connection, raw, memory=True)

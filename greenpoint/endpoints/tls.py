@@ -144,12 +144,14 @@ class SSL4ClientEndpoint(ClientEndpoint):
 
     def __post_init__(self) -> None:
         self.tls_options = _tls().client_options_for(self.tls_options, self.host)
+        self._tcp()  # a bad host, port or bind address is refused now, not at open()
 
-    def _tcp(self, timeout: float | None) -> Any:
+    def _tcp(self) -> Any:
+        """The TCP endpoint under TLS (its deadline is given to its ``open``)."""
         from greenpoint.endpoints.tcp import TCP4ClientEndpoint, TCP6ClientEndpoint
 
         family = TCP6ClientEndpoint if ":" in self.host else TCP4ClientEndpoint
-        return family(self.host, self.port, timeout=timeout, bind_address=self.bind_address)
+        return family(self.host, self.port, bind_address=self.bind_address)
 
     def open(self, timeout: float | None = None) -> TLSStream:
         """Connect, handshake and verify; blocks only the calling greenlet.
@@ -162,7 +164,7 @@ class SSL4ClientEndpoint(ClientEndpoint):
         """
         total = self.timeout if timeout is None else timeout
         address = _host_port(self.host, self.port)
-        return _open_then_handshake(self._tcp(total), self.tls_options, total, address)
+        return _open_then_handshake(self._tcp(), self.tls_options, total, address)
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         options = self.tls_options
@@ -228,10 +230,8 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
 
 def _is_plain_hostname_endpoint(endpoint: Any) -> bool:
     """A HostnameEndpoint with nothing a ``tls:host:port`` string cannot say."""
-    try:
-        from greenpoint.endpoints.hostname import HostnameEndpoint
-    except ImportError:
-        return False
+    from greenpoint.endpoints.hostname import HostnameEndpoint
+
     return (
         type(endpoint) is HostnameEndpoint
         and getattr(endpoint, "resolver", None) is None
@@ -332,7 +332,7 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         options = self.tls_options
         inner = self.endpoint
-        if not isinstance(options, _tls().SNIServerOptions) or not _is_tcp6_server(inner):
+        if not isinstance(options, _tls().SNIServerOptions) or not _is_tcp_server(inner):
             raise ValueError(
                 "only a PEM directory over TCP (tls:DIRECTORY:port=...) has a description"
             )
@@ -353,12 +353,15 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
             return repr(self)
 
 
-def _is_tcp6_server(endpoint: Any) -> bool:
-    try:
-        from greenpoint.endpoints.tcp import TCP6ServerEndpoint
-    except ImportError:
-        return False
-    return type(endpoint) is TCP6ServerEndpoint
+def _is_tcp_server(endpoint: Any) -> bool:
+    """A TCP server endpoint that a ``tls:`` description can say."""
+    from greenpoint.endpoints.tcp import TCP4ServerEndpoint, TCP6ServerEndpoint
+
+    if type(endpoint) is TCP6ServerEndpoint:
+        return not endpoint.ipv6only and not endpoint.reuse_port
+    if type(endpoint) is TCP4ServerEndpoint:
+        return bool(endpoint.interface) and not endpoint.reuse_port
+    return False
 
 
 def _server_option_keys(options: Any, handshake_timeout: float | None) -> dict[str, Any]:
@@ -648,10 +651,13 @@ def _build_tls_server(
     minimum_version: str,
     **tls: Any,
 ) -> TLSWrapperServerEndpoint:
-    from greenpoint.endpoints.tcp import TCP6ServerEndpoint
+    from greenpoint.endpoints.tcp import TCP4ServerEndpoint, TCP6ServerEndpoint
 
     options = _tls().SNIServerOptions(path, alpn=alpn or (), minimum_version=minimum_version, **tls)
-    inner = TCP6ServerEndpoint(port, backlog=backlog, interface=interface)
+    # The default "::" is dual-stack (IPv4 clients too); an IPv4 interface can
+    # only mean an IPv4 socket, as for tcp:.
+    family = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
+    inner = family(port, backlog=backlog, interface=interface)
     return TLSWrapperServerEndpoint(options, inner, handshake_timeout)
 
 
