@@ -40,6 +40,7 @@ _WRITE = 2
 _BIO_CHUNK = 65536  # ciphertext moved per inner recv / bio_read
 _MAX_WRITE = 2**31 - 1  # SSL_write takes an int length
 _CLOSE_NOTIFY_TIMEOUT = 1.0  # seconds a close() spends on close_notify over a pipe
+_DISCARD_ROUNDS = 16  # at most this many _BIO_CHUNK reads of unread input at close()
 
 
 def _timed_out() -> TimeoutError:
@@ -80,10 +81,13 @@ class TLSStream:
     other TLS failures raise :class:`~greenpoint.errors.TLSError`.
     """
 
-    def __init__(self, connection: SSL.Connection, raw: Any, *, memory: bool) -> None:
+    def __init__(
+        self, connection: SSL.Connection, raw: Any, *, memory: bool, sock: Any = None
+    ) -> None:
         self._conn = connection
-        self._raw = raw
+        self._raw = raw  # addresses, shutdown and close go through it
         self._memory = memory
+        self._sock = None if memory else (raw if sock is None else sock)  # what OpenSSL reads
         self._timeout: float | None = None
         self._closed = False  # close() was called
         self._released = False  # the inner stream is closed
@@ -93,7 +97,7 @@ class TLSStream:
         self._hub = None
         self._watchers: dict[int, Any] = {}
         self._temporary: set[Any] = set()
-        self._fd = connection.fileno() if not memory else -1  # the socket OpenSSL uses
+        self._fd = self._sock.fileno() if not memory else -1
         if memory:
             self._write_lock = Semaphore()
             self._read_lock = Semaphore()
@@ -511,6 +515,7 @@ class TLSStream:
         try:
             if not self._memory:
                 self._send_close_notify(best_effort=True)
+                self._discard_unread()
             else:
                 # A pipe has no non-blocking mode here: bound the wait instead.
                 with gevent.Timeout(_CLOSE_NOTIFY_TIMEOUT, False):
@@ -528,6 +533,27 @@ class TLSStream:
                 )
             else:
                 self._raw.close()
+
+    def _discard_unread(self) -> None:
+        """Drop, without waiting, what the peer sent and nobody read.
+
+        Closing a TCP socket whose receive queue holds unread bytes makes the
+        kernel reset the connection and throw away what it had not sent yet
+        (RFC 2525 §2.17; Linux does so). Over TLS 1.3 such bytes are common and
+        invisible to the application: the server's session tickets, which arrive
+        after the client's handshake ended. A client that writes a lot and closes
+        without ever reading would lose the end of its data to that reset.
+        """
+        if not self._handshake_done:
+            return
+        sock = self._sock
+        try:
+            sock.settimeout(0.0)  # the descriptor is closed next: no one else cares
+            for _ in range(_DISCARD_ROUNDS):
+                if not sock.recv(_BIO_CHUNK):
+                    return
+        except OSError:  # nothing more to read (EAGAIN), or the connection failed
+            return
 
     # -- makefile ------------------------------------------------------------
 
@@ -606,7 +632,7 @@ def _wrap(context: SSL.Context, raw: Any) -> TLSStream:
             pass
         # Addresses, shutdown and close still go through ``raw``.
         connection = SSL.Connection(context, sock)
-        return TLSStream(connection, raw, memory=False)
+        return TLSStream(connection, raw, memory=False, sock=sock)
     connection = SSL.Connection(context, None)
     return TLSStream(connection, raw, memory=True)
 
