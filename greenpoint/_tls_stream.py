@@ -87,7 +87,9 @@ class TLSStream:
         self._conn = connection
         self._raw = raw  # addresses, shutdown and close go through it
         self._memory = memory
-        self._sock = None if memory else (raw if sock is None else sock)  # what OpenSSL reads
+        # The socket OpenSSL reads and writes. Not named ``_sock``: gevent.pywsgi
+        # treats an object's ``_sock`` as a non-blocking stdlib socket to drain.
+        self._wire = None if memory else (raw if sock is None else sock)
         self._timeout: float | None = None
         self._closed = False  # close() was called
         self._released = False  # the inner stream is closed
@@ -97,7 +99,7 @@ class TLSStream:
         self._hub = None
         self._watchers: dict[int, Any] = {}
         self._temporary: set[Any] = set()
-        self._fd = self._sock.fileno() if not memory else -1
+        self._fd = self._wire.fileno() if not memory else -1
         if memory:
             self._write_lock = Semaphore()
             self._read_lock = Semaphore()
@@ -546,7 +548,7 @@ class TLSStream:
         """
         if not self._handshake_done:
             return
-        sock = self._sock
+        sock = self._wire
         try:
             sock.settimeout(0.0)  # the descriptor is closed next: no one else cares
             for _ in range(_DISCARD_ROUNDS):
