@@ -155,7 +155,7 @@ def _run_listen(args: argparse.Namespace) -> int:
                     connection, address = listener.accept()
                 except OSError as exc:
                     raise CommandError(f"accept failed: {exc}") from exc
-                address = _as_address(getattr(listener, "family", None), address)
+                address = _as_address(getattr(listener, "family", None), address, connection)
                 if args.verbose:
                     log.info("connection from %s", address)
                 with connection:

@@ -91,6 +91,8 @@ def _bind_tuple(bind_address: Any) -> Any:
 def _bind_text(bind_address: Any) -> str | None:
     if bind_address is None:
         return None
+    if isinstance(bind_address, dict) and not any(port_ for _, port_ in bind_address.values()):
+        return ",".join(host_ for host_, _ in bind_address.values())  # HostnameEndpoint's
     if isinstance(bind_address, tuple) and len(bind_address) == 2 and bind_address[1] == 0:
         return str(bind_address[0])
     if isinstance(bind_address, str):
@@ -109,7 +111,9 @@ def _client_option_keys(
     keys: dict[str, Any] = {}
     if _pem_text(options.certificate):
         keys[cert_key] = options.certificate
-    if _pem_text(options.private_key) and options.private_key != options.certificate:
+    # Also when it names the certificate's file: left out, it would parse back as
+    # None ("the key is in the certificate file"), an unequal options value.
+    if _pem_text(options.private_key):
         keys["privateKey"] = options.private_key
     if _pem_text(options.trust_root):
         keys[trust_key] = options.trust_root
@@ -214,7 +218,10 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
         options = self.tls_options
         keys = _client_option_keys(options, trust_key="trustRoots", cert_key="certificate")
         inner = self.endpoint
-        if _is_plain_hostname_endpoint(inner) and inner.host == options.hostname:
+        # tls:host:port parses to a wrapper without a timeout of its own (the inner
+        # HostnameEndpoint has it); a wrapper that has one keeps the endpoint= form.
+        plain = _is_plain_hostname_endpoint(inner) and self.timeout is None
+        if plain and inner.host == options.hostname:
             head: dict[str, Any] = {}
             if inner.timeout != DEFAULT_TIMEOUT:
                 head["timeout"] = inner.timeout
@@ -232,11 +239,17 @@ def _is_plain_hostname_endpoint(endpoint: Any) -> bool:
     """A HostnameEndpoint with nothing a ``tls:host:port`` string cannot say."""
     from greenpoint.endpoints.hostname import HostnameEndpoint
 
-    return (
+    if not (
         type(endpoint) is HostnameEndpoint
         and getattr(endpoint, "resolver", None) is None
         and getattr(endpoint, "attempt_delay", 0.25) == 0.25
-    )
+    ):
+        return False
+    try:  # a bind port cannot be said in tls:'s own keys; endpoint= can say it
+        _bind_text(endpoint.bind_address)
+    except ValueError:
+        return False
+    return True
 
 
 def wrap_client_tls(tls_options: Any, endpoint: Any) -> TLSWrapperClientEndpoint:
@@ -376,8 +389,8 @@ def _server_option_keys(options: Any, handshake_timeout: float | None) -> dict[s
         keys["alpn"] = ",".join(options.alpn)
     if _pem_text(options.client_ca):
         keys["clientCA"] = options.client_ca
-        if not options.require_client_certificate:
-            keys["requireClientCertificate"] = "no"
+    if not options.require_client_certificate:  # with or without clientCA, to round-trip
+        keys["requireClientCertificate"] = "no"
     if options.minimum_version != DEFAULT_MINIMUM_VERSION:
         keys["minimumVersion"] = options.minimum_version
     if options.reload_interval != DEFAULT_RELOAD_INTERVAL:
@@ -543,7 +556,7 @@ def _build_tls_client(
         host,
         port,
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
-        bind_address=_bind_tuple(bind_address),
+        bind_address=bind_address,  # one address, or one per family: "a,b"
     )
     return TLSWrapperClientEndpoint(options, inner)
 
