@@ -41,7 +41,7 @@ from greenpoint import (
 from greenpoint._address import PipeAddress
 from greenpoint.endpoints.haproxy import wrap_haproxy_client
 from greenpoint.endpoints.tcp import TCP4ServerEndpoint, TCP6ServerEndpoint
-from greenpoint.errors import TLSError, TLSVerificationError
+from greenpoint.errors import DescriptionError, TLSError, TLSVerificationError
 from greenpoint.testing import FakeResolver
 from greenpoint.tls import TLSStream, options_for_client_tls
 
@@ -552,6 +552,10 @@ def test_ssl4_client_fixed_local_port_and_checks(certs, client_options):
     # A bind address of the wrong family is refused when the endpoint is made.
     with pytest.raises(ValueError, match="bind_address"):
         SSL4ClientEndpoint(LOOPBACK, 443, client_options, bind_address=("::1", 0))
+    with pytest.raises(DescriptionError) as info:
+        client_from_string("ssl:[::1]:443:bindAddress=127.0.0.1")
+    assert info.value.parameter == "bindAddress"
+    assert "IPv4" in str(info.value)
 
 
 @pytest.mark.parametrize("server_kind", SERVER_KINDS)

@@ -512,9 +512,16 @@ def _build_ssl_client(
 ) -> SSL4ClientEndpoint:
     trust = _one_of("ssl", caCertsDir=ca_certs_dir, trustRoots=trust_roots)
     options = _build_client_options("ssl", hostname or host, cert_key, private_key, trust, **tls)
-    return SSL4ClientEndpoint(
-        host, port, options, timeout=timeout, bind_address=_bind_tuple(bind_address)
-    )
+    try:
+        return SSL4ClientEndpoint(
+            host, port, options, timeout=timeout, bind_address=_bind_tuple(bind_address)
+        )
+    except ValueError as exc:  # the TCP half refused a value (a bind address's family)
+        key = _TCP_KEYS.get(getattr(exc, "field", ""), "bindAddress")
+        raise DescriptionError(f"ssl: bad {key}: {exc}", prefix="ssl", parameter=key) from exc
+
+
+_TCP_KEYS = {"host": "host", "port": "port", "bind_address": "bindAddress"}
 
 
 def _build_tls_client(
