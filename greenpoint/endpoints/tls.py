@@ -148,12 +148,14 @@ class SSL4ClientEndpoint(ClientEndpoint):
 
     def __post_init__(self) -> None:
         self.tls_options = _tls().client_options_for(self.tls_options, self.host)
+        self._tcp()  # a bad host, port or bind address is refused now, not at open()
 
-    def _tcp(self, timeout: float | None) -> Any:
+    def _tcp(self) -> Any:
+        """The TCP endpoint under TLS (its deadline is given to its ``open``)."""
         from greenpoint.endpoints.tcp import TCP4ClientEndpoint, TCP6ClientEndpoint
 
         family = TCP6ClientEndpoint if ":" in self.host else TCP4ClientEndpoint
-        return family(self.host, self.port, timeout=timeout, bind_address=self.bind_address)
+        return family(self.host, self.port, bind_address=self.bind_address)
 
     def open(self, timeout: float | None = None) -> TLSStream:
         """Connect, handshake and verify; blocks only the calling greenlet.
@@ -166,7 +168,7 @@ class SSL4ClientEndpoint(ClientEndpoint):
         """
         total = self.timeout if timeout is None else timeout
         address = _host_port(self.host, self.port)
-        return _open_then_handshake(self._tcp(total), self.tls_options, total, address)
+        return _open_then_handshake(self._tcp(), self.tls_options, total, address)
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         options = self.tls_options
@@ -235,10 +237,8 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
 
 def _is_plain_hostname_endpoint(endpoint: Any) -> bool:
     """A HostnameEndpoint with nothing a ``tls:host:port`` string cannot say."""
-    try:
-        from greenpoint.endpoints.hostname import HostnameEndpoint
-    except ImportError:
-        return False
+    from greenpoint.endpoints.hostname import HostnameEndpoint
+
     if not (
         type(endpoint) is HostnameEndpoint
         and getattr(endpoint, "resolver", None) is None
@@ -345,7 +345,7 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         options = self.tls_options
         inner = self.endpoint
-        if not isinstance(options, _tls().SNIServerOptions) or not _is_tcp6_server(inner):
+        if not isinstance(options, _tls().SNIServerOptions) or not _is_tcp_server(inner):
             raise ValueError(
                 "only a PEM directory over TCP (tls:DIRECTORY:port=...) has a description"
             )
@@ -366,12 +366,15 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
             return repr(self)
 
 
-def _is_tcp6_server(endpoint: Any) -> bool:
-    try:
-        from greenpoint.endpoints.tcp import TCP6ServerEndpoint
-    except ImportError:
-        return False
-    return type(endpoint) is TCP6ServerEndpoint
+def _is_tcp_server(endpoint: Any) -> bool:
+    """A TCP server endpoint that a ``tls:`` description can say."""
+    from greenpoint.endpoints.tcp import TCP4ServerEndpoint, TCP6ServerEndpoint
+
+    if type(endpoint) is TCP6ServerEndpoint:
+        return not endpoint.ipv6only and not endpoint.reuse_port
+    if type(endpoint) is TCP4ServerEndpoint:
+        return bool(endpoint.interface) and not endpoint.reuse_port
+    return False
 
 
 def _server_option_keys(options: Any, handshake_timeout: float | None) -> dict[str, Any]:
@@ -509,9 +512,16 @@ def _build_ssl_client(
 ) -> SSL4ClientEndpoint:
     trust = _one_of("ssl", caCertsDir=ca_certs_dir, trustRoots=trust_roots)
     options = _build_client_options("ssl", hostname or host, cert_key, private_key, trust, **tls)
-    return SSL4ClientEndpoint(
-        host, port, options, timeout=timeout, bind_address=_bind_tuple(bind_address)
-    )
+    try:
+        return SSL4ClientEndpoint(
+            host, port, options, timeout=timeout, bind_address=_bind_tuple(bind_address)
+        )
+    except ValueError as exc:  # the TCP half refused a value (a bind address's family)
+        key = _TCP_KEYS.get(getattr(exc, "field", ""), "bindAddress")
+        raise DescriptionError(f"ssl: bad {key}: {exc}", prefix="ssl", parameter=key) from exc
+
+
+_TCP_KEYS = {"host": "host", "port": "port", "bind_address": "bindAddress"}
 
 
 def _build_tls_client(
@@ -661,10 +671,13 @@ def _build_tls_server(
     minimum_version: str,
     **tls: Any,
 ) -> TLSWrapperServerEndpoint:
-    from greenpoint.endpoints.tcp import TCP6ServerEndpoint
+    from greenpoint.endpoints.tcp import TCP4ServerEndpoint, TCP6ServerEndpoint
 
     options = _tls().SNIServerOptions(path, alpn=alpn or (), minimum_version=minimum_version, **tls)
-    inner = TCP6ServerEndpoint(port, backlog=backlog, interface=interface)
+    # The default "::" is dual-stack (IPv4 clients too); an IPv4 interface can
+    # only mean an IPv4 socket, as for tcp:.
+    family = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
+    inner = family(port, backlog=backlog, interface=interface)
     return TLSWrapperServerEndpoint(options, inner, handshake_timeout)
 
 
