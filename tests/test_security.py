@@ -1,11 +1,14 @@
 """Security defaults, end to end through descriptions and real sockets.
 
-* Every bad certificate is refused by a client built from a plain description (no
-  option turns verification on: it is the default): wrong host, untrusted CA, expired,
-  not yet valid; over ``ssl:`` and over ``tls:`` with a nested endpoint.
-* TLS 1.2 is the minimum both ways: a client that speaks at most TLS 1.1 is refused by
-  a default server, and a default client refuses a TLS 1.1 server (each checked
-  against a control peer that does accept TLS 1.1, so the refusal is ours).
+* A wrong host and an untrusted CA are refused by a client built from a plain
+  description (no option turns verification on: it is the default), over ``ssl:`` and
+  over ``tls:`` with a nested endpoint. (Expired and not-yet-valid certificates through
+  both: ``test_tls_integration.py::test_certificates_outside_their_validity_are_refused``.)
+* TLS 1.2 is the minimum on the client side too: a default client refuses a server
+  that speaks at most TLS 1.1 (checked against a control client that does speak TLS
+  1.1 to it, so the refusal is ours). The server side, with ``openssl s_client`` and
+  pyOpenSSL: ``test_tls_integration.py::test_tls_1_1_clients_are_refused`` and
+  ``::test_a_tls_1_1_hello_from_pyopenssl_is_refused``.
 * No private key material is ever printed: error messages, their causes, reprs of
   options and endpoints, and every log record, across the ways loading a key fails.
 
@@ -17,7 +20,6 @@ held by another live process (``test_unix.py::test_lock_held_by_a_live_child_pro
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import re
@@ -25,7 +27,7 @@ import re
 import gevent
 import pytest
 import trustme
-from _tls_support import expired, make_certs
+from _tls_support import make_certs
 from gevent import socket as gsocket
 from OpenSSL import SSL
 
@@ -43,7 +45,6 @@ from greenpoint.tls import (
     options_for_client_tls,
     options_for_server_tls,
     wrap_client_stream,
-    wrap_server_stream,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -52,14 +53,6 @@ pytestmark = pytest.mark.timeout(30)
 @pytest.fixture
 def certs(tmp_path):
     return make_certs(tmp_path)
-
-
-def not_yet_valid():
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return {
-        "not_before": now + datetime.timedelta(days=1),
-        "not_after": now + datetime.timedelta(days=30),
-    }
 
 
 def elsewhere(certs):
@@ -71,12 +64,6 @@ def elsewhere(certs):
 BAD_CERTIFICATES = [
     ("wrong host", lambda c: c.issue("w.pem", "elsewhere.test"), "hostname mismatch"),
     ("untrusted CA", elsewhere, "untrusted issuer"),
-    ("expired", lambda c: c.issue("e.pem", "localhost", **expired()), "certificate expired"),
-    (
-        "not yet valid",
-        lambda c: c.issue("n.pem", "localhost", **not_yet_valid()),
-        "certificate not yet valid",
-    ),
 ]
 
 
@@ -155,57 +142,33 @@ def raw_handshake(connection, sock):
             gsocket.wait_write(sock.fileno(), timeout=5)
 
 
-def legacy_client_against(server_side, certs):
-    """A TLS 1.1-at-most client against ``server_side(raw)``; its result or error."""
-    a, b = gsocket.socketpair()
-    serving = gevent.spawn(server_side, b)
-    try:
-        client = SSL.Connection(
-            legacy_context(SSL.TLS_CLIENT_METHOD, certs, max_version=SSL.TLS1_1_VERSION), a
-        )
-        client.set_connect_state()
-        try:
-            return raw_handshake(client, a), serving
-        except SSL.Error as exc:
-            return exc, serving
-    finally:
-        serving.join(timeout=5)
-        a.close()
-        b.close()
-
-
-def test_a_tls_1_1_client_is_refused_by_a_default_server(certs):
-    def permissive_server(raw):
-        connection = SSL.Connection(legacy_context(SSL.TLS_SERVER_METHOD, certs), raw)
-        connection.set_accept_state()
-        return raw_handshake(connection, raw)
-
-    version, _ = legacy_client_against(permissive_server, certs)
-    assert version == "TLSv1.1"  # the control: this client can speak TLS 1.1
-
-    def default_server(raw):
-        return wrap_server_stream(raw, options_for_server_tls(certs.server_pem), timeout=5)
-
-    error, serving = legacy_client_against(default_server, certs)
-    assert isinstance(error, SSL.Error)
-    assert "version" in str(error).lower()
-    assert isinstance(serving.exception, TLSError)
-
-
-def test_a_default_client_refuses_a_tls_1_1_server(certs):
-    options = options_for_client_tls("localhost", trust_root=certs.ca_file)
+def tls_1_1_server(certs):
+    """A socketpair whose server end speaks at most TLS 1.1: (client socket, server greenlet)."""
     a, b = gsocket.socketpair()
     server = SSL.Connection(
         legacy_context(SSL.TLS_SERVER_METHOD, certs, max_version=SSL.TLS1_1_VERSION), b
     )
     server.set_accept_state()
     serving = gevent.spawn(raw_handshake, server, b)
-    try:
-        with pytest.raises(TLSError, match="version"):
-            wrap_client_stream(a, options, timeout=5)
-    finally:
-        serving.join(timeout=5)
-        b.close()
+    serving.link(lambda _: b.close())
+    return a, serving
+
+
+def test_a_default_client_refuses_a_tls_1_1_server(certs):
+    # The control: a client that allows TLS 1.1 does get a TLS 1.1 session here.
+    a, serving = tls_1_1_server(certs)
+    with a:
+        client = SSL.Connection(legacy_context(SSL.TLS_CLIENT_METHOD, certs), a)
+        client.set_connect_state()
+        assert raw_handshake(client, a) == "TLSv1.1"
+        assert serving.get(timeout=5) == "TLSv1.1"
+
+    a, serving = tls_1_1_server(certs)
+    options = options_for_client_tls("localhost", trust_root=certs.ca_file)
+    with pytest.raises(TLSError, match="version"):
+        wrap_client_stream(a, options, timeout=5)
+    serving.join(timeout=5)
+    assert isinstance(serving.exception, SSL.Error)  # the server heard our refusal
     assert a.fileno() == -1  # the failed client closed its socket
 
 
