@@ -12,6 +12,9 @@ $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,lint]'
+	# atheris fuzzes the parsers; a wheel exists for CPython on Linux x86_64, elsewhere
+	# it needs clang, so it is optional and its tests say why they skip without it.
+	-$(PY) -m pip install --quiet atheris
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -33,7 +36,6 @@ soak: $(STAMP)
 # Full-size load (1,000 x 256 KiB echo over TCP/UNIX/TLS, 10,000 connects) and a
 # minute of atheris per parser. Figures: GREENPOINT_FIGURES=figures.jsonl make load
 load: $(STAMP)
-	-$(VENV)/bin/pip install --quiet atheris  # optional: its tests skip without it
 	$(PY) -m pytest -q -p no:cacheprovider -m load
 
 clean:
