@@ -67,6 +67,10 @@ _RETRY_AT_ONCE = frozenset(
     if code is not None
 )
 
+# A handler that raises one of these met a peer that reset or went away. Not
+# ConnectionRefusedError: that comes from a connection the handler itself made.
+_PEER_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
 # The listener itself is gone or was never listening: nothing to retry.
 _FATAL = frozenset({errno.EBADF, errno.EINVAL, errno.ENOTSOCK})
 
@@ -331,6 +335,10 @@ class ListeningPort:
             self.handler(stream, address)
         except gevent.GreenletExit:
             pass
+        except _PEER_GONE as exc:
+            # The peer reset or vanished mid-stream: routine on a network, not a bug
+            # in the handler, and a traceback per client would let clients flood the log.
+            logger.info("connection from %s ended by the peer: %s", address, exc)
         except Exception:
             logger.exception("handler %r failed on the connection from %s", self.handler, address)
         finally:
