@@ -83,6 +83,16 @@ def _bind_hosts(value: str) -> str:
     return ",".join(parts)
 
 
+def _normalised_bind(bind_address: str) -> Any:
+    """``normalize_bind_address``, its errors naming ``tcp:``'s ``bindAddress``."""
+    try:
+        return normalize_bind_address(bind_address)
+    except ValueError as exc:
+        raise DescriptionError(
+            f"tcp: bad bindAddress={bind_address!r}: {exc}", prefix="tcp", parameter="bindAddress"
+        ) from exc
+
+
 def _bind_for_name(bind_address: str | None, bind_port: int) -> Any:
     """``bindAddress``/``bindPort`` as ``HostnameEndpoint`` takes them.
 
@@ -93,12 +103,7 @@ def _bind_for_name(bind_address: str | None, bind_port: int) -> Any:
         return None
     if not bind_address:
         return {family: (ANY_ADDRESS[family], bind_port) for family in (AF_INET, AF_INET6)}
-    try:
-        normalised = normalize_bind_address(bind_address)
-    except ValueError as exc:
-        raise DescriptionError(
-            f"tcp: bad bindAddress={bind_address!r}: {exc}", prefix="tcp", parameter="bindAddress"
-        ) from exc
+    normalised = _normalised_bind(bind_address)
     if isinstance(normalised, dict):
         return {family: (ip, bind_port) for family, (ip, _) in normalised.items()}
     return (normalised[0], bind_port)
@@ -108,12 +113,7 @@ def _bind_for_literal(bind_address: str | None, family: int) -> str | None:
     """From ``a,b`` (one address per family), the one of the literal's ``family``."""
     if bind_address is None or "," not in bind_address:
         return bind_address
-    try:
-        normalised = normalize_bind_address(bind_address)
-    except ValueError as exc:
-        raise DescriptionError(
-            f"tcp: bad bindAddress={bind_address!r}: {exc}", prefix="tcp", parameter="bindAddress"
-        ) from exc
+    normalised = _normalised_bind(bind_address)
     if isinstance(normalised, dict):
         return normalised[family][0] if family in normalised else None
     return normalised[0]

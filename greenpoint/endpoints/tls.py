@@ -1,16 +1,9 @@
-"""The ``ssl:`` and ``tls:`` descriptions; the endpoint classes are re-exported here.
+"""The ``ssl:`` and ``tls:`` descriptions, and the TLS endpoint classes re-exported.
 
-Clients: :class:`SSL4ClientEndpoint` (TCP, then TLS) and :func:`wrap_client_tls`
-(TLS over any client endpoint). ``open()`` returns only after the handshake and
-the certificate check succeeded, within one deadline for connecting and
-handshaking together.
-
-Servers: :class:`SSL4ServerEndpoint` and :func:`wrap_server_tls`; their listeners
-do each handshake in the connection's own greenlet, bounded by
-``handshake_timeout``.
-
-The classes live in ``greenpoint.endpoints._tls_endpoints``; this module holds
-what turns a description string into one of them.
+The classes (:class:`SSL4ClientEndpoint`, :class:`SSL4ServerEndpoint`,
+:func:`wrap_client_tls`, :func:`wrap_server_tls` ...) live in
+``greenpoint.endpoints._tls_endpoints``; this module turns a description string
+into one of them.
 """
 
 from __future__ import annotations
