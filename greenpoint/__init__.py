@@ -29,8 +29,8 @@ from greenpoint._proxy_header import (
     ProxyHeaderParser,
     ProxyTLV,
     SSLInfo,
-    encode_proxy_header,
 )
+from greenpoint._proxy_header_encode import encode_proxy_header
 from greenpoint._registry import (
     client_from_string,
     register_client_parser,

@@ -10,7 +10,6 @@ other stream it reads normally and the bytes past the header are replayed by
 
 from __future__ import annotations
 
-import io
 import socket as _stdsocket
 from typing import Any
 
@@ -25,6 +24,7 @@ from greenpoint._proxy_header import (
     header_size,
     parse_header,
 )
+from greenpoint._socket_file import layer_file, raw_file_mode
 from greenpoint.errors import ProxyHeaderError
 
 __all__ = ["ProxiedStream", "read_proxy_header"]
@@ -221,27 +221,8 @@ class ProxiedStream:
         newline: str | None = None,
     ) -> Any:
         """A file object over this stream (reads replay the bytes past the header)."""
-        if not set(mode) <= {"r", "w", "b"}:
-            raise ValueError(f"invalid mode {mode!r} (only r, w, b)")
-        raw_mode = ("r" if "r" in mode else "") + ("w" if "w" in mode else "")
-        raw = _stdsocket.SocketIO(self, raw_mode or "r")
-        if buffering is None or buffering < 0:
-            buffering = io.DEFAULT_BUFFER_SIZE
-        if buffering == 0:
-            if "b" not in mode:
-                raise ValueError("unbuffered streams must be binary")
-            return raw
-        if "r" in raw_mode and "w" in raw_mode:
-            buffer: Any = io.BufferedRWPair(raw, raw, buffering)
-        elif "w" in raw_mode:
-            buffer = io.BufferedWriter(raw, buffering)
-        else:
-            buffer = io.BufferedReader(raw, buffering)
-        if "b" in mode:
-            return buffer
-        text = io.TextIOWrapper(buffer, encoding, errors, newline)
-        text.mode = mode
-        return text
+        raw = _stdsocket.SocketIO(self, raw_file_mode(mode))
+        return layer_file(raw, mode, buffering, encoding, errors, newline)
 
 
 def _own_host(stream: Any) -> Address:

@@ -1,4 +1,4 @@
-"""The PROXY protocol, versions 1 and 2: measure, parse and build headers. Pure, no I/O.
+"""The PROXY protocol, versions 1 and 2: measure and parse headers. Pure, no I/O.
 
 A proxy (HAProxy, AWS NLB, nginx ``stream``) that opens a connection on behalf of a
 client puts one header in front of the client's bytes, saying who the client was.
@@ -13,7 +13,8 @@ Three layers, each usable alone:
   and not one byte of the application's data.
 * :func:`parse_header` turns complete header bytes into a :class:`ProxyHeader`;
   :class:`ProxyHeaderParser` does both incrementally (feed it any split).
-* :func:`encode_proxy_header` builds a v1 or v2 header, for clients and tests.
+
+Building a header (for clients and tests) is ``greenpoint._proxy_header_encode``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import dataclasses
 import enum
 import ipaddress
 import struct
-from collections.abc import Iterable
 
 from greenpoint._address import IPv4Address, IPv6Address, UNIXAddress
 from greenpoint.errors import ProxyHeaderError
@@ -34,7 +34,6 @@ __all__ = [
     "ProxyTLV",
     "SSLInfo",
     "crc32c",
-    "encode_proxy_header",
     "header_size",
     "parse_header",
 ]
@@ -49,9 +48,9 @@ DEFAULT_MAX_SIZE = 16384
 
 _V2_COMMANDS = {0x0: "LOCAL", 0x1: "PROXY"}
 _V2_TRANSPORTS = {0x0: None, 0x1: "STREAM", 0x2: "DGRAM"}
-_AF_UNSPEC, _AF_INET, _AF_INET6, _AF_UNIX = 0x0, 0x1, 0x2, 0x3
-_ADDRESS_BLOCK_LENGTH = {_AF_INET: 12, _AF_INET6: 36, _AF_UNIX: 216}  # §2.2
-_UNIX_PATH_LENGTH = 108
+V2_AF_UNSPEC, V2_AF_INET, V2_AF_INET6, V2_AF_UNIX = 0x0, 0x1, 0x2, 0x3  # §2.2, high nibble
+ADDRESS_BLOCK_LENGTH = {V2_AF_INET: 12, V2_AF_INET6: 36, V2_AF_UNIX: 216}  # §2.2
+UNIX_PATH_LENGTH = 108
 
 
 class ProxyTLV(enum.IntEnum):
@@ -340,16 +339,16 @@ def _parse_v2(raw: bytes) -> ProxyHeader:
     if command is None:
         raise ProxyHeaderError(f"PROXY v2 command {raw[12] & 0x0F:#x} is not LOCAL or PROXY")
     family, transport_code = raw[13] >> 4, raw[13] & 0x0F
-    if family not in (_AF_UNSPEC, *_ADDRESS_BLOCK_LENGTH) or transport_code not in _V2_TRANSPORTS:
+    if family not in (V2_AF_UNSPEC, *ADDRESS_BLOCK_LENGTH) or transport_code not in _V2_TRANSPORTS:
         raise ProxyHeaderError(f"PROXY v2 family/transport byte {raw[13]:#04x} is not defined")
     if command == "LOCAL":
         # §2.2: use the real endpoints and discard the whole block, family included.
         return ProxyHeader(version=2, command="LOCAL")
-    if family == _AF_UNSPEC or transport_code == 0:
+    if family == V2_AF_UNSPEC or transport_code == 0:
         # §2.2: unspecified: accept, ignore the address block (its layout is unknown).
         return ProxyHeader(version=2)
     block = raw[V2_FIXED_LENGTH:]
-    needed = _ADDRESS_BLOCK_LENGTH[family]
+    needed = ADDRESS_BLOCK_LENGTH[family]
     if len(block) < needed:
         raise ProxyHeaderError(
             f"PROXY v2 address block is {len(block)} bytes; this family needs {needed}"
@@ -369,19 +368,19 @@ def _parse_v2(raw: bytes) -> ProxyHeader:
 
 
 def _v2_addresses(family: int, block: bytes):
-    if family == _AF_INET:
+    if family == V2_AF_INET:
         source_port, destination_port = struct.unpack("!HH", block[8:12])
         return (
             _ip_address(ipaddress.IPv4Address(block[0:4]), source_port),
             _ip_address(ipaddress.IPv4Address(block[4:8]), destination_port),
         )
-    if family == _AF_INET6:
+    if family == V2_AF_INET6:
         source_port, destination_port = struct.unpack("!HH", block[32:36])
         return (
             _ip_address(ipaddress.IPv6Address(block[0:16]), source_port),
             _ip_address(ipaddress.IPv6Address(block[16:32]), destination_port),
         )
-    return _unix_address(block[:_UNIX_PATH_LENGTH]), _unix_address(block[_UNIX_PATH_LENGTH:])
+    return _unix_address(block[:UNIX_PATH_LENGTH]), _unix_address(block[UNIX_PATH_LENGTH:])
 
 
 def _unix_address(raw: bytes) -> UNIXAddress:
@@ -458,106 +457,3 @@ def crc32c(data: bytes) -> int:
     for byte in data:
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
-
-
-# --- building --------------------------------------------------------------------------
-
-
-def encode_proxy_header(
-    source: IPv4Address | IPv6Address | UNIXAddress | None = None,
-    destination: IPv4Address | IPv6Address | UNIXAddress | None = None,
-    *,
-    version: int = 2,
-    tlvs: Iterable[tuple[int, bytes]] = (),
-    checksum: bool = False,
-) -> bytes:
-    """Build a PROXY header saying that ``source`` connected to ``destination``.
-
-    Without addresses the header is v1 ``UNKNOWN`` or v2 ``LOCAL`` (the receiver
-    then uses the connection's own addresses). An IPv4 address paired with an IPv6
-    one is sent as IPv4-mapped IPv6. v2 only: ``tlvs`` are ``(type, bytes)`` pairs
-    and ``checksum=True`` adds a CRC32C TLV.
-
-    Raises:
-        ValueError: for a version other than 1 or 2, one address without the other,
-            UNIX addresses or TLVs in v1, or a host that is not an IP literal.
-    """
-    if version not in (1, 2):
-        raise ValueError(f"PROXY protocol version must be 1 or 2, not {version!r}")
-    if (source is None) != (destination is None):
-        raise ValueError("give both source and destination, or neither")
-    tlvs = [(int(kind), bytes(value)) for kind, value in tlvs]
-    if version == 1:
-        if tlvs or checksum:
-            raise ValueError("PROXY v1 has no TLVs or checksum; use version=2")
-        return _encode_v1(source, destination)
-    return _encode_v2(source, destination, tlvs, checksum)
-
-
-def _encode_v1(source, destination) -> bytes:
-    if source is None:
-        return b"PROXY UNKNOWN\r\n"
-    if isinstance(source, UNIXAddress) or isinstance(destination, UNIXAddress):
-        raise ValueError("PROXY v1 cannot carry UNIX addresses; use version=2")
-    source_ip, destination_ip = _same_family(source, destination)
-    protocol = "TCP4" if source_ip.version == 4 else "TCP6"
-    return (
-        f"PROXY {protocol} {source_ip} {destination_ip} {source.port} {destination.port}\r\n"
-    ).encode("ascii")
-
-
-def _encode_v2(source, destination, tlvs: list[tuple[int, bytes]], checksum: bool) -> bytes:
-    if source is None:
-        command, family_byte, block = 0x0, 0x00, b""
-    elif isinstance(source, UNIXAddress) or isinstance(destination, UNIXAddress):
-        if not (isinstance(source, UNIXAddress) and isinstance(destination, UNIXAddress)):
-            raise ValueError("a UNIX address can only be paired with another UNIX address")
-        command, family_byte = 0x1, (_AF_UNIX << 4) | 0x1
-        block = _unix_bytes(source) + _unix_bytes(destination)
-    else:
-        source_ip, destination_ip = _same_family(source, destination)
-        family = _AF_INET if source_ip.version == 4 else _AF_INET6
-        command, family_byte = 0x1, (family << 4) | 0x1
-        block = source_ip.packed + destination_ip.packed
-        block += struct.pack("!HH", source.port, destination.port)
-    if checksum:
-        tlvs = [*tlvs, (ProxyTLV.CRC32C, b"\0\0\0\0")]
-    body = block + b"".join(
-        bytes([kind]) + len(value).to_bytes(2, "big") + value for kind, value in tlvs
-    )
-    if len(body) > 0xFFFF:
-        raise ValueError(f"PROXY v2 addresses and TLVs take {len(body)} bytes; 65535 at most")
-    header = V2_SIGNATURE + bytes([0x20 | command, family_byte]) + len(body).to_bytes(2, "big")
-    header += body
-    if checksum:  # the CRC TLV is last: its value is the final 4 bytes
-        header = header[:-4] + crc32c(header).to_bytes(4, "big")
-    return header
-
-
-def _same_family(source, destination):
-    source_ip = _ip_of(source)
-    destination_ip = _ip_of(destination)
-    if source_ip.version != destination_ip.version:
-        # A dual-stack proxy may pair an IPv4 client with an IPv6 listener: map to v6.
-        source_ip, destination_ip = _as_v6(source_ip), _as_v6(destination_ip)
-    return source_ip, destination_ip
-
-
-def _ip_of(address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    if not isinstance(address, IPv4Address | IPv6Address):
-        raise ValueError(f"expected an IPv4Address, IPv6Address or UNIXAddress, not {address!r}")
-    try:
-        return ipaddress.ip_address(address.host.split("%", 1)[0])
-    except ValueError:
-        raise ValueError(f"{address.host!r} is not an IP address") from None
-
-
-def _as_v6(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv6Address:
-    return ip if ip.version == 6 else ipaddress.IPv6Address(f"::ffff:{ip}")
-
-
-def _unix_bytes(address: UNIXAddress) -> bytes:
-    raw = (address.name or "").encode("utf-8", "surrogateescape")
-    if len(raw) > _UNIX_PATH_LENGTH:
-        raise ValueError(f"UNIX path {address.name!r} is longer than {_UNIX_PATH_LENGTH} bytes")
-    return raw.ljust(_UNIX_PATH_LENGTH, b"\0")

@@ -30,6 +30,7 @@ from OpenSSL import SSL
 
 from greenpoint._address import Address, host_address, peer_address
 from greenpoint._socket import set_nodelay
+from greenpoint._socket_file import layer_file, raw_file_mode
 from greenpoint._tls_verify import VerifyState, check_identity, encode_server_name, is_ip_literal
 from greenpoint.errors import ConnectTimeoutError, TLSError, TLSVerificationError
 
@@ -245,28 +246,7 @@ class TLSStream:
             self._check_open()
         if bufsize == 0:
             return b""
-        conn = self._conn
-        deadline = None
-        while True:
-            try:
-                data = conn.recv(bufsize, flags or None)
-            except SSL.WantReadError:
-                deadline = self._wait(_READ, deadline)
-                continue
-            except SSL.WantWriteError:
-                deadline = self._wait(_WRITE, deadline)
-                continue
-            except SSL.ZeroReturnError:
-                data = b""
-            except SSL.SysCallError as exc:
-                data = self._read_failure(exc)
-            except SSL.Error as exc:
-                raise self._tls_failure(exc) from exc
-            if self._memory:
-                # Reading may queue a reply (a TLS 1.3 KeyUpdate); a writer
-                # already flushing sends it, and must not be waited for.
-                self._flush(None, wait=False)
-            return data
+        return self._read(b"", self._conn.recv, bufsize, flags or None)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Read plaintext into ``buffer``; returns the count, ``0`` at the end."""
@@ -275,11 +255,14 @@ class TLSStream:
         size = nbytes or len(buffer)
         if size == 0:
             return 0
-        conn = self._conn
+        return self._read(0, self._conn.recv_into, buffer, size, flags or None)
+
+    def _read(self, at_end: Any, read: Any, *args: Any) -> Any:
+        """Call ``read(*args)`` until it has plaintext; ``at_end`` at the end of the stream."""
         deadline = None
         while True:
             try:
-                count = conn.recv_into(buffer, size, flags or None)
+                result = read(*args)
             except SSL.WantReadError:
                 deadline = self._wait(_READ, deadline)
                 continue
@@ -287,14 +270,17 @@ class TLSStream:
                 deadline = self._wait(_WRITE, deadline)
                 continue
             except SSL.ZeroReturnError:
-                count = 0
+                result = at_end
             except SSL.SysCallError as exc:
-                count = len(self._read_failure(exc))
+                self._check_ragged_eof(exc)
+                result = at_end
             except SSL.Error as exc:
                 raise self._tls_failure(exc) from exc
             if self._memory:
+                # Reading may queue a reply (a TLS 1.3 KeyUpdate); a writer
+                # already flushing sends it, and must not be waited for.
                 self._flush(None, wait=False)
-            return count
+            return result
 
     def send(self, data: Any, flags: int = 0) -> int:
         """Encrypt and send some of ``data``; returns how many bytes were taken."""
@@ -303,9 +289,25 @@ class TLSStream:
         view = memoryview(data).cast("B")[:_MAX_WRITE]
         if not view:
             return 0
-        conn = self._conn
+        return self._send(view, None)[0]
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``; blocks the calling greenlet until it is written."""
+        if self._released:
+            self._check_open()
         deadline = None
+        view = memoryview(data).cast("B")
+        total = len(view)
+        sent = 0
+        while sent < total:
+            count, deadline = self._send(view[sent : sent + _MAX_WRITE], deadline)
+            sent += count
+
+    def _send(self, view: memoryview, deadline: float | None) -> tuple[int, float | None]:
+        """Encrypt some of ``view``; returns the count and the deadline it used."""
+        conn = self._conn
         while True:
+            # After WantWrite, OpenSSL wants the same bytes again: ``view`` is.
             try:
                 count = conn.send(view)
             except SSL.WantWriteError:
@@ -320,39 +322,13 @@ class TLSStream:
                 raise self._tls_failure(exc) from exc
             if self._memory:
                 self._flush(deadline)
-            return count
+            return count, deadline
 
-    def sendall(self, data: Any, flags: int = 0) -> None:
-        """Send all of ``data``; blocks the calling greenlet until it is written."""
-        if self._released:
-            self._check_open()
-        conn = self._conn
-        deadline = None
-        view = memoryview(data).cast("B")
-        total = len(view)
-        sent = 0
-        while sent < total:
-            # After WantWrite, OpenSSL wants the same bytes again: view[sent:] is.
-            try:
-                sent += conn.send(view[sent : sent + _MAX_WRITE])
-            except SSL.WantWriteError:
-                deadline = self._wait(_WRITE, deadline)
-                continue
-            except SSL.WantReadError:
-                deadline = self._wait(_READ, deadline)
-                continue
-            except SSL.SysCallError as exc:
-                raise _eof_error(exc) from exc
-            except SSL.Error as exc:
-                raise self._tls_failure(exc) from exc
-            if self._memory:
-                self._flush(deadline)
-
-    def _read_failure(self, exc: SSL.SysCallError) -> bytes:
+    def _check_ragged_eof(self, exc: SSL.SysCallError) -> None:
+        """Raise unless ``exc`` is a ragged EOF (the peer closed without close_notify)."""
         code = exc.args[0] if exc.args else -1
         if isinstance(code, int) and code > 0:
             raise OSError(code, os.strerror(code)) from exc
-        return b""  # a ragged EOF: the peer closed without close_notify
 
     def _tls_failure(self, exc: SSL.Error) -> Exception:
         self._check_open()
@@ -572,29 +548,9 @@ class TLSStream:
 
         The stream stays open until it and every file made from it are closed.
         """
-        if not set(mode) <= {"r", "w", "b"}:
-            raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
-        writing = "w" in mode
-        reading = "r" in mode or not writing
-        raw = _stdsocket.SocketIO(self, ("r" if reading else "") + ("w" if writing else ""))
+        raw = _stdsocket.SocketIO(self, raw_file_mode(mode))
         self._io_refs += 1
-        if buffering is None or buffering < 0:
-            buffering = io.DEFAULT_BUFFER_SIZE
-        if buffering == 0:
-            if "b" not in mode:
-                raise ValueError("unbuffered streams must be binary")
-            return raw
-        if reading and writing:
-            buffer: Any = io.BufferedRWPair(raw, raw, buffering)
-        elif reading:
-            buffer = io.BufferedReader(raw, buffering)
-        else:
-            buffer = io.BufferedWriter(raw, buffering)
-        if "b" in mode:
-            return buffer
-        text = io.TextIOWrapper(buffer, encoding, errors, newline)
-        text.mode = mode
-        return text
+        return layer_file(raw, mode, buffering, encoding, errors, newline)
 
     def _decref_socketios(self) -> None:
         # Called by socket.SocketIO.close() for each file made by makefile().

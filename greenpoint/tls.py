@@ -259,6 +259,13 @@ optionsForClientTLS = options_for_client_tls
 class _ServerOptionsBase:
     """What every server options class offers the TLS listener."""
 
+    # Settings every subclass has (as dataclass fields), whatever its certificates.
+    dh_parameters: str | None
+    alpn: tuple[str, ...]
+    client_ca: Any
+    require_client_certificate: bool
+    minimum_version: str
+
     def get_context(self) -> SSL.Context:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -270,6 +277,16 @@ class _ServerOptionsBase:
             raw.close()
             raise
         return server_handshake(raw, context, timeout=timeout, address=address)
+
+    def _context_settings(self) -> dict[str, Any]:
+        """The ``server_context`` keywords that apply to every certificate served."""
+        return {
+            "dh_parameters": self.dh_parameters,
+            "alpn": self.alpn,
+            "client_ca": self.client_ca,
+            "require_client_certificate": self.require_client_certificate,
+            "minimum_version": self.minimum_version,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,15 +342,7 @@ class ServerTLSOptions(_ServerOptionsBase):
         chain, key = load_certificate_and_key(self.certificate, self.private_key)
         if self.extra_chain is not None:
             chain = chain + load_certificates(self.extra_chain, "extra certificate chain file")
-        return server_context(
-            chain,
-            key,
-            dh_parameters=self.dh_parameters,
-            alpn=self.alpn,
-            client_ca=self.client_ca,
-            require_client_certificate=self.require_client_certificate,
-            minimum_version=self.minimum_version,
-        )
+        return server_context(chain, key, **self._context_settings())
 
     def _reloading(self) -> ReloadingValue:
         value = self._cache.get("value")
@@ -436,12 +445,8 @@ class SNIServerOptions(_ServerOptionsBase):
         return server_context(
             list(identity.chain),
             identity.key,
-            dh_parameters=self.dh_parameters,
-            alpn=self.alpn,
-            client_ca=self.client_ca,
-            require_client_certificate=self.require_client_certificate,
-            minimum_version=self.minimum_version,
             servername_callback=on_server_name,
+            **self._context_settings(),
         )
 
     def store(self) -> SNIStore:

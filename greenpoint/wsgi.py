@@ -255,11 +255,6 @@ class WSGIServer:
         finally:
             self._connections.pop(current, None)
 
-    @property
-    def connection_count(self) -> int:
-        """How many connections are open now."""
-        return len(self._connections)
-
     def begin_stop(self, new_connection_grace: float = NEW_CONNECTION_GRACE) -> None:
         """Stop taking requests: close idle connections now, new ones after a grace.
 

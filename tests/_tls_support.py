@@ -44,6 +44,16 @@ def make_certs(tmp_path: Any) -> Certs:
     return Certs(ca, directory, ca_file, server_pem)
 
 
+def write_localhost_pems(directory: Any) -> tuple[Any, Any]:
+    """``ca.pem`` and ``server.pem`` (key + chain, for localhost and 127.0.0.1) in ``directory``."""
+    authority = trustme.CA()
+    server = authority.issue_cert("localhost", "127.0.0.1")
+    ca_pem, server_pem = directory / "ca.pem", directory / "server.pem"
+    authority.cert_pem.write_to_path(str(ca_pem))
+    server.private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    return ca_pem, server_pem
+
+
 def expired(**kwargs: Any) -> dict[str, Any]:
     """``issue_cert`` arguments for a certificate that ended yesterday."""
     now = datetime.datetime.now(datetime.timezone.utc)

@@ -11,11 +11,11 @@ import time
 
 import gevent
 import pytest
-import trustme
 
 import greenpoint
 from greenpoint.__main__ import main
 from tests._cli_helpers import Child, greenpoint_command, run_greenpoint
+from tests._tls_support import write_localhost_pems
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -23,13 +23,7 @@ pytestmark = pytest.mark.timeout(30)
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory):
     """(ca.pem, server.pem) for localhost and 127.0.0.1, from a throw-away CA."""
-    directory = tmp_path_factory.mktemp("certs")
-    authority = trustme.CA()
-    server = authority.issue_cert("localhost", "127.0.0.1")
-    ca_pem, server_pem = directory / "ca.pem", directory / "server.pem"
-    authority.cert_pem.write_to_path(str(ca_pem))
-    server.private_key_and_cert_chain_pem.write_to_path(str(server_pem))
-    return ca_pem, server_pem
+    return write_localhost_pems(tmp_path_factory.mktemp("certs"))
 
 
 def echo(stream, address):

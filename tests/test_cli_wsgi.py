@@ -11,10 +11,10 @@ import ssl
 
 import gevent
 import pytest
-import trustme
 
 import greenpoint
 from tests._cli_helpers import EXAMPLES, Child, child_env, greenpoint_command, run
+from tests._tls_support import write_localhost_pems
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -51,12 +51,8 @@ def curl(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("certs")
-    authority = trustme.CA()
-    server = authority.issue_cert("localhost", "127.0.0.1")
-    authority.cert_pem.write_to_path(str(directory / "ca.pem"))
-    server.private_key_and_cert_chain_pem.write_to_path(str(directory / "server.pem"))
-    return directory / "ca.pem", directory / "server.pem"
+    """(ca.pem, server.pem) for localhost and 127.0.0.1, from a throw-away CA."""
+    return write_localhost_pems(tmp_path_factory.mktemp("certs"))
 
 
 def wsgi_child(*args: str) -> Child:

@@ -58,6 +58,7 @@ from greenpoint import (
 from greenpoint.endpoints.adopted import SystemdServerEndpoint
 from greenpoint.testing import FakeResolver
 from greenpoint.tls import options_for_client_tls
+from tests._net_helpers import black_hole, echo_once
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -318,10 +319,6 @@ def test_haproxy_refusals_are_logged_once_without_a_traceback(caplog):
 # -- clients by name ------------------------------------------------------------
 
 
-def echo_once(stream, address):
-    stream.sendall(stream.recv(1024))
-
-
 def test_tcp_localhost_from_a_description_with_the_system_resolver():
     # Only IPv4 listens; were localhost also ::1 here, that attempt is refused and the
     # race goes on to 127.0.0.1 at once.
@@ -353,29 +350,6 @@ def test_tcp_localhost_races_both_families_with_a_resolver():
     assert sorted(family for _, _, family in resolver.calls) == sorted(
         [stdsocket.AF_INET, stdsocket.AF_INET6]
     )
-
-
-@contextlib.contextmanager
-def black_hole(family: int, host: str):
-    """A loopback address where connect() hangs: a listener whose queue is full."""
-    listener = gsocket.socket(family, stdsocket.SOCK_STREAM)
-    fillers = []
-    try:
-        listener.bind((host, 0))
-        listener.listen(0)
-        address = listener.getsockname()
-        for _ in range(2):
-            filler = gsocket.socket(family, stdsocket.SOCK_STREAM)
-            fillers.append(filler)
-            filler.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                filler.connect(address)
-        gevent.sleep(0.05)
-        yield address[1]
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
 
 
 def test_connect_over_hostname_endpoint_with_a_black_holed_ipv6():

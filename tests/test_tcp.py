@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import socket as stdsocket
 import time
@@ -31,6 +30,7 @@ from greenpoint import (
 )
 from greenpoint.endpoints import tcp
 from greenpoint.errors import ConnectRefusedError, ListenError
+from tests._net_helpers import black_hole, echo_once
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -41,10 +41,6 @@ LOOPBACKS = [
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-def echo_once(stream, address):
-    stream.sendall(stream.recv(1024))
 
 
 def recv_all(sock) -> bytes:
@@ -59,29 +55,6 @@ def closed_port(family: int, host: str) -> int:
     with stdsocket.socket(family, stdsocket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def black_hole(family: int, host: str):
-    """An address on loopback where connect() hangs: a listener whose queue is full."""
-    listener = gsocket.socket(family, stdsocket.SOCK_STREAM)
-    fillers = []
-    try:
-        listener.bind((host, 0))
-        listener.listen(0)
-        address = listener.getsockname()
-        for _ in range(2):
-            filler = gsocket.socket(family, stdsocket.SOCK_STREAM)
-            fillers.append(filler)
-            filler.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                filler.connect(address)
-        gevent.sleep(0.05)
-        yield address[1]
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
 
 
 class FakeResolver:

@@ -35,7 +35,8 @@ from greenpoint._address import (
 from greenpoint._description import Description, parse_description
 from greenpoint._params import Param, bind, integer, number
 from greenpoint._proxied_stream import ProxiedStream, read_proxy_header
-from greenpoint._proxy_header import DEFAULT_MAX_SIZE, encode_proxy_header
+from greenpoint._proxy_header import DEFAULT_MAX_SIZE
+from greenpoint._proxy_header_encode import encode_proxy_header
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.errors import DescriptionError, ProxyHeaderError
 

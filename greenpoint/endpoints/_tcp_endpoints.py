@@ -1,0 +1,392 @@
+"""TCP over IPv4 and IPv6: the client and server endpoint classes.
+
+Their ``tcp``/``tcp4``/``tcp6`` descriptions are parsed in ``greenpoint.endpoints.tcp``.
+
+Client endpoints connect to an IP literal directly (no resolver involved) or resolve a
+host name for their one family only and race its addresses (happy eyeballs restricted to
+that family, ``greenpoint._happy_eyeballs``) within one deadline. ``tcp:`` with a host
+name builds a ``HostnameEndpoint``, which races both families; ``tcp4:`` and ``tcp6:``
+pin one.
+
+Server endpoints bind a gevent socket with ``SO_REUSEADDR`` (and optionally
+``SO_REUSEPORT``) and return it as the listener. ``TCP6ServerEndpoint`` sets
+``IPV6_V6ONLY`` explicitly, dual-stack by default, so behaviour does not depend on the
+operating system's ``bindv6only`` default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket as _stdsocket
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from gevent import socket as gsocket
+
+from greenpoint._address import IPv4Address, IPv6Address
+from greenpoint._happy_eyeballs import open_tcp_connection
+from greenpoint._socket import connect_address
+from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
+from greenpoint.errors import ConnectError, ListenError
+
+__all__ = [
+    "TCP4ClientEndpoint",
+    "TCP4ServerEndpoint",
+    "TCP6ClientEndpoint",
+    "TCP6ServerEndpoint",
+    "literal_family",
+]
+
+DEFAULT_TIMEOUT = 30.0  # seconds, Twisted's default for every client endpoint
+DEFAULT_BACKLOG = 50  # Twisted's default
+
+AF_INET = _stdsocket.AF_INET
+AF_INET6 = _stdsocket.AF_INET6
+_FAMILY_NAMES = {AF_INET: "IPv4", AF_INET6: "IPv6"}
+ANY_ADDRESS = {AF_INET: "0.0.0.0", AF_INET6: "::"}
+
+
+class FieldError(ValueError):
+    """A bad constructor argument; ``field`` names it, so parsers can name the key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# -- pure helpers ----------------------------------------------------------------
+
+
+def literal_family(host: str) -> int | None:
+    """``AF_INET`` or ``AF_INET6`` if ``host`` is an IP literal, else ``None`` (a name).
+
+    An IPv6 literal may carry a zone (``fe80::1%eth0``); brackets are not accepted
+    here (the description parser removes them).
+    """
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if "%" in host and address.version == 4:
+        return None
+    return AF_INET if address.version == 4 else AF_INET6
+
+
+def _sockaddr(family: int, host: str, port: int) -> tuple:
+    """The sockaddr for an IP literal (or ``""``, any address) of ``family``.
+
+    Raises:
+        OSError: for a zone naming an interface that does not exist.
+    """
+    if family == AF_INET6:
+        address, _, zone = host.partition("%")
+        scope_id = 0
+        if zone:
+            scope_id = int(zone) if zone.isdigit() else _stdsocket.if_nametoindex(zone)
+        return (address or "::", port, 0, scope_id)
+    return (host or "0.0.0.0", port)
+
+
+def _check_port(value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError("port", f"port must be an int, not {type(value).__name__}")
+    if not minimum <= value <= 65535:
+        raise FieldError("port", f"port {value} is out of range ({minimum}-65535)")
+    return value
+
+
+def _check_literal(field: str, value: str, family: int, owner: str) -> None:
+    """``value`` must be empty or an IP literal of ``family``."""
+    if not isinstance(value, str):
+        raise FieldError(field, f"{field} must be a str, not {type(value).__name__}")
+    if not value:
+        return
+    found = literal_family(value)
+    if found is None:
+        raise FieldError(field, f"{field} must be an IP address, not {value!r}")
+    if found != family:
+        other = "TCP6" if family == AF_INET else "TCP4"
+        raise FieldError(
+            field,
+            f"{owner} is {_FAMILY_NAMES[family]}, but {field} {value!r} is an "
+            f"{_FAMILY_NAMES[found]} address (use the {other} endpoint)",
+        )
+
+
+def _normalise_bind(value: Any, family: int, owner: str) -> tuple[str, int] | None:
+    """``None``, a host, or ``(host, port)`` -> ``None`` or ``(host, port)``.
+
+    The host must be an IP literal of the endpoint's family (or ``""``, any): binding
+    to a name would block in the C library's resolver.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = (value, 0)
+    if not (isinstance(value, tuple | list) and len(value) == 2):
+        raise FieldError(
+            "bind_address", f"bind_address must be a host or (host, port), not {value!r}"
+        )
+    bind_host, bind_port = value
+    _check_literal("bind_address", bind_host, family, owner)
+    try:
+        _check_port(bind_port, 0)
+    except FieldError as exc:
+        raise FieldError("bind_address", f"bind_address: {exc}") from None
+    return (bind_host, bind_port)
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
+
+
+# -- connecting ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _TCPClientEndpoint(ClientEndpoint):
+    """Shared by the IPv4 and IPv6 client endpoints; ``family`` tells them apart.
+
+    ``resolver`` (keyword only; ``getaddrinfo``'s signature, called with ``family=``)
+    resolves host names; ``None`` means gevent's resolver. It is a testing and
+    embedding seam: not part of equality, ``repr`` or the description.
+    """
+
+    host: str
+    port: int
+    timeout: float = DEFAULT_TIMEOUT
+    bind_address: Any = None
+    resolver: Callable[..., Any] | None = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
+
+    family: ClassVar[int] = AF_INET
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        if not isinstance(self.host, str) or not self.host:
+            raise FieldError("host", f"host must be a non-empty str, not {self.host!r}")
+        found = literal_family(self.host)
+        if found is not None:
+            _check_literal("host", self.host, self.family, owner)
+        _check_port(self.port, 1)
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float):
+            raise FieldError("timeout", f"timeout must be a number, not {self.timeout!r}")
+        if not 0 < self.timeout < float("inf"):
+            raise FieldError("timeout", f"timeout must be positive and finite, not {self.timeout}")
+        bind = _normalise_bind(self.bind_address, self.family, owner)
+        object.__setattr__(self, "bind_address", bind)
+
+    def open(self, timeout: float | None = None) -> Any:
+        """Connect and return the connected gevent socket (``TCP_NODELAY`` on).
+
+        Blocks only the calling greenlet, for at most ``timeout`` seconds (default:
+        the endpoint's ``timeout``), resolution included. A host name is resolved for
+        the endpoint's family only and its addresses are raced as RFC 8305 §5 says
+        (a new attempt every 250 ms, or at once when one fails); the losers are closed.
+
+        Raises:
+            ConnectRefusedError, ConnectTimeoutError, DNSLookupError, ConnectError:
+                naming the address.
+        """
+        limit = self.timeout if timeout is None else timeout
+        family = self.family
+        bind = None
+        try:
+            if self.bind_address is not None:
+                bind = _sockaddr(family, *self.bind_address)
+            literal = literal_family(self.host) is not None
+            sockaddr = _sockaddr(family, self.host, self.port) if literal else None
+        except OSError as exc:  # a zone naming no interface
+            raise ConnectError(f"cannot connect to {self.host}: {exc}", address=self.host) from exc
+        if sockaddr is not None:
+            return connect_address(family, sockaddr, timeout=limit, bind_address=bind)
+        sock, _info = open_tcp_connection(
+            self.host,
+            self.port,
+            families=(family,),
+            timeout=limit,
+            bind_address=self._bind_for_racer(),
+            resolver=self.resolver,
+        )
+        return sock
+
+    def _bind_for_racer(self) -> tuple[str, int] | None:
+        # The racer takes an IP literal; "" (any address, a bind port alone) is
+        # spelt out for the family.
+        if self.bind_address is None:
+            return None
+        bind_host, bind_port = self.bind_address
+        return (bind_host or ANY_ADDRESS[self.family], bind_port)
+
+    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if self.timeout != DEFAULT_TIMEOUT:
+            kwargs["timeout"] = _format_seconds(self.timeout)
+        if self.bind_address is not None:
+            bind_host, bind_port = self.bind_address
+            kwargs["bindAddress"] = bind_host
+            if bind_port:
+                kwargs["bindPort"] = bind_port
+        return (self.prefix, (self.host, self.port), kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class TCP4ClientEndpoint(_TCPClientEndpoint):
+    """Connect over IPv4 to ``host`` (an IPv4 literal or a name resolved for IPv4 only).
+
+    ``bind_address`` is a local IP address or ``(address, port)`` to connect from.
+    """
+
+    family: ClassVar[int] = AF_INET
+    prefix: ClassVar[str] = "tcp4"
+
+
+@dataclasses.dataclass(frozen=True)
+class TCP6ClientEndpoint(_TCPClientEndpoint):
+    """Connect over IPv6 to ``host`` (an IPv6 literal, zone allowed, or a name resolved
+    for IPv6 only).
+
+    ``bind_address`` is a local IP address or ``(address, port)`` to connect from.
+    """
+
+    family: ClassVar[int] = AF_INET6
+    prefix: ClassVar[str] = "tcp6"
+
+
+# -- listening -------------------------------------------------------------------
+
+
+def _listen(
+    family: int,
+    interface: str,
+    port_number: int,
+    backlog: int,
+    reuse_port: bool,
+    ipv6only: bool | None,
+) -> Any:
+    """Bind and listen a gevent TCP socket; closed again on any failure."""
+    shown = (IPv4Address if family == AF_INET else IPv6Address)(
+        _sockaddr(family, interface.partition("%")[0], port_number)[0], port_number
+    )
+    sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
+    try:
+        # A restarted server must not wait for TIME_WAIT connections of its
+        # predecessor (what every server does; gevent's StreamServer too).
+        sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+        if reuse_port:
+            # socket(7): every socket bound to the port must set it, and the kernel
+            # spreads incoming connections across them.
+            sock.setsockopt(_stdsocket.SOL_SOCKET, _reuse_port_option(), 1)
+        if ipv6only is not None:
+            sock.setsockopt(_stdsocket.IPPROTO_IPV6, _stdsocket.IPV6_V6ONLY, int(ipv6only))
+        sock.bind(_sockaddr(family, interface, port_number))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        error = ListenError(exc.errno, f"cannot listen on {shown}: {reason}")
+        error.address = shown
+        raise error from exc
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _reuse_port_option() -> int:
+    option = getattr(_stdsocket, "SO_REUSEPORT", None)
+    if option is None:
+        raise OSError("SO_REUSEPORT is not available on this platform")
+    return option
+
+
+def _check_backlog(backlog: Any) -> None:
+    if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:
+        raise FieldError("backlog", f"backlog must be an int of 0 or more, not {backlog!r}")
+
+
+class _TCPServerEndpoint(ServerEndpoint):
+    """Shared by the IPv4 and IPv6 server endpoints; ``family`` tells them apart."""
+
+    family: ClassVar[int] = AF_INET
+    any_interface: ClassVar[str] = ""  # the default interface: every address
+
+    def __post_init__(self) -> None:
+        _check_port(self.port, 0)
+        _check_backlog(self.backlog)
+        _check_literal("interface", self.interface, self.family, type(self).__name__)
+
+    def _ipv6only(self) -> bool | None:
+        return None  # IPV6_V6ONLY is left alone
+
+    def bind(self) -> Any:
+        """Bind and listen; return the listening gevent socket.
+
+        Raises:
+            ListenError: naming the address and the OS error (e.g. EADDRINUSE).
+        """
+        return _listen(
+            self.family,
+            self.interface,
+            self.port,
+            self.backlog,
+            self.reuse_port,
+            self._ipv6only(),
+        )
+
+    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if self.backlog != DEFAULT_BACKLOG:
+            kwargs["backlog"] = self.backlog
+        if self.interface != self.any_interface:
+            kwargs["interface"] = self.interface
+        if self._ipv6only():
+            kwargs["ipv6only"] = 1
+        if self.reuse_port:
+            kwargs["reusePort"] = 1
+        return (self.prefix, (self.port,), kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class TCP4ServerEndpoint(_TCPServerEndpoint):
+    """Listen for TCP over IPv4 on ``port`` (0: any free port) at ``interface``.
+
+    ``interface`` ``""`` means every IPv4 address (Twisted's default). ``reuse_port``
+    sets ``SO_REUSEPORT`` so that several processes can listen on the same port.
+    """
+
+    port: int
+    backlog: int = DEFAULT_BACKLOG
+    interface: str = ""
+    reuse_port: bool = False
+
+    family: ClassVar[int] = AF_INET
+    any_interface: ClassVar[str] = ""
+    prefix: ClassVar[str] = "tcp4"
+
+
+@dataclasses.dataclass(frozen=True)
+class TCP6ServerEndpoint(_TCPServerEndpoint):
+    """Listen for TCP over IPv6 on ``port`` (0: any free port) at ``interface``.
+
+    ``ipv6only=False`` (the default) makes the socket dual-stack: IPv4 clients are
+    accepted too and handlers see them as :class:`~greenpoint.IPv4Address`. It is set
+    explicitly, so the result is the same whatever the OS default (``bindv6only`` on
+    Linux, always v6-only on Windows and OpenBSD). It was chosen because ``"::"`` reads
+    as "everywhere" and Twisted's ``tcp6:`` is dual-stack on a default Linux.
+    """
+
+    port: int
+    backlog: int = DEFAULT_BACKLOG
+    interface: str = "::"
+    ipv6only: bool = False
+    reuse_port: bool = False
+
+    family: ClassVar[int] = AF_INET6
+    any_interface: ClassVar[str] = "::"
+    prefix: ClassVar[str] = "tcp6"
+
+    def _ipv6only(self) -> bool | None:
+        return bool(self.ipv6only)
