@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import selectors
 import signal
@@ -142,9 +143,7 @@ def rss_bytes(pid: int) -> int:
 class Child:
     """A child process that speaks in lines: ``READY``, ``WARM``, ``RESULT {...}``..."""
 
-    def __init__(
-        self, argv: Sequence[str], *, cpu: int | None, name: str, log_dir: Path
-    ) -> None:
+    def __init__(self, argv: Sequence[str], *, cpu: int | None, name: str, log_dir: Path) -> None:
         self.name = name
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.{os.getpid()}.{time.monotonic_ns()}.log"
@@ -175,6 +174,9 @@ class Child:
             chunk = os.read(self.proc.stdout.fileno(), 65536)
             if not chunk:
                 self.proc.wait(timeout=5)
+                missing = self.missing_module()
+                if missing:
+                    raise Unavailable(f"{missing} is not installed in this environment")
                 raise BenchError(
                     f"{self.name}: exited with status {self.proc.returncode}{self.log_tail()}"
                 )
@@ -197,6 +199,16 @@ class Child:
         assert self.proc.stdin is not None
         self.proc.stdin.write(text.encode() + b"\n")
         self.proc.stdin.flush()
+
+    def missing_module(self) -> str | None:
+        """The module named by a ``ModuleNotFoundError`` the child died of, if any."""
+        try:
+            self._log.flush()
+            text = self.log_path.read_text("utf-8", "replace")
+        except OSError:
+            return None
+        match = re.search(r"ModuleNotFoundError: No module named '([^']+)'", text)
+        return match.group(1) if match else None
 
     def log_tail(self, limit: int = 1500) -> str:
         """The end of the child's stderr, for error messages."""

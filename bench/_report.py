@@ -62,7 +62,9 @@ def versions() -> dict[str, Any]:
             found[name] = None
     found["greenpoint_root"] = str(GREENPOINT_ROOT)
     found["greenpoint_commit"] = _git("rev-parse", "--short", "HEAD", cwd=GREENPOINT_ROOT)
-    found["greenpoint_dirty"] = bool(_git("status", "--porcelain", "greenpoint", cwd=GREENPOINT_ROOT))
+    found["greenpoint_dirty"] = bool(
+        _git("status", "--porcelain", "greenpoint", cwd=GREENPOINT_ROOT)
+    )
     return found
 
 
@@ -86,7 +88,10 @@ def scenario_table(scenario: Scenario, data: dict[str, Any]) -> list[str]:
     head = f"{'contender':<24}"
     for metric in scenario.metrics:
         head += f" {metric.label:>22} {'ratio':>7}"
-    lines = [f"== {scenario.name}: {scenario.title} (rounds: {len(rounds)}; ratio to {scenario.baseline})", head]
+    lines = [
+        f"== {scenario.name}: {scenario.title} (rounds: {len(rounds)}; ratio to {scenario.baseline})",
+        head,
+    ]
     measured = {name for one_round in rounds for name in one_round}
     for contender in scenario.contenders:
         name = contender.name

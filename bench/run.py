@@ -76,7 +76,11 @@ def brief(scenario: Scenario, result: dict[str, Any]) -> str:
 
 def run_scenario(ctx: Context, scenario: Scenario, rounds: int, only: set[str] | None) -> dict:
     settings = scenario.settings(ctx.quick)
-    contenders = [c for c in scenario.contenders if only is None or c.name in only or c.name == scenario.baseline]
+    contenders = [
+        c
+        for c in scenario.contenders
+        if only is None or c.name in only or c.name == scenario.baseline
+    ]
     all_rounds: list[dict[str, Any]] = []
     orders: list[list[str]] = []
     began = time.monotonic()
@@ -89,7 +93,9 @@ def run_scenario(ctx: Context, scenario: Scenario, rounds: int, only: set[str] |
             result = scenario.measure(ctx, contender, settings)
             result["wall_s"] = time.monotonic() - started
             results[contender.name] = result
-            progress(f"[{scenario.name} {index + 1}/{rounds}] {contender.name}: {brief(scenario, result)}")
+            progress(
+                f"[{scenario.name} {index + 1}/{rounds}] {contender.name}: {brief(scenario, result)}"
+            )
         all_rounds.append({c.name: results[c.name] for c in contenders})
     summary = summarise(all_rounds, scenario.baseline, [m.key for m in scenario.metrics])
     return {
@@ -105,18 +111,33 @@ def run_scenario(ctx: Context, scenario: Scenario, rounds: int, only: set[str] |
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=None, help=f"rounds per scenario (default {DEFAULT_ROUNDS}; 1 with --quick)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ",".join(SCENARIOS))
-    parser.add_argument("--contenders", default=None, help="comma-separated names to keep (the baseline always runs)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help=f"rounds per scenario (default {DEFAULT_ROUNDS}; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ",".join(SCENARIOS)
+    )
+    parser.add_argument(
+        "--contenders",
+        default=None,
+        help="comma-separated names to keep (the baseline always runs)",
+    )
     parser.add_argument("--quick", action="store_true", help="one round, small sizes: a smoke test")
-    parser.add_argument("--out", default=None, help="results file (default bench/results/<time>.json)")
+    parser.add_argument(
+        "--out", default=None, help="results file (default bench/results/<time>.json)"
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
-        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+        parser.error(
+            f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
+        )
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else DEFAULT_ROUNDS)
     if rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -160,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         lines += scenario_table(SCENARIOS[name], report["scenarios"][name]) + [""]
     lines += targets_table(report["targets"])
-    lines.append(f"\n{len(names)} scenario(s), {rounds} round(s), {report['seconds']:.0f} s; results: {out}")
+    lines.append(
+        f"\n{len(names)} scenario(s), {rounds} round(s), {report['seconds']:.0f} s; results: {out}"
+    )
     print("\n".join(lines))
     return 0
 

@@ -49,7 +49,9 @@ SCENARIO = Scenario(
     measure=lambda ctx, contender, settings: connrate_measure(ctx, contender, settings, False),
     settings=settings,
     targets=[
-        Target("greenpoint-serve", "cpu_us_per_conn", 1.10, text="conn CPU us/conn <= 1.10x gevent"),
+        Target(
+            "greenpoint-serve", "cpu_us_per_conn", 1.10, text="conn CPU us/conn <= 1.10x gevent"
+        ),
         Target(
             "greenpoint-protocol",
             "cpu_us_per_conn",

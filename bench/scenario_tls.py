@@ -35,7 +35,11 @@ def tls_measure(ctx: Context, contender: ServerContender, settings: dict) -> dic
     for key in ("cpu_us_per_conn", "conn_per_s"):
         if key in conns and "error" not in conns:
             result[f"tls_{key}"] = conns[key]
-    errors = [f"{part}: {r['error']}" for part, r in result.items() if isinstance(r, dict) and "error" in r]
+    errors = [
+        f"{part}: {r['error']}"
+        for part, r in result.items()
+        if isinstance(r, dict) and "error" in r
+    ]
     if errors:
         result["error"] = "; ".join(errors)
     return result

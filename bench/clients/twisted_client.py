@@ -63,7 +63,9 @@ def run(args):
             attemptDelay=args.attempt_delay,
         )
     else:
-        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", args.port, timeout=args.timeout)
+        endpoint = endpoints.TCP4ClientEndpoint(
+            reactor, "127.0.0.1", args.port, timeout=args.timeout
+        )
     for _ in range(trials.total):
         started = now()
         try:
