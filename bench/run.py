@@ -53,7 +53,7 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
-DEFAULT_ROUNDS = 3
+DEFAULT_ROUNDS = 5
 
 
 def progress(text: str) -> None:

@@ -30,9 +30,9 @@ CONTENDERS = [
 
 def settings(quick: bool) -> dict[str, Any]:
     return {
-        "blackhole_trials": 2 if quick else 6,
-        "refused_trials": 5 if quick else 40,
-        "warmup": 1 if quick else 3,
+        "blackhole_trials": 2 if quick else 5,
+        "refused_trials": 5 if quick else 20,
+        "warmup": 1 if quick else 2,
         "attempt_delay": ATTEMPT_DELAY,
     }
 
