@@ -14,12 +14,14 @@ from greenpoint._address import (
     PipeAddress,
     UNIXAddress,
 )
+from greenpoint._connect import connect_protocol
 from greenpoint._description import (
     Description,
     parse_description,
     quote_string_argument,
 )
 from greenpoint._process_stream import StandardErrorBehavior
+from greenpoint._protocol import ClientFactory, Factory, Protocol
 from greenpoint._proxied_stream import ProxiedStream
 from greenpoint._proxy_header import (
     ProxyHeader,
@@ -34,6 +36,7 @@ from greenpoint._registry import (
     register_server_parser,
     server_from_string,
 )
+from greenpoint._serve import ListeningPort
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints.adopted import AdoptedStreamServerEndpoint
 from greenpoint.endpoints.haproxy import (
@@ -45,6 +48,19 @@ from greenpoint.endpoints.haproxy import (
 from greenpoint.endpoints.hostname import ConnectInfo, HostnameEndpoint
 from greenpoint.endpoints.process import ProcessEndpoint
 from greenpoint.endpoints.stdio import StandardIOEndpoint
+from greenpoint.endpoints.tcp import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ClientEndpoint,
+    TCP6ServerEndpoint,
+)
+from greenpoint.endpoints.tls import (
+    SSL4ClientEndpoint,
+    SSL4ServerEndpoint,
+    wrap_client_tls,
+    wrap_server_tls,
+    wrapClientTLS,
+)
 from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.errors import (
     AlreadyListenedError,
@@ -69,6 +85,7 @@ from greenpoint.errors import (
 
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
+connectProtocol = connect_protocol
 serverFromString = server_from_string
 quoteStringArgument = quote_string_argument
 proxyEndpoint = wrap_haproxy
@@ -80,6 +97,7 @@ __all__ = [
     "AlreadyListenedError",
     "Attempt",
     "ClientEndpoint",
+    "ClientFactory",
     "ConnectCancelledError",
     "ConnectError",
     "ConnectInfo",
@@ -91,6 +109,7 @@ __all__ = [
     "DNSLookupError",
     "Description",
     "DescriptionError",
+    "Factory",
     "GreenpointError",
     "HAProxyClientEndpoint",
     "HAProxyServerEndpoint",
@@ -99,19 +118,27 @@ __all__ = [
     "IPv4Address",
     "IPv6Address",
     "ListenError",
+    "ListeningPort",
     "NoProtocolError",
     "PipeAddress",
     "ProcessEndpoint",
     "ProcessTerminated",
+    "Protocol",
     "ProxiedStream",
     "ProxyHeader",
     "ProxyHeaderError",
     "ProxyHeaderParser",
     "ProxyTLV",
+    "SSL4ClientEndpoint",
+    "SSL4ServerEndpoint",
     "SSLInfo",
     "ServerEndpoint",
     "StandardErrorBehavior",
     "StandardIOEndpoint",
+    "TCP4ClientEndpoint",
+    "TCP4ServerEndpoint",
+    "TCP6ClientEndpoint",
+    "TCP6ServerEndpoint",
     "TLSError",
     "TLSVerificationError",
     "UNIXAddress",
@@ -119,6 +146,8 @@ __all__ = [
     "UNIXServerEndpoint",
     "clientFromString",
     "client_from_string",
+    "connectProtocol",
+    "connect_protocol",
     "encode_proxy_header",
     "parse_description",
     "proxyEndpoint",
@@ -128,6 +157,9 @@ __all__ = [
     "register_server_parser",
     "serverFromString",
     "server_from_string",
+    "wrapClientTLS",
+    "wrap_client_tls",
     "wrap_haproxy",
     "wrap_haproxy_client",
+    "wrap_server_tls",
 ]

@@ -1,0 +1,222 @@
+"""Endpoints meet factories: ``connect(factory)``, ``listen(factory)``, ``connect_protocol``.
+
+A client connection: ``factory.doStart()``, ``startedConnecting(connector)``, the
+endpoint's ``open()``, ``buildProtocol(peer address)``, ``makeConnection`` in the
+caller's greenlet (so ``connectionMade`` has run when ``connect()`` returns), then a
+reader greenlet; ``factory.doStop()`` after ``connectionLost`` (or after a failure).
+A failed attempt calls nothing else on the factory: ``clientConnectionFailed`` and
+``clientConnectionLost`` belong to reconnecting policies, as with Twisted endpoints.
+
+A server connection runs in the handler greenlet that the listening port gives it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent
+
+from greenpoint._address import peer_address
+from greenpoint._protocol import Factory
+from greenpoint._transport import Transport
+from greenpoint.errors import ConnectCancelledError, NoProtocolError
+
+__all__ = ["Connector", "connect_factory", "connect_protocol", "listen_factory"]
+
+log = logging.getLogger("greenpoint")
+
+
+class _StopConnecting(gevent.GreenletExit):
+    """Thrown into a greenlet blocked in ``open()`` by ``Connector.stopConnecting``.
+
+    A ``GreenletExit`` so that every endpoint treats it as cancellation: close what
+    it opened and let it through unchanged.
+    """
+
+
+class Connector:
+    """The handle ``startedConnecting(connector)`` gets for one connection attempt.
+
+    ``state`` is ``"connecting"``, ``"connected"`` or ``"disconnected"``, as in
+    Twisted's ``IConnector``.
+    """
+
+    def __init__(self, endpoint: Any) -> None:
+        self.endpoint = endpoint
+        self.state = "connecting"
+        self.transport: Transport | None = None
+        self._greenlet = gevent.getcurrent()
+        self._stop_requested = False
+
+    def __repr__(self) -> str:
+        return f"<Connector {self.endpoint} {self.state}>"
+
+    def getDestination(self) -> Any:
+        """What is being connected to: the endpoint (its ``str()`` is a description)."""
+        return self.endpoint
+
+    def stopConnecting(self) -> None:
+        """Give up the attempt; ``connect()`` raises ``ConnectCancelledError``."""
+        if self.state != "connecting":
+            raise RuntimeError(f"{self!r} is not connecting")
+        self._stop_requested = True
+        if gevent.getcurrent() is not self._greenlet:
+            gevent.get_hub().loop.run_callback(self._deliver_stop)
+
+    def _deliver_stop(self) -> None:
+        # Checked again in the hub: once open() has returned, the attempt is over and
+        # the exception must not land in whatever the caller does next.
+        if self.state == "connecting":
+            self._greenlet.throw(_StopConnecting)
+
+    def disconnect(self) -> None:
+        """Stop connecting, or close the connection once made."""
+        if self.state == "connecting":
+            self.stopConnecting()
+        elif self.state == "connected" and self.transport is not None:
+            self.transport.loseConnection()
+
+
+def connect_factory(endpoint: Any, factory: Any, timeout: float | None = None) -> Any:
+    """Connect ``endpoint``, start a protocol from ``factory`` on it and return it.
+
+    Blocks the calling greenlet until the stream is open and ``connectionMade`` has
+    run. The connection then runs in its own reader greenlet.
+
+    Raises:
+        ConnectError: from the endpoint; ``ConnectCancelledError`` if
+            ``connector.stopConnecting()`` was called; ``NoProtocolError`` if
+            ``buildProtocol`` returned ``None`` (the stream is closed).
+        Exception: whatever ``connectionMade`` raised (the connection is closed and
+            ``connectionLost`` got the error first).
+    """
+    connector = Connector(endpoint)
+    factory.doStart()
+
+    def stopped() -> None:
+        connector.state = "disconnected"
+        factory.doStop()
+
+    try:
+        started = getattr(factory, "startedConnecting", None)
+        if started is not None:
+            started(connector)
+        if connector._stop_requested:
+            raise _StopConnecting
+        stream = endpoint.open(timeout)
+        connector.state = "connected"
+    except _StopConnecting as exc:
+        stopped()
+        raise ConnectCancelledError(
+            f"connecting to {endpoint} was stopped", address=endpoint
+        ) from exc
+    except BaseException:
+        stopped()
+        raise
+
+    try:
+        address = peer_address(stream)
+        protocol = factory.buildProtocol(address)
+        if protocol is None:
+            raise NoProtocolError(
+                f"{factory!r}.buildProtocol({address}) returned None; connection closed",
+                address=address,
+            )
+        _set_factory(protocol, factory)
+    except BaseException:
+        stream.close()
+        stopped()
+        raise
+
+    transport = Transport(stream, protocol, peer=address, on_close=stopped)
+    connector.transport = transport
+    transport.start()
+    transport.spawn()
+    return protocol
+
+
+def connect_protocol(endpoint: Any, protocol: Any, timeout: float | None = None) -> Any:
+    """Connect ``endpoint`` and run the already-built ``protocol`` on it; return it.
+
+    Blocks the calling greenlet until ``connectionMade`` has run (Twisted's
+    ``connectProtocol`` returns a Deferred; this returns the protocol).
+    """
+    return endpoint.connect(_OneShotFactory(protocol), timeout)
+
+
+class _OneShotFactory(Factory):
+    noisy = False
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+
+    def __repr__(self) -> str:
+        return f"<connect_protocol factory for {self._protocol!r}>"
+
+    def buildProtocol(self, addr: Any) -> Any:
+        return self._protocol
+
+
+def listen_factory(endpoint: Any, factory: Any) -> Any:
+    """Bind ``endpoint`` and give each accepted connection a protocol from ``factory``.
+
+    Returns the bound ``ListeningPort``. ``factory.doStart()`` runs once the endpoint
+    is bound (nothing is called on the factory if binding fails) and
+    ``factory.doStop()`` when the port stops.
+    """
+    from greenpoint._serve import ListeningPort
+
+    listener = endpoint.bind()
+    factory.doStart()
+    try:
+        return ListeningPort.start(listener, ProtocolHandler(factory), on_stop=factory.doStop)
+    except BaseException:
+        factory.doStop()
+        listener.close()
+        raise
+
+
+class ProtocolHandler:
+    """``handler(stream, address)`` that runs one connection of ``factory``'s protocol.
+
+    It returns when the connection has ended (``connectionLost`` has run).
+    """
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+
+    def __repr__(self) -> str:
+        return f"<ProtocolHandler {self.factory!r}>"
+
+    def __call__(self, stream: Any, address: Any) -> None:
+        try:
+            protocol = self.factory.buildProtocol(address)
+        except Exception:
+            log.exception("%r.buildProtocol(%s) failed; connection closed", self.factory, address)
+            stream.close()
+            return
+        if protocol is None:
+            log.debug(
+                "%r.buildProtocol(%s) returned None; connection closed", self.factory, address
+            )
+            stream.close()
+            return
+        _set_factory(protocol, self.factory)
+        transport = Transport(stream, protocol, peer=address)
+        try:
+            transport.start()
+        except Exception:
+            log.exception("Unhandled error in %s.connectionMade", type(protocol).__name__)
+            return
+        transport.run()
+
+
+def _set_factory(protocol: Any, factory: Any) -> None:
+    # Twisted's Factory.buildProtocol sets it; a custom buildProtocol may not. One
+    # that deliberately set another factory (a wrapper's) keeps it.
+    if getattr(protocol, "factory", None) is None:
+        try:
+            protocol.factory = factory
+        except AttributeError:
+            pass

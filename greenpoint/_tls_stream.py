@@ -1,0 +1,678 @@
+"""A TLS connection over any connected stream, with a socket's methods. The I/O edge.
+
+Two ways to move the ciphertext:
+
+* over a socket (a gevent or stdlib socket object), OpenSSL reads and writes the
+  file descriptor itself; ``WantReadError`` / ``WantWriteError`` mean "not ready",
+  and the calling greenlet waits on the descriptor with gevent's event loop;
+* over anything else (a process's pipes, a stream that already buffered bytes),
+  OpenSSL works on memory BIOs, and we pump ciphertext through the inner stream's
+  ``recv`` and ``sendall``.
+
+pyOpenSSL calls never switch greenlets, so a reader greenlet and a writer greenlet
+may share one stream (full duplex), as with a socket.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import socket as _stdsocket
+import time
+from typing import Any
+
+import gevent
+from gevent import socket as gsocket
+from gevent.hub import get_hub
+from gevent.lock import Semaphore
+from OpenSSL import SSL
+
+from greenpoint._socket import set_nodelay
+from greenpoint._tls_verify import VerifyState, check_identity, encode_server_name, is_ip_literal
+from greenpoint.errors import ConnectTimeoutError, TLSError, TLSVerificationError
+
+__all__ = ["TLSStream", "client_handshake", "server_handshake"]
+
+_READ = 1  # libev/libuv event bits
+_WRITE = 2
+_BIO_CHUNK = 65536  # ciphertext moved per inner recv / bio_read
+_MAX_WRITE = 2**31 - 1  # SSL_write takes an int length
+_CLOSE_NOTIFY_TIMEOUT = 1.0  # seconds a close() spends on close_notify over a pipe
+
+
+def _timed_out() -> TimeoutError:
+    return TimeoutError("timed out")
+
+
+def _ssl_error_text(exc: SSL.Error) -> str:
+    """OpenSSL's error queue as one line ("sslv3 alert certificate required")."""
+    parts = []
+    for item in exc.args[0] if exc.args and isinstance(exc.args[0], list) else ():
+        if isinstance(item, tuple) and item:
+            parts.append(str(item[-1]))
+    return "; ".join(parts) or str(exc) or type(exc).__name__
+
+
+def _eof_error(exc: SSL.SysCallError) -> OSError:
+    code = exc.args[0] if exc.args else -1
+    if isinstance(code, int) and code > 0:
+        return OSError(code, os.strerror(code))  # ConnectionResetError, BrokenPipeError...
+    return ConnectionResetError(errno.ECONNRESET, "the peer closed the TLS connection")
+
+
+class TLSStream:
+    """A TLS connection with the methods of a connected socket.
+
+    Get one from a client endpoint's ``open()``, from a TLS listener's ``accept()``,
+    or from :func:`greenpoint.tls.wrap_client_stream` /
+    :func:`greenpoint.tls.wrap_server_stream`. Blocking methods block only the
+    calling greenlet, for at most the stream's timeout (``settimeout``).
+
+    Besides ``send``, ``sendall``, ``recv``, ``recv_into``, ``makefile``,
+    ``shutdown``, ``close``, ``fileno``, ``getpeername``, ``getsockname`` and
+    ``settimeout`` it tells what was negotiated: :attr:`peer_certificate`,
+    :attr:`alpn_protocol`, :attr:`tls_version`, :attr:`server_name`, :attr:`cipher`.
+
+    Reading returns ``b""`` when the peer sends close_notify, and also when it just
+    closes the connection (a "ragged EOF", as the stdlib's ``ssl`` does by default);
+    other TLS failures raise :class:`~greenpoint.errors.TLSError`.
+    """
+
+    def __init__(self, connection: SSL.Connection, raw: Any, *, memory: bool) -> None:
+        self._conn = connection
+        self._raw = raw
+        self._memory = memory
+        self._timeout: float | None = None
+        self._closed = False  # close() was called
+        self._released = False  # the inner stream is closed
+        self._io_refs = 0  # makefile() objects still open
+        self._handshake_done = False
+        self._notify_sent = False
+        self._hub = None
+        self._watchers: dict[int, Any] = {}
+        self._temporary: set[Any] = set()
+        self._fd = raw.fileno() if not memory else -1
+        if memory:
+            self._write_lock = Semaphore()
+            self._read_lock = Semaphore()
+
+    # -- what was negotiated -------------------------------------------------
+
+    @property
+    def connection(self) -> SSL.Connection:
+        """The underlying ``OpenSSL.SSL.Connection`` (for what this class does not expose)."""
+        return self._conn
+
+    @property
+    def peer_certificate(self) -> Any:
+        """The peer's certificate (a ``cryptography.x509.Certificate``) or ``None``."""
+        return self._conn.get_peer_certificate(as_cryptography=True)
+
+    @property
+    def peer_certificate_chain(self) -> list[Any]:
+        """The chain the peer sent (``cryptography`` certificates), leaf first."""
+        return self._conn.get_peer_cert_chain(as_cryptography=True) or []
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The protocol chosen by ALPN (RFC 7301), or ``None`` if none was agreed."""
+        chosen = self._conn.get_alpn_proto_negotiated()
+        return chosen.decode("ascii", "replace") if chosen else None
+
+    @property
+    def tls_version(self) -> str:
+        """The negotiated protocol version, such as ``"TLSv1.3"``."""
+        return self._conn.get_protocol_version_name()
+
+    @property
+    def cipher(self) -> str | None:
+        """The negotiated cipher suite's OpenSSL name."""
+        return self._conn.get_cipher_name()
+
+    @property
+    def server_name(self) -> str | None:
+        """The SNI host name: the one the client asked for (on either side)."""
+        name = self._conn.get_servername()
+        return name.decode("ascii", "replace") if name else None
+
+    # -- socket-like attributes ----------------------------------------------
+
+    @property
+    def family(self) -> int:
+        return getattr(self._raw, "family", _stdsocket.AF_UNSPEC)
+
+    @property
+    def type(self) -> int:
+        return getattr(self._raw, "type", _stdsocket.SOCK_STREAM)
+
+    @property
+    def proto(self) -> int:
+        return getattr(self._raw, "proto", 0)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def fileno(self) -> int:
+        """The inner socket's descriptor (``-1`` once closed)."""
+        if self._released:
+            return -1
+        if self._memory:
+            fileno = getattr(self._raw, "fileno", None)
+            if fileno is None:
+                raise io.UnsupportedOperation("this TLS stream has no file descriptor")
+            return fileno()
+        return self._fd
+
+    def getpeername(self) -> Any:
+        return self._inner("getpeername")()
+
+    def getsockname(self) -> Any:
+        return self._inner("getsockname")()
+
+    def setsockopt(self, *args: Any) -> None:
+        self._inner("setsockopt")(*args)
+
+    def getsockopt(self, *args: Any) -> Any:
+        return self._inner("getsockopt")(*args)
+
+    def _inner(self, name: str) -> Any:
+        self._check_open()
+        method = getattr(self._raw, name, None)
+        if method is None:
+            raise OSError(errno.ENOTSOCK, f"the stream under this TLS stream has no {name}()")
+        return method
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Limit each blocking call to ``timeout`` seconds (``None``: no limit)."""
+        if timeout is not None:
+            timeout = float(timeout)
+            if timeout < 0:
+                raise ValueError("timeout must be zero or more")
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    def __enter__(self) -> TLSStream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("memory" if self._memory else f"fd={self._fd}")
+        return f"<TLSStream {state} over {self._raw!r}>"
+
+    # -- reading and writing -------------------------------------------------
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """Read up to ``bufsize`` bytes of plaintext; ``b""`` at the end of the stream."""
+        if self._released:  # the descriptor number may already belong to another file
+            self._check_open()
+        if bufsize == 0:
+            return b""
+        conn = self._conn
+        deadline = None
+        while True:
+            try:
+                data = conn.recv(bufsize, flags or None)
+            except SSL.WantReadError:
+                deadline = self._wait(_READ, deadline)
+                continue
+            except SSL.WantWriteError:
+                deadline = self._wait(_WRITE, deadline)
+                continue
+            except SSL.ZeroReturnError:
+                data = b""
+            except SSL.SysCallError as exc:
+                data = self._read_failure(exc)
+            except SSL.Error as exc:
+                raise self._tls_failure(exc) from exc
+            if self._memory:
+                # Reading may queue a reply (a TLS 1.3 KeyUpdate); a writer
+                # already flushing sends it, and must not be waited for.
+                self._flush(None, wait=False)
+            return data
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        """Read plaintext into ``buffer``; returns the count, ``0`` at the end."""
+        if self._released:
+            self._check_open()
+        size = nbytes or len(buffer)
+        if size == 0:
+            return 0
+        conn = self._conn
+        deadline = None
+        while True:
+            try:
+                count = conn.recv_into(buffer, size, flags or None)
+            except SSL.WantReadError:
+                deadline = self._wait(_READ, deadline)
+                continue
+            except SSL.WantWriteError:
+                deadline = self._wait(_WRITE, deadline)
+                continue
+            except SSL.ZeroReturnError:
+                count = 0
+            except SSL.SysCallError as exc:
+                count = len(self._read_failure(exc))
+            except SSL.Error as exc:
+                raise self._tls_failure(exc) from exc
+            if self._memory:
+                self._flush(None, wait=False)
+            return count
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        """Encrypt and send some of ``data``; returns how many bytes were taken."""
+        if self._released:
+            self._check_open()
+        view = memoryview(data).cast("B")[:_MAX_WRITE]
+        if not view:
+            return 0
+        conn = self._conn
+        deadline = None
+        while True:
+            try:
+                count = conn.send(view)
+            except SSL.WantWriteError:
+                deadline = self._wait(_WRITE, deadline)
+                continue
+            except SSL.WantReadError:
+                deadline = self._wait(_READ, deadline)
+                continue
+            except SSL.SysCallError as exc:
+                raise _eof_error(exc) from exc
+            except SSL.Error as exc:
+                raise self._tls_failure(exc) from exc
+            if self._memory:
+                self._flush(deadline)
+            return count
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``; blocks the calling greenlet until it is written."""
+        if self._released:
+            self._check_open()
+        conn = self._conn
+        deadline = None
+        view = memoryview(data).cast("B")
+        total = len(view)
+        sent = 0
+        while sent < total:
+            # After WantWrite, OpenSSL wants the same bytes again: view[sent:] is.
+            try:
+                sent += conn.send(view[sent : sent + _MAX_WRITE])
+            except SSL.WantWriteError:
+                deadline = self._wait(_WRITE, deadline)
+                continue
+            except SSL.WantReadError:
+                deadline = self._wait(_READ, deadline)
+                continue
+            except SSL.SysCallError as exc:
+                raise _eof_error(exc) from exc
+            except SSL.Error as exc:
+                raise self._tls_failure(exc) from exc
+            if self._memory:
+                self._flush(deadline)
+
+    def _read_failure(self, exc: SSL.SysCallError) -> bytes:
+        code = exc.args[0] if exc.args else -1
+        if isinstance(code, int) and code > 0:
+            raise OSError(code, os.strerror(code)) from exc
+        return b""  # a ragged EOF: the peer closed without close_notify
+
+    def _tls_failure(self, exc: SSL.Error) -> Exception:
+        self._check_open()
+        return TLSError(f"TLS error: {_ssl_error_text(exc)}")
+
+    def _check_open(self) -> None:
+        if self._released:
+            raise OSError(errno.EBADF, "the TLS stream is closed")
+
+    # -- waiting -------------------------------------------------------------
+
+    def _wait(self, event: int, deadline: float | None) -> float | None:
+        """Wait until the inner stream can move data; returns the deadline it used."""
+        self._check_open()
+        timeout = self._timeout
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if timeout == 0.0:
+                    raise BlockingIOError(errno.EAGAIN, "the TLS stream is not ready")
+                raise _timed_out()
+        else:
+            remaining = None
+        if self._memory:
+            if event == _READ:
+                self._pump_in(remaining)
+            else:
+                self._flush(deadline)
+        else:
+            self._wait_fd(event, remaining)
+        return deadline
+
+    def _wait_fd(self, event: int, timeout: float | None) -> None:
+        watcher = self._watchers.get(event)
+        if watcher is None:
+            if self._hub is None:
+                self._hub = get_hub()
+            watcher = self._watchers[event] = self._hub.loop.io(self._fd, event)
+        if watcher.callback is None:
+            gsocket.wait(watcher, timeout)
+            return
+        # Another greenlet waits on the same direction (a reader needing to write
+        # during a key update, say): wait on a watcher of our own.
+        watcher = self._hub.loop.io(self._fd, event)
+        self._temporary.add(watcher)
+        try:
+            gsocket.wait(watcher, timeout)
+        finally:
+            self._temporary.discard(watcher)
+            watcher.close()
+
+    def _pump_in(self, timeout: float | None) -> None:
+        """Memory BIO: flush what OpenSSL wrote, then feed it what the peer sent."""
+        # A greenlet already flushing will send our bytes too; waiting for it
+        # here could deadlock (it may wait for the peer, who waits for us to read).
+        self._flush(None, wait=False)
+        if not self._read_lock.acquire(blocking=False):
+            # Another greenlet is reading the inner stream; what it gets will do.
+            self._read_lock.wait(timeout)
+            return
+        try:
+            with gevent.Timeout(timeout, _timed_out()):
+                data = self._raw.recv(_BIO_CHUNK)
+        finally:
+            self._read_lock.release()
+        if data:
+            self._conn.bio_write(data)
+        else:
+            self._conn.bio_shutdown()
+
+    def _flush(self, deadline: float | None, *, wait: bool = True) -> None:
+        """Memory BIO: send everything OpenSSL has written to the inner stream.
+
+        Ciphertext taken from OpenSSL must reach the inner stream whole, so the
+        send itself is bounded only by the inner stream's own timeout.
+        """
+        if not self._write_lock.acquire(blocking=False):
+            if not wait:
+                return
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._write_lock.acquire(timeout=remaining):
+                raise _timed_out()
+        try:
+            while True:
+                try:
+                    chunk = self._conn.bio_read(_BIO_CHUNK)
+                except SSL.WantReadError:
+                    return
+                if not chunk:
+                    return
+                self._raw.sendall(chunk)
+        finally:
+            self._write_lock.release()
+
+    # -- handshake -----------------------------------------------------------
+
+    def _do_handshake(self, deadline: float | None) -> None:
+        conn = self._conn
+        while True:
+            try:
+                conn.do_handshake()
+                break
+            except SSL.WantReadError:
+                self._wait(_READ, deadline)
+            except SSL.WantWriteError:
+                self._wait(_WRITE, deadline)
+        if self._memory:
+            self._flush(deadline)
+        self._handshake_done = True
+
+    # -- shutting down -------------------------------------------------------
+
+    def shutdown(self, how: int) -> None:
+        """Shut down one or both directions.
+
+        Shutting down writing sends TLS's close_notify first (RFC 8446 §6.1), then
+        shuts the inner stream's writing side where it has one.
+        """
+        self._check_open()
+        if how in (_stdsocket.SHUT_WR, _stdsocket.SHUT_RDWR):
+            self._send_close_notify(best_effort=False)
+        inner = getattr(self._raw, "shutdown", None)
+        if inner is not None:
+            inner(how)
+
+    def _send_close_notify(self, *, best_effort: bool) -> None:
+        if self._notify_sent or not self._handshake_done:
+            return
+        self._notify_sent = True
+        try:
+            while True:
+                try:
+                    self._conn.shutdown()
+                    break
+                except SSL.WantWriteError:
+                    if best_effort:
+                        return  # never block close() on a full socket buffer
+                    self._wait(_WRITE, None)
+                except SSL.WantReadError:
+                    break  # close_notify is queued; the peer's reply is not needed
+            if self._memory:
+                self._flush(None)
+        except (SSL.Error, OSError):
+            if not best_effort:
+                raise
+
+    def close(self) -> None:
+        """Send close_notify if possible and close the inner stream.
+
+        Like a socket, the inner stream stays open while ``makefile()`` objects are.
+        Does not block on a full socket buffer.
+        """
+        self._closed = True
+        if self._io_refs <= 0:
+            self._release()
+
+    def _release(self) -> None:
+        if self._released:
+            return
+        try:
+            if not self._memory:
+                self._send_close_notify(best_effort=True)
+            else:
+                # A pipe has no non-blocking mode here: bound the wait instead.
+                with gevent.Timeout(_CLOSE_NOTIFY_TIMEOUT, False):
+                    self._send_close_notify(best_effort=True)
+        finally:
+            self._released = True
+            watchers = list(self._watchers.values()) + list(self._temporary)
+            self._watchers.clear()
+            self._temporary.clear()
+            if watchers and self._hub is not None:
+                # Close the descriptor only after every waiter was woken (EBADF),
+                # as gevent's own sockets do.
+                self._hub.cancel_waits_close_and_then(
+                    watchers, gsocket.cancel_wait_ex, self._raw.close
+                )
+            else:
+                self._raw.close()
+
+    # -- makefile ------------------------------------------------------------
+
+    def makefile(
+        self,
+        mode: str = "r",
+        buffering: int | None = None,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> Any:
+        """A file object over the stream, as ``socket.makefile`` gives.
+
+        The stream stays open until it and every file made from it are closed.
+        """
+        if not set(mode) <= {"r", "w", "b"}:
+            raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
+        writing = "w" in mode
+        reading = "r" in mode or not writing
+        raw = _stdsocket.SocketIO(self, ("r" if reading else "") + ("w" if writing else ""))
+        self._io_refs += 1
+        if buffering is None or buffering < 0:
+            buffering = io.DEFAULT_BUFFER_SIZE
+        if buffering == 0:
+            if "b" not in mode:
+                raise ValueError("unbuffered streams must be binary")
+            return raw
+        if reading and writing:
+            buffer: Any = io.BufferedRWPair(raw, raw, buffering)
+        elif reading:
+            buffer = io.BufferedReader(raw, buffering)
+        else:
+            buffer = io.BufferedWriter(raw, buffering)
+        if "b" in mode:
+            return buffer
+        text = io.TextIOWrapper(buffer, encoding, errors, newline)
+        text.mode = mode
+        return text
+
+    def _decref_socketios(self) -> None:
+        # Called by socket.SocketIO.close() for each file made by makefile().
+        if self._io_refs > 0:
+            self._io_refs -= 1
+        if self._closed and self._io_refs <= 0:
+            self._release()
+
+
+def _is_socket(raw: Any) -> bool:
+    return isinstance(raw, gsocket.socket | _stdsocket.socket)
+
+
+def _wrap(context: SSL.Context, raw: Any) -> TLSStream:
+    if _is_socket(raw):
+        if isinstance(raw, _stdsocket.socket) and raw.gettimeout() != 0.0:
+            # OpenSSL must never block the hub on this descriptor.
+            raw.setblocking(False)
+        try:
+            set_nodelay(raw)
+        except OSError:
+            pass
+        connection = SSL.Connection(context, raw)
+        return TLSStream(connection, raw, memory=False)
+    connection = SSL.Connection(context, None)
+    return TLSStream(connection, raw, memory=True)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _run_handshake(stream: TLSStream, timeout: float | None, address: Any) -> None:
+    """Handshake within ``timeout``; on any failure close the stream and raise."""
+    state = stream._conn.get_app_data()
+    try:
+        saved = stream._timeout
+        stream._timeout = None
+        try:
+            stream._do_handshake(_deadline(timeout))
+        finally:
+            stream._timeout = saved
+    except TimeoutError as exc:
+        stream.close()
+        raise ConnectTimeoutError(
+            f"TLS handshake with {address} timed out after {timeout:g} s", address=address
+        ) from exc
+    except SSL.Error as exc:
+        stream.close()
+        if isinstance(state, VerifyState) and state.reason is not None:
+            error = TLSVerificationError(
+                f"TLS verification of {address} failed: {state.detail}", address=address
+            )
+            error.reason = state.reason
+            raise error from exc
+        if isinstance(exc, SSL.SysCallError):
+            raise TLSError(
+                f"TLS handshake with {address} failed: the connection was closed "
+                f"({_eof_error(exc).strerror})",
+                address=address,
+            ) from exc
+        raise TLSError(
+            f"TLS handshake with {address} failed: {_ssl_error_text(exc)}", address=address
+        ) from exc
+    except OSError as exc:
+        stream.close()
+        raise TLSError(
+            f"TLS handshake with {address} failed: {exc.strerror or exc}", address=address
+        ) from exc
+    except BaseException:
+        stream.close()
+        raise
+
+
+def client_handshake(
+    raw: Any,
+    context: SSL.Context,
+    *,
+    hostname: str | None,
+    send_server_name: bool | None = None,
+    check_hostname_after: bool = False,
+    timeout: float | None = None,
+    address: Any = None,
+) -> TLSStream:
+    """Run a client handshake over ``raw``; return the stream once verified.
+
+    ``raw`` is closed on every failure. SNI is sent for host names, not for IP
+    literals (RFC 6066 §3), unless ``send_server_name`` says otherwise.
+    """
+    address = address if address is not None else hostname
+    try:
+        stream = _wrap(context, raw)
+    except BaseException:
+        raw.close()
+        raise
+    conn = stream._conn
+    conn.set_app_data(VerifyState(None if check_hostname_after else hostname))
+    if hostname is not None:
+        if send_server_name is None:
+            send_server_name = not is_ip_literal(hostname)
+        if send_server_name:
+            conn.set_tlsext_host_name(encode_server_name(hostname))
+    conn.set_connect_state()
+    _run_handshake(stream, timeout, address)
+    if check_hostname_after and hostname is not None:
+        # A caller's own context: its verify callback ran; the name is ours to check.
+        cert = stream.peer_certificate
+        problem = (
+            "the server sent no certificate" if cert is None else check_identity(cert, hostname)
+        )
+        if problem is not None:
+            stream.close()
+            error = TLSVerificationError(
+                f"TLS verification of {address} failed: {problem}", address=address
+            )
+            error.reason = "hostname mismatch"
+            raise error
+    return stream
+
+
+def server_handshake(
+    raw: Any, context: SSL.Context, *, timeout: float | None = None, address: Any = None
+) -> TLSStream:
+    """Run a server handshake over ``raw``; ``raw`` is closed on every failure."""
+    try:
+        stream = _wrap(context, raw)
+    except BaseException:
+        raw.close()
+        raise
+    stream._conn.set_accept_state()
+    _run_handshake(stream, timeout, address)
+    return stream

@@ -1,0 +1,672 @@
+"""The transport: Twisted's ``ITCPTransport`` over any socket-like stream.
+
+One greenlet per connection reads and calls ``dataReceived`` (the *reader*: the
+server handler's own greenlet, or one that ``connect()`` spawns). ``write()`` never
+blocks: when nothing is queued it first tries a non-blocking send, so the common
+case (the kernel takes everything) costs no buffer and no greenlet switch. Whatever
+the kernel did not take is queued, and a *writer* greenlet, spawned only then,
+flushes it with the stream's blocking ``send`` and exits when the queue is empty.
+
+Ordering rule: data goes straight to the stream only while the queue is empty, and
+the writer only ever sends from the queue, so bytes leave in the order written.
+
+Closing is done by the reader alone (it closes the stream and calls
+``connectionLost`` exactly once). Other greenlets ask for it by setting state and
+waking the reader: an event for its idle waits, and an ``_Interrupt`` thrown from the
+hub when, and only when, it is parked inside ``recv`` (never into protocol code).
+
+Stream requirements: ``recv``, ``send`` (may send part, blocks only the greenlet),
+``shutdown``, ``close``; optional ``setsockopt``/``getsockopt`` (TCP options degrade
+to no-ops without them), ``getpeername``/``getsockname``/``family`` (or
+``getPeer``/``getHost``), and ``try_send(data) -> int`` (a send that never blocks;
+may raise ``BlockingIOError``) to get the fast path on streams that are not plain
+gevent sockets.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket as _stdsocket
+from typing import Any
+
+import gevent
+from gevent import socket as gsocket
+from gevent.event import Event
+
+from greenpoint._address import host_address, peer_address
+from greenpoint.errors import ConnectionDone, ConnectionLost
+
+__all__ = ["Transport"]
+
+log = logging.getLogger("greenpoint")
+
+RECV_SIZE = 64 * 1024  # one read; the same as a typical gevent recv loop
+WRITE_HIGH_WATER = 64 * 1024  # Twisted's FileDescriptor.bufferSize: pause producers above
+WRITE_LOW_WATER = 16 * 1024  # resume them once the queue is this small again
+SMALL_WRITE = 16 * 1024  # queued writes smaller than this are joined before sending...
+SEND_COALESCE = 256 * 1024  # ...into sends of up to this size
+
+
+class _Interrupt(BaseException):
+    """Thrown into a greenlet parked in ``recv``/``send`` so it looks at the state again."""
+
+
+def _direct_sender(stream: Any) -> Any:
+    """A send that never blocks, for the fast path; ``None`` if the stream has none."""
+    if type(stream) is gsocket.socket:
+        # The raw socket under a gevent socket is non-blocking: it raises
+        # BlockingIOError instead of waiting (gevent's own send would wait).
+        return stream._sock.send
+    return getattr(stream, "try_send", None)
+
+
+def _writability_waiter(stream: Any) -> Any:
+    """Block until a gevent socket can take more data; ``None`` for other streams.
+
+    It waits on the socket's own write watcher, so that closing the socket wakes
+    it as gevent wakes its own waiters.
+    """
+    if type(stream) is gsocket.socket:
+        return lambda: stream._wait(stream._write_event)
+    return None
+
+
+def _as_bytes(data: Any) -> bytes:
+    try:
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError(f"write() takes bytes, not {type(data).__name__}") from None
+
+
+def _lost(exc: BaseException) -> ConnectionLost:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    reason = ConnectionLost(f"connection lost: {text}")
+    reason.__cause__ = exc
+    return reason
+
+
+class Transport:
+    """A connection as a Twisted protocol sees it (``self.transport``).
+
+    Attributes read by Twisted protocols: ``connected``, ``disconnecting`` (after
+    ``loseConnection``), ``disconnected``, ``producer``, ``streamingProducer``,
+    ``producerPaused``.
+    """
+
+    def __init__(
+        self,
+        stream: Any,
+        protocol: Any,
+        *,
+        peer: Any = None,
+        on_close: Any = None,
+    ) -> None:
+        self._stream = stream
+        self._protocol = protocol
+        self._peer = peer
+        self._host = None
+        self._on_close = on_close
+        self._send_now = _direct_sender(stream)
+        self._wait_writable = _writability_waiter(stream)
+        self._blocked = False  # the last send hit a full stream; wait for writability
+        self._buffer: collections.deque = collections.deque()
+        self._buffered = 0
+        self._writer = None
+        self._in_send = False
+        self._writer_interrupt_pending = False
+        self._reader = None
+        self._in_recv = False
+        self._reader_interrupt_pending = False
+        self._signal = Event()
+        self._closed_event = None
+        self._reason: BaseException | None = None
+        self._reading_paused = False
+        self._reading_stopped = False
+        self._close_when_flushed = False
+        self._read_done = False
+        self._write_shut_requested = False
+        self._write_shut = False
+        self._write_closed = False
+        self._pull = False
+        self._pulled = False
+        self.write_high_water = WRITE_HIGH_WATER
+        self.write_low_water = WRITE_LOW_WATER
+        self.connected = True
+        self.disconnecting = False
+        self.disconnected = False
+        self.producer: Any = None
+        self.streamingProducer = False
+        self.producerPaused = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self.disconnected else "open"
+        return f"<Transport {self._peer} {state} protocol={type(self._protocol).__name__}>"
+
+    # -- running the connection -------------------------------------------------
+
+    def start(self) -> None:
+        """Call the protocol's ``makeConnection``.
+
+        If it raises, the connection is closed, ``connectionLost`` gets the error, and
+        the error is raised again.
+        """
+        try:
+            self._protocol.makeConnection(self)
+        except BaseException as exc:
+            self._finish(exc if isinstance(exc, Exception) else _lost(exc))
+            raise
+
+    def run(self) -> None:
+        """Read and deliver data until the connection ends; blocks the calling greenlet.
+
+        The calling greenlet becomes the reader. If it is killed (``GreenletExit``,
+        as a server stopping does), the connection is aborted, ``connectionLost`` gets
+        ``ConnectionLost`` and the exception propagates.
+        """
+        self._reader = gevent.getcurrent()
+        try:
+            self._read_loop()
+            reason = self._wait_for_end()
+        except BaseException as exc:
+            self._finish(_lost(exc))
+            raise
+        self._finish(reason)
+
+    def spawn(self) -> Any:
+        """Run :meth:`run` in a new greenlet and return it."""
+        return gevent.spawn(self.run)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until ``connectionLost`` has run; ``False`` if ``timeout`` passed first."""
+        if self.disconnected:
+            return True
+        if self._closed_event is None:
+            self._closed_event = Event()
+        return self._closed_event.wait(timeout)
+
+    def _read_loop(self) -> None:
+        recv = self._stream.recv
+        while not self._reading_stopped:
+            if self._reading_paused:
+                self._wait_while_paused()
+                continue
+            self._in_recv = True
+            try:
+                data = recv(RECV_SIZE)
+            except _Interrupt:
+                continue
+            except OSError as exc:
+                self._abort_with(_lost(exc))
+                return
+            finally:
+                self._in_recv = False
+            if not data:
+                self._read_eof()
+                return
+            self._blocked = False  # time passed: worth one more direct flush attempt
+            if self._reading_paused:
+                # Paused from another greenlet while we waited in recv: hold the data.
+                self._wait_while_paused()
+            if self._reading_stopped:
+                return  # loseConnection stops reading, as Twisted's stopReading does
+            try:
+                self._protocol.dataReceived(data)
+            except Exception as exc:
+                self._fail(exc, "dataReceived")
+                return
+
+    def _wait_while_paused(self) -> None:
+        signal = self._signal
+        while self._reading_paused and not self._reading_stopped:
+            signal.clear()
+            if self._reading_paused and not self._reading_stopped:
+                signal.wait()
+
+    def _read_eof(self) -> None:
+        self._reading_stopped = True
+        callback = getattr(self._protocol, "readConnectionLost", None)
+        if callback is None:
+            # Twisted drops the connection at once and with it any queued data; we
+            # flush first, as loseConnection would, so a peer that half-closed after
+            # its request still gets the whole answer.
+            self._close_when_flushed = True
+            return
+        self._read_done = True
+        try:
+            callback()
+        except Exception as exc:
+            self._fail(exc, "readConnectionLost")
+
+    def _wait_for_end(self) -> BaseException:
+        signal = self._signal
+        while True:
+            signal.clear()
+            if self._reason is not None:
+                return self._reason
+            if self._close_when_flushed and self._flushed():
+                return ConnectionDone("connection was closed cleanly")
+            if self._read_done and self._write_shut:
+                return ConnectionDone("both directions were closed cleanly")
+            signal.wait()
+
+    def _finish(self, reason: BaseException) -> None:
+        """Close the stream and tell the protocol, once."""
+        if self.disconnected:
+            return
+        self.disconnected = True
+        self.connected = False
+        self._reading_stopped = True
+        self._write_closed = True
+        self._buffer.clear()
+        self._buffered = 0
+        self._interrupt_writer()
+        try:
+            self._stream.close()
+        except Exception:
+            log.debug("closing %r failed", self._stream, exc_info=True)
+        try:
+            producer, self.producer, self._pull = self.producer, None, False
+            if producer is not None:
+                try:
+                    producer.stopProducing()
+                except Exception:
+                    log.exception("Unhandled error in %r.stopProducing", producer)
+            protocol = self._protocol
+            try:
+                protocol.connected = 0
+            except AttributeError:
+                pass
+            try:
+                protocol.connectionLost(reason)
+            except Exception:
+                log.exception("Unhandled error in %r.connectionLost", protocol)
+        finally:
+            if self._closed_event is not None:
+                self._closed_event.set()
+            if self._on_close is not None:
+                try:
+                    self._on_close()
+                except Exception:
+                    log.exception("Unhandled error after %r closed", self)
+
+    # -- waking the reader and the writer --------------------------------------
+
+    def _wake_reader(self) -> None:
+        """Make the reader look at the state: its idle wait, or its ``recv``."""
+        self._signal.set()
+        if self._in_recv and not self._reader_interrupt_pending:
+            self._reader_interrupt_pending = True
+            gevent.get_hub().loop.run_callback(self._deliver_reader_interrupt)
+
+    def _deliver_reader_interrupt(self) -> None:
+        # Runs in the hub: the reader is parked, and only a parked recv is interrupted.
+        self._reader_interrupt_pending = False
+        if self._in_recv:
+            self._reader.throw(_Interrupt)
+
+    def _interrupt_writer(self) -> None:
+        if self._in_send and not self._writer_interrupt_pending:
+            self._writer_interrupt_pending = True
+            gevent.get_hub().loop.run_callback(self._deliver_writer_interrupt)
+
+    def _deliver_writer_interrupt(self) -> None:
+        self._writer_interrupt_pending = False
+        if self._in_send and self._writer is not None:
+            self._writer.throw(_Interrupt)
+
+    def _abort_with(self, reason: BaseException) -> None:
+        """End the connection now with ``reason``; queued data is dropped."""
+        if self.disconnected:
+            return
+        if self._reason is None:
+            self._reason = reason
+        self._reading_stopped = True
+        self._write_closed = True
+        self._buffer.clear()
+        self._buffered = 0
+        self._interrupt_writer()
+        self._wake_reader()
+
+    def _fail(self, exc: Exception, callback: str) -> None:
+        log.error(
+            "Unhandled error in %s.%s; closing the connection",
+            type(self._protocol).__name__,
+            callback,
+            exc_info=exc,
+        )
+        self._abort_with(exc)
+
+    # -- writing ----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` to be sent; never blocks. Ignored once writing has closed."""
+        if data.__class__ is not bytes:
+            data = _as_bytes(data)
+        if self._write_closed or not data:
+            return
+        if self._buffered:
+            self._enqueue(data)
+            if self._wait_writable is not None and not self._blocked:
+                # Push from the head of the queue here too: a reader that is never
+                # short of data never yields, and would starve the writer.
+                try:
+                    self._flush_now()
+                except OSError as exc:
+                    self._abort_with(_lost(exc))
+            return
+        send = self._send_now
+        if send is not None:
+            try:
+                sent = send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._abort_with(_lost(exc))
+                return
+            if sent == len(data):
+                if self._pull:
+                    # A pull producer is asked again once its data is out.
+                    self._pulled = True
+                    self._start_writer()
+                return
+            self._blocked = True
+            if sent:
+                data = memoryview(data)[sent:]
+        self._enqueue(data)
+        self._start_writer()
+
+    def writeSequence(self, iovec: Any) -> None:
+        """Queue each bytes object of ``iovec``, in order."""
+        data = b"".join(iovec)
+        if data:
+            self.write(data)
+
+    def _enqueue(self, data: Any) -> None:
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._pull:
+            self._pulled = True
+        if (
+            self._buffered > self.write_high_water
+            and self.streamingProducer
+            and not self.producerPaused
+            and self.producer is not None
+        ):
+            self.producerPaused = True
+            self.producer.pauseProducing()
+
+    def _consume(self, chunk: Any, sent: int) -> None:
+        """Drop ``sent`` bytes of ``chunk``, the head of the queue."""
+        self._buffered -= sent
+        if sent == len(chunk):
+            self._buffer.popleft()
+        elif sent:
+            self._buffer[0] = memoryview(chunk)[sent:]
+
+    def _flush_now(self) -> None:
+        """Send from the head of the queue until the stream would block; never blocks."""
+        buffer = self._buffer
+        send = self._send_now
+        while buffer:
+            chunk = self._next_chunk()
+            try:
+                sent = send(chunk)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            self._consume(chunk, sent)
+            if sent < len(chunk):
+                self._blocked = True
+                return
+
+    def _start_writer(self) -> None:
+        if self._writer is None and not self.disconnected:
+            self._writer = gevent.spawn(self._flush_loop)
+
+    def _flush_loop(self) -> None:
+        buffer = self._buffer
+        try:
+            while not self.disconnected and self._reason is None:
+                if buffer:
+                    if self._wait_writable is not None:
+                        self._flush_when_writable()
+                    else:
+                        self._send_head()
+                    if self.producerPaused and self._buffered <= self.write_low_water:
+                        self.producerPaused = False
+                        if self.producer is not None:
+                            self.producer.resumeProducing()
+                    continue
+                if self._pull and self._pulled and not self._write_closed:
+                    # Twisted asks a pull producer for more each time its last
+                    # chunk is out; it stops asking when a call writes nothing.
+                    self._pulled = False
+                    self.producer.resumeProducing()
+                    if self._pulled or buffer:
+                        gevent.sleep(0)  # let other connections run between chunks
+                        continue
+                self._check_flushed()
+                return
+        except _Interrupt:
+            pass
+        except OSError as exc:
+            self._abort_with(_lost(exc))
+        except Exception as exc:
+            self._fail(exc, "producer")
+        finally:
+            self._writer = None
+
+    def _flush_when_writable(self) -> None:
+        # Anyone may push from the head of the queue (write() does); the writer
+        # only waits until the socket can take more, then pushes.
+        self._flush_now()
+        if self._buffer:
+            self._in_send = True
+            try:
+                self._wait_writable()
+            finally:
+                self._in_send = False
+            self._blocked = False
+
+    def _send_head(self) -> None:
+        # Streams without a non-blocking send: only the writer sends queued data.
+        chunk = self._next_chunk()
+        self._in_send = True
+        try:
+            sent = self._stream.send(chunk)
+        finally:
+            self._in_send = False
+        if self._buffer and self._buffer[0] is chunk:  # else: aborted meanwhile
+            self._consume(chunk, sent)
+
+    def _next_chunk(self) -> Any:
+        buffer = self._buffer
+        first = buffer[0]
+        if len(buffer) == 1 or len(first) >= SMALL_WRITE:
+            return first
+        # Many small writes queued behind a full socket: one send, not one each.
+        parts = [buffer.popleft()]
+        size = len(first)
+        while buffer and size + len(buffer[0]) <= SEND_COALESCE:
+            part = buffer.popleft()
+            parts.append(part)
+            size += len(part)
+        joined = b"".join(parts)
+        buffer.appendleft(joined)
+        return joined
+
+    def _flushed(self) -> bool:
+        if self._buffer:
+            return False
+        # Twisted: a pull producer, or a paused push producer, still owes data.
+        return self.producer is None or (self.streamingProducer and not self.producerPaused)
+
+    def _check_flushed(self) -> None:
+        """Do what waited for the queue to drain: a half-close, a close."""
+        if self.disconnected or self._reason is not None or not self._flushed():
+            return
+        if self._write_shut_requested and not self._write_shut:
+            self._shutdown_write()
+        if self._close_when_flushed:
+            self._signal.set()
+
+    def _shutdown_write(self) -> None:
+        self._write_shut = True
+        self._write_closed = True
+        try:
+            self._stream.shutdown(_stdsocket.SHUT_WR)
+        except OSError as exc:
+            self._abort_with(_lost(exc))
+            return
+        callback = getattr(self._protocol, "writeConnectionLost", None)
+        if callback is not None:
+            try:
+                callback()
+            except Exception as exc:
+                self._fail(exc, "writeConnectionLost")
+                return
+        self._signal.set()  # the reader may be waiting for both directions to close
+
+    # -- closing ----------------------------------------------------------------
+
+    def loseConnection(self) -> None:
+        """Stop reading, send everything written so far, then close.
+
+        With a pull producer (or a paused push producer) registered, the close waits
+        for ``unregisterProducer``, as in Twisted.
+        """
+        if self.disconnected or self.disconnecting:
+            return
+        self.disconnecting = True
+        self._close_when_flushed = True
+        self._reading_stopped = True
+        self._wake_reader()
+
+    def abortConnection(self) -> None:
+        """Close at once; data not yet sent is dropped."""
+        self._abort_with(ConnectionLost("connection aborted"))
+
+    def loseWriteConnection(self) -> None:
+        """Half-close: send what was written, then shut down our sending direction."""
+        if self.disconnected or self._write_shut_requested:
+            return
+        self._write_shut_requested = True
+        self._check_flushed()
+
+    # -- flow control -------------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        """Stop reading (no ``dataReceived``) until :meth:`resumeProducing`."""
+        self._reading_paused = True
+
+    def resumeProducing(self) -> None:
+        """Start reading again after :meth:`pauseProducing`."""
+        if self._reading_paused:
+            self._reading_paused = False
+            self._signal.set()
+
+    def stopProducing(self) -> None:
+        """Twisted's meaning: close the connection (cleanly)."""
+        self.loseConnection()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Have ``producer`` write to this connection, with flow control.
+
+        A streaming (push) producer is paused when more than ``write_high_water``
+        bytes are queued and resumed at ``write_low_water``. A pull producer gets
+        ``resumeProducing()`` now and again each time what it wrote has been sent.
+        """
+        if self.producer is not None:
+            raise RuntimeError(
+                f"cannot register producer {producer!r}: {self.producer!r} is still registered"
+            )
+        if self.disconnected:
+            producer.stopProducing()
+            return
+        self.producer = producer
+        self.streamingProducer = bool(streaming)
+        self.producerPaused = False
+        if streaming:
+            if self._buffered > self.write_high_water:
+                self.producerPaused = True
+                producer.pauseProducing()
+        else:
+            self._pull = True
+            self._pulled = False
+            producer.resumeProducing()
+
+    def unregisterProducer(self) -> None:
+        """Forget the producer; a pending ``loseConnection`` can now complete."""
+        self.producer = None
+        self._pull = False
+        self.producerPaused = False
+        self._check_flushed()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the marks at which a streaming producer is paused and resumed (bytes)."""
+        high = self.write_high_water if high is None else high
+        low = min(self.write_low_water, high) if low is None else low
+        if not 0 <= low <= high:
+            raise ValueError(f"need 0 <= low <= high, got low={low}, high={high}")
+        self.write_high_water, self.write_low_water = high, low
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written but not yet taken by the stream."""
+        return self._buffered
+
+    # -- addresses and options ------------------------------------------------------
+
+    def getPeer(self) -> Any:
+        """The peer's address (an :class:`~greenpoint.IPv4Address`, ...)."""
+        if self._peer is None:
+            self._peer = peer_address(self._stream)
+        return self._peer
+
+    def getHost(self) -> Any:
+        """Our own address."""
+        if self._host is None:
+            self._host = host_address(self._stream)
+        return self._host
+
+    def getHandle(self) -> Any:
+        """The underlying stream (a gevent socket for TCP and UNIX)."""
+        return self._stream
+
+    def getPeerCertificate(self) -> Any:
+        """The peer's TLS certificate, if the stream is a TLS stream; else ``None``."""
+        getter = getattr(self._stream, "getPeerCertificate", None)
+        return getter() if getter is not None else None
+
+    @property
+    def negotiatedProtocol(self) -> Any:
+        """The ALPN protocol the TLS stream negotiated, or ``None``."""
+        return getattr(self._stream, "negotiatedProtocol", None)
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        """Turn Nagle's algorithm off (``True``) or on; a no-op on non-TCP streams."""
+        self._set_tcp_option(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, enabled)
+
+    def getTcpNoDelay(self) -> bool:
+        return self._get_tcp_option(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY)
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        """Turn TCP keep-alive probes on or off; a no-op on non-TCP streams."""
+        self._set_tcp_option(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, enabled)
+
+    def getTcpKeepAlive(self) -> bool:
+        return self._get_tcp_option(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE)
+
+    def _is_tcp(self) -> bool:
+        family = getattr(self._stream, "family", None)
+        return family in (_stdsocket.AF_INET, _stdsocket.AF_INET6) and hasattr(
+            self._stream, "setsockopt"
+        )
+
+    def _set_tcp_option(self, level: int, option: int, enabled: bool) -> None:
+        if self._is_tcp() and not self.disconnected:
+            self._stream.setsockopt(level, option, int(bool(enabled)))
+
+    def _get_tcp_option(self, level: int, option: int) -> bool:
+        if not self._is_tcp() or self.disconnected or not hasattr(self._stream, "getsockopt"):
+            return False
+        return bool(self._stream.getsockopt(level, option))
