@@ -16,7 +16,7 @@ CONCURRENCY = 8
 
 
 def settings(quick: bool) -> dict[str, Any]:
-    return {"connections": 1000 if quick else 10000, "concurrency": CONCURRENCY}
+    return {"connections": 1000 if quick else 5000, "concurrency": CONCURRENCY}
 
 
 def connrate_measure(ctx: Context, contender: ServerContender, settings: dict, tls: bool) -> dict:

@@ -33,7 +33,7 @@ def settings(quick: bool) -> dict[str, Any]:
     limit = raise_fd_limit()
     if limit < count + FD_HEADROOM:
         count = max(100, limit - FD_HEADROOM)
-    return {"connections": count, "idle_seconds": 1.0 if quick else 3.0}
+    return {"connections": count, "idle_seconds": 1.0 if quick else 2.0}
 
 
 def idle_measure(ctx: Context, contender: ServerContender, settings: dict) -> dict:

@@ -14,13 +14,13 @@ from _harness import Context
 from _scenario import Metric, Scenario, Target
 from _serverbench import TLS, ServerContender
 from scenario_connrate import connrate_measure
-from scenario_echo import GIB, MIB, echo_measure
+from scenario_echo import MIB, echo_measure
 
 
 def settings(quick: bool) -> dict[str, Any]:
     if quick:
         return {"bytes": 32 * MIB, "connections": 200, "concurrency": 8}
-    return {"bytes": GIB, "connections": 2000, "concurrency": 8}
+    return {"bytes": 256 * MIB, "connections": 1000, "concurrency": 8}
 
 
 def tls_measure(ctx: Context, contender: ServerContender, settings: dict) -> dict:

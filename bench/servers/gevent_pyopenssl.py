@@ -4,7 +4,8 @@
 ``OpenSSL.SSL.Connection`` (the fd is already non-blocking) and waits on the gevent hub
 whenever OpenSSL says it wants to read or write. Same settings a careful user would pick
 and greenpoint promises: TLS 1.2 minimum, the certificate chain and key from PEM files,
-and TCP_NODELAY on each connection.
+TCP_NODELAY on each connection, and close_notify before closing (as Twisted, asyncio
+and greenpoint send it).
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ def make_handler(context: SSL.Context):
                         wait_read(fd)
         except (SSL.SysCallError, SSL.Error, ConnectionError):
             pass
+        finally:
+            # RFC 8446 §6.1: send close_notify before closing; best effort, never wait.
+            try:
+                conn.shutdown()
+            except (SSL.Error, OSError):
+                pass
 
     return handle
 
