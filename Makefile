@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench soak clean venv
+.PHONY: test lint demo bench soak load clean venv
 
 venv: $(STAMP)
 
@@ -33,6 +33,12 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m soak
+
+# Full-size load (1,000 x 256 KiB echo over TCP/UNIX/TLS, 10,000 connects) and a
+# minute of atheris per parser. Figures: GREENPOINT_FIGURES=figures.jsonl make load
+load: $(STAMP)
+	-$(VENV)/bin/pip install --quiet atheris  # optional: its tests skip without it
+	$(PY) -m pytest -q -p no:cacheprovider -m load
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

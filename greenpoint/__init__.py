@@ -14,6 +14,7 @@ from greenpoint._address import (
     PipeAddress,
     UNIXAddress,
 )
+from greenpoint._backoff import Backoff
 from greenpoint._connect import connect_protocol
 from greenpoint._description import (
     Description,
@@ -82,6 +83,7 @@ from greenpoint.errors import (
     TLSError,
     TLSVerificationError,
 )
+from greenpoint.reconnect import ReconnectingClient
 
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
@@ -96,6 +98,7 @@ __all__ = [
     "AdoptedStreamServerEndpoint",
     "AlreadyListenedError",
     "Attempt",
+    "Backoff",
     "ClientEndpoint",
     "ClientFactory",
     "ConnectCancelledError",
@@ -129,6 +132,7 @@ __all__ = [
     "ProxyHeaderError",
     "ProxyHeaderParser",
     "ProxyTLV",
+    "ReconnectingClient",
     "SSL4ClientEndpoint",
     "SSL4ServerEndpoint",
     "SSLInfo",

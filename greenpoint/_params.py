@@ -96,10 +96,13 @@ def bind(
     positional = [param for param in params if param.positional]
     if len(args) > len(positional):
         extra = args[len(positional) :]
-        expected = ", ".join(p.name for p in positional) or "no positional values"
+        if not params:
+            hint = "it takes no parameters"
+        else:
+            expected = ", ".join(p.name for p in positional) or "no positional values"
+            hint = f"expected: {expected}; other parameters are given as key=value"
         raise DescriptionError(
-            f"{prefix}: too many positional values {list(extra)!r} (expected: {expected}; "
-            "other parameters are given as key=value)",
+            f"{prefix}: too many positional values {list(extra)!r} ({hint})",
             prefix=prefix,
         )
     raw_positional = {param.name: value for param, value in zip(positional, args, strict=False)}
@@ -109,8 +112,9 @@ def bind(
             suggestion = closest(key, by_name)
             hint = f": did you mean {suggestion!r}?" if suggestion else ""
             allowed = ", ".join(p.name for p in params)
+            listing = f"parameters: {allowed}" if allowed else "it takes no parameters"
             raise DescriptionError(
-                f"{key!r} is not a parameter of {prefix}{hint} (parameters: {allowed})",
+                f"{key!r} is not a parameter of {prefix}{hint} ({listing})",
                 prefix=prefix,
                 parameter=key,
                 suggestion=suggestion,

@@ -182,6 +182,14 @@ class ProxiedStream:
         """How many bytes read past the header are still waiting to be returned."""
         return len(self._pending)
 
+    def direct_socket(self) -> Any:
+        """The socket underneath, for a layer that reads the descriptor itself
+        (TLS); ``None`` while bytes read past the header are waiting here, or
+        when the underlying stream is not a socket."""
+        if self._pending or not isinstance(self._stream, gsocket.socket | _stdsocket.socket):
+            return None
+        return self._stream
+
     # Writing, closing ---------------------------------------------------------------
 
     def send(self, data: Any, flags: int = 0) -> int:

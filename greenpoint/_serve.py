@@ -24,6 +24,7 @@ import gevent
 from gevent.event import Event
 
 from greenpoint._address import from_sockaddr
+from greenpoint.errors import GreenpointError, ProxyHeaderError
 
 __all__ = ["ListeningPort", "next_backoff_delay"]
 
@@ -66,6 +67,10 @@ _RETRY_AT_ONCE = frozenset(
     if code is not None
 )
 
+# A handler that raises one of these met a peer that reset or went away. Not
+# ConnectionRefusedError: that comes from a connection the handler itself made.
+_PEER_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
 # The listener itself is gone or was never listening: nothing to retry.
 _FATAL = frozenset({errno.EBADF, errno.EINVAL, errno.ENOTSOCK})
 
@@ -79,11 +84,34 @@ def next_backoff_delay(previous: float) -> float:
     return min(MAX_ACCEPT_DELAY, max(MIN_ACCEPT_DELAY, previous * 2))
 
 
-def _as_address(family: int | None, address: Any) -> Any:
-    """A greenpoint address for what a listener's accept returned."""
-    if family is not None and isinstance(address, tuple | str | bytes):
-        return from_sockaddr(family, address)
+def _as_address(family: int | None, address: Any, stream: Any = None) -> Any:
+    """A greenpoint address for what a listener's accept returned.
+
+    Addresses that are already greenpoint addresses (``PipeAddress("stdio")``, a
+    PROXY header's client) pass through. A raw sockaddr from a wrapping listener
+    without ``family`` (``haproxy:``) is read with the accepted socket's family.
+    """
+    if isinstance(address, tuple | str | bytes):
+        if family is None:
+            family = getattr(stream, "family", None)
+        if family is not None:
+            try:
+                return from_sockaddr(family, address)
+            except ValueError:
+                pass  # a family we have no address type for: keep what we got
     return address
+
+
+def _log_prepare_failure(address: Any, exc: Exception) -> None:
+    """Log a connection that failed before its handler, once and at the right level."""
+    if isinstance(exc, ProxyHeaderError):
+        # haproxy: already logged it (a WARNING naming the proxy and the reason).
+        logger.debug("connection from %s refused before the handler: %s", address, exc)
+    elif isinstance(exc, GreenpointError | OSError):
+        # One client's failure (a bad handshake, a reset): no traceback needed.
+        logger.info("connection from %s failed before the handler: %r", address, exc)
+    else:  # a bug in the listener's prepare()
+        logger.error("preparing the connection from %s failed", address, exc_info=exc)
 
 
 class ListeningPort:
@@ -295,18 +323,22 @@ class ListeningPort:
         current = gevent.getcurrent()
         raw = stream
         try:
-            address = _as_address(family, address)
+            address = _as_address(family, address, raw)
             if prepare is not None:
                 try:
                     stream, address = prepare(raw, address)
                 except Exception as exc:
-                    logger.info("connection from %s failed before the handler: %r", address, exc)
+                    _log_prepare_failure(address, exc)
                     return
                 self._handlers[current] = stream
-                address = _as_address(family, address)
+                address = _as_address(family, address, stream)
             self.handler(stream, address)
         except gevent.GreenletExit:
             pass
+        except _PEER_GONE as exc:
+            # The peer reset or vanished mid-stream: routine on a network, not a bug
+            # in the handler, and a traceback per client would let clients flood the log.
+            logger.info("connection from %s ended by the peer: %s", address, exc)
         except Exception:
             logger.exception("handler %r failed on the connection from %s", self.handler, address)
         finally:

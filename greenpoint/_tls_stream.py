@@ -28,6 +28,7 @@ from gevent.hub import get_hub
 from gevent.lock import Semaphore
 from OpenSSL import SSL
 
+from greenpoint._address import Address, host_address, peer_address
 from greenpoint._socket import set_nodelay
 from greenpoint._tls_verify import VerifyState, check_identity, encode_server_name, is_ip_literal
 from greenpoint.errors import ConnectTimeoutError, TLSError, TLSVerificationError
@@ -39,6 +40,7 @@ _WRITE = 2
 _BIO_CHUNK = 65536  # ciphertext moved per inner recv / bio_read
 _MAX_WRITE = 2**31 - 1  # SSL_write takes an int length
 _CLOSE_NOTIFY_TIMEOUT = 1.0  # seconds a close() spends on close_notify over a pipe
+_DISCARD_ROUNDS = 16  # at most this many _BIO_CHUNK reads of unread input at close()
 
 
 def _timed_out() -> TimeoutError:
@@ -79,10 +81,15 @@ class TLSStream:
     other TLS failures raise :class:`~greenpoint.errors.TLSError`.
     """
 
-    def __init__(self, connection: SSL.Connection, raw: Any, *, memory: bool) -> None:
+    def __init__(
+        self, connection: SSL.Connection, raw: Any, *, memory: bool, sock: Any = None
+    ) -> None:
         self._conn = connection
-        self._raw = raw
+        self._raw = raw  # addresses, shutdown and close go through it
         self._memory = memory
+        # The socket OpenSSL reads and writes. Not named ``_sock``: gevent.pywsgi
+        # treats an object's ``_sock`` as a non-blocking stdlib socket to drain.
+        self._wire = None if memory else (raw if sock is None else sock)
         self._timeout: float | None = None
         self._closed = False  # close() was called
         self._released = False  # the inner stream is closed
@@ -92,7 +99,7 @@ class TLSStream:
         self._hub = None
         self._watchers: dict[int, Any] = {}
         self._temporary: set[Any] = set()
-        self._fd = raw.fileno() if not memory else -1
+        self._fd = self._wire.fileno() if not memory else -1
         if memory:
             self._write_lock = Semaphore()
             self._read_lock = Semaphore()
@@ -136,6 +143,18 @@ class TLSStream:
         name = self._conn.get_servername()
         return name.decode("ascii", "replace") if name else None
 
+    # Twisted's ISSLTransport / INegotiated spellings, with Twisted's types, so that
+    # the protocol layer's transport can pass them through to ported code.
+
+    def getPeerCertificate(self) -> Any:  # noqa: N802 - Twisted's name
+        """The peer's certificate as Twisted gives it: an ``OpenSSL.crypto.X509``."""
+        return self._conn.get_peer_certificate()
+
+    @property
+    def negotiatedProtocol(self) -> bytes | None:  # noqa: N802 - Twisted's name
+        """The ALPN protocol as Twisted gives it: ``bytes``, or ``None``."""
+        return self._conn.get_alpn_proto_negotiated() or None
+
     # -- socket-like attributes ----------------------------------------------
 
     @property
@@ -164,6 +183,16 @@ class TLSStream:
                 raise io.UnsupportedOperation("this TLS stream has no file descriptor")
             return fileno()
         return self._fd
+
+    def getPeer(self) -> Address:  # noqa: N802 - what greenpoint._address.peer_address asks
+        """The peer's address, as the stream under TLS reports it."""
+        self._check_open()
+        return peer_address(self._raw)
+
+    def getHost(self) -> Address:  # noqa: N802
+        """Our own address, as the stream under TLS reports it."""
+        self._check_open()
+        return host_address(self._raw)
 
     def getpeername(self) -> Any:
         return self._inner("getpeername")()
@@ -488,6 +517,7 @@ class TLSStream:
         try:
             if not self._memory:
                 self._send_close_notify(best_effort=True)
+                self._discard_unread()
             else:
                 # A pipe has no non-blocking mode here: bound the wait instead.
                 with gevent.Timeout(_CLOSE_NOTIFY_TIMEOUT, False):
@@ -505,6 +535,27 @@ class TLSStream:
                 )
             else:
                 self._raw.close()
+
+    def _discard_unread(self) -> None:
+        """Drop, without waiting, what the peer sent and nobody read.
+
+        Closing a TCP socket whose receive queue holds unread bytes makes the
+        kernel reset the connection and throw away what it had not sent yet
+        (RFC 2525 §2.17; Linux does so). Over TLS 1.3 such bytes are common and
+        invisible to the application: the server's session tickets, which arrive
+        after the client's handshake ended. A client that writes a lot and closes
+        without ever reading would lose the end of its data to that reset.
+        """
+        if not self._handshake_done:
+            return
+        sock = self._wire
+        try:
+            sock.settimeout(0.0)  # the descriptor is closed next: no one else cares
+            for _ in range(_DISCARD_ROUNDS):
+                if not sock.recv(_BIO_CHUNK):
+                    return
+        except OSError:  # nothing more to read (EAGAIN), or the connection failed
+            return
 
     # -- makefile ------------------------------------------------------------
 
@@ -557,17 +608,33 @@ def _is_socket(raw: Any) -> bool:
     return isinstance(raw, gsocket.socket | _stdsocket.socket)
 
 
-def _wrap(context: SSL.Context, raw: Any) -> TLSStream:
+def _direct_socket(raw: Any) -> Any:
+    """The socket OpenSSL may read and write itself, or ``None`` (memory BIOs).
+
+    A stream over a socket (a PROXY-protocol stream) offers it through
+    ``direct_socket()`` when reading the descriptor loses nothing, i.e. when it
+    holds no bytes of its own to replay first.
+    """
     if _is_socket(raw):
-        if isinstance(raw, _stdsocket.socket) and raw.gettimeout() != 0.0:
+        return raw
+    offer = getattr(raw, "direct_socket", None)
+    sock = offer() if callable(offer) else None
+    return sock if _is_socket(sock) else None
+
+
+def _wrap(context: SSL.Context, raw: Any) -> TLSStream:
+    sock = _direct_socket(raw)
+    if sock is not None:
+        if isinstance(sock, _stdsocket.socket) and sock.gettimeout() != 0.0:
             # OpenSSL must never block the hub on this descriptor.
-            raw.setblocking(False)
+            sock.setblocking(False)
         try:
-            set_nodelay(raw)
+            set_nodelay(sock)
         except OSError:
             pass
-        connection = SSL.Connection(context, raw)
-        return TLSStream(connection, raw, memory=False)
+        # Addresses, shutdown and close still go through ``raw``.
+        connection = SSL.Connection(context, sock)
+        return TLSStream(connection, raw, memory=False, sock=sock)
     connection = SSL.Connection(context, None)
     return TLSStream(connection, raw, memory=True)
 

@@ -21,6 +21,13 @@ to no-ops without them), ``getpeername``/``getsockname``/``family`` (or
 ``getPeer``/``getHost``), and ``try_send(data) -> int`` (a send that never blocks;
 may raise ``BlockingIOError``) to get the fast path on streams that are not plain
 gevent sockets.
+
+A stream with ``exit_reason()`` (a child process's stdin/stdout) ends the way a
+Twisted process transport does: once the stream is closed after a clean end (end of
+file, ``loseConnection``) or a stream error (a broken pipe to a child that died),
+the reader waits for the child to exit and ``connectionLost`` gets its status
+(``ConnectionDone`` for 0, ``ProcessTerminated`` otherwise). ``abortConnection``
+and a killed reader do not wait.
 """
 
 from __future__ import annotations
@@ -79,6 +86,13 @@ def _as_bytes(data: Any) -> bytes:
         raise TypeError(f"write() takes bytes, not {type(data).__name__}") from None
 
 
+def _child_status_applies(reason: BaseException) -> bool:
+    """A clean end, or a stream error: for a child process, its exit says more."""
+    if isinstance(reason, ConnectionDone):
+        return True
+    return type(reason) is ConnectionLost and isinstance(reason.__cause__, OSError)
+
+
 def _lost(exc: BaseException) -> ConnectionLost:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     reason = ConnectionLost(f"connection lost: {text}")
@@ -109,6 +123,8 @@ class Transport:
         self._on_close = on_close
         self._send_now = _direct_sender(stream)
         self._wait_writable = _writability_waiter(stream)
+        # Looked up once: only process streams have it, and only _finish uses it.
+        self._exit_reason = getattr(stream, "exit_reason", None)
         self._blocked = False  # the last send hit a full stream; wait for writability
         self._buffer: collections.deque = collections.deque()
         self._buffered = 0
@@ -251,7 +267,13 @@ class Transport:
             signal.wait()
 
     def _finish(self, reason: BaseException) -> None:
-        """Close the stream and tell the protocol, once."""
+        """Close the stream and tell the protocol, once.
+
+        Over a process stream, a clean end or a stream error waits (in the calling
+        greenlet, the reader) for the child to exit and reports its status instead.
+        If that wait is interrupted (a kill), ``connectionLost`` gets
+        ``ConnectionLost`` and the interruption is raised again afterwards.
+        """
         if self.disconnected:
             return
         self.disconnected = True
@@ -265,6 +287,17 @@ class Transport:
             self._stream.close()
         except Exception:
             log.debug("closing %r failed", self._stream, exc_info=True)
+        interrupted: BaseException | None = None
+        if self._exit_reason is not None and _child_status_applies(reason):
+            try:
+                status = self._exit_reason()
+                if not isinstance(reason, ConnectionDone):
+                    status.__context__ = reason  # the broken pipe that ended it
+                reason = status
+            except Exception:
+                log.exception("cannot learn how %r exited", self._stream)
+            except BaseException as exc:  # killed while waiting for the child
+                reason, interrupted = _lost(exc), exc
         try:
             producer, self.producer, self._pull = self.producer, None, False
             if producer is not None:
@@ -289,6 +322,8 @@ class Transport:
                     self._on_close()
                 except Exception:
                     log.exception("Unhandled error after %r closed", self)
+        if interrupted is not None:
+            raise interrupted
 
     # -- waking the reader and the writer --------------------------------------
 

@@ -86,6 +86,21 @@ def _paths(*values: Any) -> list[str]:
     return [value for value in values if isinstance(value, str)]
 
 
+def _repr_without_pem(options: Any) -> str:
+    """The dataclass repr, with PEM data summarised: it may hold a private key.
+
+    An options object's repr ends up in error messages (``ListenError`` names the
+    endpoint) and logs; file paths are shown, file contents never.
+    """
+    parts = []
+    for field in dataclasses.fields(options):
+        if field.repr:
+            value = getattr(options, field.name)
+            shown = f"<PEM data, {len(value)} bytes>" if isinstance(value, bytes) else repr(value)
+            parts.append(f"{field.name}={shown}")
+    return f"{type(options).__name__}({', '.join(parts)})"
+
+
 @dataclasses.dataclass(frozen=True)
 class ClientTLSOptions:
     """How a client does TLS: whom it expects, whom it trusts, what it offers.
@@ -124,6 +139,8 @@ class ClientTLSOptions:
     _cache: dict[str, Any] = dataclasses.field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+
+    __repr__ = _repr_without_pem
 
     def __post_init__(self) -> None:
         if isinstance(self.hostname, bytes):
@@ -292,6 +309,8 @@ class ServerTLSOptions(_ServerOptionsBase):
     _cache: dict[str, Any] = dataclasses.field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+
+    __repr__ = _repr_without_pem
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

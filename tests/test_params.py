@@ -177,8 +177,19 @@ def test_bind_too_many_positionals_lists_what_is_expected():
 
 
 def test_bind_with_no_positional_params():
+    keyword_only = (Param("mode", str, default="a"),)
     with pytest.raises(DescriptionError, match="no positional values"):
-        bind("stdio", ["x"], {}, ())
+        bind("thing", ["x"], {}, keyword_only)
+
+
+def test_bind_for_a_prefix_without_parameters_says_so():
+    with pytest.raises(DescriptionError) as info:
+        bind("bare", ["x"], {}, ())
+    assert str(info.value) == "bare: too many positional values ['x'] (it takes no parameters)"
+    with pytest.raises(DescriptionError) as info:
+        bind("bare", [], {"x": "1"}, ())
+    assert str(info.value) == "'x' is not a parameter of bare (it takes no parameters)"
+    assert info.value.parameter == "x"
 
 
 def test_bind_suggestion_attribute():

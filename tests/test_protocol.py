@@ -7,14 +7,7 @@ import socket
 
 import gevent
 import pytest
-from _protocol_helpers import (
-    TCPClient,
-    TCPServer,
-    UNIXServer,
-    client_for,
-    raw_client,
-    use_listening_port,
-)
+from _protocol_helpers import client_for, raw_client, tcp_server
 from gevent.event import Event
 
 import greenpoint
@@ -29,21 +22,19 @@ from greenpoint import (
     connect_protocol,
     connectProtocol,
 )
+from greenpoint.endpoints._base import ServerEndpoint
+from greenpoint.endpoints.tcp import TCP4ClientEndpoint, TCP4ServerEndpoint
+from greenpoint.endpoints.unix import UNIXServerEndpoint
 from greenpoint.errors import ConnectCancelledError, ConnectError, NoProtocolError
 
 pytestmark = pytest.mark.timeout(20)
 
 
-@pytest.fixture(autouse=True)
-def _listening_port(monkeypatch):
-    use_listening_port(monkeypatch)
-
-
 @pytest.fixture(params=["tcp", "unix"])
 def server_endpoint(request, tmp_path):
     if request.param == "tcp":
-        return TCPServer()
-    return UNIXServer(str(tmp_path / "p.sock"))
+        return tcp_server()
+    return UNIXServerEndpoint(str(tmp_path / "p.sock"))
 
 
 def wait_for(predicate, timeout=5.0):
@@ -194,7 +185,7 @@ def test_connect_failure_raises_and_calls_only_do_stop():
     listener.close()  # nothing listens there now: refused
     factory = CountingFactory()
     with pytest.raises(ConnectError):
-        TCPClient("127.0.0.1", free_port).connect(factory)
+        TCP4ClientEndpoint("127.0.0.1", free_port).connect(factory)
     assert factory.calls == ["startFactory", "startedConnecting", "stopFactory"]
     assert factory.connector.state == "disconnected"
 
@@ -338,7 +329,7 @@ def test_listen_starts_the_factory_and_stopping_the_port_stops_it(server_endpoin
     finally:
         port.stop_listening(timeout=1)
     assert factory.calls == ["startFactory", "stopFactory"]
-    if isinstance(server_endpoint, TCPServer):
+    if isinstance(server_endpoint, TCP4ServerEndpoint):
         assert isinstance(factory.addresses[0], IPv4Address)
 
 
@@ -356,8 +347,7 @@ def test_listen_factory_returning_none_closes_the_connection(server_endpoint):
 
 
 def test_bind_failure_calls_nothing_on_the_factory():
-    @dataclasses.dataclass
-    class Unbindable(TCPServer):
+    class Unbindable(ServerEndpoint):
         def bind(self):
             raise OSError("cannot bind")
 

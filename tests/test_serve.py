@@ -19,6 +19,7 @@ from gevent.pool import Pool
 
 from greenpoint import IPv4Address, ListeningPort, TCP4ServerEndpoint
 from greenpoint._serve import MAX_ACCEPT_DELAY, MIN_ACCEPT_DELAY, next_backoff_delay
+from greenpoint.errors import ConnectError, ProxyHeaderError
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -232,6 +233,44 @@ def test_listener_with_prepare_runs_it_in_the_connection_greenlet():
     assert set(handled_in) <= greenlets
     assert port._accept_greenlet not in greenlets
     assert all(isinstance(address, IPv4Address) for _, address in prepared_in)
+
+
+@pytest.mark.parametrize(
+    ("error", "level", "traceback"),
+    [
+        (ProxyHeaderError("not a PROXY header"), logging.DEBUG, False),  # haproxy logged it
+        (ConnectionResetError(errno.ECONNRESET, "reset"), logging.INFO, False),
+        (ConnectError("handshake failed"), logging.INFO, False),
+        (RuntimeError("a bug in prepare"), logging.ERROR, True),
+    ],
+    ids=["proxy-header", "os-error", "greenpoint-error", "bug"],
+)
+def test_prepare_failures_are_logged_once_at_their_level(caplog, error, level, traceback):
+    class FailingListener:
+        def __init__(self, sock):
+            self.sock = sock  # no family: a wrapper, like haproxy's listener
+
+        def accept_unprepared(self):
+            return self.sock.accept()
+
+        def prepare(self, stream, address):
+            raise error
+
+        def close(self):
+            self.sock.close()
+
+        def get_host(self):
+            return IPv4Address(*self.sock.getsockname())
+
+    caplog.set_level(logging.DEBUG, logger="greenpoint")
+    port = ListeningPort.start(FailingListener(loopback_listener()), None)
+    with port, connect(port) as client:
+        assert recv_all(client) == b""
+        local = client.getsockname()
+    (record,) = [r for r in caplog.records if r.name == "greenpoint"]
+    assert record.levelno == level
+    assert (record.exc_info is not None) == traceback
+    assert str(IPv4Address(*local)) in record.getMessage()  # an address, not a tuple
 
 
 # -- accept errors -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from greenpoint import (
     ConnectTimeoutError,
     DescriptionError,
     DNSLookupError,
+    HostnameEndpoint,
     IPv4Address,
     IPv6Address,
     TCP4ClientEndpoint,
@@ -228,6 +229,30 @@ def test_cancelled_open_closes_its_socket(how):
             assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
 
 
+@pytest.mark.parametrize("how", ["gevent.Timeout", "kill"])
+def test_cancelled_open_of_a_name_closes_every_attempt(how):
+    with (
+        black_hole(stdsocket.AF_INET6, "::1") as first,
+        black_hole(stdsocket.AF_INET6, "::1") as second,
+    ):
+        resolver = FakeResolver(
+            [
+                (stdsocket.AF_INET6, ("::1", first, 0, 0)),
+                (stdsocket.AF_INET6, ("::1", second, 0, 0)),
+            ]
+        )
+        endpoint = TCP6ClientEndpoint("holes.test", 80, resolver=resolver)
+        # At 0.4 s both attempts are running (the second started at 0.25 s).
+        if how == "gevent.Timeout":
+            with pytest.raises(gevent.Timeout), gevent.Timeout(0.4):
+                endpoint.open()
+        else:
+            opener = gevent.spawn(endpoint.open)
+            gevent.sleep(0.4)
+            opener.kill(block=True, timeout=2)
+            assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
+
+
 def test_bind_address_sets_the_local_address_and_port():
     peers = []
     with TCP4ServerEndpoint(0, interface="127.0.0.1").serve(
@@ -286,16 +311,28 @@ def test_ip_literals_never_touch_the_resolver(monkeypatch):
             assert sock.recv(1) == b"x"
 
 
-def test_a_name_resolves_for_the_endpoints_family_only(monkeypatch):
+def test_a_name_resolves_for_the_endpoints_family_only():
     with TCP6ServerEndpoint(0, interface="::1").serve(echo_once) as port:
-        resolver = FakeResolver([(stdsocket.AF_INET6, ("::1", port.get_host().port, 0, 0))])
-        monkeypatch.setattr(gsocket, "getaddrinfo", resolver)
-        with TCP6ClientEndpoint("server.test", port.get_host().port).open(timeout=5) as sock:
+        number = port.get_host().port
+        resolver = FakeResolver([(stdsocket.AF_INET6, ("::1", number, 0, 0))])
+        endpoint = TCP6ClientEndpoint("server.test", number, resolver=resolver)
+        with endpoint.open(timeout=5) as sock:
             sock.sendall(b"v6")
             assert sock.recv(2) == b"v6"
-    assert resolver.calls == [
-        ("server.test", port.get_host().port, stdsocket.AF_INET6, stdsocket.SOCK_STREAM)
+    assert [(host, port_, family) for host, port_, family, _ in resolver.calls] == [
+        ("server.test", number, stdsocket.AF_INET6)
     ]
+
+
+def test_the_resolver_is_a_seam_outside_equality_and_description():
+    resolver = FakeResolver()
+    endpoint = TCP4ClientEndpoint("server.test", 80, resolver=resolver)
+    assert endpoint == TCP4ClientEndpoint("server.test", 80)
+    assert hash(endpoint) == hash(TCP4ClientEndpoint("server.test", 80))
+    assert str(endpoint) == "tcp4:server.test:80"
+    assert "resolver" not in repr(endpoint)
+    with pytest.raises(TypeError):
+        TCP4ClientEndpoint("server.test", 80, 30, None, resolver)  # keyword only
 
 
 def test_localhost_from_etc_hosts_over_ipv4():
@@ -305,7 +342,7 @@ def test_localhost_from_etc_hosts_over_ipv4():
         assert sock.recv(4) == b"name"
 
 
-def test_connect_by_name_tries_addresses_in_order():
+def test_a_name_tries_its_addresses_in_order_and_ignores_other_families():
     refused = closed_port(stdsocket.AF_INET, "127.0.0.1")
     with TCP4ServerEndpoint(0, interface="127.0.0.1").serve(echo_once) as port:
         resolver = FakeResolver(
@@ -315,20 +352,41 @@ def test_connect_by_name_tries_addresses_in_order():
                 (stdsocket.AF_INET, ("127.0.0.1", port.get_host().port)),
             ]
         )
-        sock = tcp._connect_by_name("multi.test", 80, stdsocket.AF_INET, 5.0, resolver=resolver)
-        with sock:
+        endpoint = TCP4ClientEndpoint("multi.test", 80, resolver=resolver)
+        began = time.monotonic()
+        with endpoint.open(timeout=5) as sock:
+            # A refusal starts the next attempt at once (RFC 8305 §5), no 250 ms wait.
+            assert time.monotonic() - began < 0.2
             assert sock.getpeername() == ("127.0.0.1", port.get_host().port)
             assert sock.getsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY)
 
 
-def test_connect_by_name_all_refused_lists_every_attempt():
+def test_a_black_holed_address_does_not_hold_up_the_next_one():
+    with (
+        black_hole(stdsocket.AF_INET, "127.0.0.1") as hole,
+        TCP4ServerEndpoint(0, interface="127.0.0.1").serve(echo_once) as port,
+    ):
+        resolver = FakeResolver(
+            [
+                (stdsocket.AF_INET, ("127.0.0.1", hole)),
+                (stdsocket.AF_INET, ("127.0.0.1", port.get_host().port)),
+            ]
+        )
+        began = time.monotonic()
+        with TCP4ClientEndpoint("hole.test", 80, resolver=resolver).open(timeout=5) as sock:
+            took = time.monotonic() - began
+            assert sock.getpeername() == ("127.0.0.1", port.get_host().port)
+    assert 0.2 <= took < 1.5  # the attempt delay (0.25 s), not the 5 s timeout
+
+
+def test_all_refused_lists_every_address():
     first = closed_port(stdsocket.AF_INET, "127.0.0.1")
     second = closed_port(stdsocket.AF_INET, "127.0.0.1")
     resolver = FakeResolver(
         [(stdsocket.AF_INET, ("127.0.0.1", first)), (stdsocket.AF_INET, ("127.0.0.1", second))]
     )
     with pytest.raises(ConnectRefusedError) as info:
-        tcp._connect_by_name("two.test", 80, stdsocket.AF_INET, 5.0, resolver=resolver)
+        TCP4ClientEndpoint("two.test", 80, resolver=resolver).open(timeout=5)
     error = info.value
     assert [attempt.address for attempt in error.attempts] == [
         IPv4Address("127.0.0.1", first),
@@ -339,7 +397,7 @@ def test_connect_by_name_all_refused_lists_every_attempt():
     assert "two.test:80" in text and f"127.0.0.1:{first}" in text and f":{second}" in text
 
 
-def test_connect_by_name_one_deadline_covers_all_attempts():
+def test_one_deadline_covers_all_attempts():
     with (
         black_hole(stdsocket.AF_INET, "127.0.0.1") as hole,
         black_hole(stdsocket.AF_INET, "127.0.0.1") as other_hole,
@@ -350,36 +408,51 @@ def test_connect_by_name_one_deadline_covers_all_attempts():
                 (stdsocket.AF_INET, ("127.0.0.1", other_hole)),
             ]
         )
+        endpoint = TCP4ClientEndpoint("slow.test", 80, timeout=0.5, resolver=resolver)
         began = time.monotonic()
         with pytest.raises(ConnectTimeoutError) as info:
-            tcp._connect_by_name("slow.test", 80, stdsocket.AF_INET, 0.5, resolver=resolver)
+            endpoint.open()
         took = time.monotonic() - began
     assert 0.45 <= took < 0.95  # one deadline, not 0.5 s per address
     assert "slow.test:80" in str(info.value)
+    assert [attempt.address for attempt in info.value.attempts] == [
+        IPv4Address("127.0.0.1", hole),
+        IPv4Address("127.0.0.1", other_hole),
+    ]
 
 
-def test_connect_by_name_reports_a_failed_lookup():
+def test_a_failed_lookup_keeps_the_resolvers_message():
     resolver = FakeResolver(error=stdsocket.gaierror(stdsocket.EAI_NONAME, "Name unknown"))
     with pytest.raises(DNSLookupError) as info:
-        tcp._connect_by_name("nowhere.test", 80, stdsocket.AF_INET6, 5.0, resolver=resolver)
-    assert "nowhere.test" in str(info.value) and "IPv6" in str(info.value)
-    assert info.value.attempts[0].phase == "resolve"
+        TCP6ClientEndpoint("nowhere.test", 80, resolver=resolver).open(timeout=5)
+    assert "nowhere.test" in str(info.value) and "Name unknown" in str(info.value)
+    (attempt,) = info.value.attempts
+    assert attempt.phase == "resolve" and attempt.address.record_type == "AAAA"
 
 
-def test_connect_by_name_with_no_address_of_the_family():
+def test_a_name_without_an_address_of_the_family():
     resolver = FakeResolver([(stdsocket.AF_INET, ("127.0.0.1", 80))])
-    with pytest.raises(DNSLookupError, match="no IPv6 address"):
-        tcp._connect_by_name("v4only.test", 80, stdsocket.AF_INET6, 5.0, resolver=resolver)
+    with pytest.raises(DNSLookupError, match="no AAAA records for 'v4only.test'"):
+        TCP6ClientEndpoint("v4only.test", 80, resolver=resolver).open(timeout=5)
 
 
-def test_connect_by_name_deadline_covers_resolution():
+def test_the_deadline_covers_resolution():
     resolver = FakeResolver([(stdsocket.AF_INET, ("127.0.0.1", 80))], delay=10)
     began = time.monotonic()
     with pytest.raises(ConnectTimeoutError) as info:
-        tcp._connect_by_name("stuck.test", 80, stdsocket.AF_INET, 0.2, resolver=resolver)
+        TCP4ClientEndpoint("stuck.test", 80, timeout=0.2, resolver=resolver).open()
     assert time.monotonic() - began < 2.0
     assert "resolving 'stuck.test'" in str(info.value)
     assert info.value.attempts[0].phase == "resolve"
+
+
+def test_a_bind_port_alone_applies_to_a_name():
+    with TCP4ServerEndpoint(0, interface="127.0.0.1").serve(echo_once) as port:
+        local = closed_port(stdsocket.AF_INET, "127.0.0.1")
+        resolver = FakeResolver([(stdsocket.AF_INET, ("127.0.0.1", port.get_host().port))])
+        endpoint = TCP4ClientEndpoint("bound.test", 80, bind_address=("", local), resolver=resolver)
+        with endpoint.open(timeout=5) as sock:
+            assert sock.getsockname() == ("127.0.0.1", local)
 
 
 # -- constructing -------------------------------------------------------------------
@@ -452,6 +525,65 @@ def test_client_descriptions(description, expected):
 def test_tcp_client_with_a_name_goes_through_endpoint_for_name():
     endpoint = client_from_string("tcp:example.test:80:timeout=3")
     assert endpoint == tcp._endpoint_for_name("example.test", 80, 3.0, None)
+    assert endpoint == HostnameEndpoint("example.test", 80, timeout=3)
+    assert client_from_string(str(endpoint)) == endpoint
+
+
+@pytest.mark.parametrize(
+    ("description", "expected"),
+    [
+        ("tcp:example.test:80", HostnameEndpoint("example.test", 80)),
+        (
+            "tcp:example.test:80:attemptDelay=0.1",
+            HostnameEndpoint("example.test", 80, attempt_delay=0.1),
+        ),
+        (
+            "tcp:example.test:80:bindAddress=127.0.0.2",
+            HostnameEndpoint("example.test", 80, bind_address="127.0.0.2"),
+        ),
+        (
+            "tcp:example.test:80:bindAddress=[127.0.0.2,::1]",
+            HostnameEndpoint("example.test", 80, bind_address="127.0.0.2,::1"),
+        ),
+        (
+            "tcp:example.test:80:bindAddress=127.0.0.2,\\:\\:1:bindPort=4000",
+            HostnameEndpoint(
+                "example.test",
+                80,
+                bind_address={
+                    stdsocket.AF_INET: ("127.0.0.2", 4000),
+                    stdsocket.AF_INET6: ("::1", 4000),
+                },
+            ),
+        ),
+        (
+            "tcp:example.test:80:bindPort=4000",
+            HostnameEndpoint(
+                "example.test",
+                80,
+                bind_address={
+                    stdsocket.AF_INET: ("0.0.0.0", 4000),
+                    stdsocket.AF_INET6: ("::", 4000),
+                },
+            ),
+        ),
+        # An IP literal has one address: nothing to race, attemptDelay has no effect.
+        ("tcp:127.0.0.1:80:attemptDelay=1", TCP4ClientEndpoint("127.0.0.1", 80)),
+        # One address per family: a literal uses the one of its own family.
+        (
+            "tcp:[::1]:80:bindAddress=[127.0.0.2,::1]",
+            TCP6ClientEndpoint("::1", 80, bind_address=("::1", 0)),
+        ),
+        (
+            "tcp:127.0.0.1:80:bindAddress=[127.0.0.2,::1]:bindPort=9",
+            TCP4ClientEndpoint("127.0.0.1", 80, bind_address=("127.0.0.2", 9)),
+        ),
+        ("tcp4:example.test:80", TCP4ClientEndpoint("example.test", 80)),
+    ],
+)
+def test_tcp_client_names_race_both_families(description, expected):
+    endpoint = client_from_string(description)
+    assert endpoint == expected and type(endpoint) is type(expected)
     assert client_from_string(str(endpoint)) == endpoint
 
 
@@ -497,6 +629,15 @@ CLIENT_ERRORS = [
     ("tcp:127.0.0.1:80:bindAddress=[::1]", "bindAddress", None),
     ("tcp:127.0.0.1:80:bindPort=70000", "bindPort", None),
     ("tcp:127.0.0.1:80:timout=1", "timout", "timeout"),
+    ("tcp:example.test:80:timeout=0", "timeout", None),
+    ("tcp:example.test:80:attemptDelay=soon", "attemptDelay", None),
+    ("tcp:example.test:80:attemptdelay=1", "attemptdelay", "attemptDelay"),
+    ("tcp:example.test:80:bindAddress=somewhere", "bindAddress", None),
+    ("tcp:example.test:80:bindAddress=127.0.0.1,127.0.0.2", "bindAddress", None),
+    ("tcp:example.test:80:bindAddress=127.0.0.1,", "bindAddress", None),
+    ("tcp:127.0.0.1:80:bindAddress=127.0.0.2,127.0.0.3", "bindAddress", None),
+    ("tcp4:example.test:80:bindAddress=[127.0.0.2,::1]", "bindAddress", None),
+    ("tcp4:example.test:80:attemptDelay=1", "attemptDelay", None),
     ("tcp:127.0.0.1:80:bindaddress=127.0.0.1", "bindaddress", "bindAddress"),
     ("tcp4:[::1]:80", "host", None),
     ("tcp4:127.0.0.1:99999", "port", None),

@@ -10,7 +10,7 @@ import struct
 
 import gevent
 import pytest
-from _protocol_helpers import TCPServer, UNIXServer, client_for, raw_client, use_listening_port
+from _protocol_helpers import client_for, raw_client, tcp_server
 from gevent import socket as gsocket
 from gevent.event import Event
 
@@ -24,27 +24,23 @@ from greenpoint import (
 )
 from greenpoint._connect import ProtocolHandler
 from greenpoint._transport import WRITE_HIGH_WATER
+from greenpoint.endpoints.unix import UNIXServerEndpoint
 
 pytestmark = pytest.mark.timeout(20)
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture(autouse=True)
-def _listening_port(monkeypatch):
-    use_listening_port(monkeypatch)
-
-
 @pytest.fixture(params=["tcp", "unix"])
 def server_endpoint(request, tmp_path):
     if request.param == "tcp":
-        return TCPServer()
-    return UNIXServer(str(tmp_path / "s.sock"))
+        return tcp_server()
+    return UNIXServerEndpoint(str(tmp_path / "s.sock"))
 
 
 @pytest.fixture
 def tcp_endpoint():
-    return TCPServer()
+    return tcp_server()
 
 
 def wait_for(predicate, timeout=5.0, what="condition"):
@@ -725,7 +721,7 @@ def test_get_peer_and_get_host_are_greenpoint_addresses_over_tcp(tcp_endpoint):
 
 
 def test_get_host_over_unix_is_a_unix_address(tmp_path):
-    endpoint = UNIXServer(str(tmp_path / "a.sock"))
+    endpoint = UNIXServerEndpoint(str(tmp_path / "a.sock"))
     server = RecordingFactory(Recorder)
     with endpoint.listen(server) as port:
         client = client_for(port, endpoint).connect(Factory.forProtocol(Recorder))

@@ -96,7 +96,7 @@ class HAProxyServerEndpoint(ServerEndpoint):
         """The wrapper's own keywords; ``str()`` appends the wrapped description."""
         kwargs: dict[str, Any] = {}
         if self.timeout != DEFAULT_HEADER_TIMEOUT:
-            kwargs["timeout"] = "none" if self.timeout is None else f"{self.timeout:g}"
+            kwargs["timeout"] = "none" if self.timeout is None else _seconds_text(self.timeout)
         if self.allow is not None:
             kwargs["allow"] = ",".join(str(network) for network in self.allow)
         if self.max_size != DEFAULT_MAX_SIZE:
@@ -339,6 +339,11 @@ def _segment_end(text: str) -> int:
         seen_assign = seen_assign or char == "="
         i += 1
     return len(text)
+
+
+def _seconds_text(seconds: float) -> str:
+    # repr, not "%g": 10.46875 must not come back as 10.4688.
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
 def _format_value(value: str) -> str:

@@ -77,6 +77,9 @@ class HostnameEndpoint(ClientEndpoint):
             kwargs["timeout"] = _seconds_text(self.timeout)
         if self.bind_address is not None:
             kwargs["bindAddress"] = bind_address_text(self.bind_address)
+            bind_port = _shared_bind_port(self.bind_address)
+            if bind_port:
+                kwargs["bindPort"] = bind_port
         if self.attempt_delay != DEFAULT_ATTEMPT_DELAY:
             kwargs["attemptDelay"] = _seconds_text(self.attempt_delay)
         return "tcp", (self.host, self.port), kwargs
@@ -159,9 +162,18 @@ def _seconds_text(value: float) -> str:
 def bind_address_text(bind_address: Any) -> str:
     """The ``bindAddress=`` text for a normalised bind address (hosts only).
 
-    A non-zero bind port has no place in the description language (Twisted's
-    ``bindAddress`` is a host), so it is left out.
+    The port goes in ``bindPort=`` (see :func:`_shared_bind_port`).
     """
     if isinstance(bind_address, dict):
         return ",".join(host for host, _ in bind_address.values())
     return bind_address[0]
+
+
+def _shared_bind_port(bind_address: Any) -> int:
+    """The ``bindPort=`` of a normalised bind address: its port, or the one port all
+    its families share. Different ports per family cannot be written in a
+    description; they are left out (0)."""
+    if isinstance(bind_address, dict):
+        ports = {bind_port for _, bind_port in bind_address.values()}
+        return ports.pop() if len(ports) == 1 else 0
+    return bind_address[1]

@@ -2,9 +2,10 @@
 description prefixes.
 
 Client endpoints connect to an IP literal directly (no resolver involved) or resolve a
-host name for their one family only and try its addresses in order within one deadline.
-``tcp:`` with a host name races both families (``HostnameEndpoint``); ``tcp4:`` and
-``tcp6:`` pin one.
+host name for their one family only and race its addresses (happy eyeballs restricted to
+that family, ``greenpoint._happy_eyeballs``) within one deadline. ``tcp:`` with a host
+name builds a ``HostnameEndpoint``, which races both families; ``tcp4:`` and ``tcp6:``
+pin one.
 
 Server endpoints bind a gevent socket with ``SO_REUSEADDR`` (and optionally
 ``SO_REUSEPORT``) and return it as the listener. ``TCP6ServerEndpoint`` sets
@@ -17,27 +18,21 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import socket as _stdsocket
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import gevent
 from gevent import socket as gsocket
 
-from greenpoint._address import HostnameAddress, IPv4Address, IPv6Address
+from greenpoint._address import IPv4Address, IPv6Address
+from greenpoint._happy_eyeballs import open_tcp_connection
+from greenpoint._hostnames import normalize_bind_address
+from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._params import Param, boolean, host, integer, ip_literal, number, port
 from greenpoint._registry import EndpointParser
 from greenpoint._socket import connect_address
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
-from greenpoint.errors import (
-    Attempt,
-    ConnectError,
-    ConnectRefusedError,
-    ConnectTimeoutError,
-    DescriptionError,
-    DNSLookupError,
-    ListenError,
-)
+from greenpoint.endpoints.hostname import HostnameEndpoint
+from greenpoint.errors import ConnectError, DescriptionError, ListenError
 
 __all__ = [
     "CLIENT_PARSERS",
@@ -55,9 +50,7 @@ DEFAULT_BACKLOG = 50  # Twisted's default
 AF_INET = _stdsocket.AF_INET
 AF_INET6 = _stdsocket.AF_INET6
 _FAMILY_NAMES = {AF_INET: "IPv4", AF_INET6: "IPv6"}
-
-# The clock the name-connect deadline is measured with; tests may replace it.
-_clock: Callable[[], float] = time.monotonic
+_ANY_ADDRESS = {AF_INET: "0.0.0.0", AF_INET6: "::"}
 
 
 class _FieldError(ValueError):
@@ -157,124 +150,22 @@ def _format_seconds(seconds: float) -> str:
 # -- connecting ------------------------------------------------------------------
 
 
-def _connect_by_name(
-    host: str,
-    port: int,
-    family: int,
-    timeout: float | None,
-    bind_address: tuple | None = None,
-    resolver: Callable[..., Any] | None = None,
-) -> Any:
-    """Resolve ``host`` for ``family`` only and try its addresses in order.
-
-    One deadline (``timeout`` seconds) covers resolution and every attempt; each
-    attempt gets what is left of it. Blocks only the calling greenlet. Every socket
-    opened is closed unless returned.
-
-    ``HostnameEndpoint`` (happy eyeballs over both families) will replace this.
-
-    Raises:
-        DNSLookupError, ConnectTimeoutError, ConnectRefusedError, ConnectError: naming
-            the host and listing every address tried.
-    """
-    resolve = resolver or gsocket.getaddrinfo
-    target = HostnameAddress(host, port)
-    start = _clock()
-    deadline = None if timeout is None else start + timeout
-    infos = _resolve(resolve, host, port, family, timeout, target)
-    attempts: list[Attempt] = []
-    for info_family, _type, _proto, _name, sockaddr in infos:
-        remaining = None if deadline is None else deadline - _clock()
-        if remaining is not None and remaining <= 0:
-            break
-        began = _clock()
-        try:
-            return connect_address(
-                info_family, sockaddr, timeout=remaining, bind_address=bind_address
-            )
-        except ConnectError as exc:
-            attempts.append(
-                Attempt(exc.address or sockaddr, "connect", exc, began - start, _clock() - began)
-            )
-    raise _all_failed(target, attempts, timeout, len(infos))
-
-
-def _resolve(
-    resolve: Callable[..., Any],
-    host: str,
-    port: int,
-    family: int,
-    timeout: float | None,
-    target: HostnameAddress,
-) -> list:
-    family_name = _FAMILY_NAMES[family]
-    start = _clock()
-    timer = gevent.Timeout(timeout)
-    timer.start()
-    try:
-        infos = resolve(host, port, family, _stdsocket.SOCK_STREAM)
-    except gevent.Timeout as exc:
-        if exc is not timer:
-            raise
-        message = (
-            f"timed out after {_format_seconds(timeout)} s resolving {host!r} "
-            f"to an {family_name} address"
-        )
-        attempt = Attempt(target, "resolve", TimeoutError(message), 0.0, _clock() - start)
-        raise ConnectTimeoutError(message, address=target, attempts=[attempt]) from None
-    except OSError as exc:  # socket.gaierror, or a resolver's own OSError
-        reason = exc.strerror or str(exc)
-        raise DNSLookupError(
-            f"cannot resolve {host!r} to an {family_name} address: {reason}",
-            address=target,
-            attempts=[Attempt(target, "resolve", exc)],
-        ) from exc
-    finally:
-        timer.close()
-    infos = [info for info in infos if info[0] == family]
-    if not infos:
-        raise DNSLookupError(f"{host!r} has no {family_name} address", address=target)
-    return infos
-
-
-def _all_failed(
-    target: HostnameAddress, attempts: list[Attempt], timeout: float | None, resolved: int
-) -> ConnectError:
-    errors = [attempt.error for attempt in attempts]
-    if not attempts or isinstance(errors[-1], ConnectTimeoutError):
-        tried = f"{len(attempts)} of {resolved} addresses tried"
-        return ConnectTimeoutError(
-            f"timed out after {_format_seconds(timeout or 0)} s connecting to {target} ({tried})",
-            address=target,
-            attempts=attempts,
-        )
-    if len(attempts) == 1:
-        detail = f" at {attempts[0].address}: {_reason(errors[0])}"
-    else:
-        detail = f" ({len(attempts)} addresses tried)"
-    if all(isinstance(error, ConnectRefusedError) for error in errors):
-        return ConnectRefusedError(
-            f"connection refused by {target}{detail}", address=target, attempts=attempts
-        )
-    return ConnectError(f"cannot connect to {target}{detail}", address=target, attempts=attempts)
-
-
-def _reason(error: BaseException | None) -> str:
-    # The OS's own words ("Connection refused"), not our message wrapped around them.
-    cause = error.__cause__ if isinstance(error, ConnectError) else error
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror
-    return str(error)
-
-
 @dataclasses.dataclass(frozen=True)
 class _TCPClientEndpoint(ClientEndpoint):
-    """Shared by the IPv4 and IPv6 client endpoints; ``family`` tells them apart."""
+    """Shared by the IPv4 and IPv6 client endpoints; ``family`` tells them apart.
+
+    ``resolver`` (keyword only; ``getaddrinfo``'s signature, called with ``family=``)
+    resolves host names; ``None`` means gevent's resolver. It is a testing and
+    embedding seam: not part of equality, ``repr`` or the description.
+    """
 
     host: str
     port: int
     timeout: float = DEFAULT_TIMEOUT
     bind_address: Any = None
+    resolver: Callable[..., Any] | None = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
 
     family: ClassVar[int] = AF_INET
 
@@ -297,7 +188,9 @@ class _TCPClientEndpoint(ClientEndpoint):
         """Connect and return the connected gevent socket (``TCP_NODELAY`` on).
 
         Blocks only the calling greenlet, for at most ``timeout`` seconds (default:
-        the endpoint's ``timeout``), resolution included.
+        the endpoint's ``timeout``), resolution included. A host name is resolved for
+        the endpoint's family only and its addresses are raced as RFC 8305 §5 says
+        (a new attempt every 250 ms, or at once when one fails); the losers are closed.
 
         Raises:
             ConnectRefusedError, ConnectTimeoutError, DNSLookupError, ConnectError:
@@ -315,7 +208,23 @@ class _TCPClientEndpoint(ClientEndpoint):
             raise ConnectError(f"cannot connect to {self.host}: {exc}", address=self.host) from exc
         if sockaddr is not None:
             return connect_address(family, sockaddr, timeout=limit, bind_address=bind)
-        return _connect_by_name(self.host, self.port, family, limit, bind)
+        sock, _info = open_tcp_connection(
+            self.host,
+            self.port,
+            families=(family,),
+            timeout=limit,
+            bind_address=self._bind_for_racer(),
+            resolver=self.resolver,
+        )
+        return sock
+
+    def _bind_for_racer(self) -> tuple[str, int] | None:
+        # The racer takes an IP literal; "" (any address, a bind port alone) is
+        # spelt out for the family.
+        if self.bind_address is None:
+            return None
+        bind_host, bind_port = self.bind_address
+        return (bind_host or _ANY_ADDRESS[self.family], bind_port)
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         kwargs: dict[str, Any] = {}
@@ -516,33 +425,112 @@ def _bind_pair(bind_address: str | None, bind_port: int) -> tuple[str, int] | No
 
 
 def _endpoint_for_name(
-    host: str, port: int, timeout: float, bind_address: tuple[str, int] | None
+    host: str,
+    port: int,
+    timeout: float,
+    bind_address: Any,
+    attempt_delay: float = DEFAULT_ATTEMPT_DELAY,
 ) -> ClientEndpoint:
-    """The endpoint ``tcp:`` uses for a host name.
-
-    HostnameEndpoint (happy eyeballs over both families) replaces this; until then a
-    name goes over IPv4, or IPv6 when the bind address says so.
-    """
-    family = literal_family(bind_address[0]) if bind_address and bind_address[0] else None
-    cls = TCP6ClientEndpoint if family == AF_INET6 else TCP4ClientEndpoint
-    return _construct("tcp", cls, host=host, port=port, timeout=timeout, bind_address=bind_address)
-
-
-def _client_params() -> tuple[Param, ...]:
-    return (
-        Param("host", host, positional=True, help="a host name or IP address"),
-        Param("port", integer(1, 65535), positional=True, help="the port to connect to"),
-        Param("timeout", number, default=DEFAULT_TIMEOUT, help="seconds, fractions allowed"),
-        Param("bindAddress", ip_literal, default=None, target="bind_address"),
-        Param("bindPort", port, default=0, target="bind_port"),
+    """The endpoint ``tcp:`` uses for a host name: happy eyeballs over both families."""
+    return HostnameEndpoint(
+        host, port, timeout=timeout, bind_address=bind_address, attempt_delay=attempt_delay
     )
 
 
-def _build_tcp_client(host: str, port: int, timeout: float, bind_address, bind_port):
-    bind = _bind_pair(bind_address, bind_port)
+def _bind_hosts(value: str) -> str:
+    """One local IP literal, or one per family separated by a comma (``tcp:`` only)."""
+    parts = [ip_literal(part) for part in value.split(",")]
+    if len(parts) > 1 and not all(parts):
+        raise ValueError(f"expected IP addresses separated by a comma, got {value!r}")
+    return ",".join(parts)
+
+
+def _bind_for_name(bind_address: str | None, bind_port: int) -> Any:
+    """``bindAddress``/``bindPort`` as ``HostnameEndpoint`` takes them.
+
+    Several hosts become one entry per family; a port alone binds the any-address of
+    both families to it.
+    """
+    if bind_address is None and not bind_port:
+        return None
+    if not bind_address:
+        return {family: (_ANY_ADDRESS[family], bind_port) for family in (AF_INET, AF_INET6)}
+    try:
+        normalised = normalize_bind_address(bind_address)
+    except ValueError as exc:
+        raise DescriptionError(
+            f"tcp: bad bindAddress={bind_address!r}: {exc}", prefix="tcp", parameter="bindAddress"
+        ) from exc
+    if isinstance(normalised, dict):
+        return {family: (ip, bind_port) for family, (ip, _) in normalised.items()}
+    return (normalised[0], bind_port)
+
+
+def _bind_for_literal(bind_address: str | None, family: int) -> str | None:
+    """From ``a,b`` (one address per family), the one of the literal's ``family``."""
+    if bind_address is None or "," not in bind_address:
+        return bind_address
+    try:
+        normalised = normalize_bind_address(bind_address)
+    except ValueError as exc:
+        raise DescriptionError(
+            f"tcp: bad bindAddress={bind_address!r}: {exc}", prefix="tcp", parameter="bindAddress"
+        ) from exc
+    if isinstance(normalised, dict):
+        return normalised[family][0] if family in normalised else None
+    return normalised[0]
+
+
+def _client_params(race: bool = False) -> tuple[Param, ...]:
+    params = (
+        Param("host", host, positional=True, help="a host name or IP address"),
+        Param("port", integer(1, 65535), positional=True, help="the port to connect to"),
+        Param("timeout", number, default=DEFAULT_TIMEOUT, help="seconds, fractions allowed"),
+    )
+    if not race:
+        return params + (
+            Param("bindAddress", ip_literal, default=None, target="bind_address"),
+            Param("bindPort", port, default=0, target="bind_port"),
+        )
+    return params + (
+        Param(
+            "bindAddress",
+            _bind_hosts,
+            default=None,
+            target="bind_address",
+            help="local IP address to connect from; for a host name, one per family: a,b",
+        ),
+        Param("bindPort", port, default=0, target="bind_port"),
+        Param(
+            "attemptDelay",
+            number,
+            default=DEFAULT_ATTEMPT_DELAY,
+            target="attempt_delay",
+            help="seconds before the next connection attempt (RFC 8305; clamped to 0.01–2)",
+        ),
+    )
+
+
+def _build_tcp_client(
+    host: str,
+    port: int,
+    timeout: float,
+    bind_address: str | None,
+    bind_port: int,
+    attempt_delay: float,
+):
     family = literal_family(host)
     if family is None:
-        return _endpoint_for_name(host, port, timeout, bind)
+        if timeout <= 0:  # what TCP4ClientEndpoint refuses for a literal
+            raise DescriptionError(
+                f"tcp: bad timeout={timeout!r}: must be more than 0 seconds",
+                prefix="tcp",
+                parameter="timeout",
+            )
+        bind = _bind_for_name(bind_address, bind_port)
+        return _endpoint_for_name(host, port, timeout, bind, attempt_delay)
+    # An IP literal: one address, nothing to race, so attemptDelay has no effect.
+    bind = _bind_pair(_bind_for_literal(bind_address, family), bind_port)
     cls = TCP4ClientEndpoint if family == AF_INET else TCP6ClientEndpoint
     return _construct("tcp", cls, host=host, port=port, timeout=timeout, bind_address=bind)
 
@@ -608,7 +596,7 @@ def _build_tcp6_server(port: int, backlog: int, interface: str, reuse_port: bool
 CLIENT_PARSERS = {
     "tcp": EndpointParser(
         "tcp",
-        _client_params(),
+        _client_params(race=True),
         _build_tcp_client,
         "TCP to a host: an IP literal picks its family; a name tries both families",
     ),

@@ -91,6 +91,8 @@ def _bind_tuple(bind_address: Any) -> Any:
 def _bind_text(bind_address: Any) -> str | None:
     if bind_address is None:
         return None
+    if isinstance(bind_address, dict) and not any(port_ for _, port_ in bind_address.values()):
+        return ",".join(host_ for host_, _ in bind_address.values())  # HostnameEndpoint's
     if isinstance(bind_address, tuple) and len(bind_address) == 2 and bind_address[1] == 0:
         return str(bind_address[0])
     if isinstance(bind_address, str):
@@ -109,7 +111,9 @@ def _client_option_keys(
     keys: dict[str, Any] = {}
     if _pem_text(options.certificate):
         keys[cert_key] = options.certificate
-    if _pem_text(options.private_key) and options.private_key != options.certificate:
+    # Also when it names the certificate's file: left out, it would parse back as
+    # None ("the key is in the certificate file"), an unequal options value.
+    if _pem_text(options.private_key):
         keys["privateKey"] = options.private_key
     if _pem_text(options.trust_root):
         keys[trust_key] = options.trust_root
@@ -144,12 +148,14 @@ class SSL4ClientEndpoint(ClientEndpoint):
 
     def __post_init__(self) -> None:
         self.tls_options = _tls().client_options_for(self.tls_options, self.host)
+        self._tcp()  # a bad host, port or bind address is refused now, not at open()
 
-    def _tcp(self, timeout: float | None) -> Any:
+    def _tcp(self) -> Any:
+        """The TCP endpoint under TLS (its deadline is given to its ``open``)."""
         from greenpoint.endpoints.tcp import TCP4ClientEndpoint, TCP6ClientEndpoint
 
         family = TCP6ClientEndpoint if ":" in self.host else TCP4ClientEndpoint
-        return family(self.host, self.port, timeout=timeout, bind_address=self.bind_address)
+        return family(self.host, self.port, bind_address=self.bind_address)
 
     def open(self, timeout: float | None = None) -> TLSStream:
         """Connect, handshake and verify; blocks only the calling greenlet.
@@ -162,7 +168,7 @@ class SSL4ClientEndpoint(ClientEndpoint):
         """
         total = self.timeout if timeout is None else timeout
         address = _host_port(self.host, self.port)
-        return _open_then_handshake(self._tcp(total), self.tls_options, total, address)
+        return _open_then_handshake(self._tcp(), self.tls_options, total, address)
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         options = self.tls_options
@@ -212,7 +218,10 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
         options = self.tls_options
         keys = _client_option_keys(options, trust_key="trustRoots", cert_key="certificate")
         inner = self.endpoint
-        if _is_plain_hostname_endpoint(inner) and inner.host == options.hostname:
+        # tls:host:port parses to a wrapper without a timeout of its own (the inner
+        # HostnameEndpoint has it); a wrapper that has one keeps the endpoint= form.
+        plain = _is_plain_hostname_endpoint(inner) and self.timeout is None
+        if plain and inner.host == options.hostname:
             head: dict[str, Any] = {}
             if inner.timeout != DEFAULT_TIMEOUT:
                 head["timeout"] = inner.timeout
@@ -228,15 +237,19 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
 
 def _is_plain_hostname_endpoint(endpoint: Any) -> bool:
     """A HostnameEndpoint with nothing a ``tls:host:port`` string cannot say."""
-    try:
-        from greenpoint.endpoints.hostname import HostnameEndpoint
-    except ImportError:
-        return False
-    return (
+    from greenpoint.endpoints.hostname import HostnameEndpoint
+
+    if not (
         type(endpoint) is HostnameEndpoint
         and getattr(endpoint, "resolver", None) is None
         and getattr(endpoint, "attempt_delay", 0.25) == 0.25
-    )
+    ):
+        return False
+    try:  # a bind port cannot be said in tls:'s own keys; endpoint= can say it
+        _bind_text(endpoint.bind_address)
+    except ValueError:
+        return False
+    return True
 
 
 def wrap_client_tls(tls_options: Any, endpoint: Any) -> TLSWrapperClientEndpoint:
@@ -332,7 +345,7 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         options = self.tls_options
         inner = self.endpoint
-        if not isinstance(options, _tls().SNIServerOptions) or not _is_tcp6_server(inner):
+        if not isinstance(options, _tls().SNIServerOptions) or not _is_tcp_server(inner):
             raise ValueError(
                 "only a PEM directory over TCP (tls:DIRECTORY:port=...) has a description"
             )
@@ -353,12 +366,15 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
             return repr(self)
 
 
-def _is_tcp6_server(endpoint: Any) -> bool:
-    try:
-        from greenpoint.endpoints.tcp import TCP6ServerEndpoint
-    except ImportError:
-        return False
-    return type(endpoint) is TCP6ServerEndpoint
+def _is_tcp_server(endpoint: Any) -> bool:
+    """A TCP server endpoint that a ``tls:`` description can say."""
+    from greenpoint.endpoints.tcp import TCP4ServerEndpoint, TCP6ServerEndpoint
+
+    if type(endpoint) is TCP6ServerEndpoint:
+        return not endpoint.ipv6only and not endpoint.reuse_port
+    if type(endpoint) is TCP4ServerEndpoint:
+        return bool(endpoint.interface) and not endpoint.reuse_port
+    return False
 
 
 def _server_option_keys(options: Any, handshake_timeout: float | None) -> dict[str, Any]:
@@ -373,8 +389,8 @@ def _server_option_keys(options: Any, handshake_timeout: float | None) -> dict[s
         keys["alpn"] = ",".join(options.alpn)
     if _pem_text(options.client_ca):
         keys["clientCA"] = options.client_ca
-        if not options.require_client_certificate:
-            keys["requireClientCertificate"] = "no"
+    if not options.require_client_certificate:  # with or without clientCA, to round-trip
+        keys["requireClientCertificate"] = "no"
     if options.minimum_version != DEFAULT_MINIMUM_VERSION:
         keys["minimumVersion"] = options.minimum_version
     if options.reload_interval != DEFAULT_RELOAD_INTERVAL:
@@ -496,9 +512,16 @@ def _build_ssl_client(
 ) -> SSL4ClientEndpoint:
     trust = _one_of("ssl", caCertsDir=ca_certs_dir, trustRoots=trust_roots)
     options = _build_client_options("ssl", hostname or host, cert_key, private_key, trust, **tls)
-    return SSL4ClientEndpoint(
-        host, port, options, timeout=timeout, bind_address=_bind_tuple(bind_address)
-    )
+    try:
+        return SSL4ClientEndpoint(
+            host, port, options, timeout=timeout, bind_address=_bind_tuple(bind_address)
+        )
+    except ValueError as exc:  # the TCP half refused a value (a bind address's family)
+        key = _TCP_KEYS.get(getattr(exc, "field", ""), "bindAddress")
+        raise DescriptionError(f"ssl: bad {key}: {exc}", prefix="ssl", parameter=key) from exc
+
+
+_TCP_KEYS = {"host": "host", "port": "port", "bind_address": "bindAddress"}
 
 
 def _build_tls_client(
@@ -540,7 +563,7 @@ def _build_tls_client(
         host,
         port,
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
-        bind_address=_bind_tuple(bind_address),
+        bind_address=bind_address,  # one address, or one per family: "a,b"
     )
     return TLSWrapperClientEndpoint(options, inner)
 
@@ -648,10 +671,13 @@ def _build_tls_server(
     minimum_version: str,
     **tls: Any,
 ) -> TLSWrapperServerEndpoint:
-    from greenpoint.endpoints.tcp import TCP6ServerEndpoint
+    from greenpoint.endpoints.tcp import TCP4ServerEndpoint, TCP6ServerEndpoint
 
     options = _tls().SNIServerOptions(path, alpn=alpn or (), minimum_version=minimum_version, **tls)
-    inner = TCP6ServerEndpoint(port, backlog=backlog, interface=interface)
+    # The default "::" is dual-stack (IPv4 clients too); an IPv4 interface can
+    # only mean an IPv4 socket, as for tcp:.
+    family = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
+    inner = family(port, backlog=backlog, interface=interface)
     return TLSWrapperServerEndpoint(options, inner, handshake_timeout)
 
 

@@ -1,0 +1,88 @@
+"""``greenpoint relay``: connect each accepted connection to a client endpoint.
+
+A :class:`Relay` is the per-connection handler given to ``ServerEndpoint.serve``:
+it opens the client endpoint, pumps bytes both ways (half-closes passed on), and
+logs one line when the connection ends, with the bytes each way and the duration.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent
+
+from greenpoint._pump import Pump
+
+__all__ = ["Relay", "format_bytes"]
+
+log = logging.getLogger("greenpoint.relay")
+
+
+def format_bytes(count: int) -> str:
+    """``123 B``, ``4.5 kB``, ``6.7 MB``: short enough for a progress line."""
+    if count < 1000:
+        return f"{count} B"
+    for unit in ("kB", "MB", "GB", "TB"):
+        count /= 1000
+        if count < 1000 or unit == "TB":
+            return f"{count:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+class Relay:
+    """Handler: ``relay(stream, address)`` connects to ``upstream`` and pumps.
+
+    ``timeout`` overrides the upstream endpoint's connect timeout. ``total`` counts
+    the connections handled; ``active`` holds ``(client address, Pump)`` for each
+    running connection.
+    """
+
+    def __init__(self, upstream: Any, timeout: float | None = None, verbose: int = 0) -> None:
+        self.upstream = upstream
+        self.timeout = timeout
+        self.verbose = verbose
+        self.total = 0
+        self.active: dict[object, tuple[Any, Pump]] = {}
+
+    def __call__(self, stream: Any, address: Any) -> None:
+        self.total += 1
+        try:
+            connection = self.upstream.open(timeout=self.timeout)
+        except OSError as exc:
+            reason = str(exc) if self.verbose else str(exc).splitlines()[0]
+            log.error("%s: cannot connect to %s: %s", address, self.upstream, reason)
+            return
+        pump = Pump(stream, connection)
+        key = object()  # two connections may share an address (UNIX clients)
+        self.active[key] = (address, pump)
+        try:
+            with connection:
+                pump.run()
+        finally:
+            del self.active[key]
+            ending = f", ended by {type(pump.error).__name__}: {pump.error}" if pump.error else ""
+            log.info(
+                "%s -> %s: %d bytes up, %d bytes down, %.3f s%s",
+                address,
+                self.upstream,
+                pump.up,
+                pump.down,
+                pump.elapsed,
+                ending,
+            )
+
+    def progress_lines(self) -> list[str]:
+        """One line per running connection: bytes each way so far, and for how long."""
+        return [
+            f"{address}: {format_bytes(pump.up)} up, {format_bytes(pump.down)} down, "
+            f"{pump.elapsed:.0f} s"
+            for address, pump in self.active.values()
+        ]
+
+    def report_progress(self, interval: float) -> None:
+        """Log :meth:`progress_lines` every ``interval`` seconds, forever."""
+        while True:
+            gevent.sleep(interval)
+            for line in self.progress_lines():
+                log.info("%s", line)

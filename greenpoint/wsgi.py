@@ -1,0 +1,378 @@
+"""Serve a WSGI application on any server endpoint, with gevent.pywsgi doing the HTTP.
+
+::
+
+    from greenpoint import wsgi
+
+    port = wsgi.serve("tcp:8080:interface=127.0.0.1", application)
+    port = wsgi.serve("unix:/run/app.sock", application)
+    port = wsgi.serve("ssl:8443:privateKey=key.pem:certKey=cert.pem", application)
+    port = wsgi.serve("haproxy:tcp:8080", application)     # REMOTE_ADDR: the real client
+    port.serve_forever()
+
+gevent's ``WSGIServer`` wants a plain listening socket. greenpoint's listeners are
+not always one (a TLS listener, a PROXY-protocol listener, stdio), so instead each
+connection that greenpoint's own accept loop hands over gets a pywsgi
+``WSGIHandler``: the request parsing, keep-alive, chunking and error pages are
+gevent's; listening, TLS handshakes, PROXY headers and stopping are greenpoint's.
+
+Stopping (``port.stop_listening(timeout)``) is graceful: the listener closes, idle
+keep-alive connections are closed at once, a connection that has not sent its first
+request yet gets :data:`NEW_CONNECTION_GRACE` seconds to do so, and requests being
+served finish (their response says ``Connection: close``) for up to ``timeout``
+seconds before they are cut off.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent import pywsgi
+
+from greenpoint import __version__
+from greenpoint._address import host_address
+from greenpoint._registry import server_from_string
+from greenpoint._serve import ListeningPort
+
+__all__ = [
+    "NEW_CONNECTION_GRACE",
+    "WSGIHandler",
+    "WSGIPort",
+    "WSGIServer",
+    "load_application",
+    "serve",
+    "serve_listener",
+]
+
+logger = logging.getLogger("greenpoint.wsgi")
+
+# How long a stop waits for a connection that has not sent its first request yet.
+# Go's http.Server.Shutdown treats such connections as idle after 5 s; a second is
+# enough on any network a stop is meant to be quick on, and a request that arrives
+# in time is still served.
+NEW_CONNECTION_GRACE = 1.0
+
+_DEFAULT: Any = "default"
+
+# A connection's state, as far as stopping is concerned.
+_NEW, _IDLE, _BUSY = "new", "idle", "busy"
+
+
+class _Connection:
+    __slots__ = ("greenlet", "served", "state")
+
+    def __init__(self, greenlet: Any) -> None:
+        self.greenlet = greenlet
+        self.state = _NEW
+        self.served = 0
+
+
+class _LoggerFile:
+    """A ``write``-able object that sends each line to a logger."""
+
+    def __init__(self, log: logging.Logger, level: int) -> None:
+        self._log = log
+        self._level = level
+
+    def write(self, text: str) -> None:
+        text = text.rstrip("\n")
+        if text:
+            self._log.log(self._level, "%s", text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+
+class _NoLog:
+    def write(self, text: str) -> None:
+        pass
+
+    def writelines(self, lines: Any) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+def _log_target(value: Any, level: int) -> Any:
+    if value == _DEFAULT:
+        return _LoggerFile(logger, level)
+    if value is None:
+        return _NoLog()
+    if isinstance(value, logging.Logger):
+        return _LoggerFile(value, level)
+    return value
+
+
+class _ErrorReporter:
+    """Stands in for the gevent loop that pywsgi reports application errors to."""
+
+    def __init__(self, server: WSGIServer) -> None:
+        self._server = server
+
+    def handle_error(self, context: Any, kind: Any, value: Any, tb: Any) -> None:
+        method = context.get("REQUEST_METHOD", "?") if hasattr(context, "get") else "?"
+        path = context.get("PATH_INFO", "?") if hasattr(context, "get") else "?"
+        text = "".join(traceback.format_exception(kind, value, tb))
+        self._server.error_log.write(f"error in the application ({method} {path}):\n{text}")
+
+
+def _is_tls(stream: Any) -> bool:
+    try:
+        return getattr(stream, "tls_version", None) is not None
+    except Exception:  # a TLS stream asked before its handshake, or closed
+        return False
+
+
+class WSGIHandler(pywsgi.WSGIHandler):
+    """gevent's HTTP/1.1 handler, told about greenpoint's streams and graceful stops.
+
+    Sets ``wsgi.url_scheme`` (``https`` over TLS), ``SERVER_NAME``/``SERVER_PORT``
+    from the connection's local address (the original destination behind a PROXY
+    header), ``REMOTE_ADDR``/``REMOTE_PORT`` from the address the endpoint gave
+    (the real client behind ``haproxy:``), and ``greenpoint.peer`` /
+    ``greenpoint.stream``. When the server is stopping, it answers the request in
+    progress with ``Connection: close`` and reads no further request.
+    """
+
+    _connection: _Connection | None = None
+    _peer: Any = None
+
+    def read_requestline(self) -> str:
+        connection = self._connection
+        if connection is None:
+            return super().read_requestline()
+        if connection.served and self.server.closing:
+            return ""  # stopping: this keep-alive connection ends here
+        connection.state = _IDLE if connection.served else _NEW
+        try:
+            return super().read_requestline()
+        finally:
+            connection.state = _BUSY
+
+    def handle_one_response(self) -> None:
+        try:
+            super().handle_one_response()
+        finally:
+            if self._connection is not None:
+                self._connection.served += 1
+
+    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
+        if self.server.closing and not self.close_connection:
+            self.close_connection = True
+            if self.request_version != "HTTP/1.0" and not any(
+                name.lower() == "connection" for name, _ in headers
+            ):
+                headers = [*headers, ("Connection", "close")]
+        return super().start_response(status, headers, exc_info)
+
+    def get_environ(self) -> dict:
+        environ = super().get_environ()
+        stream = self.socket
+        environ["wsgi.url_scheme"] = "https" if _is_tls(stream) else "http"
+        try:
+            local = host_address(stream)
+        except (OSError, ValueError, AttributeError):
+            local = None
+        host = getattr(local, "host", None)
+        port = getattr(local, "port", None)
+        environ.setdefault("SERVER_NAME", "" if host is None else str(host))
+        environ.setdefault("SERVER_PORT", "" if port is None else str(port))
+        environ["greenpoint.peer"] = self._peer
+        environ["greenpoint.stream"] = stream
+        return environ
+
+
+class WSGIServer:
+    """Runs ``application`` for each connection it is given: ``server(stream, address)``.
+
+    It is the handler that :meth:`ServerEndpoint.serve` calls per connection, and
+    what pywsgi's handler reads its settings from (``application``, ``environ``,
+    ``log``, ``error_log``). ``log`` receives one access-log line per request and
+    ``error_log`` application tracebacks; each is a file-like object with
+    ``write``, a :class:`logging.Logger`, ``None`` for nothing, or ``"default"``
+    for the ``greenpoint.wsgi`` logger (INFO and ERROR).
+    """
+
+    secure_environ_class = pywsgi.WSGISecureEnviron
+
+    def __init__(
+        self,
+        application: Callable[..., Any],
+        *,
+        environ: dict | None = None,
+        log: Any = _DEFAULT,
+        error_log: Any = _DEFAULT,
+        handler_class: type[pywsgi.WSGIHandler] | None = None,
+    ) -> None:
+        if not callable(application):
+            raise TypeError(f"a WSGI application must be callable, not {application!r}")
+        self.application = application
+        self.handler_class = handler_class or WSGIHandler
+        self.log = _log_target(log, logging.INFO)
+        self.error_log = _log_target(error_log, logging.ERROR)
+        self.loop = _ErrorReporter(self)
+        self.closing = False
+        self.environ: dict = {
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "SERVER_SOFTWARE": f"greenpoint/{__version__} gevent/{gevent.__version__} "
+            f"Python/{sys.version_info[0]}.{sys.version_info[1]}",
+            "SCRIPT_NAME": "",
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.errors": self.error_log,
+        }
+        self.environ.update(environ or {})
+        self._connections: dict[Any, _Connection] = {}
+
+    def get_environ(self) -> dict:
+        """A fresh copy of the base environment for one request."""
+        return dict(self.environ)
+
+    def __call__(self, stream: Any, address: Any) -> None:
+        """Serve HTTP requests on ``stream`` until the client or a stop ends it."""
+        current = gevent.getcurrent()
+        connection = _Connection(current)
+        self._connections[current] = connection
+        try:
+            handler = self.handler_class(stream, _client_address(address), self)
+            if isinstance(handler, WSGIHandler):
+                handler._connection = connection
+                handler._peer = address
+            handler.handle()
+        finally:
+            self._connections.pop(current, None)
+
+    @property
+    def connection_count(self) -> int:
+        """How many connections are open now."""
+        return len(self._connections)
+
+    def begin_stop(self, new_connection_grace: float = NEW_CONNECTION_GRACE) -> None:
+        """Stop taking requests: close idle connections now, new ones after a grace.
+
+        Requests being served run on; their responses close their connections.
+        """
+        self.closing = True
+        self._close(_IDLE)
+        if any(c.state == _NEW for c in self._connections.values()):
+            gevent.spawn_later(new_connection_grace, self._close, _NEW)
+
+    def _close(self, state: str) -> None:
+        for connection in list(self._connections.values()):
+            if connection.state == state:
+                connection.greenlet.kill(block=False)
+
+
+def _client_address(address: Any) -> Any:
+    """What pywsgi expects: ``(host, port)`` for IP peers (it sets ``REMOTE_ADDR``)."""
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return (host, port)
+    return ""
+
+
+class WSGIPort(ListeningPort):
+    """A :class:`~greenpoint.ListeningPort` whose stop is graceful for HTTP.
+
+    ``stop_listening(timeout)`` closes the listener, closes idle keep-alive
+    connections at once, and lets requests in progress finish for up to
+    ``timeout`` seconds (see the module docstring).
+    """
+
+    @property
+    def wsgi_server(self) -> WSGIServer:
+        """The :class:`WSGIServer` serving this port's connections."""
+        return self.handler
+
+    def stop_listening(self, timeout: float | None = None) -> None:
+        """Stop gracefully; blocks until every connection is closed."""
+        grace = NEW_CONNECTION_GRACE if timeout is None else min(timeout, NEW_CONNECTION_GRACE)
+        self.handler.begin_stop(grace)
+        super().stop_listening(timeout)
+
+    stopListening = stop_listening
+
+
+def serve_listener(
+    listener: Any,
+    application: Callable[..., Any],
+    *,
+    pool: Any = None,
+    **options: Any,
+) -> WSGIPort:
+    """Serve ``application`` on an already bound listener (what ``bind()`` returned).
+
+    For pre-forking servers that bind once and serve in several processes. The
+    ``options`` are :class:`WSGIServer`'s.
+    """
+    server = WSGIServer(application, **options)
+    return WSGIPort.start(listener, server, pool=pool)
+
+
+def serve(
+    description_or_endpoint: Any,
+    application: Callable[..., Any],
+    *,
+    pool: Any = None,
+    **options: Any,
+) -> WSGIPort:
+    """Bind a server endpoint and serve ``application`` on it; returns at once.
+
+    ``description_or_endpoint`` is a server description (``"tcp:8080"``,
+    ``"unix:/run/app.sock"``, ``"ssl:..."``, ``"systemd:domain=INET"``,
+    ``"haproxy:tcp:8080"``) or a server endpoint object. ``pool`` (a
+    ``gevent.pool.Pool``) caps concurrent connections. Other options go to
+    :class:`WSGIServer`: ``environ`` (added to every request's environment),
+    ``log``, ``error_log``, ``handler_class``.
+
+    Returns the bound :class:`WSGIPort` (a ``ListeningPort``): ``get_host()``,
+    ``serve_forever()``, ``stop_listening(timeout)``.
+
+    Raises:
+        DescriptionError: a bad description.
+        ListenError: the endpoint could not bind.
+    """
+    endpoint = description_or_endpoint
+    if isinstance(endpoint, str | bytes):
+        endpoint = server_from_string(endpoint)
+    server = WSGIServer(application, **options)
+    return WSGIPort.start(endpoint.bind(), server, pool=pool)
+
+
+def load_application(spec: str) -> Callable[..., Any]:
+    """Import ``"package.module:name"`` (``name`` may be dotted) and return the object.
+
+    ``"module"`` alone means ``module:application``, as mod_wsgi and gunicorn do.
+
+    Raises:
+        ValueError: the module or the name does not exist, or is not callable.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name:
+        raise ValueError(f"expected module:application, not {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r}: {exc}") from exc
+    for part in (attribute or "application").split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ValueError(f"{module_name!r} has no attribute {attribute or part!r}") from None
+    if not callable(target):
+        raise ValueError(f"{spec!r} is not callable")
+    return target
