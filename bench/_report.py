@@ -60,6 +60,12 @@ def versions() -> dict[str, Any]:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             found[name] = None
+    try:
+        from OpenSSL import SSL
+
+        found["pyopenssl_openssl"] = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()
+    except ImportError:
+        found["pyopenssl_openssl"] = None
     found["greenpoint_root"] = str(GREENPOINT_ROOT)
     found["greenpoint_commit"] = _git("rev-parse", "--short", "HEAD", cwd=GREENPOINT_ROOT)
     found["greenpoint_dirty"] = bool(

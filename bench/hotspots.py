@@ -84,7 +84,10 @@ def strace_summary(path: Path, units: float, unit: str, limit: int) -> str:
         if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
             calls = int(fields[3])
             errors = int(fields[4]) if len(fields) == 6 else 0
-            lines.append(f"{calls / units:8.2f}  {fields[-1]}" + (f" ({errors / units:.2f} failed)" if errors else ""))
+            lines.append(
+                f"{calls / units:8.2f}  {fields[-1]}"
+                + (f" ({errors / units:.2f} failed)" if errors else "")
+            )
         elif fields and fields[-1] == "total":
             lines.append(f"{int(fields[3]) / units:8.2f}  total")
     return "\n".join(lines[: limit + 2])
@@ -111,7 +114,11 @@ def main() -> None:
             cert_dir=scratch_dir / "certs",
         )
         contender = contender_named(args.contender, args.tls)
-        argv = [ctx.python, str(Path(__file__).parent / "servers" / contender.script), *contender.args]
+        argv = [
+            ctx.python,
+            str(Path(__file__).parent / "servers" / contender.script),
+            *contender.args,
+        ]
         if args.tls:
             cert, key = ctx.tls_files()
             argv += ["--tls", str(cert), str(key)]
@@ -122,29 +129,52 @@ def main() -> None:
         output = scratch_dir / "tool.out"
         try:
             port = int(server.expect("READY", START_TIMEOUT * 10))
-            load = load_args(args.load, size) + ["--port", str(port)] + (["--tls"] if args.tls else [])
+            load = (
+                load_args(args.load, size) + ["--port", str(port)] + (["--tls"] if args.tls else [])
+            )
             with ctx.loadgen(load) as generator:
                 generator.expect("WARM", 600)
                 watcher = None
                 if args.tool == "py-spy":
                     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-                    command = [spy, "record", "--pid", str(server.pid), "--format", "raw", "--rate", "500"]
+                    command = [
+                        spy,
+                        "record",
+                        "--pid",
+                        str(server.pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "500",
+                    ]
                     command += ["--function", "--nonblocking", "--output", str(output)]
-                    watcher = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    watcher = subprocess.Popen(
+                        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
                     time.sleep(1.0)
                 elif args.tool == "strace":
                     command = ["strace", "-c", "-f", "-o", str(output), "-p", str(server.pid)]
-                    watcher = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    watcher = subprocess.Popen(
+                        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
                     time.sleep(1.0)
                 else:
-                    subprocess.run(["callgrind_control", "--zero", str(server.pid)], check=True, capture_output=True)
+                    subprocess.run(
+                        ["callgrind_control", "--zero", str(server.pid)],
+                        check=True,
+                        capture_output=True,
+                    )
                 generator.send_line()
                 result = generator.expect("RESULT", 1200)
                 if watcher is not None:
                     watcher.send_signal(signal.SIGINT)
                     watcher.wait(30)
                 else:
-                    subprocess.run(["callgrind_control", "--dump", str(server.pid)], check=True, capture_output=True)
+                    subprocess.run(
+                        ["callgrind_control", "--dump", str(server.pid)],
+                        check=True,
+                        capture_output=True,
+                    )
         finally:
             server.stop(timeout=60)
         print(f"{contender.name}{' (TLS)' if args.tls else ''} under {args.load}: {result}")
