@@ -27,8 +27,12 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
+# The peers are installed here, not in the package extras: only the benchmark needs them.
+# uvloop is best effort (no wheel for some platforms); its rows then say "not available".
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) -m pip install --quiet twisted trio
+	$(PY) -m pip install --quiet uvloop || echo "uvloop did not install; the bench reports it as not available"
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 soak: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m soak

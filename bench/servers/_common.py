@@ -1,0 +1,40 @@
+"""What every contender program shares: its arguments and the READY / UNAVAILABLE lines.
+
+A contender binds 127.0.0.1 on a free port, prints ``READY <port>`` and serves until
+it is sent SIGTERM. One whose greenpoint API is not there yet prints
+``UNAVAILABLE <why>`` and exits with status 3, so the harness reports it instead of
+failing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+READ_SIZE = 65536
+HOST = "127.0.0.1"
+# Every server gets the same accept queue, long enough for the bursts of the bench.
+BACKLOG = 1024
+UNAVAILABLE_EXIT = 3
+
+
+def arguments(description: str, extra: list[tuple[str, dict]] | None = None) -> argparse.Namespace:
+    """Parse ``[--tls CERT KEY]`` plus any contender-specific flags."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), default=None)
+    for flag, options in extra or []:
+        parser.add_argument(flag, **options)
+    return parser.parse_args()
+
+
+def ready(port: int) -> None:
+    """Tell the harness we listen on ``port``."""
+    sys.stdout.write(f"READY {port}\n")
+    sys.stdout.flush()
+
+
+def unavailable(why: str) -> None:
+    """Tell the harness this contender cannot run yet, and exit."""
+    sys.stdout.write(f"UNAVAILABLE {why}\n")
+    sys.stdout.flush()
+    sys.exit(UNAVAILABLE_EXIT)

@@ -1,0 +1,27 @@
+"""greenpoint ``listen()`` with an echo ``Protocol`` (Twisted's model on greenlets)."""
+
+from __future__ import annotations
+
+from _common import arguments, ready, unavailable
+from greenpoint_serve import description
+
+
+def main() -> None:
+    args = arguments(__doc__)
+    try:
+        from greenpoint import Factory, Protocol, server_from_string
+
+        class Echo(Protocol):
+            def dataReceived(self, data):
+                self.transport.write(data)
+
+        endpoint = server_from_string(description(args.tls))
+        port = endpoint.listen(Factory.forProtocol(Echo))
+    except (ImportError, AttributeError, NotImplementedError, KeyError, ValueError) as exc:
+        unavailable(f"{type(exc).__name__}: {exc}")
+    ready(port.get_host().port)
+    port.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""trio: ``serve_tcp`` with a receive_some/send_all echo handler (``--tls``: SSLStream)."""
+
+from __future__ import annotations
+
+import functools
+
+import trio
+from _common import BACKLOG, HOST, READ_SIZE, arguments, ready
+
+
+async def echo(stream) -> None:
+    try:
+        while True:
+            data = await stream.receive_some(READ_SIZE)
+            if not data:
+                break
+            await stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def serve(tls) -> None:
+    listeners = await trio.open_tcp_listeners(0, host=HOST, backlog=BACKLOG)
+    if tls:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        listeners = [trio.SSLListener(one, context) for one in listeners]
+        port = listeners[0].transport_listener.socket.getsockname()[1]
+    else:
+        port = listeners[0].socket.getsockname()[1]
+    ready(port)
+    await trio.serve_listeners(functools.partial(echo), listeners)
+
+
+def main() -> None:
+    args = arguments(__doc__)
+    trio.run(serve, args.tls)
+
+
+if __name__ == "__main__":
+    main()
