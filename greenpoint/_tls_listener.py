@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from greenpoint._accept import fast_acceptor
 from greenpoint._address import from_sockaddr
 from greenpoint.errors import ConnectError
 
@@ -35,13 +36,15 @@ class TLSListener:
         self.inner = inner
         self.options = options
         self.handshake_timeout = handshake_timeout
+        # Looked up once rather than per connection.
+        self._accept = (
+            getattr(inner, "accept_unprepared", None) or fast_acceptor(inner) or inner.accept
+        )
+        self._inner_prepare = getattr(inner, "prepare", None)
 
     def accept_unprepared(self) -> tuple[Any, Any]:
         """Accept a connection without reading from it (no handshake yet)."""
-        accept = getattr(self.inner, "accept_unprepared", None)
-        if accept is not None:
-            return accept()
-        return self.inner.accept()
+        return self._accept()
 
     def prepare(self, stream: Any, address: Any) -> tuple[Any, Any]:
         """Finish what the inner listener needs, then the TLS handshake.
@@ -52,9 +55,8 @@ class TLSListener:
         Raises:
             TLSError, ConnectTimeoutError: naming the peer.
         """
-        inner_prepare = getattr(self.inner, "prepare", None)
-        if inner_prepare is not None:
-            stream, address = inner_prepare(stream, address)
+        if self._inner_prepare is not None:
+            stream, address = self._inner_prepare(stream, address)
         peer = _describe_peer(stream, address)
         tls_stream = self.options.handshake(stream, self.handshake_timeout, address=peer)
         return tls_stream, address

@@ -24,7 +24,7 @@ from typing import Any
 
 import gevent
 from gevent import socket as gsocket
-from gevent.hub import get_hub
+from gevent.hub import get_hub, getcurrent
 from gevent.lock import Semaphore
 from OpenSSL import SSL
 
@@ -46,6 +46,10 @@ _DISCARD_ROUNDS = 16  # at most this many _BIO_CHUNK reads of unread input at cl
 
 def _timed_out() -> TimeoutError:
     return TimeoutError("timed out")
+
+
+class _HandshakeExpired(BaseException):
+    """Thrown into a greenlet by its handshake timer; never leaves _do_handshake."""
 
 
 def _ssl_error_text(exc: SSL.Error) -> str:
@@ -100,7 +104,14 @@ class TLSStream:
         self._hub = None
         self._watchers: dict[int, Any] = {}
         self._temporary: set[Any] = set()
-        self._fd = self._wire.fileno() if not memory else -1
+        self._fd = -1 if memory else self._wire.fileno()
+        # A gevent socket already has a read and a write watcher on the
+        # descriptor, and its close() wakes whoever waits on them: use those rather
+        # than make (and later close) two more per connection. Other sockets get
+        # watchers of ours, made on first wait and closed by _release.
+        self._own_watchers = type(self._wire) is not gsocket.socket
+        if not self._own_watchers:
+            self._hub = self._wire.hub
         if memory:
             self._write_lock = Semaphore()
             self._read_lock = Semaphore()
@@ -342,8 +353,12 @@ class TLSStream:
 
     def _wait(self, event: int, deadline: float | None) -> float | None:
         """Wait until the inner stream can move data; returns the deadline it used."""
-        self._check_open()
+        if self._released:
+            self._check_open()
         timeout = self._timeout
+        if timeout is None and deadline is None and not self._memory:
+            self._wait_fd(event, None)  # the common case: no time limit
+            return None
         if deadline is None and timeout is not None:
             deadline = time.monotonic() + timeout
         if deadline is not None:
@@ -364,13 +379,24 @@ class TLSStream:
         return deadline
 
     def _wait_fd(self, event: int, timeout: float | None) -> None:
-        watcher = self._watchers.get(event)
-        if watcher is None:
-            if self._hub is None:
-                self._hub = get_hub()
-            watcher = self._watchers[event] = self._hub.loop.io(self._fd, event)
+        if self._own_watchers:
+            watcher = self._watchers.get(event)
+            if watcher is None:
+                if self._hub is None:
+                    self._hub = get_hub()
+                watcher = self._watchers[event] = self._hub.loop.io(self._fd, event)
+        else:
+            # Looked up each time: the gevent socket drops its watchers when it is
+            # closed, and starting one on a closed descriptor aborts libev.
+            wire = self._wire
+            watcher = wire._read_event if event == _READ else wire._write_event
+            if watcher is None:
+                raise OSError(errno.EBADF, "the socket under the TLS stream is closed")
         if watcher.callback is None:
-            gsocket.wait(watcher, timeout)
+            if timeout is None:
+                self._hub.wait(watcher)  # what gsocket.wait does, minus its checks
+            else:
+                gsocket.wait(watcher, timeout)
             return
         # Another greenlet waits on the same direction (a reader needing to write
         # during a key update, say): wait on a watcher of our own.
@@ -427,7 +453,38 @@ class TLSStream:
 
     # -- handshake -----------------------------------------------------------
 
-    def _do_handshake(self, deadline: float | None) -> None:
+    def _do_handshake(self, timeout: float | None) -> None:
+        """Handshake within ``timeout`` seconds (``None``: no limit)."""
+        if self._memory or (timeout is not None and timeout <= 0):
+            self._do_handshake_by_deadline(_deadline(timeout))
+            return
+        # Over a socket, one timer for the whole handshake rather than a
+        # gevent.Timeout per wait. A bare loop timer does what gevent.Timeout does
+        # (throw into this greenlet when it fires) without its five Python calls.
+        timer = None
+        if timeout is not None:
+            if self._hub is None:
+                self._hub = get_hub()
+            timer = self._hub.loop.timer(timeout)
+            timer.start(getcurrent().throw, _HandshakeExpired, update=True)
+        conn = self._conn
+        try:
+            while True:
+                try:
+                    conn.do_handshake()
+                    break
+                except SSL.WantReadError:
+                    self._wait_fd(_READ, None)
+                except SSL.WantWriteError:
+                    self._wait_fd(_WRITE, None)
+        except _HandshakeExpired:
+            raise _timed_out() from None
+        finally:
+            if timer is not None:
+                timer.close()
+        self._handshake_done = True
+
+    def _do_handshake_by_deadline(self, deadline: float | None) -> None:
         conn = self._conn
         while True:
             try:
@@ -500,7 +557,10 @@ class TLSStream:
                     self._send_close_notify(best_effort=True)
         finally:
             self._released = True
-            watchers = list(self._watchers.values()) + list(self._temporary)
+            # A gevent socket's own watchers are woken by its close().
+            watchers = list(self._temporary)
+            if self._own_watchers:
+                watchers += self._watchers.values()
             self._watchers.clear()
             self._temporary.clear()
             if watchers and self._hub is not None:
@@ -526,9 +586,13 @@ class TLSStream:
             return
         sock = self._wire
         try:
-            sock.settimeout(0.0)  # the descriptor is closed next: no one else cares
+            if type(sock) is gsocket.socket:
+                recv = sock._sock.recv  # the non-blocking socket under gevent's
+            else:
+                sock.settimeout(0.0)  # the descriptor is closed next: no one else cares
+                recv = sock.recv
             for _ in range(_DISCARD_ROUNDS):
-                if not sock.recv(_BIO_CHUNK):
+                if not recv(_BIO_CHUNK):
                     return
         except OSError:  # nothing more to read (EAGAIN), or the connection failed
             return
@@ -579,7 +643,8 @@ def _direct_socket(raw: Any) -> Any:
 
 
 def _wrap(context: SSL.Context, raw: Any) -> TLSStream:
-    sock = _direct_socket(raw)
+    # A gevent socket, what a TCP listener accepts, is the common case.
+    sock = raw if type(raw) is gsocket.socket else _direct_socket(raw)
     if sock is not None:
         if isinstance(sock, _stdsocket.socket) and sock.gettimeout() != 0.0:
             # OpenSSL must never block the hub on this descriptor.
@@ -601,12 +666,11 @@ def _deadline(timeout: float | None) -> float | None:
 
 def _run_handshake(stream: TLSStream, timeout: float | None, address: Any) -> None:
     """Handshake within ``timeout``; on any failure close the stream and raise."""
-    state = stream._conn.get_app_data()
     try:
         saved = stream._timeout
         stream._timeout = None
         try:
-            stream._do_handshake(_deadline(timeout))
+            stream._do_handshake(timeout)
         finally:
             stream._timeout = saved
     except TimeoutError as exc:
@@ -616,6 +680,7 @@ def _run_handshake(stream: TLSStream, timeout: float | None, address: Any) -> No
         ) from exc
     except SSL.Error as exc:
         stream.close()
+        state = stream._conn.get_app_data()
         if isinstance(state, VerifyState) and state.reason is not None:
             error = TLSVerificationError(
                 f"TLS verification of {address} failed: {state.detail}", address=address

@@ -368,7 +368,8 @@ class ServerTLSOptions(_ServerOptionsBase):
         """The context for the next connection (re-read if the files changed)."""
         if self.context is not None:
             return self.context
-        return self._reloading().get()
+        # Called per connection: the cache lookup first, the method only once.
+        return (self._cache.get("value") or self._reloading()).get()
 
     def reload(self) -> None:
         """Re-read the files now; errors propagate and the old context stays."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket as _stdsocket
@@ -469,6 +470,21 @@ def test_close_from_another_greenlet_wakes_the_reader(client_options, server_opt
     client.close()
     with pytest.raises(OSError):
         reader.get(timeout=2)
+    server.close()
+
+
+def test_socket_closed_under_the_stream_fails_reads_with_ebadf(client_options, server_options):
+    raw, peer = gsocket.socketpair()
+    client, server = handshake_pair(client_options, server_options, client_raw=raw, server_raw=peer)
+    reader = gevent.spawn(client.recv, 10)
+    gevent.sleep(0.05)
+    raw.close()  # behind the TLS stream's back: wakes the reader waiting on it
+    with pytest.raises(OSError) as waiting:
+        reader.get(timeout=2)
+    with pytest.raises(OSError) as later:  # and a new read neither hangs nor crashes
+        client.recv(10)
+    assert waiting.value.errno == later.value.errno == errno.EBADF
+    client.close()
     server.close()
 
 
