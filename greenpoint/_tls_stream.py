@@ -86,6 +86,19 @@ class TLSStream:
     other TLS failures raise :class:`~greenpoint.errors.TLSError`.
     """
 
+    # Initial state as class attributes: one is made per accepted connection, and
+    # it sets only what differs.
+    _timeout: float | None = None
+    _closed = False  # close() was called
+    _released = False  # the inner stream is closed
+    _io_refs = 0  # makefile() objects still open
+    _handshake_done = False
+    _notify_sent = False
+    _read_eof = False  # a read met the end of the stream
+    _hub: Any = None
+    _own_watchers = True
+    _temporary: set[Any] | None = None  # extra watchers of concurrent waiters
+
     def __init__(
         self, connection: SSL.Connection, raw: Any, *, memory: bool, sock: Any = None
     ) -> None:
@@ -95,23 +108,16 @@ class TLSStream:
         # The socket OpenSSL reads and writes. Not named ``_sock``: gevent.pywsgi
         # treats an object's ``_sock`` as a non-blocking stdlib socket to drain.
         self._wire = None if memory else (raw if sock is None else sock)
-        self._timeout: float | None = None
-        self._closed = False  # close() was called
-        self._released = False  # the inner stream is closed
-        self._io_refs = 0  # makefile() objects still open
-        self._handshake_done = False
-        self._notify_sent = False
-        self._hub = None
-        self._watchers: dict[int, Any] = {}
-        self._temporary: set[Any] = set()
         self._fd = -1 if memory else self._wire.fileno()
         # A gevent socket already has a read and a write watcher on the
         # descriptor, and its close() wakes whoever waits on them: use those rather
         # than make (and later close) two more per connection. Other sockets get
         # watchers of ours, made on first wait and closed by _release.
-        self._own_watchers = type(self._wire) is not gsocket.socket
-        if not self._own_watchers:
+        if type(self._wire) is gsocket.socket:
+            self._own_watchers = False
             self._hub = self._wire.hub
+        else:
+            self._watchers: dict[int, Any] = {}
         if memory:
             self._write_lock = Semaphore()
             self._read_lock = Semaphore()
@@ -282,9 +288,11 @@ class TLSStream:
                 continue
             except SSL.ZeroReturnError:
                 result = at_end
+                self._read_eof = True
             except SSL.SysCallError as exc:
                 self._check_ragged_eof(exc)
                 result = at_end
+                self._read_eof = True
             except SSL.Error as exc:
                 raise self._tls_failure(exc) from exc
             if self._memory:
@@ -401,11 +409,14 @@ class TLSStream:
         # Another greenlet waits on the same direction (a reader needing to write
         # during a key update, say): wait on a watcher of our own.
         watcher = self._hub.loop.io(self._fd, event)
-        self._temporary.add(watcher)
+        if self._temporary is None:
+            self._temporary = set()
+        temporary = self._temporary  # _release may drop the attribute meanwhile
+        temporary.add(watcher)
         try:
             gsocket.wait(watcher, timeout)
         finally:
-            self._temporary.discard(watcher)
+            temporary.discard(watcher)
             watcher.close()
 
     def _pump_in(self, timeout: float | None) -> None:
@@ -558,11 +569,11 @@ class TLSStream:
         finally:
             self._released = True
             # A gevent socket's own watchers are woken by its close().
-            watchers = list(self._temporary)
+            watchers = list(self._temporary or ())
             if self._own_watchers:
                 watchers += self._watchers.values()
-            self._watchers.clear()
-            self._temporary.clear()
+                self._watchers.clear()
+            self._temporary = None
             if watchers and self._hub is not None:
                 # Close the descriptor only after every waiter was woken (EBADF),
                 # as gevent's own sockets do.
@@ -581,8 +592,11 @@ class TLSStream:
         invisible to the application: the server's session tickets, which arrive
         after the client's handshake ended. A client that writes a lot and closes
         without ever reading would lose the end of its data to that reset.
+
+        Not needed once a read met the end: nothing follows a FIN, and nothing
+        may follow close_notify (RFC 8446 §6.1).
         """
-        if not self._handshake_done:
+        if not self._handshake_done or self._read_eof:
             return
         sock = self._wire
         try:
