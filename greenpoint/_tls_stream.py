@@ -257,13 +257,24 @@ class TLSStream:
 
     # -- reading and writing -------------------------------------------------
 
+    # recv, recv_into and sendall try OpenSSL once themselves: in a bulk transfer
+    # it usually has plaintext ready or takes the bytes at once, and the loops
+    # of _read and _send (a Python call each) are then not needed.
+
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Read up to ``bufsize`` bytes of plaintext; ``b""`` at the end of the stream."""
         if self._released:  # the descriptor number may already belong to another file
             self._check_open()
         if bufsize == 0:
             return b""
-        return self._read(b"", self._conn.recv, bufsize, flags or None)
+        read = self._conn.recv
+        try:
+            data = read(bufsize, flags or None)
+        except SSL.Error as exc:
+            return self._read(exc, b"", read, bufsize, flags or None)
+        if self._memory:
+            self._flush(None, wait=False)  # see _read
+        return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Read plaintext into ``buffer``; returns the count, ``0`` at the end."""
@@ -272,13 +283,26 @@ class TLSStream:
         size = nbytes or len(buffer)
         if size == 0:
             return 0
-        return self._read(0, self._conn.recv_into, buffer, size, flags or None)
+        read = self._conn.recv_into
+        try:
+            count = read(buffer, size, flags or None)
+        except SSL.Error as exc:
+            return self._read(exc, 0, read, buffer, size, flags or None)
+        if self._memory:
+            self._flush(None, wait=False)  # see _read
+        return count
 
-    def _read(self, at_end: Any, read: Any, *args: Any) -> Any:
-        """Call ``read(*args)`` until it has plaintext; ``at_end`` at the end of the stream."""
+    def _read(self, error: SSL.Error | None, at_end: Any, read: Any, *args: Any) -> Any:
+        """Call ``read(*args)`` until it has plaintext; ``at_end`` at the end of the stream.
+
+        ``error`` is what the caller's own first call raised, handled first.
+        """
         deadline = None
         while True:
             try:
+                if error is not None:
+                    pending, error = error, None
+                    raise pending  # into the handlers below, as if just raised
                 result = read(*args)
             except SSL.WantReadError:
                 deadline = self._wait(_READ, deadline)
@@ -318,16 +342,32 @@ class TLSStream:
         view = memoryview(data).cast("B")
         total = len(view)
         sent = 0
+        send = self._conn.send
         while sent < total:
-            count, deadline = self._send(view[sent : sent + _MAX_WRITE], deadline)
+            chunk = view[sent : sent + _MAX_WRITE] if sent or total > _MAX_WRITE else view
+            if self._memory:
+                count, deadline = self._send(chunk, deadline)
+            else:
+                try:
+                    count = send(chunk)
+                except SSL.Error as exc:
+                    count, deadline = self._send(chunk, deadline, exc)
             sent += count
 
-    def _send(self, view: memoryview, deadline: float | None) -> tuple[int, float | None]:
-        """Encrypt some of ``view``; returns the count and the deadline it used."""
+    def _send(
+        self, view: memoryview, deadline: float | None, error: SSL.Error | None = None
+    ) -> tuple[int, float | None]:
+        """Encrypt some of ``view``; returns the count and the deadline it used.
+
+        ``error`` is what the caller's own first call raised, handled first.
+        """
         conn = self._conn
         while True:
             # After WantWrite, OpenSSL wants the same bytes again: ``view`` is.
             try:
+                if error is not None:
+                    pending, error = error, None
+                    raise pending  # into the handlers below, as if just raised
                 count = conn.send(view)
             except SSL.WantWriteError:
                 deadline = self._wait(_WRITE, deadline)
