@@ -292,38 +292,46 @@ class TLSStream:
             self._flush(None, wait=False)  # see _read
         return count
 
-    def _read(self, error: SSL.Error | None, at_end: Any, read: Any, *args: Any) -> Any:
-        """Call ``read(*args)`` until it has plaintext; ``at_end`` at the end of the stream.
+    def _read(self, error: SSL.Error, at_end: Any, read: Any, *args: Any) -> Any:
+        """Finish a read whose first ``read(*args)`` raised ``error``.
 
-        ``error`` is what the caller's own first call raised, handled first.
+        Waits and calls again until there is plaintext; ``at_end`` at the end of
+        the stream.
         """
         deadline = None
-        while True:
-            try:
-                if error is not None:
-                    pending, error = error, None
-                    raise pending  # into the handlers below, as if just raised
-                result = read(*args)
-            except SSL.WantReadError:
-                deadline = self._wait(_READ, deadline)
-                continue
-            except SSL.WantWriteError:
-                deadline = self._wait(_WRITE, deadline)
-                continue
-            except SSL.ZeroReturnError:
-                result = at_end
-                self._read_eof = True
-            except SSL.SysCallError as exc:
-                self._check_ragged_eof(exc)
-                result = at_end
-                self._read_eof = True
-            except SSL.Error as exc:
-                raise self._tls_failure(exc) from exc
-            if self._memory:
-                # Reading may queue a reply (a TLS 1.3 KeyUpdate); a writer
-                # already flushing sends it, and must not be waited for.
-                self._flush(None, wait=False)
-            return result
+        try:
+            while True:
+                if isinstance(error, SSL.WantReadError):
+                    deadline = self._wait(_READ, deadline)
+                elif isinstance(error, SSL.WantWriteError):
+                    deadline = self._wait(_WRITE, deadline)
+                elif isinstance(error, SSL.ZeroReturnError):
+                    result = at_end
+                    break
+                elif isinstance(error, SSL.SysCallError):
+                    self._check_ragged_eof(error)
+                    result = at_end
+                    break
+                else:
+                    raise self._tls_failure(error) from error
+                try:
+                    result = read(*args)
+                except SSL.Error as exc:
+                    error = exc
+                    continue
+                if self._memory:
+                    # Reading may queue a reply (a TLS 1.3 KeyUpdate); a writer
+                    # already flushing sends it, and must not be waited for.
+                    self._flush(None, wait=False)
+                return result
+        finally:
+            # The exception's traceback holds this frame: drop the reference back,
+            # or each wait would leave a cycle for the garbage collector.
+            error = None
+        self._read_eof = True
+        if self._memory:
+            self._flush(None, wait=False)
+        return result
 
     def send(self, data: Any, flags: int = 0) -> int:
         """Encrypt and send some of ``data``; returns how many bytes were taken."""
@@ -359,29 +367,31 @@ class TLSStream:
     ) -> tuple[int, float | None]:
         """Encrypt some of ``view``; returns the count and the deadline it used.
 
-        ``error`` is what the caller's own first call raised, handled first.
+        ``error`` is what the caller's own first ``send`` raised, if it tried.
         """
         conn = self._conn
-        while True:
-            # After WantWrite, OpenSSL wants the same bytes again: ``view`` is.
-            try:
+        try:
+            while True:
                 if error is not None:
-                    pending, error = error, None
-                    raise pending  # into the handlers below, as if just raised
-                count = conn.send(view)
-            except SSL.WantWriteError:
-                deadline = self._wait(_WRITE, deadline)
-                continue
-            except SSL.WantReadError:
-                deadline = self._wait(_READ, deadline)
-                continue
-            except SSL.SysCallError as exc:
-                raise _eof_error(exc) from exc
-            except SSL.Error as exc:
-                raise self._tls_failure(exc) from exc
-            if self._memory:
-                self._flush(deadline)
-            return count, deadline
+                    if isinstance(error, SSL.WantWriteError):
+                        deadline = self._wait(_WRITE, deadline)
+                    elif isinstance(error, SSL.WantReadError):
+                        deadline = self._wait(_READ, deadline)
+                    elif isinstance(error, SSL.SysCallError):
+                        raise _eof_error(error) from error
+                    else:
+                        raise self._tls_failure(error) from error
+                # After WantWrite, OpenSSL wants the same bytes again: ``view`` is.
+                try:
+                    count = conn.send(view)
+                except SSL.Error as exc:
+                    error = exc
+                    continue
+                if self._memory:
+                    self._flush(deadline)
+                return count, deadline
+        finally:
+            error = None  # no cycle through the traceback (see _read)
 
     def _check_ragged_eof(self, exc: SSL.SysCallError) -> None:
         """Raise unless ``exc`` is a ragged EOF (the peer closed without close_notify)."""
