@@ -23,6 +23,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from greenpoint._accept import accept_function
 from greenpoint._address import from_sockaddr
 from greenpoint.errors import GreenpointError, ProxyHeaderError
 
@@ -252,7 +253,7 @@ class ListeningPort:
     def _accept_loop(self) -> None:
         listener = self.listener
         accept_unprepared = getattr(listener, "accept_unprepared", None)
-        accept = accept_unprepared or listener.accept
+        accept = accept_unprepared or accept_function(listener)
         prepare = getattr(listener, "prepare", None) if accept_unprepared else None
         family = getattr(listener, "family", None)
         pool = self.pool
