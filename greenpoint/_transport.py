@@ -148,8 +148,13 @@ class Transport:
         self._buffer: collections.deque = collections.deque()
 
     def __repr__(self) -> str:
+        if self._protocol is None:  # let go of once closed
+            return f"<Transport {self._peer} closed>"
         state = "closed" if self.disconnected else "open"
-        return f"<Transport {self._peer} {state} protocol={type(self._protocol).__name__}>"
+        return f"<Transport {self._peer} {state} protocol={self._protocol_name()}>"
+
+    def _protocol_name(self) -> str:
+        return "protocol" if self._protocol is None else type(self._protocol).__name__
 
     # -- running the connection -------------------------------------------------
 
@@ -304,6 +309,10 @@ class Transport:
             except Exception:
                 log.exception("Unhandled error in %r.connectionLost", protocol)
         finally:
+            # Let go of the protocol, as Twisted's transports do: it points back at
+            # us (protocol.transport), and a cycle per connection would leave every
+            # closed connection to the garbage collector.
+            self._protocol = None
             if self._closed_event is not None:
                 self._closed_event.set()
             if self._on_close is not None:
@@ -373,7 +382,7 @@ class Transport:
     def _fail(self, exc: Exception, callback: str) -> None:
         log.error(
             "Unhandled error in %s.%s; closing the connection",
-            type(self._protocol).__name__,
+            self._protocol_name(),
             callback,
             exc_info=exc,
         )
