@@ -1,10 +1,11 @@
-"""Accepting on a gevent listening socket without its Python wrapper. The I/O edge.
+"""The cheapest way to accept from a listener, for the per-connection hot path.
 
-gevent's ``socket.accept()`` is Python that, on every connection, converts the
-listener's ``type`` and ``family`` to enums and reads the default timeout and the
-listener's own. gevent's ``StreamServer`` skips all of that by calling the raw
-non-blocking socket's ``_accept()``; :func:`fast_acceptor` does the same and waits
-on the listener's read watcher only when nothing is pending (EAGAIN).
+gevent's ``socket.accept()`` is a Python wrapper that, on every call, converts the
+listener's ``type`` to an enum and reads the default timeout and the listener's own
+timeout. gevent's ``StreamServer`` skips all of that by accepting on the raw
+non-blocking socket underneath. :func:`accept_function` does the same for a plain
+gevent listening socket (about 15k CPU instructions per connection here) and falls
+back to the listener's own ``accept`` for anything else.
 """
 
 from __future__ import annotations
@@ -14,31 +15,34 @@ from typing import Any
 
 from gevent import socket as gsocket
 
-__all__ = ["fast_acceptor"]
+__all__ = ["accept_function"]
 
 
-def fast_acceptor(listener: Any) -> Callable[[], tuple[Any, Any]] | None:
-    """An ``accept()`` for ``listener`` that behaves as gevent's, or ``None``.
-
-    Only for a plain gevent socket (not a subclass, whose ``accept`` may do more).
-    The new socket gets the listener's family, type and protocol (read once) and
-    gevent's default timeout, as gevent's own ``accept()`` gives it.
-    """
+def accept_function(listener: Any) -> Callable[[], tuple[Any, Any]]:
+    """``accept()`` for ``listener``: a fast one for a plain gevent socket, else its own."""
     if type(listener) is not gsocket.socket:
-        return None
+        return listener.accept
+    return _raw_accept(listener)
+
+
+def _raw_accept(listener: Any) -> Callable[[], tuple[Any, Any]]:
+    # What gevent's accept() gives every new socket, read once: the listener's
+    # family, type and protocol do not change while it listens.
     family, kind, proto = listener.family, listener.type, listener.proto
     make = gsocket.socket
 
     def accept() -> tuple[Any, Any]:
         while True:
             try:
-                # Looked up on every call: close() swaps ``_sock`` for a closed
-                # one that raises EBADF, as gevent's accept() would.
+                # listener._sock each time: after close() it is gevent's closed
+                # placeholder (EBADF), never the old socket whose close gevent may
+                # still be deferring.
                 fd, address = listener._sock._accept()
             except BlockingIOError:
-                if listener.timeout == 0.0:
+                if listener.timeout == 0.0:  # a non-blocking listener: as gevent
                     raise
-                # Honours the listener's timeout; raises once it is closed.
+                # Wait as gevent's accept does: the listener's timeout applies,
+                # and closing the listener wakes the wait with EBADF.
                 listener._wait(listener._read_event)
                 continue
             return make(family, kind, proto, fileno=fd), address

@@ -180,8 +180,12 @@ def listen_factory(endpoint: Any, factory: Any) -> Any:
 class ProtocolHandler:
     """``handler(stream, address)`` that runs one connection of ``factory``'s protocol.
 
-    It returns when the connection has ended (``connectionLost`` has run).
+    It returns when the connection has ended (``connectionLost`` has run). The
+    stream is closed on every way out, so the listening port need not close it
+    again (``closes_stream``).
     """
+
+    closes_stream = True
 
     def __init__(self, factory: Any) -> None:
         self.factory = factory
@@ -191,18 +195,25 @@ class ProtocolHandler:
 
     def __call__(self, stream: Any, address: Any) -> None:
         try:
-            protocol = self.factory.buildProtocol(address)
+            self._run(stream, address)
+        except BaseException:
+            stream.close()  # killed before the transport took the stream over
+            raise
+
+    def _run(self, stream: Any, address: Any) -> None:
+        factory = self.factory
+        try:
+            protocol = factory.buildProtocol(address)
         except Exception:
-            log.exception("%r.buildProtocol(%s) failed; connection closed", self.factory, address)
+            log.exception("%r.buildProtocol(%s) failed; connection closed", factory, address)
             stream.close()
             return
         if protocol is None:
-            log.debug(
-                "%r.buildProtocol(%s) returned None; connection closed", self.factory, address
-            )
+            log.debug("%r.buildProtocol(%s) returned None; connection closed", factory, address)
             stream.close()
             return
-        _set_factory(protocol, self.factory)
+        _set_factory(protocol, factory)
+        # The transport closes the stream when the connection ends, however it ends.
         transport = Transport(stream, protocol, peer=address)
         try:
             transport.start()

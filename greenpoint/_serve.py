@@ -23,6 +23,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from greenpoint._accept import accept_function
 from greenpoint._address import from_sockaddr
 from greenpoint.errors import GreenpointError, ProxyHeaderError
 
@@ -71,6 +72,11 @@ _RETRY_AT_ONCE = frozenset(
 # ConnectionRefusedError: that comes from a connection the handler itself made.
 _PEER_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
+# What a socket's accept() returns as the peer (an IP tuple, a UNIX path): made
+# into a greenpoint address. A tuple of types, not ``tuple | str | bytes``, which
+# would build a union object on every connection.
+_SOCKADDR_TYPES = (tuple, str, bytes)
+
 # The listener itself is gone or was never listening: nothing to retry.
 _FATAL = frozenset({errno.EBADF, errno.EINVAL, errno.ENOTSOCK})
 
@@ -91,7 +97,7 @@ def _as_address(family: int | None, address: Any, stream: Any = None) -> Any:
     PROXY header's client) pass through. A raw sockaddr from a wrapping listener
     without ``family`` (``haproxy:``) is read with the accepted socket's family.
     """
-    if isinstance(address, tuple | str | bytes):
+    if isinstance(address, _SOCKADDR_TYPES):
         if family is None:
             family = getattr(stream, "family", None)
         if family is not None:
@@ -138,6 +144,9 @@ class ListeningPort:
     ) -> None:
         self.listener = listener
         self.handler = handler
+        # A handler that closes its stream on every way out (ProtocolHandler) saves
+        # the second close() per connection.
+        self._handler_closes = bool(getattr(handler, "closes_stream", False))
         self.pool = pool
         self.closing = False
         self._on_stop = on_stop
@@ -252,7 +261,7 @@ class ListeningPort:
     def _accept_loop(self) -> None:
         listener = self.listener
         accept_unprepared = getattr(listener, "accept_unprepared", None)
-        accept = accept_unprepared or listener.accept
+        accept = accept_unprepared or accept_function(listener)
         prepare = getattr(listener, "prepare", None) if accept_unprepared else None
         family = getattr(listener, "family", None)
         pool = self.pool
@@ -343,7 +352,8 @@ class ListeningPort:
             logger.exception("handler %r failed on the connection from %s", self.handler, address)
         finally:
             self._handlers.pop(current, None)
-            stream.close()
+            if not self._handler_closes:
+                stream.close()
             if stream is not raw:
                 raw.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from greenpoint._accept import fast_acceptor
+from greenpoint._accept import accept_function
 from greenpoint._address import from_sockaddr
 from greenpoint.errors import ConnectError
 
@@ -36,15 +36,14 @@ class TLSListener:
         self.inner = inner
         self.options = options
         self.handshake_timeout = handshake_timeout
-        # Looked up once rather than per connection.
-        self._accept = (
-            getattr(inner, "accept_unprepared", None) or fast_acceptor(inner) or inner.accept
-        )
+        # Chosen once, not per connection: the inner listener's own raw accept, or
+        # the fast path for a plain gevent socket.
+        self._accept_raw = getattr(inner, "accept_unprepared", None) or accept_function(inner)
         self._inner_prepare = getattr(inner, "prepare", None)
 
     def accept_unprepared(self) -> tuple[Any, Any]:
         """Accept a connection without reading from it (no handshake yet)."""
-        return self._accept()
+        return self._accept_raw()
 
     def prepare(self, stream: Any, address: Any) -> tuple[Any, Any]:
         """Finish what the inner listener needs, then the TLS handshake.

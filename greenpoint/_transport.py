@@ -59,26 +59,6 @@ class _Interrupt(BaseException):
     """Thrown into a greenlet parked in ``recv``/``send`` so it looks at the state again."""
 
 
-def _direct_sender(stream: Any) -> Any:
-    """A send that never blocks, for the fast path; ``None`` if the stream has none."""
-    if type(stream) is gsocket.socket:
-        # The raw socket under a gevent socket is non-blocking: it raises
-        # BlockingIOError instead of waiting (gevent's own send would wait).
-        return stream._sock.send
-    return getattr(stream, "try_send", None)
-
-
-def _writability_waiter(stream: Any) -> Any:
-    """Block until a gevent socket can take more data; ``None`` for other streams.
-
-    It waits on the socket's own write watcher, so that closing the socket wakes
-    it as gevent wakes its own waiters.
-    """
-    if type(stream) is gsocket.socket:
-        return lambda: stream._wait(stream._write_event)
-    return None
-
-
 def _as_bytes(data: Any) -> bytes:
     try:
         return memoryview(data).tobytes()
@@ -108,6 +88,40 @@ class Transport:
     ``producerPaused``.
     """
 
+    # Defaults as class attributes: a connection sets only what it changes, which
+    # saves ~30 attribute stores per accepted connection.
+    _host = None
+    _on_socket = False  # a plain gevent socket: raw sends, waits on its write watcher
+    _exit_reason = None  # only process streams have it, and only _finish uses it
+    _signal: Event | None = None  # made by the reader's first wait; most never wait
+    _blocked = False  # the last send hit a full stream; wait for writability
+    _buffered = 0
+    _writer = None
+    _in_send = False
+    _writer_interrupt_pending = False
+    _reader = None
+    _in_recv = False
+    _reader_interrupt_pending = False
+    _closed_event = None
+    _reason: BaseException | None = None
+    _reading_paused = False
+    _reading_stopped = False
+    _close_when_flushed = False
+    _read_done = False
+    _write_shut_requested = False
+    _write_shut = False
+    _write_closed = False
+    _pull = False
+    _pulled = False
+    write_high_water = WRITE_HIGH_WATER
+    write_low_water = WRITE_LOW_WATER
+    connected = True
+    disconnecting = False
+    disconnected = False
+    producer: Any = None
+    streamingProducer = False
+    producerPaused = False
+
     def __init__(
         self,
         stream: Any,
@@ -119,45 +133,28 @@ class Transport:
         self._stream = stream
         self._protocol = protocol
         self._peer = peer
-        self._host = None
         self._on_close = on_close
-        self._send_now = _direct_sender(stream)
-        self._wait_writable = _writability_waiter(stream)
-        # Looked up once: only process streams have it, and only _finish uses it.
-        self._exit_reason = getattr(stream, "exit_reason", None)
-        self._blocked = False  # the last send hit a full stream; wait for writability
+        if type(stream) is gsocket.socket:
+            # The raw socket under a gevent socket is non-blocking: its send raises
+            # BlockingIOError instead of waiting (gevent's own send would wait).
+            self._send_now = stream._sock.send
+            self._on_socket = True
+        else:
+            # A send that never blocks, for the fast path, if the stream has one.
+            self._send_now = getattr(stream, "try_send", None)
+            # Looked up once (not on gevent sockets: their __getattr__ makes a
+            # missing attribute cost two exceptions).
+            self._exit_reason = getattr(stream, "exit_reason", None)
         self._buffer: collections.deque = collections.deque()
-        self._buffered = 0
-        self._writer = None
-        self._in_send = False
-        self._writer_interrupt_pending = False
-        self._reader = None
-        self._in_recv = False
-        self._reader_interrupt_pending = False
-        self._signal = Event()
-        self._closed_event = None
-        self._reason: BaseException | None = None
-        self._reading_paused = False
-        self._reading_stopped = False
-        self._close_when_flushed = False
-        self._read_done = False
-        self._write_shut_requested = False
-        self._write_shut = False
-        self._write_closed = False
-        self._pull = False
-        self._pulled = False
-        self.write_high_water = WRITE_HIGH_WATER
-        self.write_low_water = WRITE_LOW_WATER
-        self.connected = True
-        self.disconnecting = False
-        self.disconnected = False
-        self.producer: Any = None
-        self.streamingProducer = False
-        self.producerPaused = False
 
     def __repr__(self) -> str:
+        if self._protocol is None:  # let go of once closed
+            return f"<Transport {self._peer} closed>"
         state = "closed" if self.disconnected else "open"
-        return f"<Transport {self._peer} {state} protocol={type(self._protocol).__name__}>"
+        return f"<Transport {self._peer} {state} protocol={self._protocol_name()}>"
+
+    def _protocol_name(self) -> str:
+        return "protocol" if self._protocol is None else type(self._protocol).__name__
 
     # -- running the connection -------------------------------------------------
 
@@ -233,11 +230,8 @@ class Transport:
                 return
 
     def _wait_while_paused(self) -> None:
-        signal = self._signal
         while self._reading_paused and not self._reading_stopped:
-            signal.clear()
-            if self._reading_paused and not self._reading_stopped:
-                signal.wait()
+            self._cleared_signal().wait()
 
     def _read_eof(self) -> None:
         self._reading_stopped = True
@@ -255,16 +249,16 @@ class Transport:
             self._fail(exc, "readConnectionLost")
 
     def _wait_for_end(self) -> BaseException:
-        signal = self._signal
+        # The usual end (EOF or loseConnection with nothing queued) is decided at
+        # once, without an event. Nothing switches between a check and the wait.
         while True:
-            signal.clear()
             if self._reason is not None:
                 return self._reason
             if self._close_when_flushed and self._flushed():
                 return ConnectionDone("connection was closed cleanly")
             if self._read_done and self._write_shut:
                 return ConnectionDone("both directions were closed cleanly")
-            signal.wait()
+            self._cleared_signal().wait()
 
     def _finish(self, reason: BaseException) -> None:
         """Close the stream and tell the protocol, once.
@@ -315,6 +309,10 @@ class Transport:
             except Exception:
                 log.exception("Unhandled error in %r.connectionLost", protocol)
         finally:
+            # Let go of the protocol, as Twisted's transports do: it points back at
+            # us (protocol.transport), and a cycle per connection would leave every
+            # closed connection to the garbage collector.
+            self._protocol = None
             if self._closed_event is not None:
                 self._closed_event.set()
             if self._on_close is not None:
@@ -327,9 +325,27 @@ class Transport:
 
     # -- waking the reader and the writer --------------------------------------
 
+    def _cleared_signal(self) -> Event:
+        """The event the reader waits on between checks of the state, cleared.
+
+        Made on the first wait: a state change before it has no one to wake, and
+        the reader checks the state again before every wait.
+        """
+        signal = self._signal
+        if signal is None:
+            signal = self._signal = Event()
+        else:
+            signal.clear()
+        return signal
+
+    def _signal_reader(self) -> None:
+        """Wake the reader if it waits on the state (not inside ``recv``)."""
+        if self._signal is not None:
+            self._signal.set()
+
     def _wake_reader(self) -> None:
         """Make the reader look at the state: its idle wait, or its ``recv``."""
-        self._signal.set()
+        self._signal_reader()
         if self._in_recv and not self._reader_interrupt_pending:
             self._reader_interrupt_pending = True
             gevent.get_hub().loop.run_callback(self._deliver_reader_interrupt)
@@ -366,7 +382,7 @@ class Transport:
     def _fail(self, exc: Exception, callback: str) -> None:
         log.error(
             "Unhandled error in %s.%s; closing the connection",
-            type(self._protocol).__name__,
+            self._protocol_name(),
             callback,
             exc_info=exc,
         )
@@ -382,7 +398,7 @@ class Transport:
             return
         if self._buffered:
             self._enqueue(data)
-            if self._wait_writable is not None and not self._blocked:
+            if self._on_socket and not self._blocked:
                 # Push from the head of the queue here too: a reader that is never
                 # short of data never yields, and would starve the writer.
                 try:
@@ -463,7 +479,7 @@ class Transport:
         try:
             while not self.disconnected and self._reason is None:
                 if buffer:
-                    if self._wait_writable is not None:
+                    if self._on_socket:
                         self._flush_when_writable()
                     else:
                         self._send_head()
@@ -498,7 +514,9 @@ class Transport:
         if self._buffer:
             self._in_send = True
             try:
-                self._wait_writable()
+                # The socket's own write watcher, so that closing the socket wakes
+                # this wait as gevent wakes its own waiters.
+                self._stream._wait(self._stream._write_event)
             finally:
                 self._in_send = False
             self._blocked = False
@@ -543,7 +561,7 @@ class Transport:
         if self._write_shut_requested and not self._write_shut:
             self._shutdown_write()
         if self._close_when_flushed:
-            self._signal.set()
+            self._signal_reader()
 
     def _shutdown_write(self) -> None:
         self._write_shut = True
@@ -560,7 +578,7 @@ class Transport:
             except Exception as exc:
                 self._fail(exc, "writeConnectionLost")
                 return
-        self._signal.set()  # the reader may be waiting for both directions to close
+        self._signal_reader()  # the reader may be waiting for both directions to close
 
     # -- closing ----------------------------------------------------------------
 
@@ -598,7 +616,7 @@ class Transport:
         """Start reading again after :meth:`pauseProducing`."""
         if self._reading_paused:
             self._reading_paused = False
-            self._signal.set()
+            self._signal_reader()
 
     def stopProducing(self) -> None:
         """Twisted's meaning: close the connection (cleanly)."""

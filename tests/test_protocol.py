@@ -346,6 +346,27 @@ def test_listen_factory_returning_none_closes_the_connection(server_endpoint):
             sock.close()
 
 
+def test_listen_closes_the_connection_of_a_handler_killed_in_build_protocol(server_endpoint):
+    # The port leaves closing to the protocol handler; a kill before the transport
+    # exists must still close the socket (the fd-leak fixture checks).
+    building = Event()
+
+    class Slow(Factory):
+        def buildProtocol(self, addr):
+            building.set()
+            gevent.sleep(30)
+
+    port = server_endpoint.listen(Slow())
+    sock = raw_client(port, server_endpoint)
+    try:
+        assert building.wait(5)
+        port.stop_listening(timeout=0)
+        assert read_all(sock) == b""
+    finally:
+        sock.close()
+        port.stop_listening(timeout=0)
+
+
 def test_bind_failure_calls_nothing_on_the_factory():
     class Unbindable(ServerEndpoint):
         def bind(self):

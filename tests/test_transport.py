@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
 import socket
 import struct
+import weakref
 
 import gevent
 import pytest
@@ -189,6 +191,35 @@ def test_small_write_reaches_the_kernel_before_write_returns():
     finally:
         theirs.close()
         stream.close()
+
+
+def test_a_closed_connection_is_freed_without_the_garbage_collector():
+    # protocol.transport points at the transport; the transport lets go of the
+    # protocol once connectionLost has run, so no cycle is left per connection.
+    ours, theirs = socket.socketpair()
+    stream = gsocket.socket(fileno=ours.detach())
+    gc.disable()
+    try:
+        made = []
+        factory = Factory.forProtocol(lambda: made.append(Echo()) or made[-1])
+        handler = gevent.spawn(ProtocolHandler(factory), stream, None)
+        wait_for(lambda: made, what="connectionMade")
+        theirs.sendall(b"ping")
+        theirs.shutdown(socket.SHUT_WR)
+        handler.join(5)
+        assert handler.dead
+        assert read_all(theirs) == b"ping"
+        protocol = made.pop()
+        assert [type(reason) for reason in protocol.reasons] == [ConnectionDone]
+        assert repr(protocol.transport).endswith("closed>")
+        protocol_ref = weakref.ref(protocol)
+        transport_ref = weakref.ref(protocol.transport)
+        del protocol, handler, stream
+        assert protocol_ref() is None
+        assert transport_ref() is None
+    finally:
+        gc.enable()
+        theirs.close()
 
 
 def test_eight_mib_in_one_write_then_lose_connection_arrives_whole(server_endpoint):

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any, ClassVar, Union
 
+from greenpoint._accept import accept_function
 from greenpoint._address import (
     HostnameAddress,
     IPv4Address,
@@ -145,12 +146,13 @@ class HAProxyListener:
         self.timeout = timeout
         self.allow = _networks(allow)
         self.max_size = max_size
+        # Chosen once, not per connection: the wrapped listener's own raw accept,
+        # or the fast path for a plain gevent socket.
+        self._accept_raw = getattr(listener, "accept_unprepared", None) or accept_function(listener)
 
     def accept_unprepared(self) -> tuple[Any, Any]:
         """Accept the next raw connection; blocks only the calling greenlet."""
-        if hasattr(self.listener, "accept_unprepared"):
-            return self.listener.accept_unprepared()
-        return self.listener.accept()
+        return self._accept_raw()
 
     def prepare(self, stream: Any, address: Any) -> tuple[Any, Any]:
         """Check the proxy, read its header, run the wrapped listener's preparation.
