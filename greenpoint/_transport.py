@@ -41,7 +41,7 @@ import gevent
 from gevent import socket as gsocket
 from gevent.event import Event
 
-from greenpoint._address import host_address, peer_address
+from greenpoint._address import from_sockaddr, host_address, peer_address
 from greenpoint.errors import ConnectionDone, ConnectionLost
 
 __all__ = ["Transport"]
@@ -91,6 +91,7 @@ class Transport:
     # Defaults as class attributes: a connection sets only what it changes, which
     # saves ~30 attribute stores per accepted connection.
     _host = None
+    _host_sockaddr = None  # getHost's raw address, kept at close if not yet asked for
     _on_socket = False  # a plain gevent socket: raw sends, waits on its write watcher
     _exit_reason = None  # only process streams have it, and only _finish uses it
     _signal: Event | None = None  # made by the reader's first wait; most never wait
@@ -277,6 +278,7 @@ class Transport:
         self._buffer.clear()
         self._buffered = 0
         self._interrupt_writer()
+        self._remember_addresses()
         try:
             self._stream.close()
         except Exception:
@@ -670,16 +672,42 @@ class Transport:
     # -- addresses and options ------------------------------------------------------
 
     def getPeer(self) -> Any:
-        """The peer's address (an :class:`~greenpoint.IPv4Address`, ...)."""
+        """The peer's address (an :class:`~greenpoint.IPv4Address`, ...).
+
+        Also after the connection has closed (``connectionLost`` often logs it).
+        """
         if self._peer is None:
             self._peer = peer_address(self._stream)
         return self._peer
 
     def getHost(self) -> Any:
-        """Our own address."""
+        """Our own address; also after the connection has closed."""
         if self._host is None:
-            self._host = host_address(self._stream)
+            if self._host_sockaddr is not None:  # kept by _remember_addresses
+                self._host = from_sockaddr(self._stream.family, self._host_sockaddr)
+            else:
+                self._host = host_address(self._stream)
         return self._host
+
+    def _remember_addresses(self) -> None:
+        """Keep what ``getHost``/``getPeer`` still need, before the stream is closed.
+
+        The peer is normally known from the start (``buildProtocol`` got it). Our
+        own address is fetched lazily; if no one asked yet, keep it now, as cheaply
+        as possible on a socket (one ``getsockname``, made an address only if asked;
+        the socket's family survives its close).
+        """
+        try:
+            if self._host is None:
+                if self._on_socket:
+                    self._host_sockaddr = self._stream._sock.getsockname()
+                else:
+                    self._host = host_address(self._stream)
+            if self._peer is None:
+                self._peer = peer_address(self._stream)
+        except Exception:
+            # A stream that cannot tell: getHost/getPeer raise that error themselves.
+            log.debug("cannot learn the addresses of %r", self._stream, exc_info=True)
 
     def getHandle(self) -> Any:
         """The underlying stream (a gevent socket for TCP and UNIX)."""

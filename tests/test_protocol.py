@@ -463,3 +463,41 @@ def test_twisted_factory_and_protocol_classes_work_with_greenpoint_endpoints(ser
     assert client.received == b"ping"
     assert isinstance(reasons[0], ConnectionDone)
     assert not isinstance(reasons[0], ConnectionLost)
+
+
+class AddressesAtTheEnd(Protocol):
+    """Asks for its addresses only in ``connectionLost``, as logging protocols do."""
+
+    def __init__(self):
+        self.seen = None
+        self.closed = Event()
+
+    def connectionLost(self, reason):
+        self.seen = (self.transport.getPeer(), self.transport.getHost())
+        self.closed.set()
+
+
+def test_get_peer_and_get_host_still_answer_after_the_connection_closed(server_endpoint):
+    served = []
+
+    def build(addr):
+        protocol = AddressesAtTheEnd()
+        served.append(protocol)
+        return protocol
+
+    factory = Factory()
+    factory.buildProtocol = build
+    with server_endpoint.listen(factory) as port:
+        client = client_for(port, server_endpoint).connect(Factory.forProtocol(AddressesAtTheEnd))
+        client.transport.loseConnection()
+        assert client.closed.wait(5)
+        wait_for(lambda: served and served[0].closed.is_set())
+    client_peer, client_host = client.seen
+    server_peer, server_host = served[0].seen
+    assert client_peer == server_host == port.get_host()
+    if isinstance(server_endpoint, TCP4ServerEndpoint):
+        assert server_peer == client_host
+        assert client_host.host == "127.0.0.1"
+    # And from outside, once the transports are closed.
+    assert client.transport.getHost() == client_host
+    assert served[0].transport.getPeer() == server_peer
