@@ -330,17 +330,23 @@ class ListeningPort:
         self, stream: Any, address: Any, family: int | None, prepare: Callable | None
     ) -> None:
         current = gevent.getcurrent()
-        raw = stream
+        # Until the handler has the stream, the port closes it on every way out.
+        # Then a handler with closes_stream closes it itself; otherwise the port
+        # closes what the handler got: a stream from prepare() (a TLSStream, a
+        # ProxiedStream) owns the accepted one and closes it too, once.
+        owned_by_handler = False
         try:
-            address = _as_address(family, address, raw)
+            address = _as_address(family, address, stream)
             if prepare is not None:
                 try:
-                    stream, address = prepare(raw, address)
+                    prepared, address = prepare(stream, address)
                 except Exception as exc:
                     _log_prepare_failure(address, exc)
                     return
-                self._handlers[current] = stream
-                address = _as_address(family, address, stream)
+                stream = self._handlers[current] = prepared
+                if isinstance(address, _SOCKADDR_TYPES):  # prepare() gave a raw one
+                    address = _as_address(family, address, stream)
+            owned_by_handler = self._handler_closes
             self.handler(stream, address)
         except gevent.GreenletExit:
             pass
@@ -352,10 +358,8 @@ class ListeningPort:
             logger.exception("handler %r failed on the connection from %s", self.handler, address)
         finally:
             self._handlers.pop(current, None)
-            if not self._handler_closes:
+            if not owned_by_handler:
                 stream.close()
-            if stream is not raw:
-                raw.close()
 
     # -- stopping --------------------------------------------------------------
 

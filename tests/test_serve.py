@@ -235,6 +235,110 @@ def test_listener_with_prepare_runs_it_in_the_connection_greenlet():
     assert all(isinstance(address, IPv4Address) for _, address in prepared_in)
 
 
+class CountingStream:
+    """An accepted socket that counts its close() calls."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.family = sock.family
+        self.closes = 0
+
+    def close(self):
+        self.closes += 1
+        self.sock.close()
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+class OwningWrapper:
+    """What a TLS or PROXY prepare() returns: a stream that owns the accepted one."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def sendall(self, data):
+        self.inner.sendall(data)
+
+    def close(self):
+        self.inner.close()
+
+
+class WrappingListener:
+    def __init__(self, sock, fail=False):
+        self.sock = sock
+        self.family = sock.family
+        self.fail = fail
+        self.accepted = []
+
+    def accept_unprepared(self):
+        sock, address = self.sock.accept()
+        self.accepted.append(CountingStream(sock))
+        return self.accepted[-1], address
+
+    def prepare(self, stream, address):
+        if self.fail:
+            raise ConnectError("handshake failed")  # leaves the closing to the port
+        return OwningWrapper(stream), address
+
+    def close(self):
+        self.sock.close()
+
+    def getsockname(self):
+        return self.sock.getsockname()
+
+
+@pytest.mark.parametrize("handler_closes", [False, True], ids=["serve", "closing-handler"])
+def test_a_prepared_wrapper_is_closed_once_and_closes_the_accepted_stream(handler_closes):
+    def handler(stream, address):
+        stream.sendall(b"hello")
+        if handler_closes:
+            stream.close()
+
+    if handler_closes:
+        handler.closes_stream = True
+    listener = WrappingListener(loopback_listener())
+    with ListeningPort.start(listener, handler) as port, connect(port) as client:
+        assert recv_all(client) == b"hello"
+        (accepted,) = listener.accepted
+        assert accepted.closes == 1  # not closed again under the wrapper that owns it
+
+
+def test_the_accepted_stream_is_closed_when_prepare_fails():
+    listener = WrappingListener(loopback_listener(), fail=True)
+    with ListeningPort.start(listener, None) as port, connect(port) as client:
+        assert recv_all(client) == b""
+        (accepted,) = listener.accepted
+        assert accepted.closes == 1
+
+
+def test_the_address_is_converted_once_per_prepared_connection(monkeypatch):
+    import greenpoint._serve
+
+    calls = []
+    convert = greenpoint._serve._as_address
+
+    def counting(*args):
+        calls.append(args)
+        return convert(*args)
+
+    monkeypatch.setattr(greenpoint._serve, "_as_address", counting)
+    seen = []
+
+    def handler(stream, address):
+        seen.append(address)
+        stream.sendall(b"hello")
+
+    with (
+        ListeningPort.start(WrappingListener(loopback_listener()), handler) as port,
+        connect(port) as client,
+    ):
+        assert recv_all(client) == b"hello"
+        local = client.getsockname()
+    assert seen == [IPv4Address(*local)]
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize(
     ("error", "level", "traceback"),
     [

@@ -13,7 +13,9 @@ Listener protocol (what ``bind()`` returns and the serve loop relies on):
 * optional ``accept_unprepared() -> (stream, address)`` and
   ``prepare(stream, address) -> (stream, address)``: the serve loop accepts with the
   first and runs the second in the connection's own greenlet, so that a slow TLS
-  handshake or PROXY header never holds up the accept loop.
+  handshake or PROXY header never holds up the accept loop. ``prepare`` gets a
+  greenpoint address and returns one; the stream it returns owns the accepted one
+  (closing it closes that), so the serve loop closes only the returned stream.
 * optional ``get_host() -> Address`` for the bound address.
 """
 
