@@ -121,6 +121,12 @@ class TLSStream:
         if memory:
             self._write_lock = Semaphore()
             self._read_lock = Semaphore()
+            # Over a child process (pipes, so memory BIOs), pass on how it exited,
+            # so a transport over us reports it as it would without TLS. Only
+            # then: the transport looks for this attribute to decide to wait.
+            exit_reason = getattr(raw, "exit_reason", None)
+            if exit_reason is not None:
+                self.exit_reason = exit_reason
 
     # -- what was negotiated -------------------------------------------------
 

@@ -30,6 +30,7 @@ from greenpoint import (
     HostnameEndpoint,
     IPv4Address,
     ProcessEndpoint,
+    ProcessTerminated,
     Protocol,
     SSL4ClientEndpoint,
     TCP4ClientEndpoint,
@@ -657,13 +658,13 @@ def test_haproxy_ssl_refuses_a_header_sent_inside_tls_and_keeps_serving(
 # -- TLS to a child process: memory BIOs over its stdin/stdout ------------------
 
 # A TLS server on its own standard input and output: greenpoint's stdio: endpoint
-# wrapped in TLS. argv: PEM file, then "echo" or "burst".
+# wrapped in TLS. argv: PEM file, "echo" or "burst", then the exit status.
 CHILD_TLS_SERVER = f"""
 import sys
 from greenpoint import StandardIOEndpoint, wrap_server_tls
 from greenpoint.tls import options_for_server_tls
 
-pem, mode = sys.argv[1], sys.argv[2]
+pem, mode, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
 options = options_for_server_tls(pem, alpn=["h2"])
 listener = wrap_server_tls(options, StandardIOEndpoint(), handshake_timeout=10).bind()
 stream, address = listener.accept()
@@ -677,13 +678,14 @@ else:
     stream.sendall(bytes(64 * 1024))
     stream.recv(1)
 stream.close()
+sys.exit(status)
 """
 
 
-def child_tls_server(certs, mode):
+def child_tls_server(certs, mode, status=0):
     return ProcessEndpoint(
         sys.executable,
-        (sys.executable, "-c", CHILD_TLS_SERVER, certs.server_pem, mode),
+        (sys.executable, "-c", CHILD_TLS_SERVER, certs.server_pem, mode, str(status)),
         env={**os.environ, "PYTHONPATH": ROOT},
         path=ROOT,
     )
@@ -732,6 +734,17 @@ def test_protocol_over_tls_to_a_child_reads_every_buffered_record(certs):
     assert client.done.wait(5)
     assert isinstance(client.reason, ConnectionDone)
     assert process.wait(timeout=10) == 0
+
+
+def test_connection_lost_over_tls_to_a_child_gets_its_exit_status(certs, client_options):
+    endpoint = wrap_client_tls(client_options, child_tls_server(certs, "echo", status=5))
+    client = endpoint.connect(Factory.forProtocol(Collector), timeout=10)
+    client.transport.write(b"ping")
+    wait_for(lambda: client.received == b"ping", 10, "the echo")
+    client.transport.loseConnection()  # close_notify, then end of file: the child exits
+    assert client.done.wait(10)
+    assert isinstance(client.reason, ProcessTerminated)
+    assert client.reason.exit_code == 5
 
 
 # -- interoperating with OpenSSL's own tools ------------------------------------
