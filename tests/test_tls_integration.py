@@ -261,6 +261,9 @@ def test_listen_and_connect_echo_with_tls_details(certs, sites, server_kind, cli
         client.transport.loseConnection()
         assert client.done.wait(5)
         assert isinstance(client.reason, ConnectionDone)
+        # Our own address, never asked for while open, is still known after the close.
+        assert served.transport.wait_closed(5)
+        assert served.transport.getHost() == port.get_host()
 
 
 class Sink(Collector):
