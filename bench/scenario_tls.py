@@ -20,7 +20,9 @@ from scenario_echo import MIB, echo_measure
 def settings(quick: bool) -> dict[str, Any]:
     if quick:
         return {"bytes": 32 * MIB, "connections": 200, "concurrency": 8}
-    return {"bytes": 256 * MIB, "connections": 1000, "concurrency": 8}
+    # 1 GiB as the plain echo (issue 10): a 256 MiB echo lasts under a second here, and
+    # one stall of the shared machine then moved the MB/s ratio by 20-50 %.
+    return {"bytes": 1024 * MIB, "connections": 1000, "concurrency": 8}
 
 
 def tls_measure(ctx: Context, contender: ServerContender, settings: dict) -> dict:
