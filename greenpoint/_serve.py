@@ -41,9 +41,6 @@ MAX_ACCEPT_DELAY = 1.0
 # streams are closed under them anyway.
 KILL_GRACE = 1.0
 
-# The process or system is out of something; retrying at once would spin. Back off.
-_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-
 # One pending connection failed before we took it. accept(2) ("Error handling") says
 # Linux reports the connection's pending network error from accept() and asks the
 # caller to retry as for EAGAIN; the next connection in the queue is unaffected, so
@@ -305,8 +302,9 @@ class ListeningPort:
         if code in _FATAL:
             self._give_up(exc)
             return -1.0
-        # EMFILE and friends, or an error we do not know (a listener's own accept may
-        # raise anything): survive it, but slowly, as gevent's StreamServer does.
+        # EMFILE, ENFILE, ENOBUFS, ENOMEM (the process or system is out of something,
+        # so retrying at once would spin), or an error we do not know (a listener's own
+        # accept may raise anything): survive it, but slowly, as gevent's StreamServer does.
         delay = next_backoff_delay(delay)
         logger.warning(
             "accept on %s failed: %s; retrying in %.2f s",
