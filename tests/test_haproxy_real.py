@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import shutil
 import socket
 
 import gevent
@@ -20,13 +18,10 @@ import gevent.queue
 import pytest
 from gevent import socket as gsocket
 from gevent import ssl as gssl
-from gevent import subprocess as gsubprocess
 
 from greenpoint import IPv4Address, ServerEndpoint, UNIXAddress, wrap_haproxy
+from tests._haproxy_support import HAPROXY, haproxy_process
 
-HAPROXY = shutil.which("haproxy") or (
-    "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None
-)
 pytestmark = [
     pytest.mark.skipif(
         HAPROXY is None,
@@ -110,29 +105,9 @@ def running_haproxy(tmp_path, frontends, backend_address):
             f"backend be{index}",
             f"    server s{index} {backend_address} {server_options}",
         ]
-    config = tmp_path / "haproxy.cfg"
-    config.write_text("\n".join(lines) + "\n")
-    log_path = tmp_path / "haproxy.log"
-    with open(log_path, "wb") as log:
-        process = gsubprocess.Popen(
-            [HAPROXY, "-f", str(config), "-db"],
-            pass_fds=[sock.fileno() for sock, _, _ in frontends],
-            stdin=gsubprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        gevent.sleep(0.05)
-        if process.poll() is not None:
-            pytest.fail(f"haproxy exited at once:\n{log_path.read_text()}")
+    pass_fds = [sock.fileno() for sock, _, _ in frontends]
+    with haproxy_process(tmp_path, lines, pass_fds) as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except gsubprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def frontend_socket():

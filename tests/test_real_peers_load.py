@@ -23,14 +23,11 @@ import gevent
 import pytest
 from _reliability import Baseline, KiB, echo_exchange, record
 from gevent import socket as gsocket
-from gevent import subprocess as gsubprocess
 
 from greenpoint import IPv4Address, TCP4ClientEndpoint, server_from_string
+from tests._haproxy_support import HAPROXY, haproxy_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HAPROXY = shutil.which("haproxy") or (
-    "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None
-)
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 
 pytestmark = pytest.mark.timeout(90)
@@ -76,29 +73,10 @@ def running_haproxy(tmp_path, backend_port):
             f"backend be{version}",
             f"    server s{version} 127.0.0.1:{backend_port} {option}",
         ]
-    config = tmp_path / "haproxy.cfg"
-    config.write_text("\n".join(lines) + "\n")
-    log = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 - closed below
-    process = gsubprocess.Popen(
-        [HAPROXY, "-f", str(config), "-db"],
-        pass_fds=[front.fileno() for front in fronts.values()],
-        stdin=gsubprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-    )
     try:
-        gevent.sleep(0.1)
-        if process.poll() is not None:
-            pytest.fail(f"haproxy exited at once:\n{(tmp_path / 'haproxy.log').read_text()}")
-        yield {version: front.getsockname()[1] for version, front in fronts.items()}
+        with haproxy_process(tmp_path, lines, [f.fileno() for f in fronts.values()], 0.1):
+            yield {version: front.getsockname()[1] for version, front in fronts.items()}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except gsubprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
         for front in fronts.values():
             front.close()
 
