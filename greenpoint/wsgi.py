@@ -60,6 +60,12 @@ NEW_CONNECTION_GRACE = 1.0
 
 _DEFAULT: Any = "default"
 
+# A response whose first piece of body is at most this long leaves in the same write
+# as its headers: a request/response exchange is then one segment each way (pywsgi
+# writes them apart, and a second small write is what Nagle and delayed ACKs stall).
+# Larger bodies go on their own, so that no big buffer is copied.
+ONE_WRITE_LIMIT = 64 * 1024
+
 # A connection's state, as far as stopping is concerned.
 _NEW, _IDLE, _BUSY = "new", "idle", "busy"
 
@@ -147,6 +153,45 @@ class WSGIHandler(pywsgi.WSGIHandler):
 
     _connection: _Connection | None = None
     _peer: Any = None
+    # The response head, held back until the first piece of body goes with it
+    # (True: the next _sendall is the head to hold).
+    _held_head: Any = None
+
+    def finalize_headers(self) -> None:
+        super().finalize_headers()
+        if self.command == "HEAD":
+            # The headers a GET would get, but no body and so no chunk framing.
+            self.response_use_chunked = False
+
+    def _write(self, data: Any) -> None:
+        # A response to HEAD has no body (RFC 9110 9.3.2), even when the app gives
+        # one: pywsgi would send it and a keep-alive client would read it as the
+        # start of the next response.
+        if self.command != "HEAD":
+            super()._write(data)
+
+    def _write_with_headers(self, data: Any) -> None:
+        if self.command == "HEAD":
+            data = b""
+        if not data or len(data) > ONE_WRITE_LIMIT:
+            super()._write_with_headers(data)
+            return
+        self._held_head = True
+        try:
+            super()._write_with_headers(data)
+        finally:
+            self._held_head = None  # a failed write must not hold the next head
+
+    def _sendall(self, data: Any) -> None:
+        head = self._held_head
+        if head is not None:
+            if head is True:  # pywsgi's head: keep it for the body's write
+                self._held_head = bytearray(data)
+                return
+            self._held_head = None
+            head += data
+            data = head
+        super()._sendall(data)
 
     def read_requestline(self) -> str:
         connection = self._connection

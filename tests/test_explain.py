@@ -27,6 +27,7 @@ def test_explain_lists_every_key_with_value_default_and_whether_given():
         "backlog": ("5", "50", True),
         "interface": ("127.0.0.1", '""', True),
         "reusePort": ("0", "0", False),
+        "nodelay": ("1", "1", False),
         "ipv6only": ("0", "0", False),
     }
 

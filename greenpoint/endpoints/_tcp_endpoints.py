@@ -26,7 +26,7 @@ from gevent import socket as gsocket
 
 from greenpoint._address import IPv4Address, IPv6Address
 from greenpoint._happy_eyeballs import open_tcp_connection
-from greenpoint._socket import connect_address
+from greenpoint._socket import connect_address, set_nodelay
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.errors import ConnectError, ListenError
 
@@ -265,6 +265,7 @@ def _listen(
     backlog: int,
     reuse_port: bool,
     ipv6only: bool | None,
+    nodelay: bool = True,
 ) -> Any:
     """Bind and listen a gevent TCP socket; closed again on any failure."""
     shown = (IPv4Address if family == AF_INET else IPv6Address)(
@@ -281,6 +282,10 @@ def _listen(
             sock.setsockopt(_stdsocket.SOL_SOCKET, _reuse_port_option(), 1)
         if ipv6only is not None:
             sock.setsockopt(_stdsocket.IPPROTO_IPV6, _stdsocket.IPV6_V6ONLY, int(ipv6only))
+        if nodelay:
+            # Accepted sockets inherit TCP_NODELAY from the listener (Linux, the
+            # BSDs), so no connection pays a setsockopt for it.
+            set_nodelay(sock)
         sock.bind(_sockaddr(family, interface, port_number))
         sock.listen(backlog)
     except OSError as exc:
@@ -334,6 +339,7 @@ class _TCPServerEndpoint(ServerEndpoint):
             self.backlog,
             self.reuse_port,
             self._ipv6only(),
+            self.nodelay,
         )
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
@@ -346,6 +352,8 @@ class _TCPServerEndpoint(ServerEndpoint):
             kwargs["ipv6only"] = 1
         if self.reuse_port:
             kwargs["reusePort"] = 1
+        if not self.nodelay:
+            kwargs["nodelay"] = 0
         return (self.prefix, (self.port,), kwargs)
 
 
@@ -355,12 +363,14 @@ class TCP4ServerEndpoint(_TCPServerEndpoint):
 
     ``interface`` ``""`` means every IPv4 address (Twisted's default). ``reuse_port``
     sets ``SO_REUSEPORT`` so that several processes can listen on the same port.
+    ``nodelay`` (default on) sets ``TCP_NODELAY`` on every accepted connection.
     """
 
     port: int
     backlog: int = DEFAULT_BACKLOG
     interface: str = ""
     reuse_port: bool = False
+    nodelay: bool = True
 
     family: ClassVar[int] = AF_INET
     any_interface: ClassVar[str] = ""
@@ -383,6 +393,7 @@ class TCP6ServerEndpoint(_TCPServerEndpoint):
     interface: str = "::"
     ipv6only: bool = False
     reuse_port: bool = False
+    nodelay: bool = True
 
     family: ClassVar[int] = AF_INET6
     any_interface: ClassVar[str] = "::"

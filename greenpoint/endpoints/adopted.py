@@ -24,6 +24,7 @@ from gevent import socket as gsocket
 
 from greenpoint._params import Param, choice, integer, text
 from greenpoint._registry import EndpointParser
+from greenpoint._socket import set_nodelay
 from greenpoint._systemd import listen_fds
 from greenpoint.endpoints._base import ServerEndpoint
 from greenpoint.errors import AlreadyListenedError, DescriptionError, ListenError
@@ -132,6 +133,8 @@ class AdoptedStreamServerEndpoint(ServerEndpoint):
         # Not inherited by children (sd_listen_fds(3) leaves that to the program).
         os.set_inheritable(self.fileno, False)
         sock = gsocket.socket(self.address_family, _stdsocket.SOCK_STREAM, fileno=self.fileno)
+        # As for tcp: listeners: accepted connections inherit TCP_NODELAY (no-op on UNIX).
+        set_nodelay(sock)
         self._adopted = True
         return sock
 

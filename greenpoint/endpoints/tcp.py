@@ -187,13 +187,16 @@ def _server_params(interface_default: str, v6only: bool) -> tuple[Param, ...]:
         Param("backlog", integer(0), default=DEFAULT_BACKLOG),
         Param("interface", ip_literal, default=interface_default),
         Param("reusePort", boolean, default=False, target="reuse_port"),
+        Param("nodelay", boolean, default=True, help="TCP_NODELAY on accepted connections"),
     )
     if v6only:
         params += (Param("ipv6only", boolean, default=False),)
     return params
 
 
-def _build_tcp_server(port: int, backlog: int, interface: str, reuse_port: bool, ipv6only: bool):
+def _build_tcp_server(
+    port: int, backlog: int, interface: str, reuse_port: bool, nodelay: bool, ipv6only: bool
+):
     # Twisted's tcp: is IPv4, but an IPv6 interface can only mean IPv6.
     if interface and literal_family(interface) == AF_INET6:
         return _construct(
@@ -204,6 +207,7 @@ def _build_tcp_server(port: int, backlog: int, interface: str, reuse_port: bool,
             interface=interface,
             ipv6only=ipv6only,
             reuse_port=reuse_port,
+            nodelay=nodelay,
         )
     if ipv6only:
         raise DescriptionError(
@@ -213,21 +217,23 @@ def _build_tcp_server(port: int, backlog: int, interface: str, reuse_port: bool,
         )
     return _construct(
         "tcp", TCP4ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        reuse_port=reuse_port,
+        reuse_port=reuse_port, nodelay=nodelay,
     )  # fmt: skip
 
 
-def _build_tcp4_server(port: int, backlog: int, interface: str, reuse_port: bool):
+def _build_tcp4_server(port: int, backlog: int, interface: str, reuse_port: bool, nodelay: bool):
     return _construct(
         "tcp4", TCP4ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        reuse_port=reuse_port,
+        reuse_port=reuse_port, nodelay=nodelay,
     )  # fmt: skip
 
 
-def _build_tcp6_server(port: int, backlog: int, interface: str, reuse_port: bool, ipv6only: bool):
+def _build_tcp6_server(
+    port: int, backlog: int, interface: str, reuse_port: bool, nodelay: bool, ipv6only: bool
+):
     return _construct(
         "tcp6", TCP6ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        ipv6only=ipv6only, reuse_port=reuse_port,
+        ipv6only=ipv6only, reuse_port=reuse_port, nodelay=nodelay,
     )  # fmt: skip
 
 
