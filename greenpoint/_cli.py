@@ -42,6 +42,7 @@ class CommandError(Exception):
 
 def _run_check(args: argparse.Namespace) -> int:
     from greenpoint._explain import explain_either, format_explanation, prefix_table
+    from greenpoint._redact import redact_description
     from greenpoint.errors import DescriptionError
 
     if args.table:
@@ -55,12 +56,12 @@ def _run_check(args: argparse.Namespace) -> int:
         try:
             explanations = explain_either(text, sides)
         except DescriptionError as exc:
-            print(f"greenpoint check: {text}: {exc}", file=sys.stderr)
+            print(f"greenpoint check: {redact_description(text)}: {exc}", file=sys.stderr)
             status = EXIT_FAILURE
             continue
         if args.quiet:
             continue
-        print(text)
+        print(redact_description(text))
         for explanation in explanations:
             print(format_explanation(explanation, "  "))
     return status

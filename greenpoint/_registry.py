@@ -55,6 +55,9 @@ _BUILTIN_CLIENT_MODULES = {
     "unix": "greenpoint.endpoints.unix",
     "ssl": "greenpoint.endpoints.tls",
     "tls": "greenpoint.endpoints.tls",
+    "socks5": "greenpoint.endpoints.proxy",
+    "socks4a": "greenpoint.endpoints.proxy",
+    "httpconnect": "greenpoint.endpoints.proxy",
 }
 _BUILTIN_SERVER_MODULES = {
     "tcp": "greenpoint.endpoints.tcp",
