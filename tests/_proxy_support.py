@@ -63,9 +63,7 @@ def _read(path: Path) -> str:
 def running(argv: Sequence[str], port: int, log: Path) -> Iterator[int]:
     """Start ``argv`` (output to ``log``), wait for ``port``, yield it; stop after."""
     with open(log, "ab") as out:
-        process = gsubprocess.Popen(
-            list(argv), stdin=gsubprocess.DEVNULL, stdout=out, stderr=out
-        )
+        process = gsubprocess.Popen(list(argv), stdin=gsubprocess.DEVNULL, stdout=out, stderr=out)
     try:
         _wait_until_listening(port, process, log)
         yield port
@@ -130,7 +128,7 @@ def tinyproxy(
         f"Port {port}",
         f"Listen {LOOPBACK}",
         "Timeout 30",
-        f"LogFile \"{log}\"",
+        f'LogFile "{log}"',
         "LogLevel Info",
         "MaxClients 20",
         f"Allow {LOOPBACK}",

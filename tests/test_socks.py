@@ -39,9 +39,7 @@ def test_method_choice_refusals_say_why(reply, with_password, words):
 
 
 def test_auth_request_is_rfc_1929():
-    assert socks.auth_request("bob", "pässword") == (
-        b"\x01\x03bob\x09p\xc3\xa4ssword"
-    )
+    assert socks.auth_request("bob", "pässword") == (b"\x01\x03bob\x09p\xc3\xa4ssword")
 
 
 @pytest.mark.parametrize(("user", "password"), [("", "x"), ("x", ""), ("x" * 256, "y")])
