@@ -31,7 +31,12 @@ SIDES = ("client", "server")
 _TABLES = {"client": _CLIENTS, "server": _SERVERS}
 
 # Prefixes whose shape the parameter list cannot say: they wrap a whole description.
-_WRAPPER_FORMS = {("server", "haproxy"): "haproxy:[KEY=VALUE:]...SERVER"}
+_WRAPPER_FORMS = {
+    ("server", "haproxy"): "haproxy:[KEY=VALUE:]...SERVER",
+    ("client", "socks5"): "socks5:HOST:PORT:proxy=[CLIENT]",
+    ("client", "socks4a"): "socks4a:HOST:PORT:proxy=[CLIENT]",
+    ("client", "httpconnect"): "httpconnect:HOST:PORT:proxy=[CLIENT]",
+}
 
 
 @dataclasses.dataclass(frozen=True)

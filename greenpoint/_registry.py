@@ -58,6 +58,7 @@ _BUILTIN_CLIENT_MODULES = {
     "socks5": "greenpoint.endpoints.proxy",
     "socks4a": "greenpoint.endpoints.proxy",
     "httpconnect": "greenpoint.endpoints.proxy",
+    "envproxy": "greenpoint.endpoints.envproxy",
 }
 _BUILTIN_SERVER_MODULES = {
     "tcp": "greenpoint.endpoints.tcp",
