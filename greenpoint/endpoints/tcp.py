@@ -69,7 +69,19 @@ def _endpoint_for_name(
     bind_address: Any,
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY,
 ) -> ClientEndpoint:
-    """The endpoint ``tcp:`` uses for a host name: happy eyeballs over both families."""
+    """The endpoint ``tcp:`` uses for a host name: happy eyeballs over both families.
+
+    Several hosts separated by commas are raced as one (``HostnamesEndpoint``).
+    """
+    if "," in host:
+        from greenpoint.endpoints.hostnames import HostnamesEndpoint, split_hosts
+
+        return HostnamesEndpoint(
+            [(name, port) for name in split_hosts(host)],
+            timeout=timeout,
+            bind_address=bind_address,
+            attempt_delay=attempt_delay,
+        )
     return HostnameEndpoint(
         host, port, timeout=timeout, bind_address=bind_address, attempt_delay=attempt_delay
     )
@@ -121,7 +133,12 @@ def _bind_for_literal(bind_address: str | None, family: int) -> str | None:
 
 def _client_params(race: bool = False) -> tuple[Param, ...]:
     params = (
-        Param("host", host, positional=True, help="a host name or IP address"),
+        Param(
+            "host",
+            host,
+            positional=True,
+            help="a host name or IP address; for tcp:, several separated by commas",
+        ),
         Param("port", integer(1, 65535), positional=True, help="the port to connect to"),
         Param("timeout", number, default=DEFAULT_TIMEOUT, help="seconds, fractions allowed"),
     )
