@@ -133,3 +133,56 @@ def test_a_caller_timeout_closes_every_attempt():
         endpoint = HostnamesEndpoint([(DEAD, port), ("127.0.0.4", port)], timeout=30)
         with pytest.raises(gevent.Timeout), gevent.Timeout(0.3):
             endpoint.open()
+
+
+def test_sequence_tries_the_hosts_in_order_each_with_a_share_of_the_deadline():
+    with black_hole(stdsocket.AF_INET, DEAD) as port:
+        live = listening_on(LIVE, port)
+        try:
+            endpoint = client_from_string(
+                f"tcp:{DEAD},{REFUSING},{LIVE}:{port}:timeout=1.5:order=sequence"
+            )
+            assert client_from_string(str(endpoint)) == endpoint
+            started = time.monotonic()
+            sock, info = endpoint.open_with_info()
+            elapsed = time.monotonic() - started
+            sock.close()
+        finally:
+            live.close()
+    # The black hole gets a third of 1.5 s; the refusal is at once; then the live one.
+    assert 0.45 <= elapsed < 3
+    assert info.winner == IPv4Address(LIVE, port)
+    hosts = [attempt.address.host for attempt in info.attempts]
+    assert hosts == [DEAD, REFUSING, LIVE]
+    assert 0.45 <= info.attempts[1].started < 3  # shifted to the start of the whole connect
+
+
+def test_sequence_prefers_the_first_host_that_answers():
+    first, second = listening_on(REFUSING, 0), None
+    port = first.getsockname()[1]
+    try:
+        second = listening_on(LIVE, port)
+        endpoint = HostnamesEndpoint([(REFUSING, port), (LIVE, port)], order="sequence")
+        for _ in range(3):
+            sock, info = endpoint.open_with_info(timeout=5)
+            sock.close()
+            assert info.winner == IPv4Address(REFUSING, port)
+            assert len(info.attempts) == 1
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+def test_sequence_all_failing_lists_every_host():
+    probe = gsocket.socket()
+    probe.bind((REFUSING, 0))
+    port = probe.getsockname()[1]
+    try:
+        endpoint = client_from_string(f"tcp:{REFUSING},{LIVE}:{port}:order=sequence")
+        with pytest.raises(ConnectRefusedError) as caught:
+            endpoint.open(timeout=5)
+    finally:
+        probe.close()
+    assert "all 2 hosts failed" in str(caught.value)
+    assert [attempt.address.host for attempt in caught.value.attempts] == [REFUSING, LIVE]

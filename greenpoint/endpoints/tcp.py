@@ -12,7 +12,7 @@ from typing import Any
 
 from greenpoint._hostnames import normalize_bind_address
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
-from greenpoint._params import Param, boolean, host, integer, ip_literal, number, port
+from greenpoint._params import Param, boolean, choice, host, integer, ip_literal, number, port
 from greenpoint._registry import EndpointParser
 from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.endpoints._tcp_endpoints import (
@@ -68,6 +68,7 @@ def _endpoint_for_name(
     timeout: float,
     bind_address: Any,
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY,
+    order: str = "race",
 ) -> ClientEndpoint:
     """The endpoint ``tcp:`` uses for a host name: happy eyeballs over both families.
 
@@ -81,6 +82,7 @@ def _endpoint_for_name(
             timeout=timeout,
             bind_address=bind_address,
             attempt_delay=attempt_delay,
+            order=order,
         )
     return HostnameEndpoint(
         host, port, timeout=timeout, bind_address=bind_address, attempt_delay=attempt_delay
@@ -163,6 +165,12 @@ def _client_params(race: bool = False) -> tuple[Param, ...]:
             target="attempt_delay",
             help="seconds before the next connection attempt (RFC 8305; clamped to 0.01–2)",
         ),
+        Param(
+            "order",
+            choice("race", "sequence"),
+            default="race",
+            help="several hosts: race all (default) or try them in the order given",
+        ),
     )
 
 
@@ -173,6 +181,7 @@ def _build_tcp_client(
     bind_address: str | None,
     bind_port: int,
     attempt_delay: float,
+    order: str,
 ):
     family = literal_family(host)
     if family is None:
@@ -183,7 +192,7 @@ def _build_tcp_client(
                 parameter="timeout",
             )
         bind = _bind_for_name(bind_address, bind_port)
-        return _endpoint_for_name(host, port, timeout, bind, attempt_delay)
+        return _endpoint_for_name(host, port, timeout, bind, attempt_delay, order)
     # An IP literal: one address, nothing to race, so attemptDelay has no effect.
     bind = _bind_pair(_bind_for_literal(bind_address, family), bind_port)
     cls = TCP4ClientEndpoint if family == AF_INET else TCP6ClientEndpoint
