@@ -231,3 +231,31 @@ def test_tls_over_tinyproxy(tmp_path, tls_echo):
     with tinyproxy(tmp_path, [port]) as proxy:
         tunnel = f"httpconnect:{LOOPBACK}:{port}:proxy=[tcp:{LOOPBACK}:{proxy}]"
         round_trip(f"tls:{LOOPBACK}:{port}:trustRoots={ca_file}:endpoint=[{tunnel}]")
+
+
+def test_tinyproxy_reached_over_tls(tmp_path, echo_port):
+    """An HTTPS proxy: tinyproxy behind greenpoint's own TLS terminator, so the
+    CONNECT and its answer travel over TLS (read without peeking)."""
+    from _tls_support import make_certs
+
+    from greenpoint._relay import Relay
+
+    (tmp_path / "certs").mkdir()
+    certs = make_certs(tmp_path / "certs")
+    with tinyproxy(tmp_path, [echo_port]) as proxy:
+        relay = Relay(client_from_string(f"tcp:{LOOPBACK}:{proxy}"))
+        front = server_from_string(
+            f"ssl:0:interface={LOOPBACK}:privateKey={certs.server_pem}"
+        ).serve(relay)
+        try:
+            tls_proxy = f"tls:localhost:{front.get_host().port}:trustRoots={certs.ca_file}"
+            tls_proxy += f":endpoint=[tcp:{LOOPBACK}:{front.get_host().port}]"
+            round_trip(f"httpconnect:{LOOPBACK}:{echo_port}:proxy=[{tls_proxy}]")
+            wrong_ca = make_certs(tmp_path).ca_file  # another CA: the proxy is refused
+            bad = tls_proxy.replace(certs.ca_file, wrong_ca)
+            endpoint = client_from_string(f"httpconnect:{LOOPBACK}:{echo_port}:proxy=[{bad}]")
+            with pytest.raises(TLSVerificationError, match="cannot reach the HTTP proxy") as caught:
+                endpoint.open(timeout=10)
+            assert caught.value.reason  # the TLS error's own details survive the re-wording
+        finally:
+            front.stop_listening(timeout=1)

@@ -197,6 +197,9 @@ class _ProxyClientEndpoint(ClientEndpoint):
                 attempts=exc.attempts,
                 errno=exc.errno,
             )
+            for name, value in vars(exc).items():  # e.g. a TLS proxy's .reason
+                if name not in vars(error):
+                    setattr(error, name, value)
             raise error from exc
 
     def _negotiate_within(
