@@ -19,13 +19,10 @@ class NegotiationError(ValueError):
     ``step`` is what was being negotiated (``"greeting"``, ``"authentication"``,
     ``"CONNECT"``); ``reason`` says why in words; ``reply`` is the proxy's own
     answer (a SOCKS reply code, an HTTP status line) or ``None`` for garbage.
-    ``refused`` is true when the proxy could not reach the target because nothing
-    listened there (SOCKS5 reply 5), so callers can treat it like a refusal.
     """
 
-    def __init__(self, step: str, reason: str, reply: Any = None, *, refused: bool = False) -> None:
+    def __init__(self, step: str, reason: str, reply: Any = None) -> None:
         super().__init__(f"{step}: {reason}")
         self.step = step
         self.reason = reason
         self.reply = reply
-        self.refused = refused

@@ -74,7 +74,6 @@ SOCKS5_REPLY_WORDS = {
     0x07: "command not supported",
     0x08: "address type not supported",
 }
-REPLY_REFUSED = 0x05
 
 # The SOCKS4 protocol document (Ying-Da Lee), the CD field of a reply.
 SOCKS4_REPLY_WORDS = {
@@ -201,9 +200,7 @@ def _raise_for_code(code: int) -> None:
     if code == 0:
         return
     words = SOCKS5_REPLY_WORDS.get(code, "unknown reply code")
-    raise NegotiationError(
-        "CONNECT", f"{words} (reply {code})", code, refused=code == REPLY_REFUSED
-    )
+    raise NegotiationError("CONNECT", f"{words} (reply {code})", code)
 
 
 def parse_connect_reply(reply: bytes) -> IPv4Address | IPv6Address | tuple[str, int]:

@@ -259,3 +259,15 @@ def test_tinyproxy_reached_over_tls(tmp_path, echo_port):
             assert caught.value.reason  # the TLS error's own details survive the re-wording
         finally:
             front.stop_listening(timeout=1)
+
+
+def test_microsocks_reaches_an_ipv6_target(tmp_path):
+    try:
+        port = server_from_string("tcp6:0:interface=[::1]:ipv6only=1").serve(echo)
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    try:
+        with microsocks(tmp_path) as proxy:
+            round_trip(f"socks5:[::1]:{port.get_host().port}:proxy=[tcp:{LOOPBACK}:{proxy}]")
+    finally:
+        port.stop_listening(timeout=1)
