@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from greenpoint import _http_connect as http
 from greenpoint import _socks as socks
 from greenpoint._address import IPv4Address, IPv6Address
 from greenpoint._negotiation import NegotiationError
@@ -154,3 +157,49 @@ def test_socks4_reply_codes_in_words(reply, words):
     with pytest.raises(NegotiationError, match="CONNECT") as caught:
         socks.parse_socks4_reply(reply)
     assert words in caught.value.reason
+
+
+# -- whatever a proxy sends, the parsers answer with a NegotiationError or a value --
+
+
+@given(st.binary(max_size=64))
+def test_socks_parsers_never_crash_on_garbage(data):
+    for parse in (
+        lambda: socks.parse_method_choice(data[:2], True),
+        lambda: socks.parse_auth_reply(data[:2]),
+        lambda: socks.reply_length(data),
+        lambda: socks.parse_connect_reply(data),
+        lambda: socks.parse_socks4_reply(data[:8]),
+    ):
+        try:
+            parse()
+        except NegotiationError:
+            pass
+
+
+@given(st.binary(max_size=256))
+def test_http_parsers_never_crash_on_garbage(data):
+    try:
+        end = http.head_end(data)
+        if end is not None:
+            http.parse_response(data[:end])
+    except NegotiationError:
+        pass
+
+
+@given(st.text(max_size=40), st.integers(1, 65535))
+def test_requests_are_built_or_refused_with_a_value_error(host, port):
+    for build in (
+        lambda: socks.connect_request(host, port),
+        lambda: socks.socks4_connect_request(host, port),
+    ):
+        try:
+            build()
+        except ValueError:
+            pass
+    try:
+        request = http.connect_request(host, port)
+    except ValueError:
+        return
+    # No name can smuggle a header or end the request early.
+    assert request.count(b"\r\n") == 3 and request.endswith(b"\r\n\r\n")
