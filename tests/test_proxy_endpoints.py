@@ -8,6 +8,7 @@ import socket as stdsocket
 import time
 
 import gevent
+import gevent.event
 import pytest
 from gevent import socket as gsocket
 
@@ -363,3 +364,38 @@ def socket_that_refuses():
         yield port  # bound, not listening: connecting is refused
     finally:
         probe.close()
+
+
+def test_relay_logs_name_the_proxy_without_its_password(caplog):
+    from greenpoint._relay import Relay
+
+    with socket_that_refuses() as port:
+        upstream = client_from_string(
+            f"socks5:example.com:80:proxy=[{tcp(port)}]:user=bob:password={SECRET}"
+        )
+        relay = Relay(upstream)
+        client, server = stdsocket.socketpair()
+        with client, server, caplog.at_level("INFO", logger="greenpoint.relay"):
+            relay(server, "client")
+    assert "cannot reach the SOCKS5 proxy" in caplog.text
+    assert "password=***" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_protocols_run_through_a_proxy_too():
+    from greenpoint import Protocol, connect_protocol
+
+    received = gevent.event.AsyncResult()
+
+    class Echoed(Protocol):
+        def connectionMade(self):  # noqa: N802
+            self.transport.write(b"hello protocol")
+
+        def dataReceived(self, data):  # noqa: N802
+            received.set(data)
+            self.transport.loseConnection()
+
+    with scripted_proxy(socks5_granting) as (port, _seen):
+        endpoint = client_from_string(f"socks5:example.com:80:proxy=[{tcp(port)}]")
+        connect_protocol(endpoint, Echoed(), timeout=5)
+        assert received.get(timeout=5) == b"hello protocol"
