@@ -13,7 +13,6 @@ from typing import Any
 import gevent
 
 from greenpoint._pump import Pump
-from greenpoint._send_proxy import header_for
 
 __all__ = ["Relay", "format_bytes"]
 
@@ -66,6 +65,8 @@ class Relay:
             log.error("%s: cannot connect to %s: %s", address, self.upstream, reason)
             return
         if self.send_proxy is not None:
+            from greenpoint._send_proxy import header_for
+
             try:
                 connection.sendall(header_for(stream, address, self.send_proxy))
             except OSError as exc:
