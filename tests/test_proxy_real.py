@@ -98,7 +98,7 @@ def test_microsocks_wrong_password(tmp_path, echo_port):
         with pytest.raises(ProxyError) as caught:
             endpoint.open(timeout=10)
     message = str(caught.value)
-    assert f"SOCKS5 proxy {LOOPBACK}:{proxy} refused authentication" in message
+    assert f"SOCKS5 proxy {LOOPBACK}:{proxy} refused the authentication for" in message
     assert "user or password refused" in message
     assert "wrong pony" not in message
 

@@ -233,16 +233,16 @@ class _ProxyClientEndpoint(ClientEndpoint):
             ) from None
         except NegotiationError as exc:
             verb = "refused" if exc.reply is not None else "failed"
+            step = "CONNECT to" if exc.step == "CONNECT" else f"the {exc.step} for"
             raise fail(
-                ProxyError,
-                f"{request} {verb} {exc.step} to {self.target}: {exc.reason}",
-                exc,
+                ProxyError, f"{request} {verb} {step} {self.target}: {exc.reason}", exc
             ) from exc
         except _Closed as exc:
+            received = len(exc.received)
             raise fail(
                 ProxyError,
                 f"{request} closed the connection during {step[0]} for {self.target} "
-                f"(after {len(exc.received)} bytes of its answer)",
+                f"(after {received} byte{'' if received == 1 else 's'} of its answer)",
                 exc,
             ) from None
         except OSError as exc:
