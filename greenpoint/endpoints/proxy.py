@@ -166,6 +166,8 @@ class _ProxyClientEndpoint(ClientEndpoint):
             DNSLookupError: with ``resolve=local``, the target did not resolve.
         """
         limit = self.timeout if timeout is None else timeout
+        if limit is None:  # __post_init__ always sets one; this keeps the types honest
+            limit = DEFAULT_TIMEOUT
         started = time.monotonic()
         deadline = started + limit
         target_host = self._target_host(limit)
@@ -216,8 +218,7 @@ class _ProxyClientEndpoint(ClientEndpoint):
             elapsed = time.monotonic() - negotiation_started
             attempt = Attempt(proxy, "proxy", cause, negotiation_started - started, elapsed)
             error = cls(message, address=self.target, attempts=(attempt,))
-            error.proxy = proxy
-            error.reply = getattr(cause, "reply", None)
+            vars(error).update(proxy=proxy, reply=getattr(cause, "reply", None))
             return error
 
         request = f"{self.kind} proxy {proxy}"
@@ -233,9 +234,9 @@ class _ProxyClientEndpoint(ClientEndpoint):
             ) from None
         except NegotiationError as exc:
             verb = "refused" if exc.reply is not None else "failed"
-            step = "CONNECT to" if exc.step == "CONNECT" else f"the {exc.step} for"
+            what = "CONNECT to" if exc.step == "CONNECT" else f"the {exc.step} for"
             raise fail(
-                ProxyError, f"{request} {verb} {step} {self.target}: {exc.reason}", exc
+                ProxyError, f"{request} {verb} {what} {self.target}: {exc.reason}", exc
             ) from exc
         except _Closed as exc:
             received = len(exc.received)
