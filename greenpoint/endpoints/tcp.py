@@ -268,7 +268,8 @@ CLIENT_PARSERS = {
         "tcp",
         _client_params(race=True),
         _build_tcp_client,
-        "TCP to a host: an IP literal picks its family; a name tries both families",
+        "TCP to a host: an IP literal picks its family; a name tries both families; "
+        "several hosts (a,b) are raced as one",
     ),
     "tcp4": EndpointParser(
         "tcp4",
