@@ -233,16 +233,16 @@ def test_tls_over_tinyproxy(tmp_path, tls_echo):
         round_trip(f"tls:{LOOPBACK}:{port}:trustRoots={ca_file}:endpoint=[{tunnel}]")
 
 
-def test_tinyproxy_reached_over_tls(tmp_path, echo_port):
+def test_tinyproxy_reached_over_tls(tmp_path, echo_port, tls_echo):
     """An HTTPS proxy: tinyproxy behind greenpoint's own TLS terminator, so the
     CONNECT and its answer travel over TLS (read without peeking)."""
     from _tls_support import make_certs
 
     from greenpoint._relay import Relay
 
-    (tmp_path / "certs").mkdir()
-    certs = make_certs(tmp_path / "certs")
-    with tinyproxy(tmp_path, [echo_port]) as proxy:
+    (tmp_path / "proxy-certs").mkdir()
+    certs = make_certs(tmp_path / "proxy-certs")
+    with tinyproxy(tmp_path, [echo_port, tls_echo[0]]) as proxy:
         relay = Relay(client_from_string(f"tcp:{LOOPBACK}:{proxy}"))
         front = server_from_string(
             f"ssl:0:interface={LOOPBACK}:privateKey={certs.server_pem}"
@@ -251,6 +251,10 @@ def test_tinyproxy_reached_over_tls(tmp_path, echo_port):
             tls_proxy = f"tls:localhost:{front.get_host().port}:trustRoots={certs.ca_file}"
             tls_proxy += f":endpoint=[tcp:{LOOPBACK}:{front.get_host().port}]"
             round_trip(f"httpconnect:{LOOPBACK}:{echo_port}:proxy=[{tls_proxy}]")
+            # TLS to the target inside the TLS to the proxy.
+            tls_port, tls_ca = tls_echo
+            tunnel = f"httpconnect:{LOOPBACK}:{tls_port}:proxy=[{tls_proxy}]"
+            round_trip(f"tls:{LOOPBACK}:{tls_port}:trustRoots={tls_ca}:endpoint=[{tunnel}]")
             wrong_ca = make_certs(tmp_path).ca_file  # another CA: the proxy is refused
             bad = tls_proxy.replace(certs.ca_file, wrong_ca)
             endpoint = client_from_string(f"httpconnect:{LOOPBACK}:{echo_port}:proxy=[{bad}]")
