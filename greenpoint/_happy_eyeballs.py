@@ -263,6 +263,9 @@ def open_tcp_connection_to_any(
                 literals.append(literal)
         except ValueError as exc:
             raise DNSLookupError(str(exc), address=target) from exc
+    if not queries and not literals:
+        allowed = " or ".join(family_name(family) for family in families)
+        raise ConnectError(f"cannot connect to {target}: no {allowed} address", address=target)
     race = _Race(
         target=target,
         name=queries[0][0] if queries else shown,

@@ -186,3 +186,11 @@ def test_sequence_all_failing_lists_every_host():
         probe.close()
     assert "all 2 hosts failed" in str(caught.value)
     assert [attempt.address.host for attempt in caught.value.attempts] == [REFUSING, LIVE]
+
+
+def test_only_literals_of_another_family_is_a_clear_error():
+    from greenpoint._happy_eyeballs import open_tcp_connection_to_any
+    from greenpoint.errors import ConnectError
+
+    with pytest.raises(ConnectError, match=r"no IPv4 address"):
+        open_tcp_connection_to_any([("::1", 80), ("::2", 80)], families=[stdsocket.AF_INET])
