@@ -68,6 +68,8 @@ MAX_BOOT_FAILURES = 3
 # The longest the loop sleeps: also how late a worker's death is noticed when its
 # status pipe does not close with it (a child process of the app holds it).
 TICK = 0.5
+# How often to look for the exit status of a worker whose status pipe has closed.
+REAP_POLL = 0.02
 
 _SIGNAL_NAMES = {
     signal.SIGTERM: "SIGTERM",
@@ -155,6 +157,9 @@ class Supervisor:
         deadlines += [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if self.spawn_not_before > now:
             deadlines.append(self.spawn_not_before)
+        if any(pid not in self.status_fds for pid in self.workers):
+            # Its status pipe closed as it exited: reap it as soon as it is a zombie.
+            deadlines.append(now + REAP_POLL)
         return max(0.0, min(deadlines) - now)
 
     # -- signals -----------------------------------------------------------------
@@ -202,11 +207,12 @@ class Supervisor:
         selector_fileno = getattr(self.selector, "fileno", None)  # epoll's own fd
         if selector_fileno is not None:
             supervisor_fds.append(selector_fileno())
+        supervisor_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
             run_worker(
                 self.settings,
-                WorkerPipes(status_w, self.lifeline_r, os.getppid(), supervisor_fds),
+                WorkerPipes(status_w, self.lifeline_r, supervisor_pid, supervisor_fds),
             )
         os.close(status_w)
         os.set_blocking(status_r, False)

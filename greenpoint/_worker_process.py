@@ -150,7 +150,8 @@ class _Worker:
             gevent.signal_handler(signal.SIGINT, self.request_stop, "fast"),
             gevent.signal_handler(signal.SIGQUIT, self.request_stop, "fast"),
         ]
-        faulthandler.enable()
+        with contextlib.suppress(Exception):  # no usable stderr: no tracebacks, that is all
+            faulthandler.enable()
         self.send(BEAT)
         application = self.load()
         if application is None:
@@ -211,7 +212,9 @@ class _Worker:
         return ports
 
     def counted(self, application: Callable[..., Any], limit: int) -> Callable[..., Any]:
-        def counting_application(environ: dict, start_response: Callable[..., Any]) -> Any:
+        def counting_application(
+            environ: dict[str, Any], start_response: Callable[..., Any]
+        ) -> Any:
             self.requests += 1
             if self.requests == limit:  # the supervisor starts a successor, then stops us
                 self.send(RECYCLE)
