@@ -12,12 +12,14 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import tempfile
 import textwrap
 import time
 
 import gevent
 import pytest
+import trustme
 from gevent import socket
 
 import greenpoint
@@ -71,9 +73,9 @@ def app_dir(tmp_path):
 class Server:
     """``greenpoint wsgi`` in a session of its own; ``close()`` kills the whole group."""
 
-    def __init__(self, *args: str, cwd, env=None) -> None:
+    def __init__(self, *args: str, cwd, env=None, server="tcp:0:interface=127.0.0.1") -> None:
         self.child = Child(
-            greenpoint_command("wsgi", "tcp:0:interface=127.0.0.1", *args),
+            greenpoint_command("wsgi", server, *args),
             cwd=cwd,
             env=env or child_env(),
             start_new_session=True,
@@ -347,6 +349,34 @@ def test_a_reload_whose_application_is_broken_keeps_the_old_workers(app_dir):
         assert children_of(server.pid) >= {old}
         server.group_signal(signal.SIGTERM)
         assert server.child.finish(timeout=15)[0] == 0
+
+
+def test_sighup_rereads_tls_certificates(tmp_path):
+    authority = trustme.CA()
+    pem = tmp_path / "server.pem"
+    authority.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    first = pem.read_text()
+    # reloadInterval=0: the files are read again only when told (here: by SIGHUP).
+    server_description = f"ssl:0:interface=127.0.0.1:privateKey={pem}:reloadInterval=0"
+    with Server(APPS_HELLO, cwd=EXAMPLES, server=server_description) as server:
+        port = server.port()
+        server.workers()
+        assert served_certificate(port) in first
+        authority.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(pem))
+        second = pem.read_text()
+        assert served_certificate(port) in first  # not re-read on its own
+        os.kill(server.pid, signal.SIGHUP)
+        server.child.wait_for(r"reloaded: ")
+        with gevent.Timeout(5):  # an old worker may take one more connection
+            while served_certificate(port) not in second:
+                gevent.sleep(0.05)
+        server.group_signal(signal.SIGTERM)
+        assert server.child.finish(timeout=15)[0] == 0
+
+
+def served_certificate(port: int) -> str:
+    """The PEM certificate the server on ``port`` presents (not verified)."""
+    return ssl.get_server_certificate(("127.0.0.1", port), timeout=5).strip()
 
 
 @pytest.mark.skipif(WRK is None, reason="wrk is not installed (Debian package: wrk)")
