@@ -351,6 +351,29 @@ def test_a_reload_whose_application_is_broken_keeps_the_old_workers(app_dir):
         assert server.child.finish(timeout=15)[0] == 0
 
 
+def test_a_unix_socket_file_outlives_reloads_and_goes_with_the_stop():
+    directory = tempfile.mkdtemp(prefix="gp-unix-")  # short: AF_UNIX paths are limited
+    path = os.path.join(directory, "app.sock")
+    try:
+        with Server(APPS_HELLO, "--no-access-log", cwd=EXAMPLES, server=f"unix:{path}") as server:
+            (first,) = server.workers()
+            os.kill(server.pid, signal.SIGHUP)
+            server.child.wait_for(r"reloaded: ")
+            with gevent.Timeout(10):
+                while first in children_of(server.pid):  # the old worker closed its copy
+                    gevent.sleep(0.05)
+            assert os.path.exists(path)
+            with greenpoint.client_from_string(f"unix:{path}").open(timeout=5) as stream:
+                stream.sendall(b"GET /pid HTTP/1.0\r\n\r\n")
+                with gevent.Timeout(10):
+                    assert stream.recv(100).startswith(b"HTTP/1.1 200")
+            server.group_signal(signal.SIGTERM)
+            assert server.child.finish(timeout=15)[0] == 0
+        assert not os.path.exists(path)
+    finally:
+        shutil.rmtree(directory)
+
+
 def test_sighup_rereads_tls_certificates(tmp_path):
     authority = trustme.CA()
     pem = tmp_path / "server.pem"
