@@ -89,7 +89,7 @@ def restart_delay(quick_deaths: int) -> float:
     """How long to wait before replacing a worker after ``quick_deaths`` in a row."""
     if quick_deaths <= 0:
         return 0.0
-    return min(MAX_RESTART_DELAY, RESTART_DELAY * 2 ** (quick_deaths - 1))
+    return float(min(MAX_RESTART_DELAY, RESTART_DELAY * 2.0 ** (quick_deaths - 1)))
 
 
 def recycle_limit(max_requests: int, jitter: int, rng: random.Random | None = None) -> int | None:

@@ -71,7 +71,7 @@ TICK = 0.5
 # How often to look for the exit status of a worker whose status pipe has closed.
 REAP_POLL = 0.02
 
-_SIGNAL_NAMES = {
+_SIGNAL_NAMES: dict[int, str] = {
     signal.SIGTERM: "SIGTERM",
     signal.SIGINT: "SIGINT",
     signal.SIGQUIT: "SIGQUIT",

@@ -34,9 +34,9 @@ def wait_for_stop_signal() -> int:
     ignored, where the default action would kill the process mid-drain.
     """
     received = gevent.event.AsyncResult()
-    for signum in STOP_SIGNALS:
-        gevent.signal_handler(signum, _note, received, signum)
-    signum = received.get()
+    for stop_signal in STOP_SIGNALS:
+        gevent.signal_handler(stop_signal, _note, received, stop_signal)
+    signum: int = received.get()
     log.info("%s: stopping", signal.Signals(signum).name)
     return signum
 
