@@ -373,7 +373,8 @@ class Supervisor:
         for listener in self.settings.listeners:
             log.info("serving %s on %s", self.settings.app, ListeningPort._bound_address(listener))
         pids = " ".join(str(w.pid) for w in active)
-        log.info("started %d workers: %s", len(active), pids)
+        plural = "" if len(active) == 1 else "s"
+        log.info("started %d worker%s: %s", len(active), plural, pids)
         self.notify("READY=1", f"STATUS=serving with {len(active)} workers")
 
     # -- reload and stop ---------------------------------------------------------
@@ -431,7 +432,8 @@ class Supervisor:
                     listener.close()
         grace = 0.0 if fast else self.settings.graceful_timeout
         for worker in self.workers.values():
-            self._retire(worker, signal.SIGQUIT if fast else signal.SIGTERM, grace)
+            if fast or not worker.retiring:  # a draining worker needs no second SIGTERM
+                self._retire(worker, signal.SIGQUIT if fast else signal.SIGTERM, grace)
 
     def _close(self) -> None:
         for pid in list(self.status_fds):

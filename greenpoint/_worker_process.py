@@ -141,11 +141,14 @@ class _Worker:
         self.mode: str | None = None  # None, "graceful" or "fast"
         self.stop_requested = gevent.event.Event()
         self.draining: list[Any] = []
+        self.signal_handlers: list[Any] = []
         self.requests = 0
 
     def run(self) -> int:
         os.set_blocking(self.pipes.status, False)
-        handlers = [
+        # Kept (referenced) until _exit: a stop signal that comes late, as the one the
+        # supervisor passes on after the group's, must never meet the default action.
+        self.signal_handlers = [
             gevent.signal_handler(signal.SIGTERM, self.request_stop, "graceful"),
             gevent.signal_handler(signal.SIGINT, self.request_stop, "fast"),
             gevent.signal_handler(signal.SIGQUIT, self.request_stop, "fast"),
@@ -162,8 +165,6 @@ class _Worker:
         self.send(READY)
         self.stop_requested.wait()
         self.drain(ports)
-        for handler in handlers:  # only now: a stop signal during the drain is ignored
-            handler.cancel()
         return 0
 
     def load(self) -> Callable[..., Any] | None:

@@ -25,6 +25,9 @@ log = logging.getLogger("greenpoint.wsgi")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+# The installed handlers, referenced for the life of the process.
+_handlers: list[Any] = []
+
 
 def wait_for_stop_signal() -> int:
     """Block the calling greenlet until SIGTERM or SIGINT arrives; return its number.
@@ -35,7 +38,7 @@ def wait_for_stop_signal() -> int:
     """
     received = gevent.event.AsyncResult()
     for stop_signal in STOP_SIGNALS:
-        gevent.signal_handler(stop_signal, _note, received, stop_signal)
+        _handlers.append(gevent.signal_handler(stop_signal, _note, received, stop_signal))
     signum: int = received.get()
     log.info("%s: stopping", signal.Signals(signum).name)
     return signum

@@ -86,7 +86,7 @@ class Server:
         return int(self.child.wait_for(r"serving \S+ on 127\.0\.0\.1:(\d+)").group(1))
 
     def workers(self) -> list[int]:
-        return [int(p) for p in self.child.wait_for(r"started \d+ workers: ([\d ]+)")[1].split()]
+        return [int(p) for p in self.child.wait_for(r"started \d+ workers?: ([\d ]+)")[1].split()]
 
     def group_signal(self, signum: int) -> None:
         os.killpg(self.pid, signum)
@@ -234,7 +234,7 @@ def test_a_worker_whose_hub_is_blocked_is_replaced_after_the_timeout(app_dir):
         # faulthandler showed where the hub was stuck.
         server.child.wait_for(r'File ".*block_app\.py", line \d+ in application')
         server.group_signal(signal.SIGTERM)
-        assert server.child.finish(timeout=15)[0] == 0
+        assert server.child.finish(timeout=15)[0] == 0, server.child.lines
 
 
 def test_a_worker_that_dies_is_replaced():
@@ -247,7 +247,7 @@ def test_a_worker_that_dies_is_replaced():
         assert status == 200
         assert int(body) not in (first, server.pid)
         server.group_signal(signal.SIGTERM)
-        assert server.child.finish(timeout=15)[0] == 0
+        assert server.child.finish(timeout=15)[0] == 0, server.child.lines
 
 
 def test_max_requests_recycles_workers_without_losing_a_request():
@@ -268,7 +268,7 @@ def test_max_requests_recycles_workers_without_losing_a_request():
         assert pids.count(second) >= 5
         assert server.child.wait_for(r"worker \d+ served its --max-requests; replacing it")
         server.group_signal(signal.SIGTERM)
-        assert server.child.finish(timeout=15)[0] == 0
+        assert server.child.finish(timeout=15)[0] == 0, server.child.lines
 
 
 def test_an_application_that_fails_to_import_stops_with_one_error_line(app_dir):
@@ -326,7 +326,7 @@ def test_sighup_starts_new_workers_that_import_the_application_afresh(app_dir):
             gevent.sleep(0.05)  # the old workers drain and exit
         assert not set(old) & children_of(server.pid)
         server.group_signal(signal.SIGTERM)
-        assert server.child.finish(timeout=15)[0] == 0
+        assert server.child.finish(timeout=15)[0] == 0, server.child.lines
 
 
 def test_a_reload_whose_application_is_broken_keeps_the_old_workers(app_dir):
@@ -348,7 +348,7 @@ def test_a_reload_whose_application_is_broken_keeps_the_old_workers(app_dir):
         assert get(port, "/") == (200, b"v1\n")
         assert children_of(server.pid) >= {old}
         server.group_signal(signal.SIGTERM)
-        assert server.child.finish(timeout=15)[0] == 0
+        assert server.child.finish(timeout=15)[0] == 0, server.child.lines
 
 
 def test_a_unix_socket_file_outlives_reloads_and_goes_with_the_stop():
@@ -368,7 +368,7 @@ def test_a_unix_socket_file_outlives_reloads_and_goes_with_the_stop():
                 with gevent.Timeout(10):
                     assert stream.recv(100).startswith(b"HTTP/1.1 200")
             server.group_signal(signal.SIGTERM)
-            assert server.child.finish(timeout=15)[0] == 0
+            assert server.child.finish(timeout=15)[0] == 0, server.child.lines
         assert not os.path.exists(path)
     finally:
         shutil.rmtree(directory)
@@ -394,7 +394,7 @@ def test_sighup_rereads_tls_certificates(tmp_path):
             while served_certificate(port) not in second:
                 gevent.sleep(0.05)
         server.group_signal(signal.SIGTERM)
-        assert server.child.finish(timeout=15)[0] == 0
+        assert server.child.finish(timeout=15)[0] == 0, server.child.lines
 
 
 def served_certificate(port: int) -> str:
@@ -428,7 +428,7 @@ def test_wrk_sees_no_error_through_three_reloads_and_a_killed_worker(app_dir):
             _, _, report = load.finish(timeout=30)
         server.child.wait_for(r"reloaded: ", count=3, timeout=20)
         server.group_signal(signal.SIGTERM)
-        assert server.child.finish(timeout=15)[0] == 0
+        assert server.child.finish(timeout=15)[0] == 0, server.child.lines
     requests = int(re.search(r"(\d+) requests in", report).group(1))
     assert requests > 1000, report
     errors = re.search(r"Socket errors: (.*)", report)
@@ -463,7 +463,7 @@ def test_sd_notify_says_ready_reloading_ready_stopping():
             assert next_message()["READY"] == "1"
             server.group_signal(signal.SIGTERM)
             assert next_message() == {"STOPPING": "1"}
-            assert server.child.finish(timeout=15)[0] == 0
+            assert server.child.finish(timeout=15)[0] == 0, server.child.lines
     finally:
         listener.close()
         shutil.rmtree(directory)
