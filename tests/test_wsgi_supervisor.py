@@ -60,6 +60,12 @@ APPS = {
     "broken_app.py": """
         raise RuntimeError("boom")
     """,
+    # Dies while being imported, without a word (a C extension aborting, os._exit).
+    "vanishing_app.py": """
+        import os
+
+        os._exit(7)
+    """,
 }
 
 
@@ -283,6 +289,22 @@ def test_an_application_that_fails_to_import_stops_with_one_error_line(app_dir):
     )
 
 
+def test_a_worker_that_dies_before_it_is_ready_stops_the_supervisor_after_a_few_tries(app_dir):
+    started = time.monotonic()
+    result = run(
+        greenpoint_command("wsgi", "tcp:0:interface=127.0.0.1", "vanishing_app"),
+        cwd=app_dir,
+        timeout=30,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert re.fullmatch(
+        r"greenpoint wsgi: worker \d+ exited with status 7 before it was ready\n",
+        result.stderr.decode(),
+    )
+    assert took > 0.5 + 1.0  # two back-off delays between the three tries
+
+
 def test_a_crash_looping_import_is_tried_a_few_times_then_given_up(app_dir):
     result = run(
         greenpoint_command("-vv", "wsgi", "tcp:0:interface=127.0.0.1", "broken_app"),
@@ -470,3 +492,19 @@ def test_sd_notify_says_ready_reloading_ready_stopping():
 
 
 APPS_HELLO = "hello_app:application"  # examples/hello_app.py
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--max-requests", "-1", "expected a number >= 0, not '-1'"),
+        ("--max-requests-jitter", "x", "expected a whole number, not 'x'"),
+        ("--timeout", "-5", "expected a finite number of seconds >= 0, not '-5'"),
+        ("--graceful-timeout", "nan", "expected a finite number of seconds >= 0, not 'nan'"),
+    ],
+)
+def test_bad_supervision_flags_are_usage_errors(flag, value, message):
+    result = run(greenpoint_command("wsgi", "tcp:0", APPS_HELLO, flag, value))
+    assert result.returncode == 2
+    assert f"argument {flag}" in result.stderr.decode()
+    assert message in result.stderr.decode()
