@@ -361,8 +361,8 @@ class Supervisor:
         elif self.reloading:
             self.reloading = False
             pids = " ".join(str(w.pid) for w in active)
-            log.info("reloaded: %d new workers: %s", len(active), pids)
-            self.notify("READY=1", f"STATUS=serving with {len(active)} workers")
+            log.info("reloaded: %s: %s", _count(len(active), "new worker"), pids)
+            self.notify("READY=1", f"STATUS=serving with {_count(len(active), 'worker')}")
             if self.reload_again:
                 self.reload_again = False
                 self._begin_reload()
@@ -373,9 +373,8 @@ class Supervisor:
         for listener in self.settings.listeners:
             log.info("serving %s on %s", self.settings.app, ListeningPort._bound_address(listener))
         pids = " ".join(str(w.pid) for w in active)
-        plural = "" if len(active) == 1 else "s"
-        log.info("started %d worker%s: %s", len(active), plural, pids)
-        self.notify("READY=1", f"STATUS=serving with {len(active)} workers")
+        log.info("started %s: %s", _count(len(active), "worker"), pids)
+        self.notify("READY=1", f"STATUS=serving with {_count(len(active), 'worker')}")
 
     # -- reload and stop ---------------------------------------------------------
 
@@ -386,7 +385,7 @@ class Supervisor:
             self.reload_again = True  # after the one in progress
             return
         self.notify(*_sd_notify.reloading_fields(), "STATUS=reloading")
-        log.info("SIGHUP: reloading: starting %d new workers", self.target)
+        log.info("SIGHUP: reloading: starting %s", _count(self.target, "new worker"))
         self._reload_tls()
         self.reloading = True
         self.boot_failures = 0
@@ -423,7 +422,7 @@ class Supervisor:
         first = self.stopping is None
         self.stopping = "fast" if fast else "graceful"
         if why is not None:
-            log.info("%s: stopping %d workers", why, len(self.workers))
+            log.info("%s: stopping %s", why, _count(len(self.workers), "worker"))
         if first:
             self.notify("STOPPING=1")
             for listener in self.settings.listeners:
@@ -447,3 +446,7 @@ class Supervisor:
 def _send_signal(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

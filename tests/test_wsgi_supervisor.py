@@ -205,6 +205,28 @@ def test_sigint_to_the_group_stops_at_once():
         assert wait_until_gone(server.pid, 2) == []
 
 
+def test_sigint_cuts_a_graceful_stop_short():
+    with Server(APPS_HELLO, "--workers", "2", "--no-access-log", cwd=EXAMPLES) as server:
+        port = server.port()
+        server.workers()
+        slow = gevent.spawn(get, port, "/slow?seconds=30")
+        gevent.sleep(0.5)
+        server.group_signal(signal.SIGTERM)  # graceful: would wait up to 30 s
+        server.child.wait_for("SIGTERM: stopping 2 workers")
+        gevent.sleep(0.3)
+        started = time.monotonic()
+        os.kill(server.pid, signal.SIGINT)  # to the supervisor only: it passes it on
+        status, _, _ = server.child.finish(timeout=10)
+        assert status == 0
+        assert time.monotonic() - started < 5
+        try:
+            outcome = slow.get(timeout=5)
+        except OSError:
+            outcome = None
+        assert outcome is None or outcome[0] == 500
+    assert any(line.startswith("SIGINT: stopping") for line in server.child.lines)
+
+
 def test_sigkill_to_the_supervisor_leaves_no_worker_even_a_blocked_one(app_dir):
     # --timeout 0: the supervisor itself would not kill the blocked worker.
     with Server("block_app", "--workers", "2", "--timeout", "0", cwd=app_dir) as server:
