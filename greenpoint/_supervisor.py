@@ -108,7 +108,6 @@ class Supervisor:
         self.reload_again = False
         self.quick_deaths = 0
         self.boot_failures = 0
-        self.last_boot_error = ""
         self.spawn_not_before = 0.0
         self.fatal: str | None = None
         self.failed = False
@@ -222,27 +221,27 @@ class Supervisor:
         self.workers[pid] = WorkerState(pid, self.generation, now, now)
         log.debug("started worker %d (generation %d)", pid, self.generation)
 
-    def _read_status(self, pid: int) -> None:
+    def _read_status(self, pid: int) -> bool:
+        """Act on what worker ``pid`` sent; False if nothing was there to read."""
         fd = self.status_fds.get(pid)
         if fd is None:
-            return
+            return False
         try:
             data = os.read(fd, 4096)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             data = b""
         if not data:
             self._close_status(pid)
-            return
+            return False
         lines = (self.buffers[pid] + data).split(b"\n")
         self.buffers[pid] = lines.pop()
-        worker = self.workers.get(pid)
-        if worker is None:
-            return
+        worker = self.workers[pid]
         worker.last_beat = self.clock()
         for line in lines:
             self._on_message(worker, line)
+        return True
 
     def _on_message(self, worker: WorkerState, line: bytes) -> None:
         kind, _, text = line.partition(b" ")
@@ -270,14 +269,12 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            worker = self.workers.pop(pid, None)
-            if worker is None:
+            if pid not in self.workers:
                 continue
-            while pid in self.status_fds:  # what it said last (a boot error) is still there
-                self._read_status(pid)
-                if pid in self.status_fds:
-                    self._close_status(pid)
-            self._worker_exited(worker, status)
+            while self._read_status(pid):  # what it said last (a boot error) may be unread
+                pass
+            self._close_status(pid)  # also when a child of the app still holds the pipe
+            self._worker_exited(self.workers.pop(pid), status)
 
     def _worker_exited(self, worker: WorkerState, status: int) -> None:
         now = self.clock()
@@ -300,7 +297,6 @@ class Supervisor:
         if error is None or os.waitstatus_to_exitcode(status) != BOOT_ERROR:
             error = f"worker {worker.pid} {describe_exit(status)} before it was ready"
         self.boot_failures += 1
-        self.last_boot_error = error
         serving = [w for w in self.workers.values() if w.ready and not w.retiring]
         level = logging.WARNING if serving else logging.DEBUG  # else: one line at the end
         log.log(level, "worker %d could not start: %s", worker.pid, error)
@@ -314,6 +310,11 @@ class Supervisor:
 
     def _check_heartbeats(self, now: float) -> None:
         for worker in timed_out(self.workers.values(), now, self.settings.timeout):
+            # Its beats may be waiting in the pipe, unread (the supervisor itself was
+            # stopped or starved): read them before judging.
+            self._read_status(worker.pid)
+            if now - worker.last_beat <= self.settings.timeout:
+                continue
             log.error(
                 "worker %d timed out (no heartbeat for %g s): killing it",
                 worker.pid,

@@ -163,3 +163,28 @@ def test_notify_without_a_socket_does_nothing(tmp_path):
     assert not _sd_notify.notify("READY=1", environ={})
     # A socket nobody listens on: logged, not raised.
     assert not _sd_notify.notify("READY=1", environ={"NOTIFY_SOCKET": str(tmp_path / "none")})
+
+
+# -- the supervisor's bookkeeping, with a stand-in worker --------------------------------
+
+
+def test_a_boot_error_is_read_even_when_the_worker_is_reaped_first(monkeypatch, caplog):
+    from greenpoint import _supervisor
+
+    def failing_worker(settings, pipes):
+        os.write(pipes.status, b"E cannot import 'app': boom\n")
+        os._exit(3)
+
+    monkeypatch.setattr(_supervisor, "run_worker", failing_worker)
+    supervisor = _supervisor.Supervisor(_supervisor.WorkerSettings(app="app", listeners=[]))
+    caplog.set_level("DEBUG", logger="greenpoint.wsgi")
+    try:
+        supervisor._spawn(0.0)
+        (pid,) = supervisor.workers
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
+        supervisor._reap()  # before the loop ever read its status pipe
+    finally:
+        supervisor._close()
+    assert supervisor.workers == {}
+    assert supervisor.boot_failures == 1
+    assert f"worker {pid} could not start: cannot import 'app': boom" in caplog.messages
