@@ -32,7 +32,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
 import gevent
@@ -68,6 +68,8 @@ class WorkerSettings:
     max_requests_jitter: int = 0
     access_log: bool = True
     monkey_patch: bool = False
+    # More keywords for serve_listener() in each worker (WSGIServer's options).
+    server_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +198,7 @@ class _Worker:
         options = {
             "log": "default" if settings.access_log else None,
             "environ": {"wsgi.multiprocess": settings.workers > 1},
+            **settings.server_options,
         }
         for listener in settings.listeners:
             for layer in listener_layers(listener):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gevent
@@ -62,11 +62,13 @@ def serve_wsgi(
     max_requests_jitter: int = 0,
     access_log: bool = True,
     monkey_patch: bool = False,
+    server_options: Mapping[str, Any] | None = None,
 ) -> int:
     """Serve the application ``app`` (``module:name``) on ``listeners`` until stopped.
 
     Blocks; returns the exit status. Each of the ``workers`` processes imports
-    ``app`` itself.
+    ``app`` itself; ``server_options`` are more keywords for its
+    :func:`greenpoint.wsgi.serve_listener` calls.
 
     Raises:
         ApplicationLoadError: no worker could load ``app``.
@@ -81,5 +83,6 @@ def serve_wsgi(
         max_requests_jitter=max_requests_jitter,
         access_log=access_log,
         monkey_patch=monkey_patch,
+        server_options=dict(server_options or {}),
     )
     return Supervisor(settings).run()

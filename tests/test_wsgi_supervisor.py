@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import ssl
+import sys
 import tempfile
 import textwrap
 import time
@@ -56,6 +57,25 @@ APPS = {
             body = f"{os.getpid()}\\n".encode()
             start_response("200 OK", [("Content-Length", str(len(body)))])
             return [body]
+    """,
+    "environ_app.py": """
+        def application(environ, start_response):
+            body = environ.get("test.option", "absent").encode()
+            start_response("200 OK", [("Content-Length", str(len(body)))])
+            return [body]
+    """,
+    # serve_wsgi() called by a program of its own, with options for every worker.
+    "own_supervisor.py": """
+        import logging
+        import sys
+
+        import greenpoint
+        from greenpoint._workers import serve_wsgi
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        listener = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").bind()
+        options = {"environ": {"test.option": "given"}, "log": None}
+        sys.exit(serve_wsgi([listener], "environ_app", server_options=options))
     """,
     "broken_app.py": """
         raise RuntimeError("boom")
@@ -514,6 +534,15 @@ def test_sd_notify_says_ready_reloading_ready_stopping():
 
 
 APPS_HELLO = "hello_app:application"  # examples/hello_app.py
+
+
+def test_serve_wsgi_passes_server_options_to_every_worker(app_dir):
+    command = [sys.executable, "own_supervisor.py"]
+    with Child(command, cwd=app_dir, start_new_session=True) as child:
+        port = int(child.wait_for(r"serving \S+ on 127\.0\.0\.1:(\d+)").group(1))
+        assert get(port) == (200, b"given")
+        child.process.terminate()
+        assert child.finish(timeout=15)[0] == 0
 
 
 @pytest.mark.parametrize(
