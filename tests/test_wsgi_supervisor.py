@@ -8,6 +8,7 @@ the group and every test checks that no process is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -76,6 +77,20 @@ APPS = {
         listener = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").bind()
         options = {"environ": {"test.option": "given"}, "log": None}
         sys.exit(serve_wsgi([listener], "environ_app", server_options=options))
+    """,
+    # As if PR_SET_PDEATHSIG did not exist (not Linux): only the lifeline is left.
+    "no_pdeathsig_supervisor.py": """
+        import logging
+        import sys
+
+        import greenpoint
+        from greenpoint import _worker_process
+        from greenpoint._workers import serve_wsgi
+
+        _worker_process.set_parent_death_signal = lambda signum: False
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        listener = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").bind()
+        sys.exit(serve_wsgi([listener], "environ_app", workers=2))
     """,
     "broken_app.py": """
         raise RuntimeError("boom")
@@ -260,6 +275,19 @@ def test_sigkill_to_the_supervisor_leaves_no_worker_even_a_blocked_one(app_dir):
             assert pid not in live_processes_in_group(server.pid)
         with pytest.raises((ConnectionResetError, OSError)):
             blocked.get(timeout=5)
+
+
+def test_without_pdeathsig_the_lifeline_stops_the_workers(app_dir):
+    command = [sys.executable, "no_pdeathsig_supervisor.py"]
+    with Child(command, cwd=app_dir, start_new_session=True) as child:
+        try:
+            child.wait_for(r"started 2 workers")
+            os.kill(child.process.pid, signal.SIGKILL)
+            assert wait_until_gone(child.process.pid, 2) == []
+            child.wait_for(r"the supervisor is gone; stopping", count=2)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.process.pid, signal.SIGKILL)  # whatever is left
 
 
 # -- worker lifecycle ------------------------------------------------------------------
