@@ -170,6 +170,10 @@ class Supervisor:
         self.previous_wakeup = signal.set_wakeup_fd(self.wakeup_w)
         for signum in _SIGNAL_NAMES:
             self.previous_handlers[signum] = signal.signal(signum, self._on_signal)
+        # Inherited SIG_IGN would make the kernel reap the workers itself, and
+        # waitpid() would never tell us that one died.
+        if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+            self.previous_handlers[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
     def _restore_signals(self) -> None:
         for signum, handler in self.previous_handlers.items():

@@ -92,8 +92,9 @@ def listener_layers(listener: Any) -> Iterator[Any]:
 
 
 def heartbeat_interval(timeout: float) -> float:
-    """How often a worker says it is alive: several beats per timeout, at most 1 s."""
-    return min(1.0, timeout / 4) if timeout else 1.0
+    """How often a worker says it is alive: several beats per timeout, at most 1 s
+    (and at least 50 ms apart, however short the timeout)."""
+    return max(0.05, min(1.0, timeout / 4)) if timeout else 1.0
 
 
 def run_worker(settings: WorkerSettings, pipes: WorkerPipes) -> NoReturn:

@@ -110,6 +110,7 @@ def test_heartbeats_come_several_times_per_timeout():
     assert heartbeat_interval(30) == 1.0
     assert heartbeat_interval(2) == 0.5
     assert heartbeat_interval(0) == 1.0
+    assert heartbeat_interval(0.01) == 0.05
 
 
 def test_describe_exit():
