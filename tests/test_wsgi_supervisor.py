@@ -92,6 +92,26 @@ APPS = {
         listener = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").bind()
         sys.exit(serve_wsgi([listener], "environ_app", workers=2))
     """,
+    # time.sleep as an app calls it: cooperative only if the worker monkey-patched.
+    "sleepy_app.py": """
+        import time
+
+        def application(environ, start_response):
+            time.sleep(1)
+            start_response("200 OK", [("Content-Length", "5")])
+            return [b"slept"]
+    """,
+    "patching_supervisor.py": """
+        import logging
+        import sys
+
+        import greenpoint
+        from greenpoint._workers import serve_wsgi
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        listener = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").bind()
+        sys.exit(serve_wsgi([listener], "sleepy_app", monkey_patch=True, access_log=False))
+    """,
     "broken_app.py": """
         raise RuntimeError("boom")
     """,
@@ -571,6 +591,19 @@ def test_serve_wsgi_passes_server_options_to_every_worker(app_dir):
         assert get(port) == (200, b"given")
         child.process.terminate()
         assert child.finish(timeout=15)[0] == 0
+
+
+def test_a_worker_that_monkey_patches_serves_blocking_calls_side_by_side(app_dir):
+    command = [sys.executable, "patching_supervisor.py"]
+    with Child(command, cwd=app_dir, start_new_session=True) as child:
+        port = int(child.wait_for(r"serving \S+ on 127\.0\.0\.1:(\d+)").group(1))
+        started = time.monotonic()
+        sleepers = [gevent.spawn(get, port) for _ in range(5)]
+        assert [s.get(timeout=10) for s in sleepers] == [(200, b"slept")] * 5
+        assert time.monotonic() - started < 3  # not 5 x 1 s one after another
+        child.process.terminate()
+        assert child.finish(timeout=15)[0] == 0
+        assert not [line for line in child.lines if "Warning" in line]
 
 
 @pytest.mark.parametrize(
