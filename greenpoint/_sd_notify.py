@@ -7,7 +7,8 @@ Nothing here needs libsystemd: this is the whole protocol ``Type=notify`` units 
 Used by the ``greenpoint wsgi`` supervisor (the unit's main process, as the default
 ``NotifyAccess=main`` wants): ``READY=1`` once every worker accepts,
 ``RELOADING=1`` + ``MONOTONIC_USEC=`` (systemd 253's ``Type=notify-reload`` asks for
-both) while a SIGHUP reload runs, ``STOPPING=1`` when a stop begins.
+both) while a SIGHUP reload runs, ``STOPPING=1`` when a stop begins, and
+``WATCHDOG=1`` every half ``WatchdogSec=`` when the unit sets one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import socket
 import time
 from collections.abc import Mapping
 
-__all__ = ["notify", "notify_address", "reloading_fields"]
+__all__ = ["notify", "notify_address", "reloading_fields", "watchdog_interval"]
 
 log = logging.getLogger("greenpoint.wsgi")
 
@@ -43,6 +44,23 @@ def reloading_fields(monotonic_usec: int | None = None) -> tuple[str, str]:
     if monotonic_usec is None:
         monotonic_usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     return ("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec}")
+
+
+def watchdog_interval(environ: Mapping[str, str], pid: int) -> float | None:
+    """Seconds between ``WATCHDOG=1`` pings, or ``None`` if systemd asks for none.
+
+    ``WATCHDOG_USEC`` is the unit's ``WatchdogSec=``; sd_watchdog_enabled(3) says to
+    ignore it when ``WATCHDOG_PID`` names another process, and to ping at half the
+    interval.
+    """
+    try:
+        usec = int(environ.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    owner = environ.get("WATCHDOG_PID", "").strip()
+    if usec <= 0 or (owner and owner != str(pid)):
+        return None
+    return usec / 1_000_000 / 2
 
 
 def notify(*fields: str, environ: Mapping[str, str] | None = None) -> bool:

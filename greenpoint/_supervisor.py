@@ -116,6 +116,8 @@ class Supervisor:
         self.lifeline_r, self.lifeline_w = os.pipe()
         self.previous_handlers: dict[int, Any] = {}
         self.previous_wakeup = -1
+        self.watchdog = _sd_notify.watchdog_interval(os.environ, os.getpid())
+        self.next_watchdog = clock()
 
     # -- the loop ----------------------------------------------------------------
 
@@ -144,6 +146,9 @@ class Supervisor:
         self._check_kill_deadlines(now)
         if not self.stopping:
             self._reconcile(now)
+        if self.watchdog is not None and now >= self.next_watchdog:
+            self.notify("WATCHDOG=1")  # the supervisor's loop runs; workers have heartbeats
+            self.next_watchdog = now + self.watchdog
         if self.stopping and not self.workers:
             return
         for key, _ in self.selector.select(self._wait_time(now)):
@@ -156,6 +161,8 @@ class Supervisor:
         deadlines += [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if self.spawn_not_before > now:
             deadlines.append(self.spawn_not_before)
+        if self.watchdog is not None:
+            deadlines.append(self.next_watchdog)
         if any(pid not in self.status_fds for pid in self.workers):
             # Its status pipe closed as it exited: reap it as soon as it is a zombie.
             deadlines.append(now + REAP_POLL)

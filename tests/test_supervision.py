@@ -189,3 +189,18 @@ def test_a_boot_error_is_read_even_when_the_worker_is_reaped_first(monkeypatch, 
     assert supervisor.workers == {}
     assert supervisor.boot_failures == 1
     assert f"worker {pid} could not start: cannot import 'app': boom" in caplog.messages
+
+
+@pytest.mark.parametrize(
+    "environ, interval",
+    [
+        ({"WATCHDOG_USEC": "30000000"}, 15.0),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "4242"}, 15.0),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, None),  # someone else's
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_watchdog_interval(environ, interval):
+    assert _sd_notify.watchdog_interval(environ, 4242) == interval

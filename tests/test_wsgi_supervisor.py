@@ -564,7 +564,7 @@ def test_sd_notify_says_ready_reloading_ready_stopping():
                 data = listener.recv(4096).decode()
             return dict(line.split("=", 1) for line in data.splitlines())
 
-        env = child_env(NOTIFY_SOCKET=path)
+        env = child_env(NOTIFY_SOCKET=path, WATCHDOG_USEC="")  # no watchdog pings here
         with Server(APPS_HELLO, "--workers", "2", cwd=EXAMPLES, env=env) as server:
             assert next_message()["READY"] == "1"
             os.kill(server.pid, signal.SIGHUP)
@@ -620,3 +620,30 @@ def test_bad_supervision_flags_are_usage_errors(flag, value, message):
     assert result.returncode == 2
     assert f"argument {flag}" in result.stderr.decode()
     assert message in result.stderr.decode()
+
+
+def test_sd_notify_pings_the_watchdog_systemd_asks_for():
+    directory = tempfile.mkdtemp(prefix="gp-notify-")
+    path = os.path.join(directory, "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        listener.bind(path)
+        env = child_env(NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")  # WatchdogSec=1
+        with Server(APPS_HELLO, cwd=EXAMPLES, env=env) as server:
+            pings = 0
+            with gevent.Timeout(20):  # until it is serving: READY=1
+                while listener.recv(4096) != b"READY=1\nSTATUS=serving with 1 worker":
+                    pass
+            deadline = time.monotonic() + 2.0
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    with gevent.Timeout(left):
+                        pings += listener.recv(4096) == b"WATCHDOG=1"
+                except gevent.Timeout:
+                    break
+            assert 2 <= pings <= 8  # every 0.5 s: 4 in 2 s
+            server.group_signal(signal.SIGTERM)
+            assert server.child.finish(timeout=15)[0] == 0, server.child.lines
+    finally:
+        listener.close()
+        shutil.rmtree(directory)
