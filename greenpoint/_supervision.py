@@ -26,6 +26,7 @@ __all__ = [
     "WorkerState",
     "describe_exit",
     "is_active",
+    "old_still_accepting",
     "recycle_limit",
     "restart_delay",
     "timed_out",
@@ -53,6 +54,7 @@ class WorkerState:
     retiring: bool = False  # told to stop: it drains and exits, it no longer counts
     recycle: bool = False  # asked for a successor (--max-requests); still serving
     aborted: bool = False  # timed out: SIGABRT sent, SIGKILL follows
+    closed: bool = False  # stopped accepting (its copies of the listeners are closed)
     kill_at: float | None = None  # when SIGKILL is due if it is still alive
     boot_error: str | None = None  # what it reported when the application failed to load
 
@@ -76,6 +78,15 @@ def to_retire(workers: Iterable[WorkerState], generation: int, target: int) -> l
     if len(active) < target or not all(w.ready for w in active):
         return []
     return [w for w in workers if not w.retiring and not is_active(w, generation)]
+
+
+def old_still_accepting(workers: Iterable[WorkerState], generation: int) -> list[WorkerState]:
+    """Workers that are no longer active but may still accept a connection.
+
+    A reload is complete (``READY=1``) only once this is empty: from then on every
+    new connection reaches the new code.
+    """
+    return [w for w in workers if not is_active(w, generation) and not w.closed and not w.aborted]
 
 
 def timed_out(workers: Iterable[WorkerState], now: float, timeout: float) -> list[WorkerState]:

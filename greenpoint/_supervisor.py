@@ -41,6 +41,7 @@ from greenpoint._supervision import (
     WorkerState,
     describe_exit,
     is_active,
+    old_still_accepting,
     restart_delay,
     timed_out,
     to_retire,
@@ -262,6 +263,8 @@ class Supervisor:
         elif kind == b"X" and not worker.recycle and not worker.retiring:
             log.info("worker %d served its --max-requests; replacing it", worker.pid)
             worker.recycle = True
+        elif kind == b"S":
+            worker.closed = True
         elif kind == b"E":
             worker.boot_error = text.decode(errors="replace")
 
@@ -370,7 +373,7 @@ class Supervisor:
             if self.reload_again:  # a SIGHUP came while the first workers started
                 self.reload_again = False
                 self._begin_reload()
-        elif self.reloading:
+        elif self.reloading and not old_still_accepting(self.workers.values(), self.generation):
             self.reloading = False
             pids = " ".join(str(w.pid) for w in active)
             log.info("reloaded: %s: %s", _count(len(active), "new worker"), pids)

@@ -6,7 +6,8 @@ it afresh. A worker talks to the supervisor through two pipes:
 
 * its *status pipe* (worker -> supervisor), one short line per message:
   ``B`` heartbeat, ``R`` ready (every listener accepts), ``X`` recycle me
-  (``--max-requests`` reached), ``E text`` the application could not be loaded;
+  (``--max-requests`` reached), ``S`` stopped accepting (draining now), ``E text``
+  the application could not be loaded;
 * the *lifeline* (supervisor -> every worker; nobody writes to it): its end of file
   means the supervisor is gone, and the worker stops at once. On Linux
   ``PR_SET_PDEATHSIG`` kills the worker even sooner; the lifeline is the fallback
@@ -52,7 +53,7 @@ BOOT_ERROR = 3
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 # Status messages (see the module docstring).
-BEAT, READY, RECYCLE, ERROR = b"B", b"R", b"X", b"E"
+BEAT, READY, RECYCLE, STOPPED_ACCEPTING, ERROR = b"B", b"R", b"X", b"S", b"E"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +163,9 @@ class _Worker:
         application = self.load()
         if application is None:
             return BOOT_ERROR
+        gevent.idle()  # the hub takes a stop signal that came during the import
+        if self.stop_requested.is_set():
+            return 0  # told to stop before serving: accept nothing
         ports = self.serve(application)
         gevent.spawn(self.beat, heartbeat_interval(self.settings.timeout))
         gevent.spawn(self.watch_lifeline)
@@ -240,6 +244,8 @@ class _Worker:
     def drain(self, ports: list[Any]) -> None:
         timeout = 0.0 if self.mode == "fast" else self.settings.graceful_timeout
         self.draining = [gevent.spawn(port.stop_listening, timeout) for port in ports]
+        gevent.sleep(0)  # each stop closes its listener before it waits for anything
+        self.send(STOPPED_ACCEPTING)
         gevent.joinall(self.draining)
 
     def beat(self, interval: float) -> None:

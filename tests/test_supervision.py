@@ -16,6 +16,7 @@ from greenpoint._supervision import (
     RESTART_DELAY,
     WorkerState,
     describe_exit,
+    old_still_accepting,
     recycle_limit,
     restart_delay,
     timed_out,
@@ -62,6 +63,18 @@ def test_a_recycled_worker_stops_once_its_successor_is_ready():
     assert to_retire([recycled, successor], 0, 1) == []
     successor.ready = True
     assert to_retire([recycled, successor], 0, 1) == [recycled]
+
+
+def test_a_reload_is_complete_once_no_old_worker_accepts():
+    old = worker(1, 0, ready=True, retiring=True)
+    new = worker(2, 1, ready=True)
+    assert old_still_accepting([old, new], 1) == [old]
+    old.closed = True
+    assert old_still_accepting([old, new], 1) == []
+    # One still starting holds it up until it is gone; one being killed does not.
+    starting = worker(3, 0, retiring=True)
+    assert old_still_accepting([starting, new], 1) == [starting]
+    assert old_still_accepting([worker(4, 0, ready=True, aborted=True), new], 1) == []
 
 
 def test_a_worker_already_stopping_is_not_stopped_again():
