@@ -140,11 +140,11 @@ def test_a_stream_handler_blocked_in_sendall_to_a_reader_that_stopped_gets_it_to
             errors.append(exc)
             raise
 
-    with server_from_string(LOOPBACK).serve(handler, idle_timeout=0.4) as port:
-        with _connect(port):  # never reads
-            deadline = time.monotonic() + 10
-            while not errors and time.monotonic() < deadline:
-                gevent.sleep(0.05)
+    port = server_from_string(LOOPBACK).serve(handler, idle_timeout=0.4)
+    with port, _connect(port):  # the client never reads
+        deadline = time.monotonic() + 10
+        while not errors and time.monotonic() < deadline:
+            gevent.sleep(0.05)
     assert len(errors) == 1 and isinstance(errors[0], IdleTimeoutError)
 
 
