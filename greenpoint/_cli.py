@@ -20,6 +20,14 @@ from typing import Any
 import gevent
 
 from greenpoint import __version__
+from greenpoint._cli_limits import (
+    RELAY_DEFAULTS,
+    WSGI_DEFAULTS,
+    add_http_timeout_flags,
+    add_limit_flags,
+    front_end_limits,
+    off_if_zero,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -189,7 +197,8 @@ def _run_relay(args: argparse.Namespace) -> int:
     server = server_from_string(args.server)
     client = client_from_string(args.client)
     relay = Relay(client, timeout=args.timeout, verbose=args.verbose)
-    port = _bind_port(lambda: server.serve(relay))
+    limits = front_end_limits(args, fds_per_connection=2)
+    port = _bind_port(lambda: server.serve(relay, **limits))
     log.info("relaying %s -> %s", port.get_host(), client)
     progress = gevent.spawn(relay.report_progress, args.progress) if args.verbose else None
     try:
@@ -231,6 +240,11 @@ def _run_wsgi(args: argparse.Namespace) -> int:
             workers=args.workers,
             grace=args.grace,
             access_log=not args.no_access_log,
+            limits={
+                **front_end_limits(args, fds_per_connection=1),
+                "header_timeout": off_if_zero(args.header_timeout),
+                "keepalive_timeout": off_if_zero(args.keepalive_timeout),
+            },
         )
     finally:
         for listener in listeners:
@@ -363,10 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("client", metavar="CLIENT", help="where to connect, e.g. unix:/run/app.sock")
     relay.add_argument(
         "--timeout",
+        "--connect-timeout",
+        dest="timeout",
         type=_seconds,
         default=None,
-        help="seconds to connect (default: the endpoint's)",
+        help="seconds to connect to CLIENT (default: the endpoint's, 30 for tcp:)",
     )
+    add_limit_flags(relay, RELAY_DEFAULTS)
     relay.add_argument(
         "--progress",
         type=_seconds,
@@ -417,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"on SIGTERM, how long running requests may go on (default {DEFAULT_GRACE:g})",
     )
     wsgi.add_argument("--no-access-log", action="store_true", help="no line per request")
+    add_limit_flags(wsgi, WSGI_DEFAULTS, per=" per worker")
+    add_http_timeout_flags(wsgi)
     wsgi.set_defaults(run=_run_wsgi)
     return parser
 

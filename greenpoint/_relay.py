@@ -13,6 +13,7 @@ from typing import Any
 import gevent
 
 from greenpoint._pump import Pump
+from greenpoint.errors import IdleTimeoutError
 
 __all__ = ["Relay", "format_bytes"]
 
@@ -56,12 +57,24 @@ class Relay:
         pump = Pump(stream, connection)
         key = object()  # two connections may share an address (UNIX clients)
         self.active[key] = (address, pump)
+        cut: str | None = None  # why the relay itself ended it, if it did
         try:
             with connection:
                 pump.run()
+        except IdleTimeoutError as exc:
+            cut = f"idle: {exc}"
+            raise
+        except gevent.GreenletExit:
+            cut = "the relay was stopping and --grace ran out"
+            raise
         finally:
             del self.active[key]
-            ending = f", ended by {type(pump.error).__name__}: {pump.error}" if pump.error else ""
+            if cut is not None:
+                ending = f", cut: {cut}"
+            elif pump.error:
+                ending = f", ended by {type(pump.error).__name__}: {pump.error}"
+            else:
+                ending = ""
             log.info(
                 "%s -> %s: %d bytes up, %d bytes down, %.3f s%s",
                 address,

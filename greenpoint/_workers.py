@@ -59,11 +59,17 @@ def serve_wsgi(
     workers: int = 1,
     grace: float = 30.0,
     access_log: bool = True,
+    limits: dict[str, Any] | None = None,
 ) -> int:
-    """Serve ``application`` on every listener until a stop signal; return an exit code."""
+    """Serve ``application`` on every listener until a stop signal; return an exit code.
+
+    ``limits`` are ``greenpoint.wsgi.serve_listener`` keywords (``max_connections``,
+    ``header_timeout``, ...), applied in each worker.
+    """
     options = {
         "log": "default" if access_log else None,
         "environ": {"wsgi.multiprocess": workers > 1},
+        **(limits or {}),
     }
     if workers == 1:
         return _serve_until_signal(listeners, application, grace, options)
