@@ -499,19 +499,26 @@ class ListeningPort:
         asks the kernel (one ``getsockopt``) for every open connection.
         """
         delay = idle_timeout
+        closed: set[Any] = set()  # told to close, maybe not gone yet: told once
         while True:
             self._sleep(delay)
             soonest = idle_timeout
-            for greenlet, stream in list(self._handlers.items()):
-                if greenlet in self._unprepared:
-                    continue  # the handshake or header timeout governs it
-                idle = stream_idle_seconds(stream)
-                if idle is None:
-                    continue
-                if idle >= idle_timeout:
-                    self._close_idle(greenlet, stream, idle, idle_timeout)
-                else:
-                    soonest = min(soonest, idle_timeout - idle)
+            try:
+                closed &= self._handlers.keys()
+                for greenlet, stream in list(self._handlers.items()):
+                    if greenlet in self._unprepared or greenlet in closed:
+                        continue  # in its handshake (its own timeout governs), or told
+                    idle = stream_idle_seconds(stream)
+                    if idle is None:
+                        continue
+                    if idle >= idle_timeout:
+                        closed.add(greenlet)
+                        self._close_idle(greenlet, stream, idle, idle_timeout)
+                    else:
+                        soonest = min(soonest, idle_timeout - idle)
+            except Exception:
+                # A bug here must not end idle enforcement for the port's lifetime.
+                logger.exception("idle sweep on %s failed; sweeping on", self._host)
             delay = next_sweep_delay(idle_timeout, soonest)
 
     def _close_idle(self, greenlet: Any, stream: Any, idle: float, idle_timeout: float) -> None:

@@ -171,6 +171,26 @@ def test_a_connection_with_traffic_in_either_direction_is_not_idle():
             assert port.stats.closed_idle == 0
 
 
+def test_a_handler_that_catches_the_error_and_lingers_is_told_once(caplog):
+    caught = []
+
+    def handler(stream, address):
+        try:
+            stream.recv(10)
+        except IdleTimeoutError as exc:
+            caught.append(exc)
+            gevent.sleep(0.5)  # cleanup that takes a while, on a still idle stream
+
+    caplog.set_level(logging.INFO, logger="greenpoint")
+    with server_from_string(LOOPBACK).serve(handler, idle_timeout=0.1) as port:
+        with _connect(port) as client:
+            assert client.recv(10) == b""
+        gevent.sleep(0.05)
+        assert port.stats.closed_idle == 1
+    assert len(caught) == 1
+    assert len([r for r in _limit_records(caplog) if "idle_timeout" in r.getMessage()]) == 1
+
+
 class Recorder(Protocol):
     reasons: list = []
 
