@@ -27,6 +27,8 @@ import socket
 import struct
 from typing import Any
 
+from gevent import socket as _gsocket
+
 __all__ = [
     "ConnectionLimits",
     "PortStats",
@@ -42,6 +44,7 @@ _TCP_INFO_SIZE = 64  # enough for the fields read here; the kernel copies what f
 _LAST_DATA_OFFSET = 44
 _LAST_DATA = struct.Struct("=III")  # last_data_sent, last_ack_sent, last_data_recv
 _TCP_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
+_GEVENT_SOCKET = _gsocket.socket
 
 # The sweep wakes at most this often, relative to the timeout, so that a port whose
 # connections go idle one after another does not sweep continuously: a connection is
@@ -153,10 +156,13 @@ def stream_idle_seconds(stream: Any) -> float | None:
     Works for TCP streams: a gevent socket, or a wrapper (TLS, PROXY) that passes
     ``getsockopt`` through. UNIX sockets and pipes keep no such time.
     """
-    if _TCP_INFO is None or getattr(stream, "family", None) not in _TCP_FAMILIES:
+    # A gevent socket's own family and getsockopt go through Python wrappers (an enum
+    # per call); the raw socket under it answers in C.
+    raw = stream._sock if type(stream) is _GEVENT_SOCKET else stream
+    if _TCP_INFO is None or getattr(raw, "family", None) not in _TCP_FAMILIES:
         return None
     try:
-        info = stream.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+        info = raw.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
     except (OSError, AttributeError, TypeError, ValueError):
         return None
     if len(info) < _LAST_DATA_OFFSET + _LAST_DATA.size:
