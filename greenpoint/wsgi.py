@@ -248,6 +248,9 @@ class WSGIHandler(pywsgi.WSGIHandler):
     def _wait_for_first_byte(self, timeout: float | None, event: str) -> bool:
         """Wait up to ``timeout`` for the next request to start; False: closed for it."""
         if timeout is None:
+            # No limit on the wait, but still wait here: the header timer starts at
+            # the first byte, so an idle keep-alive connection never gets a 408.
+            self.rfile.peek(1)
             return True
         with gevent.Timeout(max(timeout, 0.001), False):
             self.rfile.peek(1)  # returns at once if bytes are already buffered

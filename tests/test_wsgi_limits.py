@@ -140,6 +140,18 @@ def test_keepalive_timeout_closes_an_idle_kept_alive_connection_quietly():
         assert port.stats.keepalive_timeouts == 1
 
 
+def test_an_idle_kept_alive_connection_never_gets_408_from_header_timeout():
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    with _serve(header_timeout=0.3) as port:  # no keepalive_timeout
+        with _connect(port) as client:
+            client.sendall(request)
+            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+            gevent.sleep(0.8)  # idle between requests, longer than header_timeout
+            client.sendall(request)
+            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+        assert port.stats.header_timeouts == 0
+
+
 def test_a_long_request_line_gets_414_and_big_headers_get_431():
     with _serve(max_request_line=100, max_header_size=50, max_header_count=5) as port:
         cases = [
