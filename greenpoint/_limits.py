@@ -147,7 +147,7 @@ def peer_key(address: Any) -> str | None:
 def tcp_idle_seconds(info: bytes) -> float:
     """Seconds since the last data segment either way, from a ``TCP_INFO`` answer."""
     sent, _ack_sent, received = _LAST_DATA.unpack_from(info, _LAST_DATA_OFFSET)
-    return min(sent, received) / 1000.0
+    return min(int(sent), int(received)) / 1000.0
 
 
 def stream_idle_seconds(stream: Any) -> float | None:

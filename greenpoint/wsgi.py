@@ -241,7 +241,7 @@ class WSGIHandler(pywsgi.WSGIHandler):
         if remaining is not None:
             self._header_deadline = gevent.Timeout(max(remaining, 0.001))
             self._header_deadline.start()
-        line = self.rfile.readline(limits.max_request_line + 1)
+        line: bytes = self.rfile.readline(limits.max_request_line + 1)
         limits.check_request_line(line)
         return line.decode("latin-1")
 
@@ -289,7 +289,8 @@ class WSGIHandler(pywsgi.WSGIHandler):
         except gevent.Timeout as timeout:
             if timeout is not self._header_deadline:
                 raise
-            self.requestline = self.requestline if isinstance(self.requestline, str) else ""
+            if not isinstance(getattr(self, "requestline", None), str):
+                self.requestline = ""
             self.server.count_event(
                 "header_timeouts", self._peer, "request head not complete within header_timeout"
             )
@@ -473,7 +474,7 @@ class WSGIPort(ListeningPort):
     @property
     def stats(self) -> PortStats:
         """The port's counts, with the HTTP ones (header timeouts, 414/431) added."""
-        return dataclasses.replace(super().stats, **self.handler.events)
+        return dataclasses.replace(super().stats, **self.wsgi_server.events)
 
     def stop_listening(self, timeout: float | None = None) -> None:
         """Stop gracefully; blocks until every connection is closed."""
