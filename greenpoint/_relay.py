@@ -52,7 +52,11 @@ class Relay:
             connection = self.upstream.open(timeout=self.timeout)
         except OSError as exc:
             reason = str(exc) if self.verbose else str(exc).splitlines()[0]
-            log.error("%s: cannot connect to %s: %s", address, self.upstream, reason)
+            # A ConnectError already says "cannot connect to <upstream>: ...".
+            prefix = f"cannot connect to {self.upstream}"
+            if not reason.startswith("cannot connect to"):
+                reason = f"{prefix}: {reason}"
+            log.error("%s: %s", address, reason)
             return
         pump = Pump(stream, connection)
         key = object()  # two connections may share an address (UNIX clients)
