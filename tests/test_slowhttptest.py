@@ -10,7 +10,8 @@ Slow headers (``-H``, slowloris) and slow body (``-B``, R-U-Dead-Yet) against a
   sockets are sampled from ``/proc/net/tcp`` every 0.1 s).
 
 ``make test`` runs a scaled-down attack (150 connections, 8 s); ``make load`` the full
-size (500 connections, 30 s).
+size (500 connections, 30 s). Where ``slowhttptest`` is not installed, :class:`SlowClients`
+does the same in Python (CI installs the real one: ``.ci/install-programs``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import http.client
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -30,11 +33,6 @@ from tests._cli_helpers import EXAMPLES, child_env, greenpoint_command
 
 SLOWHTTPTEST = shutil.which("slowhttptest") or (
     "/usr/bin/slowhttptest" if os.access("/usr/bin/slowhttptest", os.X_OK) else None
-)
-
-pytestmark = pytest.mark.skipif(
-    SLOWHTTPTEST is None,
-    reason="slowhttptest is not installed (Debian/Ubuntu: apt-get install slowhttptest)",
 )
 
 TIMEOUT = 2.0  # --header-timeout, --idle-timeout and --keepalive-timeout of the server
@@ -104,6 +102,53 @@ class Sampler(threading.Thread):
         return max((self.last_seen[r] - self.first_seen[r], r) for r in self.first_seen)
 
 
+class SlowClients(threading.Thread):
+    """What slowhttptest does, where it is not installed (CI installs it).
+
+    ``connections`` clients each send a request head (``headers``: without its end,
+    then one more header line every ``interval``; ``body``: complete, announcing a
+    4096-byte body, then one body byte every ``interval``). Same interface as the
+    ``Popen`` of the real tool: ``poll``, ``terminate``, ``wait``.
+    """
+
+    def __init__(self, mode: str, port: int, connections: int, interval: float, seconds: float):
+        super().__init__(daemon=True)
+        self.mode, self.port, self.connections = mode, port, connections
+        self.interval, self.seconds = interval, seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        head = b"GET / HTTP/1.1\r\nHost: x\r\n"
+        if self.mode == "body":
+            head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n"
+        clients = []
+        for _ in range(self.connections):
+            client = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            client.sendall(head)
+            clients.append(client)
+        ended = time.monotonic() + self.seconds
+        try:
+            while clients and not self.stopping.wait(self.interval) and time.monotonic() < ended:
+                for client in list(clients):
+                    try:
+                        client.sendall(b"X-a: b\r\n" if self.mode == "headers" else b"a")
+                    except OSError:  # the server closed it
+                        clients.remove(client)
+                        client.close()
+        finally:
+            for client in clients:
+                client.close()
+
+    def poll(self) -> int | None:
+        return None if self.is_alive() else 0
+
+    def terminate(self) -> None:
+        self.stopping.set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.join(timeout)
+
+
 def _probe(port: int) -> float:
     started = time.monotonic()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -159,28 +204,33 @@ def _attack(mode: str, connections: int, seconds: int, cap: int, tmp_path) -> No
         _probe(port)  # the server is up
         sampler = Sampler(port, server.pid)
         sampler.start()
-        attack = subprocess.Popen(
-            [
-                SLOWHTTPTEST,
-                "-H" if mode == "headers" else "-B",
-                "-c",
-                str(connections),
-                "-r",
-                str(connections),
-                "-i",
-                "1" if mode == "headers" else str(int(TIMEOUT + 1)),
-                "-l",
-                str(seconds),
-                "-u",
-                f"http://127.0.0.1:{port}/",
-                "-p",
-                "3",
-            ],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        interval = 1.0 if mode == "headers" else TIMEOUT + 1
+        if SLOWHTTPTEST is not None:
+            attack: Any = subprocess.Popen(
+                [
+                    SLOWHTTPTEST,
+                    "-H" if mode == "headers" else "-B",
+                    "-c",
+                    str(connections),
+                    "-r",
+                    str(connections),
+                    "-i",
+                    str(int(interval)),
+                    "-l",
+                    str(seconds),
+                    "-u",
+                    f"http://127.0.0.1:{port}/",
+                    "-p",
+                    "3",
+                ],
+                cwd=tmp_path,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        else:
+            attack = SlowClients(mode, port, connections, interval, seconds)
+            attack.start()
         latencies = []
         try:
             started = time.monotonic()
