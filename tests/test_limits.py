@@ -320,3 +320,40 @@ def test_a_proxy_header_that_never_comes_counts_as_a_handshake_timeout():
             assert client.recv(10) == b""
         gevent.sleep(0.05)
         assert port.stats.handshake_timeouts == 1
+
+
+# -- over TLS -------------------------------------------------------------------------
+
+
+def test_idle_timeout_over_tls_and_a_handshake_that_never_comes(tmp_path):
+    from greenpoint import client_from_string, quote_string_argument
+    from tests._tls_support import make_certs
+
+    certs = make_certs(tmp_path)
+    errors = []
+
+    def handler(stream, address):
+        try:
+            stream.recv(10)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    pem, ca = quote_string_argument(certs.server_pem), quote_string_argument(certs.ca_file)
+    endpoint = server_from_string(
+        f"ssl:0:privateKey={pem}:interface=127.0.0.1:handshakeTimeout=0.3"
+    )
+    with endpoint.serve(handler, idle_timeout=0.5) as port:
+        with _connect(port) as silent:  # TCP only: the handshake timeout governs it
+            assert silent.recv(10) == b""
+        client = client_from_string(f"tls:localhost:{port.get_host().port}:trustRoots={ca}").open(
+            timeout=10
+        )
+        with client:  # handshake done, then silence: idle
+            started = time.monotonic()
+            assert client.recv(10) == b""
+            assert 0.4 <= time.monotonic() - started < 3.0
+        gevent.sleep(0.05)
+        stats = port.stats
+    assert stats.handshake_timeouts == 1 and stats.closed_idle == 1
+    assert len(errors) == 1 and isinstance(errors[0], IdleTimeoutError)
