@@ -13,7 +13,8 @@ Three limits, all off unless asked for (a library must not surprise):
   closed. Nothing is done per read or write: for TCP the kernel already keeps the
   time of the last data segment each way (``TCP_INFO``'s ``tcpi_last_data_recv`` and
   ``tcpi_last_data_sent``, see tcp(7)), and one sweep per port reads it, sleeping
-  until the next connection could become idle.
+  until the next connection could become idle. UNIX sockets, which keep no such
+  time, note it themselves (:mod:`greenpoint._stamped_socket`).
 
 Everything here is a function of values; the I/O (the sweep, the accept loop) lives in
 :mod:`greenpoint._serve`.
@@ -154,13 +155,17 @@ def stream_idle_seconds(stream: Any) -> float | None:
     """How long ``stream`` has been idle, from the kernel; ``None`` if it cannot tell.
 
     Works for TCP streams: a gevent socket, or a wrapper (TLS, PROXY) that passes
-    ``getsockopt`` through. UNIX sockets and pipes keep no such time.
+    ``getsockopt`` through; and for a :class:`~greenpoint._stamped_socket.StampedSocket`
+    (UNIX sockets on ports with ``idle_timeout``). Pipes keep no such time.
     """
     # A gevent socket's own family and getsockopt go through Python wrappers (an enum
     # per call); the raw socket under it answers in C.
     raw = stream._sock if type(stream) is _GEVENT_SOCKET else stream
     if _TCP_INFO is None or getattr(raw, "family", None) not in _TCP_FAMILIES:
-        return None
+        # A UNIX socket keeps its own time (StampedSocket), also under a wrapper
+        # (a PROXY stream) that passes attributes through.
+        idle_seconds = getattr(stream, "idle_seconds", None)
+        return None if idle_seconds is None else float(idle_seconds())
     try:
         info = raw.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
     except (OSError, AttributeError, TypeError, ValueError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from greenpoint._limits import (
     peer_key,
     stream_idle_seconds,
 )
+from greenpoint._stamped_socket import stamped
 from greenpoint.errors import GreenpointError, IdleTimeoutError, ProxyHeaderError
 
 __all__ = ["ListeningPort", "next_backoff_delay"]
@@ -327,6 +329,9 @@ class ListeningPort:
         handlers = self._handlers
         run = self._run_handler
         cap = self.limits.max_connections
+        # UNIX sockets keep no time of their last data: on a port with idle_timeout
+        # they are re-made as sockets that note it themselves.
+        stamp = self.limits.idle_timeout is not None and family == socket.AF_UNIX
         delay = 0.0
         while True:
             if wait_for_slot is not None:
@@ -346,6 +351,8 @@ class ListeningPort:
             if self.closing:  # a listener that still accepted after close()
                 stream.close()
                 return
+            if stamp:
+                stream = stamped(stream)
             try:
                 greenlet = spawn(run, stream, address, family, prepare)
             except BaseException:

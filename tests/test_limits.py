@@ -357,3 +357,52 @@ def test_idle_timeout_over_tls_and_a_handshake_that_never_comes(tmp_path):
         stats = port.stats
     assert stats.handshake_timeouts == 1 and stats.closed_idle == 1
     assert len(errors) == 1 and isinstance(errors[0], IdleTimeoutError)
+
+
+# -- over UNIX sockets (no TCP_INFO: the socket keeps its own time) -------------------
+
+
+def test_idle_timeout_on_unix_sockets_for_handlers_and_protocols(tmp_path):
+    errors = []
+
+    def handler(stream, address):
+        try:
+            while data := stream.recv(10):
+                stream.sendall(data)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    def connect(port):
+        client = gsocket.socket(gsocket.AF_UNIX, gsocket.SOCK_STREAM)
+        client.settimeout(10)
+        client.connect(port.get_host().name)
+        return client
+
+    path = tmp_path / "idle.sock"
+    with server_from_string(f"unix:{path}").serve(handler, idle_timeout=0.4) as port:
+        with connect(port) as client:
+            for _ in range(6):  # 0.9 s of traffic: not idle
+                client.sendall(b"ping")
+                assert client.recv(10) == b"ping"
+                last_io = time.monotonic()
+                gevent.sleep(0.15)
+            assert client.recv(10) == b""  # then silence: closed
+            assert 0.35 <= time.monotonic() - last_io < 3.0
+        gevent.sleep(0.05)
+        assert port.stats.closed_idle == 1
+    assert len(errors) == 1 and isinstance(errors[0], IdleTimeoutError)
+
+    Recorder.reasons = []
+    path = tmp_path / "idle-protocol.sock"
+    port = server_from_string(f"unix:{path}").listen(
+        Factory.forProtocol(Recorder), idle_timeout=0.3
+    )
+    try:
+        with connect(port) as client:
+            client.sendall(b"hello")
+            assert client.recv(10) == b""
+        gevent.sleep(0.05)
+        assert len(Recorder.reasons) == 1 and isinstance(Recorder.reasons[0], IdleTimeoutError)
+    finally:
+        port.stop_listening()
