@@ -148,9 +148,7 @@ class DelayedCall:
 
     def _arm(self) -> None:
         self._armed = next(self._generation)
-        remaining = max(0.0, self.time - self._clock.seconds())
-        self._timer = gevent.get_hub().loop.timer(remaining)
-        self._timer.start(self._due, self._armed)
+        self._timer = self._clock._start_timer(self, self._armed)
 
     def _disarm(self) -> None:
         self._armed = -1  # a run already queued for the old arming does nothing
@@ -162,9 +160,8 @@ class DelayedCall:
         # In the hub: nothing here may block. Hand the call to its connection's
         # greenlet, or to a greenlet of its own.
         self._timer = None
-        owner = self._owner
-        if owner is None or not owner.run_timer(lambda: self._run(armed)):
-            gevent.spawn(self._run, armed)
+        if armed == self._armed:
+            self._clock._dispatch(self, armed)
 
     def _run(self, armed: int) -> None:
         if armed != self._armed or not self.active():
@@ -220,6 +217,19 @@ class Clock:
     def getDelayedCalls(self) -> list[DelayedCall]:  # noqa: N802 - Twisted's name
         """The calls scheduled and not yet run or cancelled."""
         return [call for call in self._pending if call.active()]
+
+    def _dispatch(self, call: DelayedCall, armed: int) -> None:
+        """Run a call that fell due: in its connection's greenlet, or in its own."""
+        owner = call._owner
+        if owner is None or not owner.run_timer(lambda: call._run(armed)):
+            gevent.spawn(call._run, armed)
+
+    def _start_timer(self, call: DelayedCall, armed: int) -> Any:
+        """Arrange ``call._due(armed)`` at ``call.time``; returns a handle with ``close()``."""
+        remaining = max(0.0, call.time - self.seconds())
+        timer = gevent.get_hub().loop.timer(remaining)
+        timer.start(call._due, armed)
+        return timer
 
 
 clock = Clock()
