@@ -7,8 +7,11 @@ import time
 
 import gevent
 import pytest
+from gevent.event import AsyncResult
+from twisted.internet import defer
+from twisted.internet import error as tw_error
 from twisted.internet import protocol as tw_protocol
-from twisted.protocols import basic, policies
+from twisted.protocols import amp, basic, policies
 
 import greenpoint
 from tests._protocol_helpers import LOOPBACK
@@ -256,3 +259,69 @@ def test_twisted_client_factory_over_connect():
         protocol = client.connect(tw_protocol.ClientFactory.forProtocol(Asker))
         assert protocol.transport.wait_closed(5)
     assert replies == [b"PING", b"BYE"]
+
+
+# -- amp.AMP, with Deferred results -------------------------------------------------
+
+
+class Sum(amp.Command):
+    arguments = [(b"a", amp.Integer()), (b"b", amp.Integer())]
+    response = [(b"total", amp.Integer())]
+
+
+class Later(amp.Command):
+    arguments = [(b"n", amp.Integer())]
+    response = [(b"n", amp.Integer())]
+
+
+class Math(amp.AMP):
+    @Sum.responder
+    def sum(self, a, b):
+        return {"total": a + b}
+
+    @Later.responder
+    def later(self, n):
+        answer = defer.Deferred()  # fired by a timer of this connection
+        greenpoint.clock.callLater(0.05, answer.callback, {"n": n * 2})
+        return answer
+
+
+def wait_for(deferred, timeout=5):
+    """Block this greenlet until ``deferred`` fires (the porting guide's helper)."""
+    result = AsyncResult()
+    deferred.addCallbacks(result.set, lambda failure: result.set_exception(failure.value))
+    return result.get(timeout=timeout)
+
+
+def test_amp_calls_and_deferred_responders():
+    lost = []
+
+    class Client(amp.AMP):
+        def connectionLost(self, reason):
+            lost.append(reason.check(tw_error.ConnectionDone))
+            super().connectionLost(reason)
+
+    with greenpoint.server_from_string("memory:amp").listen(tw_protocol.Factory.forProtocol(Math)):
+        client = greenpoint.client_from_string("memory:amp").connect(
+            tw_protocol.Factory.forProtocol(Client)
+        )
+        assert wait_for(client.callRemote(Sum, a=2, b=3)) == {"total": 5}
+        assert wait_for(client.callRemote(Later, n=21)) == {"n": 42}
+        pending = client.callRemote(Later, n=1)
+        transport = client.transport  # AMP drops it in connectionLost
+        transport.abortConnection()
+        with pytest.raises(greenpoint.ConnectionLost):
+            wait_for(pending)  # AMP fails what was in flight with the reason
+        assert transport.wait_closed(5)
+    assert lost == [None]  # aborted: not a clean ConnectionDone
+
+
+def test_reason_answers_failure_questions():
+    done = greenpoint.ConnectionDone()
+    assert done.check(tw_error.ConnectionLost, tw_error.ConnectionDone) is tw_error.ConnectionDone
+    assert done.check(tw_error.ConnectionClosed) is tw_error.ConnectionClosed
+    assert done.check(greenpoint.ConnectionLost) is None
+    assert done.value is done and done.type is greenpoint.ConnectionDone
+    assert done.getErrorMessage() == "the connection was closed cleanly"
+    with pytest.raises(greenpoint.ConnectionDone):
+        done.trap(KeyError)
