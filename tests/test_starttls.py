@@ -212,3 +212,43 @@ def test_start_tls_rejects_options_it_cannot_use():
     transport = greenpoint._transport.Transport(object(), greenpoint.Protocol())
     with pytest.raises(TypeError, match="options_for_client_tls"):
         transport.startTLS("not options")
+
+
+# -- from outside the reader, and over memory: ----------------------------------------
+
+
+class TLSFromTheStart(greenpoint.Protocol):
+    def connectionMade(self):
+        self.transport.startTLS(self.factory.tls_options)
+
+    def dataReceived(self, data):
+        self.transport.write(data.upper())
+
+
+class Collect(greenpoint.Protocol):
+    def connectionMade(self):
+        self.received = b""
+
+    def dataReceived(self, data):
+        self.received += data
+
+
+def test_start_tls_called_from_another_greenlet_over_memory(certs):
+    server_factory = greenpoint.Factory.forProtocol(TLSFromTheStart)
+    server_factory.tls_options = tls.options_for_server_tls(certs.server_pem)
+    with greenpoint.server_from_string("memory:starttls").listen(server_factory):
+        client = greenpoint.client_from_string("memory:starttls").connect(
+            greenpoint.Factory.forProtocol(Collect)
+        )
+        # The reader is parked in recv: startTLS wakes it to do the handshake.
+        client.transport.startTLS(tls.options_for_client_tls("localhost", trust_root=certs.ca_file))
+        client.transport.write(b"ping")
+        with pytest.raises(RuntimeError, match="already TLS"):
+            client.transport.startTLS(tls.options_for_client_tls("localhost"))
+        deadline = gevent.Timeout(10)
+        with deadline:
+            while client.received != b"PING":
+                gevent.sleep(0.01)
+        assert client.transport.getPeerCertificate() is not None
+        client.transport.loseConnection()
+        assert client.transport.wait_closed(5)
