@@ -187,14 +187,19 @@ class Transport:
         ``ConnectionLost`` and the exception propagates.
         """
         self._reader = gevent.getcurrent()
-        current_owner.set(self)  # this greenlet's own context: gone when it ends
+        # Reset on the way out: the greenlet's context holding us, while we hold the
+        # greenlet, would be a cycle left to the garbage collector.
+        token = current_owner.set(self)
         try:
-            self._read_loop()
-            reason = self._wait_for_end()
-        except BaseException as exc:
-            self._finish(_lost(exc))
-            raise
-        self._finish(reason)
+            try:
+                self._read_loop()
+                reason = self._wait_for_end()
+            except BaseException as exc:
+                self._finish(_lost(exc))
+                raise
+            self._finish(reason)
+        finally:
+            current_owner.reset(token)
 
     def spawn(self) -> Any:
         """Run :meth:`run` in a new greenlet and return it."""
