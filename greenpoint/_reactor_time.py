@@ -235,6 +235,11 @@ class Clock:
 clock = Clock()
 
 
+# Protocol class -> whether its callLater is Twisted's. One entry per class ever
+# connected: a plain dict, as a weak one costs more than the lookup it saves.
+_ROUTED: dict[type, bool] = {}
+
+
 def adopt_twisted_timers(protocol: Any, owner: Any) -> None:
     """Point a Twisted protocol's ``callLater`` at its connection's timers.
 
@@ -245,8 +250,12 @@ def adopt_twisted_timers(protocol: Any, owner: Any) -> None:
     Only a ``callLater`` defined by Twisted itself is replaced: a protocol's own
     method of that name is left alone.
     """
-    method = getattr(type(protocol), "callLater", None)
-    if method is None or not getattr(method, "__module__", "").startswith("twisted."):
+    cls = type(protocol)
+    routed = _ROUTED.get(cls)
+    if routed is None:  # decided once per class: this runs for every connection
+        method = getattr(cls, "callLater", None)
+        routed = _ROUTED[cls] = getattr(method, "__module__", "").startswith("twisted.")
+    if not routed:
         return
     try:
         protocol.callLater = owner.callLater
