@@ -279,6 +279,9 @@ class Transport:
         while True:
             if self._reason is not None:
                 return self._reason
+            if self._tls_pending is not None:  # startTLS, write, loseConnection
+                self._switch_to_tls()  # the held writes are then queued
+                continue
             if self._close_when_flushed and self._flushed():
                 return ConnectionDone("connection was closed cleanly")
             if self._read_done and self._write_shut:

@@ -252,3 +252,26 @@ def test_start_tls_called_from_another_greenlet_over_memory(certs):
         assert client.transport.getPeerCertificate() is not None
         client.transport.loseConnection()
         assert client.transport.wait_closed(5)
+
+
+class LastWordsOverTLS(greenpoint.Protocol):
+    def connectionMade(self):
+        self.transport.write(b"clear\n")
+        self.transport.startTLS(self.factory.tls_options)
+        self.transport.write(b"secret\n")
+        self.transport.loseConnection()  # after the handshake and the secret
+
+
+def test_lose_connection_right_after_start_tls_still_sends_over_tls(certs):
+    factory = greenpoint.Factory.forProtocol(LastWordsOverTLS)
+    factory.tls_options = tls.options_for_server_tls(certs.server_pem)
+    with greenpoint.server_from_string("memory:lastwords").listen(factory):
+        raw = greenpoint.client_from_string("memory:lastwords").open()
+        raw.settimeout(10)
+        assert raw.recv(6) == b"clear\n"
+        options = tls.options_for_client_tls("localhost", trust_root=certs.ca_file)
+        with tls.wrap_client_stream(raw, options, timeout=10) as secure:
+            data = b""
+            while chunk := secure.recv(100):
+                data += chunk
+    assert data == b"secret\n"
