@@ -25,7 +25,7 @@ move with it; real I/O and ``gevent.sleep`` do not.
 For protocols: :class:`StringTransport` and :class:`ManualClock` (Twisted's
 ``StringTransport`` and ``task.Clock``) test one with no connection at all, and
 ``memory:NAME`` descriptions (:mod:`greenpoint.endpoints.memory`) connect in-process
-with fault injection.
+with fault injection, in the description or from the test (:func:`memory_faults`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from greenpoint._address import from_sockaddr
 from greenpoint._happy_eyeballs import MonotonicClock
 from greenpoint._hostnames import parse_ip_literal
 from greenpoint._string_transport import ManualClock, StringTransport
+from greenpoint.endpoints.memory import memory_faults
 from greenpoint.errors import ConnectError, ConnectRefusedError, ConnectTimeoutError
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "FakeSocket",
     "ManualClock",
     "StringTransport",
+    "memory_faults",
 ]
 
 

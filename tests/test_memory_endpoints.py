@@ -18,6 +18,7 @@ from greenpoint.errors import (
     DescriptionError,
     ListenError,
 )
+from greenpoint.testing import memory_faults
 from tests._tls_support import make_certs
 
 
@@ -152,7 +153,7 @@ def test_bad_client_descriptions_name_the_parameter(text, parameter):
 def test_refuse_fault():
     with (
         server_from_string("memory:svc").serve(upper_echo),
-        pytest.raises(ConnectRefusedError, match="refuse=1"),
+        pytest.raises(ConnectRefusedError, match="refuse fault"),
     ):
         client_from_string("memory:svc:refuse=1").open()
 
@@ -237,3 +238,21 @@ def test_chunk_fault_splits_reads_and_twisted_framing_copes():
         while b"".join(reads) != b"FIRST LINE\r\nSECOND\r\n":
             reads.append(stream.recv(100))
         assert max(len(read) for read in reads) <= 3
+
+
+def test_faults_injected_from_the_test_apply_to_every_client_of_the_name():
+    configured = client_from_string("memory:db")  # what the code under test reads
+    with server_from_string("memory:db").serve(upper_echo):
+        with memory_faults("db", refuse=True):
+            with pytest.raises(ConnectRefusedError, match="refuse fault"):
+                configured.open()
+            with memory_faults("db", blackhole=True), pytest.raises(ConnectTimeoutError):
+                configured.open(timeout=0.1)
+            with pytest.raises(ConnectRefusedError):  # the outer block again
+                configured.open()
+        with memory_faults("db", chunk=2), configured.open() as stream:
+            stream.sendall(b"abcdef")
+            assert stream.recv(100) == b"AB"
+        with configured.open() as stream:  # no faults once the blocks ended
+            stream.sendall(b"abcdef")
+            assert stream.recv(100) == b"ABCDEF"

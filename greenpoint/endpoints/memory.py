@@ -17,6 +17,11 @@ description:
 ``timeout=S``      the connect timeout (default 30), which ``blackhole`` runs into
 =================  ==================================================================
 
+The same faults can be injected from a test without touching the descriptions the
+code under test reads: ``with greenpoint.testing.memory_faults("db", refuse=True):``
+applies to every client of ``memory:db`` (and wins over its description's keys)
+until the block ends.
+
 Twisted has nothing addressable by a description here: its ``MemoryReactor`` and
 ``iosim`` fakes are wired up in code. Names are per process (per gevent hub would
 be no different in practice: greenpoint runs one hub per thread).
@@ -25,8 +30,10 @@ be no different in practice: greenpoint runs one hub per thread).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import errno
+from collections.abc import Iterator
 from typing import Any
 
 from gevent import Timeout
@@ -45,12 +52,52 @@ __all__ = [
     "MemoryClientEndpoint",
     "MemoryListener",
     "MemoryServerEndpoint",
+    "memory_faults",
 ]
 
 DEFAULT_TIMEOUT = 30.0  # seconds, as Twisted's connect timeout
 
 # name -> the listener bound to it, in this process.
 _bound: dict[str, MemoryListener] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Injected:
+    refuse: bool
+    blackhole: bool
+    faults: Faults
+
+
+# name -> faults a test injected for every client of that name (memory_faults).
+_injected: dict[str, _Injected] = {}
+
+
+@contextlib.contextmanager
+def memory_faults(
+    name: str,
+    *,
+    refuse: bool = False,
+    blackhole: bool = False,
+    reset_after: int | None = None,
+    delay: float = 0.0,
+    chunk: int | None = None,
+) -> Iterator[None]:
+    """Make every client of ``memory:NAME`` meet these faults inside the ``with`` block.
+
+    They replace, for the block, the fault keys of the clients' own descriptions;
+    connections made before the block keep the faults they were made with.
+    """
+    _check_name(name)
+    injected = _Injected(refuse, blackhole, Faults(reset_after, delay, chunk))
+    previous = _injected.get(name)
+    _injected[name] = injected
+    try:
+        yield
+    finally:
+        if previous is None:
+            _injected.pop(name, None)
+        else:
+            _injected[name] = previous
 
 
 class MemoryListener:
@@ -161,20 +208,24 @@ class MemoryClientEndpoint(ClientEndpoint):
             ConnectTimeoutError: ``blackhole``, once ``timeout`` has passed.
         """
         timeout = self.timeout if timeout is None else timeout
-        if self.refuse:
+        refuse, blackhole, faults = self.refuse, self.blackhole, self.faults
+        injected = _injected.get(self.name)
+        if injected is not None:
+            refuse, blackhole, faults = injected.refuse, injected.blackhole, injected.faults
+        if refuse:
             raise ConnectRefusedError(
-                f"connection to {self.address} refused (refuse=1 fault)",
+                f"connection to {self.address} refused (refuse fault)",
                 address=self.address,
                 errno=errno.ECONNREFUSED,
             )
-        if self.blackhole:
+        if blackhole:
             try:
                 with Timeout(timeout):
                     Event().wait()  # nothing ever answers
             except Timeout:
                 pass
             raise ConnectTimeoutError(
-                f"connecting to {self.address} timed out after {timeout:g} s (blackhole=1 fault)",
+                f"connecting to {self.address} timed out after {timeout:g} s (blackhole fault)",
                 address=self.address,
                 errno=errno.ETIMEDOUT,
             )
@@ -185,7 +236,7 @@ class MemoryClientEndpoint(ClientEndpoint):
                 address=self.address,
                 errno=errno.ECONNREFUSED,
             )
-        return listener.connect(self.faults)
+        return listener.connect(faults)
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         kwargs: dict[str, Any] = {}
