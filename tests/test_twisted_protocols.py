@@ -200,8 +200,19 @@ class Int32Echo(basic.Int32StringReceiver):
             self.transport.loseConnection()
 
 
+class Int16Echo(basic.Int16StringReceiver):  # IntNStringReceiver with N = 16
+    def stringReceived(self, string):
+        self.sendString(string.upper())
+        if string == b"bye":
+            self.transport.loseConnection()
+
+
 def _int32(payload):
     return struct.pack("!I", len(payload)) + payload
+
+
+def _int16(payload):
+    return struct.pack("!H", len(payload)) + payload
 
 
 def _netstring(payload):
@@ -219,8 +230,15 @@ def _lines(payload):
         (LineOnlyEcho, _lines),
         (NetstringEcho, _netstring),
         (Int32Echo, _int32),
+        (Int16Echo, _int16),
     ],
-    ids=["LineReceiver", "LineOnlyReceiver", "NetstringReceiver", "Int32StringReceiver"],
+    ids=[
+        "LineReceiver",
+        "LineOnlyReceiver",
+        "NetstringReceiver",
+        "Int32StringReceiver",
+        "Int16StringReceiver",
+    ],
 )
 def test_twisted_framing_receiver_echoes(protocol_class, frame):
     with _serve(protocol_class) as port, _client(port) as sock:
