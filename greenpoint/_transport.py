@@ -22,6 +22,12 @@ to no-ops without them), ``getpeername``/``getsockname``/``family`` (or
 may raise ``BlockingIOError``) to get the fast path on streams that are not plain
 gevent sockets.
 
+The reader also runs the connection's timers (``greenpoint.clock``: a due timer is
+queued and the reader woken, so it runs between two ``dataReceived`` calls, never
+during one) and performs ``startTLS``: it waits for the clear text to be flushed,
+handshakes over the stream, swaps the stream for the TLS one, then releases the
+writes made after the call, which were held meanwhile.
+
 A stream with ``exit_reason()`` (a child process's stdin/stdout) ends the way a
 Twisted process transport does: once the stream is closed after a clean end (end of
 file, ``loseConnection``) or a stream error (a broken pipe to a child that died),
