@@ -76,6 +76,10 @@ def _error(ours: type[ValueError], twisted_name: str, message: str) -> ValueErro
 
 _BOTH: dict[str, type[ValueError]] = {}
 
+# A timer may fire this much before its time (the loop's clock is cached per
+# iteration); closer than this, the call is due.
+_EARLY = 0.001
+
 
 class DelayedCall:
     """One scheduled call, as ``callLater`` returns it (Twisted's ``IDelayedCall``)."""
@@ -129,15 +133,22 @@ class DelayedCall:
     def reset(self, seconds_from_now: float) -> None:
         """Run the call ``seconds_from_now`` seconds from now instead."""
         self._check_active()
-        self._disarm()
-        self.time = self._clock.seconds() + max(0.0, seconds_from_now)
-        self._arm()
+        self._move_to(self._clock.seconds() + max(0.0, seconds_from_now))
 
     def delay(self, seconds_later: float) -> None:
         """Run the call ``seconds_later`` seconds later than planned."""
         self._check_active()
+        self._move_to(self.time + seconds_later)
+
+    def _move_to(self, when: float) -> None:
+        # Later than the armed timer (TimeoutMixin.resetTimeout on every line): keep
+        # the timer; when it fires it sees the new time and arms again. Only moving
+        # earlier needs a new timer now.
+        if self._timer is not None and when >= self._armed_for:
+            self.time = when
+            return
         self._disarm()
-        self.time += seconds_later
+        self.time = when
         self._arm()
 
     def _check_active(self) -> None:
@@ -148,6 +159,7 @@ class DelayedCall:
 
     def _arm(self) -> None:
         self._armed = next(self._generation)
+        self._armed_for = self.time
         self._timer = self._clock._start_timer(self, self._armed)
 
     def _disarm(self) -> None:
@@ -160,8 +172,12 @@ class DelayedCall:
         # In the hub: nothing here may block. Hand the call to its connection's
         # greenlet, or to a greenlet of its own.
         self._timer = None
-        if armed == self._armed:
-            self._clock._dispatch(self, armed)
+        if armed != self._armed:
+            return
+        if self.time - self._clock.seconds() > _EARLY:
+            self._arm()  # moved later by reset()/delay() since it was armed
+            return
+        self._clock._dispatch(self, armed)
 
     def _run(self, armed: int) -> None:
         if armed != self._armed or not self.active():
