@@ -89,3 +89,23 @@ def test_seconds_is_monotonic_and_matches_get_time():
     call = greenpoint.clock.callLater(2, lambda: None)
     assert before + 2 <= call.getTime() <= greenpoint.clock.seconds() + 2
     call.cancel()
+
+
+def test_reset_to_an_earlier_time_fires_early():
+    seen = []
+    call = greenpoint.clock.callLater(5, seen.append, "early")
+    call.reset(0.01)
+    gevent.sleep(0.3)
+    assert seen == ["early"]
+
+
+def test_many_resets_run_the_call_once_at_the_last_time():
+    clock = Clock()
+    seen = []
+    call = clock.callLater(0.05, seen.append, "once")
+    for _ in range(100):  # as TimeoutMixin.resetTimeout does per line
+        call.reset(0.2)
+    gevent.sleep(0.1)
+    assert seen == []
+    gevent.sleep(1.0)
+    assert seen == ["once"]
