@@ -31,6 +31,7 @@ from greenpoint._proxy_header import (
     SSLInfo,
 )
 from greenpoint._proxy_header_encode import encode_proxy_header
+from greenpoint._reactor_time import clock
 from greenpoint._registry import (
     client_from_string,
     register_client_parser,
@@ -165,6 +166,7 @@ __all__ = [
     "clientFromString",
     "client_from_proxy_environment",
     "client_from_string",
+    "clock",
     "connectProtocol",
     "connect_protocol",
     "encode_proxy_header",
