@@ -60,12 +60,12 @@ setup(
     package_data={"greenpoint": ["py.typed"]},
     python_requires=">=3.10",
     # The floors are the oldest releases the test suite passes with: `make test-min`
-    # installs exactly these (constraints-min.txt) and CI runs it.
+    # installs exactly these (constraints-min.txt says why each) and CI runs it.
     install_requires=[
-        "gevent>=23.9",
-        "pyOpenSSL>=23.2",
-        "service-identity>=23.1",
+        "gevent>=23.7",
+        "pyOpenSSL>=24.3",
         "cryptography>=41.0.5",
+        "service-identity>=21.1",
         "idna>=3.0",
     ],
     extras_require={

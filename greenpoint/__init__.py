@@ -16,6 +16,7 @@ from greenpoint._address import (
 )
 from greenpoint._backoff import Backoff
 from greenpoint._connect import connect_protocol
+from greenpoint._contracts import Listener, PreparingListener, Stream
 from greenpoint._description import (
     Description,
     parse_description,
@@ -121,9 +122,11 @@ __all__ = [
     "IPv4Address",
     "IPv6Address",
     "ListenError",
+    "Listener",
     "ListeningPort",
     "NoProtocolError",
     "PipeAddress",
+    "PreparingListener",
     "ProcessEndpoint",
     "ProcessTerminated",
     "Protocol",
@@ -139,6 +142,7 @@ __all__ = [
     "ServerEndpoint",
     "StandardErrorBehavior",
     "StandardIOEndpoint",
+    "Stream",
     "TCP4ClientEndpoint",
     "TCP4ServerEndpoint",
     "TCP6ClientEndpoint",

@@ -21,9 +21,13 @@ Listener protocol (what ``bind()`` returns and the serve loop relies on):
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._description import format_description
+
+if TYPE_CHECKING:
+    from greenpoint._contracts import Listener, Stream
+    from greenpoint._serve import ListeningPort
 
 __all__ = ["ClientEndpoint", "ServerEndpoint"]
 
@@ -43,7 +47,7 @@ class _Describable:
 class ClientEndpoint(_Describable):
     """Base of every client endpoint."""
 
-    def open(self, timeout: float | None = None) -> Any:
+    def open(self, timeout: float | None = None) -> Stream:
         """Connect and return a connected stream; blocks only the calling greenlet.
 
         ``timeout`` (seconds) overrides the endpoint's own for this call and covers
@@ -64,11 +68,11 @@ class ClientEndpoint(_Describable):
 class ServerEndpoint(_Describable):
     """Base of every server endpoint."""
 
-    def bind(self) -> Any:
+    def bind(self) -> Listener:
         """Bind and listen; return a listener (see the module docstring)."""
         raise NotImplementedError
 
-    def serve(self, handler: Any, pool: Any = None) -> Any:
+    def serve(self, handler: Any, pool: Any = None) -> ListeningPort:
         """Bind and run ``handler(stream, address)`` in a greenlet per connection.
 
         Returns the already-bound :class:`~greenpoint.ListeningPort`. ``pool`` (a
@@ -78,11 +82,12 @@ class ServerEndpoint(_Describable):
 
         return ListeningPort.start(self.bind(), handler, pool=pool)
 
-    def listen(self, factory: Any) -> Any:
+    def listen(self, factory: Any) -> ListeningPort:
         """Bind and give each connection a protocol from ``factory``.
 
         Returns the already-bound :class:`~greenpoint.ListeningPort`.
         """
         from greenpoint._connect import listen_factory
 
-        return listen_factory(self, factory)
+        port: ListeningPort = listen_factory(self, factory)
+        return port
