@@ -55,7 +55,7 @@ def test_a_trailing_dot_is_not_sent_as_sni():
     assert encode_server_name("bücher.example.") == A_LABEL.encode("ascii")
 
 
-@pytest.mark.parametrize("prefix", ["tcp", "tls", "ssl"])
+@pytest.mark.parametrize("prefix", ["tcp", "tcp4", "tcp6", "tls", "ssl"])
 def test_a_name_idna_cannot_encode_is_a_description_error_naming_it(prefix):
     with pytest.raises(DescriptionError, match=r"invalid host name 'a\\u200db.example'"):
         client_from_string(f"{prefix}:{UNENCODABLE}:443")
