@@ -5,7 +5,8 @@ one does no I/O. A client endpoint implements ``open(timeout)``; ``connect(facto
 comes from here and runs the protocol layer over the opened stream. A server endpoint
 implements ``bind()``; ``serve(handler)`` and ``listen(factory)`` come from here.
 
-Listener protocol (what ``bind()`` returns and the serve loop relies on):
+Listener protocol (what ``bind()`` returns and the serve loop relies on; typed as
+``greenpoint.Listener`` and ``greenpoint.PreparingListener``):
 
 * ``accept() -> (stream, address)`` — a ready stream (TLS handshake done, PROXY header
   read); ``close()``, ``fileno()``, ``getsockname()``. A gevent socket qualifies (its
