@@ -41,6 +41,7 @@ from greenpoint._registry import (
 from greenpoint._serve import ListeningPort
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints.adopted import AdoptedStreamServerEndpoint
+from greenpoint.endpoints.envproxy import EnvironmentProxyEndpoint, client_from_proxy_environment
 from greenpoint.endpoints.haproxy import (
     HAProxyClientEndpoint,
     HAProxyServerEndpoint,
@@ -49,6 +50,11 @@ from greenpoint.endpoints.haproxy import (
 )
 from greenpoint.endpoints.hostname import ConnectInfo, HostnameEndpoint
 from greenpoint.endpoints.process import ProcessEndpoint
+from greenpoint.endpoints.proxy import (
+    HTTPConnectClientEndpoint,
+    SOCKS4aClientEndpoint,
+    SOCKS5ClientEndpoint,
+)
 from greenpoint.endpoints.stdio import StandardIOEndpoint
 from greenpoint.endpoints.tcp import (
     TCP4ClientEndpoint,
@@ -80,6 +86,7 @@ from greenpoint.errors import (
     ListenError,
     NoProtocolError,
     ProcessTerminated,
+    ProxyError,
     ProxyHeaderError,
     TLSError,
     TLSVerificationError,
@@ -113,10 +120,12 @@ __all__ = [
     "DNSLookupError",
     "Description",
     "DescriptionError",
+    "EnvironmentProxyEndpoint",
     "Factory",
     "GreenpointError",
     "HAProxyClientEndpoint",
     "HAProxyServerEndpoint",
+    "HTTPConnectClientEndpoint",
     "HostnameAddress",
     "HostnameEndpoint",
     "IPv4Address",
@@ -131,11 +140,14 @@ __all__ = [
     "ProcessTerminated",
     "Protocol",
     "ProxiedStream",
+    "ProxyError",
     "ProxyHeader",
     "ProxyHeaderError",
     "ProxyHeaderParser",
     "ProxyTLV",
     "ReconnectingClient",
+    "SOCKS4aClientEndpoint",
+    "SOCKS5ClientEndpoint",
     "SSL4ClientEndpoint",
     "SSL4ServerEndpoint",
     "SSLInfo",
@@ -153,6 +165,7 @@ __all__ = [
     "UNIXClientEndpoint",
     "UNIXServerEndpoint",
     "clientFromString",
+    "client_from_proxy_environment",
     "client_from_string",
     "connectProtocol",
     "connect_protocol",

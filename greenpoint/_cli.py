@@ -42,6 +42,7 @@ class CommandError(Exception):
 
 def _run_check(args: argparse.Namespace) -> int:
     from greenpoint._explain import explain_either, format_explanation, prefix_table
+    from greenpoint._redact import redact_description
     from greenpoint.errors import DescriptionError
 
     if args.table:
@@ -55,12 +56,12 @@ def _run_check(args: argparse.Namespace) -> int:
         try:
             explanations = explain_either(text, sides)
         except DescriptionError as exc:
-            print(f"greenpoint check: {text}: {exc}", file=sys.stderr)
+            print(f"greenpoint check: {redact_description(text)}: {exc}", file=sys.stderr)
             status = EXIT_FAILURE
             continue
         if args.quiet:
             continue
-        print(text)
+        print(redact_description(text))
         for explanation in explanations:
             print(format_explanation(explanation, "  "))
     return status
@@ -188,7 +189,7 @@ def _run_relay(args: argparse.Namespace) -> int:
 
     server = server_from_string(args.server)
     client = client_from_string(args.client)
-    relay = Relay(client, timeout=args.timeout, verbose=args.verbose)
+    relay = Relay(client, timeout=args.timeout, verbose=args.verbose, send_proxy=args.send_proxy)
     port = _bind_port(lambda: server.serve(relay))
     log.info("relaying %s -> %s", port.get_host(), client)
     progress = gevent.spawn(relay.report_progress, args.progress) if args.verbose else None
@@ -380,6 +381,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_GRACE,
         metavar="SECONDS",
         help=f"on stop, how long running connections may go on (default {DEFAULT_GRACE:g})",
+    )
+    proxy_header = relay.add_mutually_exclusive_group()
+    proxy_header.add_argument(
+        "--send-proxy-v2",
+        dest="send_proxy",
+        action="store_const",
+        const=2,
+        help="send a PROXY v2 header with the client's address (and TLS facts) first, "
+        "as HAProxy's send-proxy-v2; for a haproxy: server behind",
+    )
+    proxy_header.add_argument(
+        "--send-proxy",
+        dest="send_proxy",
+        action="store_const",
+        const=1,
+        help="the same with a PROXY v1 (text) header",
     )
     relay.set_defaults(run=_run_relay)
 

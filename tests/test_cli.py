@@ -129,7 +129,7 @@ def test_check_explains_good_and_fails_on_bad():
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == [
         "greenpoint check: tcp:80:timout=3: as a client: 'timout' is not a parameter of tcp: "
-        "did you mean 'timeout'? (parameters: host, port, timeout, bindAddress, bindPort, attemptDelay); "
+        "did you mean 'timeout'? (parameters: host, port, timeout, bindAddress, bindPort, attemptDelay, order); "
         "as a server: 'timout' is not a parameter of tcp "
         "(parameters: port, backlog, interface, reusePort, nodelay, ipv6only)"
     ]
