@@ -20,6 +20,14 @@ from typing import Any
 import gevent
 
 from greenpoint import __version__
+from greenpoint._cli_limits import (
+    RELAY_DEFAULTS,
+    WSGI_DEFAULTS,
+    add_http_timeout_flags,
+    add_limit_flags,
+    front_end_limits,
+    off_if_zero,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -31,6 +39,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEFAULT_GRACE = 30.0  # seconds a stop waits for running connections and requests
+DEFAULT_WORKER_TIMEOUT = 30.0  # seconds without a heartbeat before a worker is replaced
 
 
 class CommandError(Exception):
@@ -190,7 +199,8 @@ def _run_relay(args: argparse.Namespace) -> int:
     server = server_from_string(args.server)
     client = client_from_string(args.client)
     relay = Relay(client, timeout=args.timeout, verbose=args.verbose, send_proxy=args.send_proxy)
-    port = _bind_port(lambda: server.serve(relay))
+    limits = front_end_limits(args, fds_per_connection=2)
+    port = _bind_port(lambda: server.serve(relay, **limits))
     log.info("relaying %s -> %s", port.get_host(), client)
     progress = gevent.spawn(relay.report_progress, args.progress) if args.verbose else None
     try:
@@ -208,31 +218,37 @@ def _run_relay(args: argparse.Namespace) -> int:
 
 def _run_wsgi(args: argparse.Namespace) -> int:
     from greenpoint._registry import server_from_string
-    from greenpoint._workers import serve_wsgi
-    from greenpoint.wsgi import load_application
+    from greenpoint._workers import ApplicationLoadError, serve_wsgi
 
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does, for the console script too
-    try:
-        application = load_application(args.app)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
     endpoints = [server_from_string(text) for text in [args.server, *args.listen]]
     listeners = []
     try:
         for endpoint in endpoints:
             listeners.append(_bind(endpoint))
-        for listener in listeners:
-            log.info("serving %s on %s", args.app, _host_of(listener))
+        # The application is imported in each worker, not here: a SIGHUP's new
+        # workers import it afresh.
         return serve_wsgi(
             listeners,
-            application,
+            args.app,
             workers=args.workers,
-            grace=args.grace,
+            graceful_timeout=args.grace,
+            timeout=args.worker_timeout,
+            max_requests=args.max_requests,
+            max_requests_jitter=args.max_requests_jitter,
             access_log=not args.no_access_log,
+            monkey_patch=getattr(args, "monkey_patch", False),
+            server_options={
+                **front_end_limits(args, fds_per_connection=1),
+                "header_timeout": off_if_zero(args.header_timeout),
+                "keepalive_timeout": off_if_zero(args.keepalive_timeout),
+            },
         )
+    except ApplicationLoadError as exc:
+        raise CommandError(str(exc)) from exc
     finally:
         for listener in listeners:
             try:
@@ -278,6 +294,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, not {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
     return value
 
 
@@ -364,10 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("client", metavar="CLIENT", help="where to connect, e.g. unix:/run/app.sock")
     relay.add_argument(
         "--timeout",
+        "--connect-timeout",
+        dest="timeout",
         type=_seconds,
         default=None,
-        help="seconds to connect (default: the endpoint's)",
+        help="seconds to connect to CLIENT (default: the endpoint's, 30 for tcp:)",
     )
+    add_limit_flags(relay, RELAY_DEFAULTS)
     relay.add_argument(
         "--progress",
         type=_seconds,
@@ -406,8 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a WSGI application",
         description="Serve the WSGI application APP (module:name; the current directory "
         "is on the import path) on SERVER and every --listen description, with "
-        "gevent.pywsgi. SIGTERM stops gracefully: no new connections, running requests "
-        "finish (up to --grace seconds), then exit 0.",
+        "gevent.pywsgi, in worker processes under a supervisor. SIGTERM stops "
+        "gracefully (running requests finish, up to --graceful-timeout seconds; exit 0), "
+        "SIGINT/SIGQUIT at once, SIGHUP reloads (new workers, old ones drain).",
     )
     wsgi.add_argument("server", metavar="SERVER", help="server description, e.g. tcp:8080")
     wsgi.add_argument("app", metavar="APP", help="module:application")
@@ -424,16 +454,44 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="fork N processes sharing the listening sockets (default 1: no fork)",
+        help="worker processes sharing the listening sockets (default 1)",
     )
     wsgi.add_argument(
+        "--graceful-timeout",
         "--grace",
+        dest="grace",
         type=_seconds,
         default=DEFAULT_GRACE,
         metavar="SECONDS",
-        help=f"on SIGTERM, how long running requests may go on (default {DEFAULT_GRACE:g})",
+        help="on SIGTERM or SIGHUP, how long running requests may go on "
+        f"(default {DEFAULT_GRACE:g})",
+    )
+    wsgi.add_argument(
+        "--timeout",
+        dest="worker_timeout",
+        type=_seconds,
+        default=DEFAULT_WORKER_TIMEOUT,
+        metavar="SECONDS",
+        help="replace a worker silent (its hub blocked) this long; 0: never "
+        f"(default {DEFAULT_WORKER_TIMEOUT:g})",
+    )
+    wsgi.add_argument(
+        "--max-requests",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="replace a worker after N requests, gracefully (default 0: never)",
+    )
+    wsgi.add_argument(
+        "--max-requests-jitter",
+        type=_count,
+        default=0,
+        metavar="J",
+        help="add a random 0..J to each worker's --max-requests",
     )
     wsgi.add_argument("--no-access-log", action="store_true", help="no line per request")
+    add_limit_flags(wsgi, WSGI_DEFAULTS, per=" per worker")
+    add_http_timeout_flags(wsgi)
     wsgi.set_defaults(run=_run_wsgi)
     return parser
 

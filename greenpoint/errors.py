@@ -20,7 +20,8 @@ code that catches ``ValueError`` or ``OSError`` keeps working::
     └── ConnectionClosed                     reasons given to connectionLost
         ├── ConnectionDone                   a clean close
         └── ConnectionLost                   anything else
-            └── ProcessTerminated            a child exited with non-zero status
+            ├── ProcessTerminated            a child exited with non-zero status
+            └── IdleTimeoutError (TimeoutError) no byte either way for idle_timeout
 
 Errors are translated once, at the I/O edge, and always chained (``raise ... from``).
 """
@@ -43,6 +44,7 @@ __all__ = [
     "DescriptionError",
     "DNSLookupError",
     "GreenpointError",
+    "IdleTimeoutError",
     "ListenError",
     "NoProtocolError",
     "ProcessTerminated",
@@ -251,3 +253,21 @@ class ProcessTerminated(ConnectionLost):
         super().__init__(message)
         self.exit_code = exit_code
         self.signal = signal
+
+
+class IdleTimeoutError(ConnectionLost, TimeoutError):
+    """No byte was received or sent for the server's ``idle_timeout``; the server closed it.
+
+    A stream handler blocked on the connection gets it raised; a protocol gets it as
+    the reason given to ``connectionLost``. It is a ``ConnectionLost`` (code that
+    handles lost connections keeps working) and a ``TimeoutError``.
+    """
+
+    default_message = "the connection was idle for too long"
+
+    def __init__(self, message: str = "", *, idle_timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.idle_timeout = idle_timeout
+
+    def __str__(self) -> str:
+        return ConnectionClosed.__str__(self)

@@ -329,6 +329,8 @@ def test_relay_stops_gracefully_letting_a_running_connection_finish(tmp_path):
             gevent.sleep(0.1)
             relay.process.terminate()
             relay.wait_for("SIGTERM: stopping")
+            relay.process.send_signal(signal.SIGINT)  # a second stop signal: ignored
+            relay.wait_for("SIGINT: already stopping")
             assert refuses_soon(f"tcp:127.0.0.1:{port}")
             assert read_all(stream) == b"late"  # the running connection finished
         status, _, _ = relay.finish()
