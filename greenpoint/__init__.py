@@ -16,6 +16,7 @@ from greenpoint._address import (
 )
 from greenpoint._backoff import Backoff
 from greenpoint._connect import connect_protocol
+from greenpoint._contracts import Listener, PreparingListener, Stream
 from greenpoint._description import (
     Description,
     parse_description,
@@ -133,9 +134,11 @@ __all__ = [
     "IPv6Address",
     "IdleTimeoutError",
     "ListenError",
+    "Listener",
     "ListeningPort",
     "NoProtocolError",
     "PipeAddress",
+    "PreparingListener",
     "ProcessEndpoint",
     "ProcessTerminated",
     "Protocol",
@@ -154,6 +157,7 @@ __all__ = [
     "ServerEndpoint",
     "StandardErrorBehavior",
     "StandardIOEndpoint",
+    "Stream",
     "TCP4ClientEndpoint",
     "TCP4ServerEndpoint",
     "TCP6ClientEndpoint",

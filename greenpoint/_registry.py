@@ -27,11 +27,14 @@ import importlib.metadata
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from greenpoint._description import Description, parse_description
 from greenpoint._params import Param, bind, closest
 from greenpoint.errors import DescriptionError
+
+if TYPE_CHECKING:
+    from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -285,7 +288,7 @@ def _build(table: _Table, description: str | bytes | Description) -> Any:
         ) from exc
 
 
-def client_from_string(description: str | bytes) -> Any:
+def client_from_string(description: str | bytes) -> ClientEndpoint:
     """Build a client endpoint from a description such as ``"tcp:example.com:80"``.
 
     Does no I/O: the endpoint connects when you call ``open()`` or ``connect()``.
@@ -296,7 +299,7 @@ def client_from_string(description: str | bytes) -> Any:
     return _build(_CLIENTS, description)
 
 
-def server_from_string(description: str | bytes) -> Any:
+def server_from_string(description: str | bytes) -> ServerEndpoint:
     """Build a server endpoint from a description such as ``"tcp:8080"``.
 
     Does no I/O: the endpoint binds when you call ``bind()``, ``serve()`` or ``listen()``.

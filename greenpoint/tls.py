@@ -51,7 +51,7 @@ from greenpoint._tls_settings import (
     normalize_tls_version,
 )
 from greenpoint._tls_stream import TLSStream, client_handshake, server_handshake
-from greenpoint._tls_verify import verify_callback
+from greenpoint._tls_verify import encode_server_name, is_ip_literal, verify_callback
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -147,6 +147,8 @@ class ClientTLSOptions:
             raise TypeError("hostname must be text (str), not bytes")
         if self.hostname is not None and not self.hostname.strip():
             raise ValueError("hostname must not be empty")
+        if self.hostname is not None and not is_ip_literal(self.hostname):
+            encode_server_name(self.hostname)  # refuse a name IDNA cannot encode, now
         set_ = object.__setattr__
         set_(self, "alpn", normalize_alpn(self.alpn))
         set_(self, "minimum_version", normalize_tls_version(self.minimum_version))

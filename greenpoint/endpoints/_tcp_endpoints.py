@@ -26,6 +26,7 @@ from gevent import socket as gsocket
 
 from greenpoint._address import IPv4Address, IPv6Address
 from greenpoint._happy_eyeballs import open_tcp_connection
+from greenpoint._hostnames import encode_hostname
 from greenpoint._socket import connect_address, set_nodelay
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.errors import ConnectError, ListenError
@@ -114,6 +115,14 @@ def _check_literal(field: str, value: str, family: int, owner: str) -> None:
         )
 
 
+def _check_name(host: str) -> None:
+    """Refuse, now, a host name that cannot be a DNS name (IDNA included)."""
+    try:
+        encode_hostname(host)
+    except ValueError as exc:
+        raise FieldError("host", str(exc)) from None
+
+
 def _normalise_bind(value: Any, family: int, owner: str) -> tuple[str, int] | None:
     """``None``, a host, or ``(host, port)`` -> ``None`` or ``(host, port)``.
 
@@ -170,6 +179,8 @@ class _TCPClientEndpoint(ClientEndpoint):
         found = literal_family(self.host)
         if found is not None:
             _check_literal("host", self.host, self.family, owner)
+        else:
+            _check_name(self.host)
         _check_port(self.port, 1)
         if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float):
             raise FieldError("timeout", f"timeout must be a number, not {self.timeout!r}")
