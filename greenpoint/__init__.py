@@ -60,6 +60,7 @@ from greenpoint.endpoints.tcp import (
     TCP4ServerEndpoint,
     TCP6ClientEndpoint,
     TCP6ServerEndpoint,
+    TCPOptions,
 )
 from greenpoint.endpoints.tls import (
     SSL4ClientEndpoint,
@@ -157,6 +158,7 @@ __all__ = [
     "TCP4ServerEndpoint",
     "TCP6ClientEndpoint",
     "TCP6ServerEndpoint",
+    "TCPOptions",
     "TLSError",
     "TLSVerificationError",
     "UNIXAddress",

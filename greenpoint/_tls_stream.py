@@ -712,17 +712,18 @@ def _direct_socket(raw: Any) -> Any:
     return sock if _is_socket(sock) else None
 
 
-def _wrap(context: SSL.Context, raw: Any) -> TLSStream:
+def _wrap(context: SSL.Context, raw: Any, nodelay: bool = True) -> TLSStream:
     # A gevent socket, what a TCP listener accepts, is the common case.
     sock = raw if type(raw) is gsocket.socket else _direct_socket(raw)
     if sock is not None:
         if isinstance(sock, _stdsocket.socket) and sock.gettimeout() != 0.0:
             # OpenSSL must never block the hub on this descriptor.
             sock.setblocking(False)
-        try:
-            set_nodelay(sock)
-        except OSError:
-            pass
+        if nodelay:  # nodelay=0 on the description asked for Nagle: leave it on
+            try:
+                set_nodelay(sock)
+            except OSError:
+                pass
         # Addresses, shutdown and close still go through ``raw``.
         connection = SSL.Connection(context, sock)
         return TLSStream(connection, raw, memory=False, sock=sock)
@@ -785,6 +786,7 @@ def client_handshake(
     check_hostname_after: bool = False,
     timeout: float | None = None,
     address: Any = None,
+    nodelay: bool = True,
 ) -> TLSStream:
     """Run a client handshake over ``raw``; return the stream once verified.
 
@@ -793,7 +795,7 @@ def client_handshake(
     """
     address = address if address is not None else hostname
     try:
-        stream = _wrap(context, raw)
+        stream = _wrap(context, raw, nodelay)
     except BaseException:
         raw.close()
         raise
@@ -823,11 +825,16 @@ def client_handshake(
 
 
 def server_handshake(
-    raw: Any, context: SSL.Context, *, timeout: float | None = None, address: Any = None
+    raw: Any,
+    context: SSL.Context,
+    *,
+    timeout: float | None = None,
+    address: Any = None,
+    nodelay: bool = True,
 ) -> TLSStream:
     """Run a server handshake over ``raw``; ``raw`` is closed on every failure."""
     try:
-        stream = _wrap(context, raw)
+        stream = _wrap(context, raw, nodelay)
     except BaseException:
         raw.close()
         raise

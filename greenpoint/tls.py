@@ -191,10 +191,13 @@ class ClientTLSOptions:
             self._cache["context"] = context
         return context
 
-    def handshake(self, raw: Any, timeout: float | None = None, address: Any = None) -> TLSStream:
+    def handshake(
+        self, raw: Any, timeout: float | None = None, address: Any = None, *, nodelay: bool = True
+    ) -> TLSStream:
         """Run the client handshake over a connected stream; close it on failure.
 
-        Blocks the calling greenlet for at most ``timeout`` seconds.
+        Blocks the calling greenlet for at most ``timeout`` seconds. ``nodelay=False``
+        leaves ``TCP_NODELAY`` as it is (otherwise it is turned on).
 
         Raises:
             TLSVerificationError: the certificate was refused (``.reason`` says why).
@@ -214,6 +217,7 @@ class ClientTLSOptions:
             check_hostname_after=self.context is not None and self.verify,
             timeout=timeout,
             address=address if address is not None else self.hostname,
+            nodelay=nodelay,
         )
 
 
@@ -269,14 +273,16 @@ class _ServerOptionsBase:
     def get_context(self) -> SSL.Context:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def handshake(self, raw: Any, timeout: float | None = None, address: Any = None) -> TLSStream:
+    def handshake(
+        self, raw: Any, timeout: float | None = None, address: Any = None, *, nodelay: bool = True
+    ) -> TLSStream:
         """Run the server handshake over an accepted stream; close it on failure."""
         try:
             context = self.get_context()
         except BaseException:
             raw.close()
             raise
-        return server_handshake(raw, context, timeout=timeout, address=address)
+        return server_handshake(raw, context, timeout=timeout, address=address, nodelay=nodelay)
 
     def _context_settings(self) -> dict[str, Any]:
         """The ``server_context`` keywords that apply to every certificate served."""

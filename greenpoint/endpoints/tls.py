@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from greenpoint._params import Param, boolean, host, integer, ip_literal, number, port, text
 from greenpoint._registry import EndpointParser, client_from_string
+from greenpoint._sockopts import TCPOptions
 from greenpoint._tls_settings import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MINIMUM_VERSION,
@@ -34,6 +35,7 @@ from greenpoint.endpoints._tls_endpoints import (
     wrap_server_tls,
     wrapClientTLS,
 )
+from greenpoint.endpoints.tcp import socket_params, with_socket_options
 from greenpoint.errors import DescriptionError
 
 if TYPE_CHECKING:
@@ -146,13 +148,21 @@ def _build_ssl_client(
     ca_certs_dir: str | None,
     trust_roots: str | None,
     hostname: str | None,
+    nodelay: bool,
+    tcp_options: TCPOptions,
     **tls: Any,
 ) -> SSL4ClientEndpoint:
     trust = _one_of("ssl", caCertsDir=ca_certs_dir, trustRoots=trust_roots)
     options = _build_client_options("ssl", hostname or host, cert_key, private_key, trust, **tls)
     try:
         return SSL4ClientEndpoint(
-            host, port, options, timeout=timeout, bind_address=bind_tuple(bind_address)
+            host,
+            port,
+            options,
+            timeout=timeout,
+            bind_address=bind_tuple(bind_address),
+            nodelay=nodelay,
+            tcp_options=tcp_options,
         )
     except ValueError as exc:  # the TCP half refused a value (a bind address's family)
         key = _TCP_KEYS.get(getattr(exc, "field", ""), "bindAddress")
@@ -172,17 +182,23 @@ def _build_tls_client(
     trust_roots: str | None,
     ca_certs_dir: str | None,
     endpoint: str | None,
+    nodelay: bool,
+    tcp_options: TCPOptions,
     **tls: Any,
 ) -> TLSWrapperClientEndpoint:
     trust = _one_of("tls", trustRoots=trust_roots, caCertsDir=ca_certs_dir)
     options = _build_client_options("tls", host, certificate, private_key, trust, **tls)
     if endpoint is not None:
-        if bind_address is not None:
-            raise DescriptionError(
-                "tls: bindAddress belongs in the nested endpoint= description",
-                prefix="tls",
-                parameter="bindAddress",
-            )
+        socket_keys = tcp_options.description_keys()
+        if not nodelay:
+            socket_keys["nodelay"] = 0
+        for key in ("bindAddress", *socket_keys):
+            if key in socket_keys or (key == "bindAddress" and bind_address is not None):
+                raise DescriptionError(
+                    f"tls: {key} belongs in the nested endpoint= description",
+                    prefix="tls",
+                    parameter=key,
+                )
         try:
             inner = client_from_string(endpoint)
         except DescriptionError as exc:
@@ -208,6 +224,8 @@ def _build_tls_client(
         port,
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
         bind_address=bind_address,  # one address, or one per family: "a,b"
+        nodelay=nodelay,
+        tcp_options=tcp_options,
     )
     return TLSWrapperClientEndpoint(options, inner)
 
@@ -225,8 +243,9 @@ _SSL_CLIENT = EndpointParser(
         Param("trustRoots", _path, None, target="trust_roots", help="same as caCertsDir"),
         Param("hostname", host, None, help="name to verify and send as SNI (default: host)"),
         *_client_tls_params(),
+        *socket_params(),
     ),
-    _build_ssl_client,
+    with_socket_options("ssl", _build_ssl_client),
     "TCP then TLS to host:port, verified against the system (or given) CAs",
 )
 
@@ -243,8 +262,9 @@ _TLS_CLIENT = EndpointParser(
         Param("caCertsDir", _path, None, target="ca_certs_dir", help="same as trustRoots"),
         Param("endpoint", text, None, help="nested client description to run TLS over"),
         *_client_tls_params(),
+        *socket_params(),
     ),
-    _build_tls_client,
+    with_socket_options("tls", _build_tls_client),
     "TLS over happy-eyeballs TCP (or over endpoint=), verified",
 )
 
@@ -289,6 +309,8 @@ def _build_ssl_server(
     backlog: int,
     handshake_timeout: float | None,
     alpn: tuple[str, ...] | None,
+    nodelay: bool,
+    tcp_options: TCPOptions,
     **tls: Any,
 ) -> SSL4ServerEndpoint:
     version = _one_of("ssl", sslmethod=ssl_method, minimumVersion=minimum_version)
@@ -301,7 +323,13 @@ def _build_ssl_server(
         **tls,
     )
     return SSL4ServerEndpoint(
-        port, options, backlog=backlog, interface=interface, handshake_timeout=handshake_timeout
+        port,
+        options,
+        backlog=backlog,
+        interface=interface,
+        handshake_timeout=handshake_timeout,
+        nodelay=nodelay,
+        tcp_options=tcp_options,
     )
 
 
@@ -313,6 +341,8 @@ def _build_tls_server(
     handshake_timeout: float | None,
     alpn: tuple[str, ...] | None,
     minimum_version: str,
+    nodelay: bool,
+    tcp_options: TCPOptions,
     **tls: Any,
 ) -> TLSWrapperServerEndpoint:
     options = tls_module().SNIServerOptions(
@@ -320,7 +350,7 @@ def _build_tls_server(
     )
     # The default "::" is dual-stack (IPv4 clients too); an IPv4 interface can
     # only mean an IPv4 socket, as for tcp:.
-    inner = tcp_server_endpoint(port, backlog, interface)
+    inner = tcp_server_endpoint(port, backlog, interface, nodelay=nodelay, tcp_options=tcp_options)
     return TLSWrapperServerEndpoint(options, inner, handshake_timeout)
 
 
@@ -348,8 +378,9 @@ _SSL_SERVER = EndpointParser(
         Param("interface", ip_literal, "", help="local address (default: all IPv4)"),
         Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
         *_server_tls_params(),
+        *socket_params(),
     ),
-    _build_ssl_server,
+    with_socket_options("ssl", _build_ssl_server),
     "TLS on a TCP port with one certificate",
 )
 
@@ -368,8 +399,9 @@ _TLS_SERVER = EndpointParser(
             help="TLSv1.2 or TLSv1.3",
         ),
         *_server_tls_params(),
+        *socket_params(),
     ),
-    _build_tls_server,
+    with_socket_options("tls", _build_tls_server),
     "TLS with a certificate per SNI name from a PEM directory, reloaded on change",
 )
 
