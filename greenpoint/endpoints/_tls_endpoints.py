@@ -134,6 +134,25 @@ def _client_option_keys(
         keys["minimumVersion"] = options.minimum_version
     if not options.verify:
         keys["verify"] = "no"
+    keys.update(_shared_option_keys(options))
+    if options.passphrase_file is not None:
+        keys["passphraseFile"] = options.passphrase_file
+    if options.passphrase_env is not None:
+        keys["passphraseEnv"] = options.passphrase_env
+    if options.pins:
+        keys["pin"] = ",".join(options.pins)
+    return keys
+
+
+def _shared_option_keys(options: Any) -> dict[str, Any]:
+    """Keys for the settings clients and servers share: version range, ciphers."""
+    keys: dict[str, Any] = {}
+    if options.maximum_version is not None:
+        keys["maximumVersion"] = options.maximum_version
+    if options.ciphers is not None:
+        keys["ciphers"] = options.ciphers
+    if options.groups:
+        keys["groups"] = ",".join(options.groups)
     return keys
 
 
@@ -435,6 +454,10 @@ def _server_option_keys(options: Any, handshake_timeout: float | None) -> dict[s
         keys["minimumVersion"] = options.minimum_version
     if options.reload_interval != DEFAULT_RELOAD_INTERVAL:
         keys["reloadInterval"] = 0 if options.reload_interval is None else options.reload_interval
+    keys.update(_shared_option_keys(options))
+    for field, key in (("passphrase_file", "passphraseFile"), ("passphrase_env", "passphraseEnv")):
+        if getattr(options, field, None) is not None:
+            keys[key] = getattr(options, field)
     return keys
 
 

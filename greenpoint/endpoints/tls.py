@@ -17,7 +17,11 @@ from greenpoint._tls_settings import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MINIMUM_VERSION,
     DEFAULT_RELOAD_INTERVAL,
+    TLSSettingError,
     normalize_alpn,
+    normalize_ciphers,
+    normalize_groups,
+    normalize_pins,
     normalize_tls_version,
 )
 from greenpoint.endpoints._tls_endpoints import (
@@ -95,20 +99,77 @@ def _ssl_method(value: str) -> str:
     raise ValueError("expected SSLv23_METHOD, TLS_METHOD or TLSv1_2_METHOD")
 
 
-def _one_of(prefix: str, **given: Any) -> Any:
+def _one_of(prefix: str, why: str = "they mean the same thing", **given: Any) -> Any:
     present = {name: value for name, value in given.items() if value is not None}
     if len(present) > 1:
         names = " and ".join(present)
         raise DescriptionError(
-            f"{prefix}: give only one of {names} (they mean the same thing)",
+            f"{prefix}: give only one of {names} ({why})",
             prefix=prefix,
             parameter=list(present)[1],
         )
     return next(iter(present.values()), None)
 
 
+def _version_and_cipher_params() -> tuple[Param, ...]:
+    """The keys clients and servers share beyond minimumVersion."""
+    return (
+        Param(
+            "maximumVersion",
+            normalize_tls_version,
+            None,
+            target="maximum_version",
+            help="TLSv1.2 or TLSv1.3 (default: the newest)",
+        ),
+        Param(
+            "ciphers",
+            normalize_ciphers,
+            None,
+            help="OpenSSL cipher list for TLS 1.2, comma-separated (TLS 1.3 suites unchanged)",
+        ),
+        Param(
+            "groups",
+            normalize_groups,
+            None,
+            help="key-exchange groups in order, e.g. X25519,P-256",
+        ),
+    )
+
+
+def _passphrase_params() -> tuple[Param, ...]:
+    return (
+        Param(
+            "passphraseFile",
+            _path,
+            None,
+            target="passphrase_file",
+            help="file whose first line is the encrypted private key's passphrase",
+        ),
+        Param(
+            "passphraseEnv",
+            text,
+            None,
+            target="passphrase_env",
+            help="environment variable holding the encrypted private key's passphrase",
+        ),
+    )
+
+
+_ONE_PASSPHRASE = "a key has one passphrase"
+
+
 def _client_tls_params() -> tuple[Param, ...]:
     return (
+        *_version_and_cipher_params(),
+        *_passphrase_params(),
+        Param(
+            "pin",
+            normalize_pins,
+            None,
+            target="pins",
+            help="sha256/BASE64 SPKI pins, comma-separated: checked as well as the CAs "
+            "(with verify=0: instead of them)",
+        ),
         Param("alpn", _alpn, None, help="ALPN protocols to offer, e.g. h2,http/1.1"),
         Param(
             "minimumVersion",
@@ -125,6 +186,14 @@ def _build_client_options(
     prefix: str, hostname: str, certificate: Any, private_key: Any, trust: Any, **tls: Any
 ) -> ClientTLSOptions:
     alpn = tls.pop("alpn") or ()
+    tls["groups"] = tls["groups"] or ()
+    tls["pins"] = tls["pins"] or ()
+    _one_of(
+        prefix,
+        _ONE_PASSPHRASE,
+        passphraseFile=tls["passphrase_file"],
+        passphraseEnv=tls["passphrase_env"],
+    )
     try:
         return tls_module().ClientTLSOptions(
             hostname,
@@ -134,6 +203,8 @@ def _build_client_options(
             alpn=alpn,
             **tls,
         )
+    except TLSSettingError as exc:
+        raise DescriptionError(f"{prefix}: {exc}", prefix=prefix, parameter=exc.key) from exc
     except ValueError as exc:
         raise DescriptionError(f"{prefix}: {exc}", prefix=prefix) from exc
 
@@ -269,8 +340,18 @@ _TLS_CLIENT = EndpointParser(
 )
 
 
+def _server_options(prefix: str, build: Any, **settings: Any) -> Any:
+    """``build(**settings)`` (a server options class), errors naming the key at fault."""
+    settings["groups"] = settings.get("groups") or ()
+    try:
+        return build(**settings)
+    except TLSSettingError as exc:
+        raise DescriptionError(f"{prefix}: {exc}", prefix=prefix, parameter=exc.key) from exc
+
+
 def _server_tls_params() -> tuple[Param, ...]:
     return (
+        *_version_and_cipher_params(),
         Param("dhParameters", _path, None, target="dh_parameters", help="DH parameters PEM"),
         Param("alpn", _alpn, None, help="ALPN protocols served, favourite first"),
         Param("clientCA", _path, None, target="client_ca", help="CA PEM for client certificates"),
@@ -314,7 +395,15 @@ def _build_ssl_server(
     **tls: Any,
 ) -> SSL4ServerEndpoint:
     version = _one_of("ssl", sslmethod=ssl_method, minimumVersion=minimum_version)
-    options = tls_module().ServerTLSOptions(
+    _one_of(
+        "ssl",
+        _ONE_PASSPHRASE,
+        passphraseFile=tls["passphrase_file"],
+        passphraseEnv=tls["passphrase_env"],
+    )
+    options = _server_options(
+        "ssl",
+        tls_module().ServerTLSOptions,
         certificate=cert_key or private_key,
         private_key=private_key,
         extra_chain=extra_cert_chain,
@@ -345,8 +434,13 @@ def _build_tls_server(
     tcp_options: TCPOptions,
     **tls: Any,
 ) -> TLSWrapperServerEndpoint:
-    options = tls_module().SNIServerOptions(
-        path, alpn=alpn or (), minimum_version=minimum_version, **tls
+    options = _server_options(
+        "tls",
+        tls_module().SNIServerOptions,
+        directory=path,
+        alpn=alpn or (),
+        minimum_version=minimum_version,
+        **tls,
     )
     # The default "::" is dual-stack (IPv4 clients too); an IPv4 interface can
     # only mean an IPv4 socket, as for tcp:.
@@ -378,6 +472,7 @@ _SSL_SERVER = EndpointParser(
         Param("interface", ip_literal, "", help="local address (default: all IPv4)"),
         Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
         *_server_tls_params(),
+        *_passphrase_params(),
         *socket_params(),
     ),
     with_socket_options("ssl", _build_ssl_server),
