@@ -337,3 +337,29 @@ def test_resumed_session_still_checks_the_pin(certs):
     with _ssl_server(certs) as port:
         endpoint = _client(certs, port, f":pin={pin}")
         assert [_talk(endpoint)["reused"] for _ in range(2)] == [False, True]
+
+
+def test_resumption_bench_runs_and_checks_every_sample():
+    import subprocess
+    import sys
+
+    from tests._tls_support import __file__ as support
+
+    root = os.path.dirname(os.path.dirname(support))
+    result = subprocess.run(
+        [sys.executable, os.path.join(root, "bench", "tls_resumption.py"), "--count", "3"],
+        capture_output=True,
+        timeout=25,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"resumed/full: CPU" in result.stdout
+
+
+def test_curl_spelling_of_a_pin_is_the_same_pin():
+    from greenpoint._tls_settings import normalize_pins
+
+    digest = base64.b64encode(hashlib.sha256(b"key").digest()).decode()
+    assert normalize_pins(f"sha256//{digest}") == normalize_pins(f"sha256/{digest}")
+    slash = "/" + digest[1:]  # a digest that itself starts with "/"
+    assert normalize_pins(f"sha256/{slash}") == (f"sha256/{slash}",)
