@@ -62,6 +62,7 @@ from greenpoint.endpoints.tcp import (
     TCP4ServerEndpoint,
     TCP6ClientEndpoint,
     TCP6ServerEndpoint,
+    TCPOptions,
 )
 from greenpoint.endpoints.tls import (
     SSL4ClientEndpoint,
@@ -162,6 +163,7 @@ __all__ = [
     "TCP4ServerEndpoint",
     "TCP6ClientEndpoint",
     "TCP6ServerEndpoint",
+    "TCPOptions",
     "TLSError",
     "TLSVerificationError",
     "UNIXAddress",

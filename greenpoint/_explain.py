@@ -221,6 +221,8 @@ def format_explanation(explanation: Explanation, indent: str = "") -> str:
         else:
             note = "default"
         lines.append(f"{indent}  {key.name:<{width}}  {key.value:<{value_width}}  ({note})")
+        if key.given and key.help:  # what a key set on purpose does, under it
+            lines.append(f"{indent}  {'':<{width}}  {key.help}")
     if explanation.wrapped is not None:
         lines.append(f"{indent}  wraps:")
         lines.append(format_explanation(explanation.wrapped, indent + "    "))

@@ -28,6 +28,12 @@ def test_explain_lists_every_key_with_value_default_and_whether_given():
         "interface": ("127.0.0.1", '""', True),
         "reusePort": ("0", "0", False),
         "nodelay": ("1", "1", False),
+        "keepAlive": ("none", "none", False),
+        "keepAliveIdle": ("none", "none", False),
+        "keepAliveInterval": ("none", "none", False),
+        "keepAliveCount": ("none", "none", False),
+        "userTimeout": ("none", "none", False),
+        "bindToDevice": ("none", "none", False),
         "ipv6only": ("0", "0", False),
     }
 
