@@ -206,31 +206,51 @@ def _run_relay(args: argparse.Namespace) -> int:
 
 
 def _run_wsgi(args: argparse.Namespace) -> int:
-    from greenpoint._registry import server_from_string
-    from greenpoint._workers import serve_wsgi
-    from greenpoint.wsgi import load_application
+    # Nothing that imports ssl, socket users or the application before this point:
+    # --monkey-patch must patch first (greenpoint/_worker_app.py).
+    from greenpoint._pidfile import PidFile, PidFileError
+    from greenpoint._worker_app import load_worker_application
+    from greenpoint._wsgi_flags import Deployment
 
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
+    try:
+        deployment = Deployment.from_args(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    deployment.apply_log_level()
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does, for the console script too
     try:
-        application = load_application(args.app)
+        application = load_worker_application(args.app, monkey_patch=deployment.monkey_patch)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
+
+    from greenpoint._registry import server_from_string
+    from greenpoint._workers import serve_wsgi
+
     endpoints = [server_from_string(text) for text in [args.server, *args.listen]]
+    pid_file = None if deployment.pid_file is None else PidFile(deployment.pid_file)
     listeners = []
     try:
+        if pid_file is not None:
+            try:
+                pid_file.write()
+            except PidFileError as exc:
+                raise CommandError(str(exc)) from exc
         for endpoint in endpoints:
             listeners.append(_bind(endpoint))
         for listener in listeners:
             log.info("serving %s on %s", args.app, _host_of(listener))
+        if deployment.identity is not None:
+            _drop_privileges(deployment.identity, listeners)
         return serve_wsgi(
             listeners,
             application,
             workers=args.workers,
             grace=args.grace,
             access_log=not args.no_access_log,
+            server_options=deployment.server_options(not args.no_access_log),
         )
     finally:
         for listener in listeners:
@@ -238,6 +258,25 @@ def _run_wsgi(args: argparse.Namespace) -> int:
                 listener.close()
             except OSError:
                 pass
+        if pid_file is not None:
+            pid_file.remove()
+
+
+def _drop_privileges(identity: Any, listeners: list[Any]) -> None:
+    from greenpoint._address import UNIXAddress
+    from greenpoint._privileges import PrivilegeError, chown_unix_sockets, drop_privileges
+
+    paths = []
+    for listener in listeners:
+        host = _host_of(listener)
+        if isinstance(host, UNIXAddress) and host.name and not host.abstract:
+            paths.append(host.name)
+    try:
+        chown_unix_sockets(paths, identity)
+        drop_privileges(identity)
+    except PrivilegeError as exc:
+        raise CommandError(str(exc)) from exc
+    log.info("running as %s", identity.describe())
 
 
 # -- shared ------------------------------------------------------------------------
@@ -417,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"on SIGTERM, how long running requests may go on (default {DEFAULT_GRACE:g})",
     )
     wsgi.add_argument("--no-access-log", action="store_true", help="no line per request")
+    from greenpoint._wsgi_flags import add_deployment_flags
+
+    add_deployment_flags(wsgi)
     wsgi.set_defaults(run=_run_wsgi)
     return parser
 

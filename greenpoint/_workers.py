@@ -59,11 +59,17 @@ def serve_wsgi(
     workers: int = 1,
     grace: float = 30.0,
     access_log: bool = True,
+    server_options: dict[str, Any] | None = None,
 ) -> int:
-    """Serve ``application`` on every listener until a stop signal; return an exit code."""
+    """Serve ``application`` on every listener until a stop signal; return an exit code.
+
+    ``server_options`` go to every worker's ``WSGIServer`` (``access_log_format``,
+    ``forwarded_allow_ips``, ``log``...).
+    """
     options = {
         "log": "default" if access_log else None,
         "environ": {"wsgi.multiprocess": workers > 1},
+        **(server_options or {}),
     }
     if workers == 1:
         return _serve_until_signal(listeners, application, grace, options)

@@ -27,16 +27,24 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
 from gevent import pywsgi
 
 from greenpoint import __version__
+from greenpoint._access_log import AccessRecord, check_access_log_format, format_access_line
 from greenpoint._address import host_address
+from greenpoint._forwarded import (
+    ForwardedAllowList,
+    apply_forwarded_headers,
+    parse_forwarded_allow_ips,
+)
 from greenpoint._registry import server_from_string
 from greenpoint._serve import ListeningPort
 
@@ -135,9 +143,26 @@ class _ErrorReporter:
 
 def _is_tls(stream: Any) -> bool:
     try:
-        return getattr(stream, "tls_version", None) is not None
+        if getattr(stream, "tls_version", None) is not None:
+            return True
+        # Behind haproxy: the PROXY v2 header's SSL TLV says whether the client
+        # spoke TLS to the proxy (HAProxy sends it with send-proxy-v2-ssl).
+        ssl_info = getattr(getattr(stream, "proxy_header", None), "ssl", None)
+        return ssl_info is not None and bool(ssl_info.tls)
     except Exception:  # a TLS stream asked before its handshake, or closed
         return False
+
+
+def _peer_host(peer: Any, client_address: Any) -> str | None:
+    """The peer's IP address as text; ``None`` for a peer without one (UNIX socket)."""
+    if peer is None:
+        return str(client_address[0]) if isinstance(client_address, tuple) else None
+    host = getattr(peer, "host", None)
+    return None if host is None else str(host)
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes | bytearray) else str(value)
 
 
 class WSGIHandler(pywsgi.WSGIHandler):
@@ -156,6 +181,8 @@ class WSGIHandler(pywsgi.WSGIHandler):
     # The response head, held back until the first piece of body goes with it
     # (True: the next _sendall is the head to hold).
     _held_head: Any = None
+    # Bytes of body sent for the current request (gunicorn's %(b)s counts no headers).
+    _body_sent = 0
 
     def finalize_headers(self) -> None:
         super().finalize_headers()
@@ -169,6 +196,7 @@ class WSGIHandler(pywsgi.WSGIHandler):
         # start of the next response.
         if self.command != "HEAD":
             super()._write(data)
+            self._body_sent += len(data)
 
     def _write_with_headers(self, data: Any) -> None:
         if self.command == "HEAD":
@@ -206,6 +234,7 @@ class WSGIHandler(pywsgi.WSGIHandler):
             connection.state = _BUSY
 
     def handle_one_response(self) -> None:
+        self._body_sent = 0
         try:
             super().handle_one_response()
         finally:
@@ -235,7 +264,29 @@ class WSGIHandler(pywsgi.WSGIHandler):
         environ.setdefault("SERVER_PORT", "" if port is None else str(port))
         environ["greenpoint.peer"] = self._peer
         environ["greenpoint.stream"] = stream
+        allow = getattr(self.server, "forwarded_allow", None)
+        if allow is not None:
+            apply_forwarded_headers(environ, _peer_host(self._peer, self.client_address), allow)
         return environ
+
+    def format_request(self) -> str:
+        log_format = getattr(self.server, "access_log_format", None)
+        if log_format is None:
+            return super().format_request()
+        finished = self.time_finish or time.time()
+        record = AccessRecord(
+            environ=getattr(self, "environ", None) or {},
+            status=self._orig_status or _text(self.status or ""),
+            response_headers=[
+                (_text(name), _text(value)) for name, value in self.response_headers or ()
+            ],
+            body_length=self._body_sent if self.headers_sent else None,
+            duration=finished - self.time_start,
+            finished_at=finished,
+            pid=os.getpid(),
+            raw_uri=self.path,
+        )
+        return format_access_line(log_format, record)
 
 
 class WSGIServer:
@@ -247,6 +298,12 @@ class WSGIServer:
     ``error_log`` application tracebacks; each is a file-like object with
     ``write``, a :class:`logging.Logger`, ``None`` for nothing, or ``"default"``
     for the ``greenpoint.wsgi`` logger (INFO and ERROR).
+
+    ``access_log_format`` writes the access lines in gunicorn's format language
+    (``'%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'``; ``None``:
+    gevent's line). ``forwarded_allow_ips`` lists the peers (``"127.0.0.1,::1"``,
+    networks, ``"*"``) whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` set
+    ``REMOTE_ADDR`` and ``wsgi.url_scheme``; ``None`` (the default) believes no one.
     """
 
     secure_environ_class = pywsgi.WSGISecureEnviron
@@ -259,9 +316,21 @@ class WSGIServer:
         log: Any = _DEFAULT,
         error_log: Any = _DEFAULT,
         handler_class: type[pywsgi.WSGIHandler] | None = None,
+        access_log_format: str | None = None,
+        forwarded_allow_ips: str | Iterable[str] | ForwardedAllowList | None = None,
     ) -> None:
         if not callable(application):
             raise TypeError(f"a WSGI application must be callable, not {application!r}")
+        if access_log_format is not None:
+            check_access_log_format(access_log_format)
+        self.access_log_format = access_log_format
+        self.forwarded_allow: ForwardedAllowList | None = (
+            None
+            if forwarded_allow_ips is None
+            else forwarded_allow_ips
+            if isinstance(forwarded_allow_ips, ForwardedAllowList)
+            else parse_forwarded_allow_ips(forwarded_allow_ips)
+        )
         self.application = application
         self.handler_class = handler_class or WSGIHandler
         self.log = _log_target(log, logging.INFO)
@@ -377,7 +446,8 @@ def serve(
     ``"haproxy:tcp:8080"``) or a server endpoint object. ``pool`` (a
     ``gevent.pool.Pool``) caps concurrent connections. Other options go to
     :class:`WSGIServer`: ``environ`` (added to every request's environment),
-    ``log``, ``error_log``, ``handler_class``.
+    ``log``, ``error_log``, ``handler_class``, ``access_log_format`` (gunicorn's
+    format codes), ``forwarded_allow_ips`` (whose ``X-Forwarded-*`` to believe).
 
     Returns the bound :class:`WSGIPort` (a ``ListeningPort``): ``get_host()``,
     ``serve_forever()``, ``stop_listening(timeout)``.
@@ -385,6 +455,7 @@ def serve(
     Raises:
         DescriptionError: a bad description.
         ListenError: the endpoint could not bind.
+        ValueError: a bad ``access_log_format`` or ``forwarded_allow_ips``.
     """
     endpoint = description_or_endpoint
     if isinstance(endpoint, str | bytes):
