@@ -242,12 +242,18 @@ class WSGIHandler(pywsgi.WSGIHandler):
                 self._connection.served += 1
 
     def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
-        if self.server.closing and not self.close_connection:
+        if self.server.closing:
             self.close_connection = True
-            if self.request_version != "HTTP/1.0" and not any(
-                name.lower() == "connection" for name, _ in headers
-            ):
-                headers = [*headers, ("Connection", "close")]
+        # An HTTP/1.1 response on a connection about to close says so (RFC 9112 9.6),
+        # also when the client asked for the close: pywsgi does not, and a client
+        # that reads only the response's headers (wrk) writes its next request into
+        # a closing connection and gets a reset.
+        if (
+            self.close_connection
+            and self.request_version != "HTTP/1.0"
+            and not any(name.lower() == "connection" for name, _ in headers)
+        ):
+            headers = [*headers, ("Connection", "close")]
         return super().start_response(status, headers, exc_info)
 
     def get_environ(self) -> dict:
