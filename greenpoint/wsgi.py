@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
+import gevent.socket
 from gevent import pywsgi
 
 from greenpoint import __version__
@@ -142,6 +143,8 @@ class _ErrorReporter:
 
 
 def _is_tls(stream: Any) -> bool:
+    if isinstance(stream, gevent.socket.socket):
+        return False  # the usual case; asking it for TLS attributes costs exceptions
     try:
         if getattr(stream, "tls_version", None) is not None:
             return True
@@ -183,6 +186,8 @@ class WSGIHandler(pywsgi.WSGIHandler):
     _held_head: Any = None
     # Bytes of body sent for the current request (gunicorn's %(b)s counts no headers).
     _body_sent = 0
+    # (wsgi.url_scheme, SERVER_NAME, SERVER_PORT) of this connection, once known.
+    _facts: tuple[str, str, str] | None = None
 
     def finalize_headers(self) -> None:
         super().finalize_headers()
@@ -256,22 +261,35 @@ class WSGIHandler(pywsgi.WSGIHandler):
             headers = [*headers, ("Connection", "close")]
         return super().start_response(status, headers, exc_info)
 
-    def get_environ(self) -> dict:
-        environ = super().get_environ()
+    def _connection_facts(self) -> tuple[str, str, str]:
+        # The same for every request of a connection, and not free to find out
+        # (a getsockname, attribute probes that raise on gevent sockets): once.
         stream = self.socket
-        environ["wsgi.url_scheme"] = "https" if _is_tls(stream) else "http"
         try:
             local = host_address(stream)
         except (OSError, ValueError, AttributeError):
             local = None
         host = getattr(local, "host", None)
         port = getattr(local, "port", None)
-        environ.setdefault("SERVER_NAME", "" if host is None else str(host))
-        environ.setdefault("SERVER_PORT", "" if port is None else str(port))
+        self._facts = (
+            "https" if _is_tls(stream) else "http",
+            "" if host is None else str(host),
+            "" if port is None else str(port),
+        )
+        return self._facts
+
+    def get_environ(self) -> dict:
+        environ = super().get_environ()
+        scheme, server_name, server_port = self._facts or self._connection_facts()
+        environ["wsgi.url_scheme"] = scheme
+        environ.setdefault("SERVER_NAME", server_name)
+        environ.setdefault("SERVER_PORT", server_port)
         environ["greenpoint.peer"] = self._peer
-        environ["greenpoint.stream"] = stream
+        environ["greenpoint.stream"] = self.socket
         allow = getattr(self.server, "forwarded_allow", None)
-        if allow is not None:
+        if allow is not None and (
+            "HTTP_X_FORWARDED_FOR" in environ or "HTTP_X_FORWARDED_PROTO" in environ
+        ):
             apply_forwarded_headers(environ, _peer_host(self._peer, self.client_address), allow)
         return environ
 
