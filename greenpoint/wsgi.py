@@ -119,11 +119,14 @@ class _NoLog:
         pass
 
 
+_NO_LOG = _NoLog()
+
+
 def _log_target(value: Any, level: int) -> Any:
     if value == _DEFAULT:
         return _LoggerFile(logger, level)
     if value is None:
-        return _NoLog()
+        return _NO_LOG
     if isinstance(value, logging.Logger):
         return _LoggerFile(value, level)
     return value
@@ -292,6 +295,10 @@ class WSGIHandler(pywsgi.WSGIHandler):
         ):
             apply_forwarded_headers(environ, _peer_host(self._peer, self.client_address), allow)
         return environ
+
+    def log_request(self) -> None:
+        if self.server.log is not _NO_LOG:  # no line wanted: do not format one
+            super().log_request()
 
     def format_request(self) -> str:
         log_format = getattr(self.server, "access_log_format", None)
