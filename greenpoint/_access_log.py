@@ -44,7 +44,9 @@ class AccessRecord:
     was started); ``duration`` the seconds from reading the request to the end of
     the response; ``finished_at`` a ``time.time()`` value for ``%(t)s``;
     ``raw_uri`` the request target as sent (gunicorn's ``RAW_URI``; without it,
-    the path and query from the environment).
+    the path and query from the environment); ``request_line`` the line as
+    received, for ``%(r)s`` (without it, ``METHOD RAW_URI PROTOCOL`` as gunicorn
+    builds it; for a malformed request it is all there is).
     """
 
     environ: Mapping[str, Any]
@@ -55,6 +57,7 @@ class AccessRecord:
     finished_at: float = 0.0
     pid: int = 0
     raw_uri: str | None = None
+    request_line: str | None = None
 
 
 class _Atoms(dict[str, Any]):
@@ -116,7 +119,9 @@ def access_atoms(record: AccessRecord) -> dict[str, Any]:
         "l": "-",
         "u": _basic_auth_user(environ) or "-",
         "t": _clf_time(record.finished_at),
-        "r": f"{environ.get('REQUEST_METHOD')} {path} {environ.get('SERVER_PROTOCOL')}",
+        "r": record.request_line
+        if record.request_line is not None
+        else f"{environ.get('REQUEST_METHOD')} {path} {environ.get('SERVER_PROTOCOL')}",
         "s": record.status.split(None, 1)[0] if record.status else "-",
         "m": environ.get("REQUEST_METHOD"),
         "U": environ.get("PATH_INFO"),

@@ -230,6 +230,10 @@ class WSGIHandler(pywsgi.WSGIHandler):
         super()._sendall(data)
 
     def read_requestline(self) -> str:
+        # The previous request's environment and status must not describe a request
+        # that turns out malformed (its access line would name the wrong request).
+        self.environ = None
+        self._orig_status = None
         connection = self._connection
         if connection is None:
             return super().read_requestline()
@@ -305,8 +309,12 @@ class WSGIHandler(pywsgi.WSGIHandler):
         if log_format is None:
             return super().format_request()
         finished = self.time_finish or time.time()
+        environ = getattr(self, "environ", None)
+        if not environ:  # a malformed request: no environment was made
+            host = _peer_host(self._peer, self.client_address)
+            environ = {} if host is None else {"REMOTE_ADDR": host}
         record = AccessRecord(
-            environ=getattr(self, "environ", None) or {},
+            environ=environ,
             status=self._orig_status or _text(self.status or ""),
             response_headers=[
                 (_text(name), _text(value)) for name, value in self.response_headers or ()
@@ -316,6 +324,7 @@ class WSGIHandler(pywsgi.WSGIHandler):
             finished_at=finished,
             pid=os.getpid(),
             raw_uri=self.path,
+            request_line=self.requestline,
         )
         return format_access_line(log_format, record)
 

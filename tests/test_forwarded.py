@@ -296,3 +296,23 @@ def test_real_haproxy_terminating_tls_gives_https(tmp_path):
             front.close()
     assert [values["wsgi.url_scheme"] for values in results] == ["https", "http"]
     assert all(values["REMOTE_ADDR"] == "127.0.0.1" for values in results)
+
+
+def test_access_line_of_a_malformed_request_names_that_request():
+    log = io.StringIO()
+    with wsgi.serve(
+        "tcp:0:interface=127.0.0.1", environ_app, log=log, access_log_format='%(h)s "%(r)s" %(s)s'
+    ) as port:
+        client = greenpoint.client_from_string(f"tcp:127.0.0.1:{port.get_host().port}")
+        with client.open(timeout=5) as stream:
+            # A good request, then on the same connection one with a broken header.
+            stream.sendall(b"GET /good HTTP/1.1\r\nHost: x\r\n\r\n")
+            stream.sendall(b"GET /bad HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+            raw = b""
+            while data := stream.recv(65536):
+                raw += data
+    assert raw.count(b"HTTP/1.1 200 ") == 1 and raw.count(b"HTTP/1.1 400 ") == 1
+    assert log.getvalue().splitlines() == [
+        '127.0.0.1 "GET /good HTTP/1.1" 200',
+        '127.0.0.1 "GET /bad HTTP/1.1" 400',
+    ]
