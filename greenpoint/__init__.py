@@ -40,6 +40,7 @@ from greenpoint._registry import (
 from greenpoint._serve import ListeningPort
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints.adopted import AdoptedStreamServerEndpoint
+from greenpoint.endpoints.envproxy import EnvironmentProxyEndpoint, client_from_proxy_environment
 from greenpoint.endpoints.haproxy import (
     HAProxyClientEndpoint,
     HAProxyServerEndpoint,
@@ -48,6 +49,11 @@ from greenpoint.endpoints.haproxy import (
 )
 from greenpoint.endpoints.hostname import ConnectInfo, HostnameEndpoint
 from greenpoint.endpoints.process import ProcessEndpoint
+from greenpoint.endpoints.proxy import (
+    HTTPConnectClientEndpoint,
+    SOCKS4aClientEndpoint,
+    SOCKS5ClientEndpoint,
+)
 from greenpoint.endpoints.stdio import StandardIOEndpoint
 from greenpoint.endpoints.tcp import (
     TCP4ClientEndpoint,
@@ -79,6 +85,7 @@ from greenpoint.errors import (
     ListenError,
     NoProtocolError,
     ProcessTerminated,
+    ProxyError,
     ProxyHeaderError,
     TLSError,
     TLSVerificationError,
@@ -112,10 +119,12 @@ __all__ = [
     "DNSLookupError",
     "Description",
     "DescriptionError",
+    "EnvironmentProxyEndpoint",
     "Factory",
     "GreenpointError",
     "HAProxyClientEndpoint",
     "HAProxyServerEndpoint",
+    "HTTPConnectClientEndpoint",
     "HostnameAddress",
     "HostnameEndpoint",
     "IPv4Address",
@@ -128,11 +137,14 @@ __all__ = [
     "ProcessTerminated",
     "Protocol",
     "ProxiedStream",
+    "ProxyError",
     "ProxyHeader",
     "ProxyHeaderError",
     "ProxyHeaderParser",
     "ProxyTLV",
     "ReconnectingClient",
+    "SOCKS4aClientEndpoint",
+    "SOCKS5ClientEndpoint",
     "SSL4ClientEndpoint",
     "SSL4ServerEndpoint",
     "SSLInfo",
@@ -149,6 +161,7 @@ __all__ = [
     "UNIXClientEndpoint",
     "UNIXServerEndpoint",
     "clientFromString",
+    "client_from_proxy_environment",
     "client_from_string",
     "connectProtocol",
     "connect_protocol",

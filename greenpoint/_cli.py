@@ -31,6 +31,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEFAULT_GRACE = 30.0  # seconds a stop waits for running connections and requests
+DEFAULT_WORKER_TIMEOUT = 30.0  # seconds without a heartbeat before a worker is replaced
 
 
 class CommandError(Exception):
@@ -42,6 +43,7 @@ class CommandError(Exception):
 
 def _run_check(args: argparse.Namespace) -> int:
     from greenpoint._explain import explain_either, format_explanation, prefix_table
+    from greenpoint._redact import redact_description
     from greenpoint.errors import DescriptionError
 
     if args.table:
@@ -55,12 +57,12 @@ def _run_check(args: argparse.Namespace) -> int:
         try:
             explanations = explain_either(text, sides)
         except DescriptionError as exc:
-            print(f"greenpoint check: {text}: {exc}", file=sys.stderr)
+            print(f"greenpoint check: {redact_description(text)}: {exc}", file=sys.stderr)
             status = EXIT_FAILURE
             continue
         if args.quiet:
             continue
-        print(text)
+        print(redact_description(text))
         for explanation in explanations:
             print(format_explanation(explanation, "  "))
     return status
@@ -188,7 +190,7 @@ def _run_relay(args: argparse.Namespace) -> int:
 
     server = server_from_string(args.server)
     client = client_from_string(args.client)
-    relay = Relay(client, timeout=args.timeout, verbose=args.verbose)
+    relay = Relay(client, timeout=args.timeout, verbose=args.verbose, send_proxy=args.send_proxy)
     port = _bind_port(lambda: server.serve(relay))
     log.info("relaying %s -> %s", port.get_host(), client)
     progress = gevent.spawn(relay.report_progress, args.progress) if args.verbose else None
@@ -206,10 +208,9 @@ def _run_relay(args: argparse.Namespace) -> int:
 
 
 def _run_wsgi(args: argparse.Namespace) -> int:
-    # Nothing that imports ssl, socket users or the application before this point:
-    # --monkey-patch must patch first (greenpoint/_worker_app.py).
     from greenpoint._pidfile import PidFile, PidFileError
-    from greenpoint._worker_app import load_worker_application
+    from greenpoint._registry import server_from_string
+    from greenpoint._workers import ApplicationLoadError, serve_wsgi
     from greenpoint._wsgi_flags import Deployment
 
     if args.workers < 1:
@@ -221,14 +222,6 @@ def _run_wsgi(args: argparse.Namespace) -> int:
     deployment.apply_log_level()
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does, for the console script too
-    try:
-        application = load_worker_application(args.app, monkey_patch=deployment.monkey_patch)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
-
-    from greenpoint._registry import server_from_string
-    from greenpoint._workers import serve_wsgi
-
     endpoints = [server_from_string(text) for text in [args.server, *args.listen]]
     pid_file = None if deployment.pid_file is None else PidFile(deployment.pid_file)
     listeners = []
@@ -240,18 +233,27 @@ def _run_wsgi(args: argparse.Namespace) -> int:
                 raise CommandError(str(exc)) from exc
         for endpoint in endpoints:
             listeners.append(_bind(endpoint))
-        for listener in listeners:
-            log.info("serving %s on %s", args.app, _host_of(listener))
         if deployment.identity is not None:
+            from greenpoint._worker_app import import_before_switching_user
+
+            import_before_switching_user(deployment.monkey_patch)
             _drop_privileges(deployment.identity, listeners)
+        # The application is imported in each worker, not here: a SIGHUP's new
+        # workers import it afresh (and --monkey-patch patches there, first).
         return serve_wsgi(
             listeners,
-            application,
+            args.app,
             workers=args.workers,
-            grace=args.grace,
+            graceful_timeout=args.grace,
+            timeout=args.worker_timeout,
+            max_requests=args.max_requests,
+            max_requests_jitter=args.max_requests_jitter,
             access_log=not args.no_access_log,
+            monkey_patch=deployment.monkey_patch,
             server_options=deployment.server_options(not args.no_access_log),
         )
+    except ApplicationLoadError as exc:
+        raise CommandError(str(exc)) from exc
     finally:
         for listener in listeners:
             try:
@@ -316,6 +318,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, not {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
     return value
 
 
@@ -420,6 +432,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"on stop, how long running connections may go on (default {DEFAULT_GRACE:g})",
     )
+    proxy_header = relay.add_mutually_exclusive_group()
+    proxy_header.add_argument(
+        "--send-proxy-v2",
+        dest="send_proxy",
+        action="store_const",
+        const=2,
+        help="send a PROXY v2 header with the client's address (and TLS facts) first, "
+        "as HAProxy's send-proxy-v2; for a haproxy: server behind",
+    )
+    proxy_header.add_argument(
+        "--send-proxy",
+        dest="send_proxy",
+        action="store_const",
+        const=1,
+        help="the same with a PROXY v1 (text) header",
+    )
     relay.set_defaults(run=_run_relay)
 
     wsgi = commands.add_parser(
@@ -428,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a WSGI application",
         description="Serve the WSGI application APP (module:name; the current directory "
         "is on the import path) on SERVER and every --listen description, with "
-        "gevent.pywsgi. SIGTERM stops gracefully: no new connections, running requests "
-        "finish (up to --grace seconds), then exit 0.",
+        "gevent.pywsgi, in worker processes under a supervisor. SIGTERM stops "
+        "gracefully (running requests finish, up to --graceful-timeout seconds; exit 0), "
+        "SIGINT/SIGQUIT at once, SIGHUP reloads (new workers, old ones drain).",
     )
     wsgi.add_argument("server", metavar="SERVER", help="server description, e.g. tcp:8080")
     wsgi.add_argument("app", metavar="APP", help="module:application")
@@ -446,14 +475,40 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="fork N processes sharing the listening sockets (default 1: no fork)",
+        help="worker processes sharing the listening sockets (default 1)",
     )
     wsgi.add_argument(
+        "--graceful-timeout",
         "--grace",
+        dest="grace",
         type=_seconds,
         default=DEFAULT_GRACE,
         metavar="SECONDS",
-        help=f"on SIGTERM, how long running requests may go on (default {DEFAULT_GRACE:g})",
+        help="on SIGTERM or SIGHUP, how long running requests may go on "
+        f"(default {DEFAULT_GRACE:g})",
+    )
+    wsgi.add_argument(
+        "--timeout",
+        dest="worker_timeout",
+        type=_seconds,
+        default=DEFAULT_WORKER_TIMEOUT,
+        metavar="SECONDS",
+        help="replace a worker silent (its hub blocked) this long; 0: never "
+        f"(default {DEFAULT_WORKER_TIMEOUT:g})",
+    )
+    wsgi.add_argument(
+        "--max-requests",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="replace a worker after N requests, gracefully (default 0: never)",
+    )
+    wsgi.add_argument(
+        "--max-requests-jitter",
+        type=_count,
+        default=0,
+        metavar="J",
+        help="add a random 0..J to each worker's --max-requests",
     )
     wsgi.add_argument("--no-access-log", action="store_true", help="no line per request")
     from greenpoint._wsgi_flags import add_deployment_flags

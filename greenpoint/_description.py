@@ -12,9 +12,10 @@ and adds:
 
 * ``str`` and ``bytes`` alike (bytes are decoded as UTF-8, undecodable bytes kept
   with ``surrogateescape`` so file names round-trip through ``os.fsencode``);
-* a value that starts with ``[`` runs to the first ``]`` with ``:`` literal inside,
+* a value that starts with ``[`` runs to its matching ``]`` with ``:`` literal inside,
   and the brackets are dropped: ``tcp:[::1]:443``, ``interface=[fe80::1%eth0]``;
-  the ``]`` must end the segment;
+  brackets nest, so a value can hold a whole description with its own brackets
+  (``proxy=[tcp:[::1]:1080]``); the ``]`` must end the segment;
 * a trailing ``\\`` or an unclosed ``[`` is a :class:`DescriptionError` naming the
   position, never a crash;
 * :func:`quote_string_argument` escapes ``\\``, ``:``, ``=`` and ``[`` so that any
@@ -31,6 +32,7 @@ from typing import Any, overload
 from greenpoint.errors import DescriptionError
 
 __all__ = [
+    "Bracketed",
     "Description",
     "format_description",
     "parse_description",
@@ -128,7 +130,7 @@ def _tokenize(text: str) -> _Tokens:
             at_value_start = False
             continue
         if char == _OPEN and at_value_start:
-            end = text.find(_CLOSE, i + 1)
+            end = _matching_close(text, i)
             if end < 0:
                 raise DescriptionError(
                     f"unclosed '[' at position {i} of {text!r}: a bracketed value such as "
@@ -154,6 +156,31 @@ def _tokenize(text: str) -> _Tokens:
         i += 1
     segments.append((key, "".join(value)))
     return _Tokens(segments, rest_start)
+
+
+def _matching_close(text: str, start: int) -> int:
+    """The index of the ``]`` that closes the ``[`` at ``start``, or -1.
+
+    Brackets nest, so a whole description can sit in one value
+    (``endpoint=[socks5:h:443:proxy=[tcp:[::1]:1080]]``); escaped characters
+    (``\\]``) do not count. The inside is kept raw, escapes and all, for the
+    nested description's own parse.
+    """
+    depth = 0
+    i = start
+    while i < len(text):
+        char = text[i]
+        if char == _ESCAPE:
+            i += 2
+            continue
+        if char == _OPEN:
+            depth += 1
+        elif char == _CLOSE:
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
 
 
 def parse_description(description: str | bytes) -> Description:
@@ -245,7 +272,21 @@ def _format_parts(args: Iterable[object], kwargs: Mapping[str, object]) -> str:
 _BRACKETABLE = re.compile(r"[0-9A-Za-z.%_-]*:[0-9A-Za-z:.%_-]*")
 
 
+class Bracketed(str):
+    """A value written in brackets by :func:`format_description`: a nested description.
+
+    ``proxy=[tcp:127.0.0.1:1080]`` reads better than ``proxy=tcp\\:127.0.0.1\\:1080``;
+    a value whose brackets do not balance is quoted instead.
+    """
+
+
+def _balanced(text: str) -> bool:
+    return _matching_close(_OPEN + text + _CLOSE, 0) == len(text) + 1
+
+
 def _format_value(value: object) -> str:
+    if isinstance(value, Bracketed) and _balanced(value):
+        return _OPEN + value + _CLOSE
     text = _as_text(value) if isinstance(value, bytes | bytearray) else str(value)
     # IPv6 literals read better bracketed ([::1]) than escaped (\:\:1).
     if _BRACKETABLE.fullmatch(text):

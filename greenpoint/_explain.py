@@ -13,6 +13,7 @@ from typing import Any
 
 from greenpoint._description import parse_description
 from greenpoint._params import REQUIRED, Param, bind, octal_mode
+from greenpoint._redact import REDACTED, redact_description
 from greenpoint._registry import _CLIENTS, _SERVERS, _build, parser_params
 from greenpoint.errors import DescriptionError
 
@@ -30,7 +31,12 @@ SIDES = ("client", "server")
 _TABLES = {"client": _CLIENTS, "server": _SERVERS}
 
 # Prefixes whose shape the parameter list cannot say: they wrap a whole description.
-_WRAPPER_FORMS = {("server", "haproxy"): "haproxy:[KEY=VALUE:]...SERVER"}
+_WRAPPER_FORMS = {
+    ("server", "haproxy"): "haproxy:[KEY=VALUE:]...SERVER",
+    ("client", "socks5"): "socks5:HOST:PORT:proxy=[CLIENT]",
+    ("client", "socks4a"): "socks4a:HOST:PORT:proxy=[CLIENT]",
+    ("client", "httpconnect"): "httpconnect:HOST:PORT:proxy=[CLIENT]",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +99,8 @@ def explain(text: str | bytes, side: str) -> Explanation:
         keys = _keys_from_endpoint(endpoint, params) or ()
     wrapped = None
     inner = getattr(endpoint, "endpoint", None)
+    if inner is None:
+        inner = getattr(endpoint, "proxy", None)  # socks5:, socks4a:, httpconnect:
     inner_text = _canonical(inner) if inner is not None else None
     if inner_text is not None:
         try:
@@ -167,13 +175,20 @@ def _key_values(
     return tuple(
         KeyValue(
             name=param.name,
-            value=format_value(param, values[param.keyword]),
+            value=_shown_value(param, values[param.keyword]),
             default=format_value(param, param.default),
             given=param.name in given,
             help=param.help,
         )
         for param in params
     )
+
+
+def _shown_value(param: Param, value: Any) -> str:
+    if param.secret and value is not None:
+        return REDACTED  # a password is never printed
+    # A nested description (tls:'s endpoint=) may hold one too.
+    return redact_description(format_value(param, value))
 
 
 def _keys_from_endpoint(endpoint: Any, params: Sequence[Param]) -> tuple[KeyValue, ...] | None:

@@ -67,6 +67,7 @@ __all__ = [
     "MonotonicClock",
     "Resolution",
     "open_tcp_connection",
+    "open_tcp_connection_to_any",
 ]
 
 logger = logging.getLogger("greenpoint.happy_eyeballs")
@@ -218,6 +219,73 @@ def open_tcp_connection(
     return sock, info
 
 
+def open_tcp_connection_to_any(
+    hosts: Sequence[tuple[str, int]],
+    *,
+    families: Sequence[int] = BOTH_FAMILIES,
+    timeout: float | None = 30.0,
+    bind_address: Any = None,
+    attempt_delay: float = DEFAULT_ATTEMPT_DELAY,
+    resolver: Callable[..., Any] | None = None,
+    max_addresses: int = MAX_ADDRESSES,
+    clock: Clock | None = None,
+    connect: Callable[..., Any] | None = None,
+) -> tuple[Any, ConnectInfo]:
+    """Connect to whichever of several ``(host, port)`` answers first: one race.
+
+    Every name is looked up at once (AAAA and A each); IP literals are candidates
+    from the start. All addresses join one RFC 8305 queue (families interleaved,
+    IPv6 first; within a family, in the order the answers arrive, a literal first)
+    and are raced as for one name: a new attempt every ``attempt_delay`` or at once
+    when one fails, one deadline for everything, the losers closed. ``info`` and
+    the errors list every lookup and attempt, each naming its host.
+
+    Raises:
+        The same as :func:`open_tcp_connection`; ``DNSLookupError`` only when no
+        host gave an address.
+    """
+    hosts = [(str(host), int(port)) for host, port in hosts]
+    if not hosts:
+        raise ValueError("give at least one (host, port)")
+    if families is not BOTH_FAMILIES:
+        families = tuple(families)
+    ports = {port for _, port in hosts}
+    shown = ",".join(host if len(ports) == 1 else f"{host}:{port}" for host, port in hosts)
+    target = HostnameAddress(shown, hosts[0][1] if len(ports) == 1 else 0)
+    queries: list[tuple[str, int]] = []
+    literals: list[tuple[int, Any]] = []
+    for host, port in hosts:
+        try:
+            literal = parse_ip_literal(host, port)
+            if literal is None:
+                queries.append((encode_hostname(host), port))
+            elif literal[0] in families:
+                literals.append(literal)
+        except ValueError as exc:
+            raise DNSLookupError(str(exc), address=target) from exc
+    if not queries and not literals:
+        allowed = " or ".join(family_name(family) for family in families)
+        raise ConnectError(f"cannot connect to {target}: no {allowed} address", address=target)
+    race = _Race(
+        target=target,
+        name=queries[0][0] if queries else shown,
+        families=tuple(families),
+        timeout=timeout,
+        binds=normalize_bind_address(bind_address),
+        attempt_delay=clamp_attempt_delay(attempt_delay),
+        resolver=resolver or gevent.get_hub().resolver.getaddrinfo,
+        max_addresses=max_addresses,
+        clock=clock or _REAL_CLOCK,
+        connect=connect or connect_address,
+        queries=queries,
+        literals=literals,
+    )
+    sock, info = race.run()
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("%s", info.describe())
+    return sock, info
+
+
 def _display_host(host: str | bytes) -> str:
     if isinstance(host, bytes | bytearray):
         return bytes(host).decode("ascii", "backslashreplace")
@@ -277,9 +345,15 @@ class _Race:
         max_addresses: int,
         clock: Clock,
         connect: Callable[..., Any],
+        queries: Sequence[tuple[str, int]] | None = None,
+        literals: Sequence[tuple[int, Any]] = (),
     ) -> None:
         self.target = target
         self.name = name
+        # Several hosts (open_tcp_connection_to_any): each name's lookups and the IP
+        # literals given feed one address queue and one race.
+        self.queries = ((name, target.port),) if queries is None else tuple(queries)
+        self.literals = tuple(literals)
         self.families = families
         self.timeout = timeout
         self.binds = binds
@@ -289,7 +363,8 @@ class _Race:
         self.connect = connect
         self.events: gevent.queue.Queue = gevent.queue.Queue()
         self.addresses = AddressQueue(max_addresses)
-        self.unanswered: dict[int, float] = {}  # family -> when its lookup started
+        # (name, port, family) -> when its lookup started
+        self.unanswered: dict[tuple[str, int, int], float] = {}
         self.resolutions: list[Resolution] = []
         self.running: dict[gevent.Greenlet, _Running] = {}
         self.finished: list[Attempt] = []
@@ -317,9 +392,12 @@ class _Race:
 
     def _race(self) -> tuple[Any, ConnectInfo]:
         deadline = None if self.timeout is None else self.start + self.timeout
-        for family in self.families:
-            self.unanswered[family] = self.clock.now() - self.start
-            self._spawn(self._resolve, family)
+        for family, sockaddr in self.literals:
+            self.addresses.add(family, [sockaddr])
+        for name, port in self.queries:
+            for family in self.families:
+                self.unanswered[(name, port, family)] = self.clock.now() - self.start
+                self._spawn(self._resolve, (name, port, family))
         started = False  # have attempts begun?
         resolution_wait_until: float | None = None
         next_attempt_at = 0.0
@@ -328,7 +406,7 @@ class _Race:
             if deadline is not None and now >= deadline:
                 raise self._timed_out(now)
             if not started and self.addresses:
-                if socket.AF_INET6 in self.unanswered:
+                if any(key[2] == socket.AF_INET6 for key in self.unanswered):
                     # RFC 8305 §3: A answered before AAAA; give AAAA the Resolution
                     # Delay to arrive so that IPv6 keeps its preference.
                     if resolution_wait_until is None:
@@ -381,15 +459,18 @@ class _Race:
             self.children.discard(self.alarm)
         self.alarm, self.alarm_at = None, None
 
-    def _record_resolution(self, now: float, family: int, result: Any, error: Any) -> None:
-        started = self.unanswered.pop(family)
+    def _record_resolution(
+        self, now: float, key: tuple[str, int, int], result: Any, error: Any
+    ) -> None:
+        started = self.unanswered.pop(key)
+        name, _port, family = key
         addresses: list[Any] = []
         if error is None:
             addresses = _sockaddrs(result, family)
             self.addresses.add(family, addresses)
         self.resolutions.append(
             Resolution(
-                DNSQuery(self.name, family),
+                DNSQuery(name, family),
                 tuple(from_sockaddr(family, sockaddr) for sockaddr in addresses),
                 error,
                 started,
@@ -410,13 +491,14 @@ class _Race:
         self.children.add(greenlet)
         return greenlet
 
-    def _resolve(self, family: int) -> None:
+    def _resolve(self, key: tuple[str, int, int]) -> None:
+        name, port, family = key
         try:
-            result = self.resolver(self.name, self.target.port, family=family)
+            result = self.resolver(name, port, family=family)
         except Exception as exc:  # the resolver's own error is what the user must see
-            self.events.put((_RESOLVED, family, None, exc))
+            self.events.put((_RESOLVED, key, None, exc))
         else:
-            self.events.put((_RESOLVED, family, result, None))
+            self.events.put((_RESOLVED, key, result, None))
 
     def _attempt(self, family: int, sockaddr: Any) -> Any:
         # No per-attempt timeout: the coordinator's deadline covers every attempt.
@@ -503,8 +585,8 @@ class _Race:
     def _timed_out(self, now: float) -> ConnectTimeoutError:
         elapsed = now - self.start
         attempts = self._failed_lookups() + list(self.finished)
-        for family, started in self.unanswered.items():
-            query = DNSQuery(self.name, family)
+        for (name, _port, family), started in self.unanswered.items():
+            query = DNSQuery(name, family)
             error = ConnectTimeoutError(f"no answer within {self.timeout:g} s", address=query)
             attempts.append(Attempt(query, "resolve", error, started, elapsed - started))
         for running in self.running.values():

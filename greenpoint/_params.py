@@ -55,7 +55,8 @@ class Param:
 
     ``name`` is the description key (Twisted's spelling, e.g. ``bindAddress``);
     ``target`` the Python keyword it is passed as (defaults to ``name``);
-    ``positional`` whether it may also be given by position, in declaration order.
+    ``positional`` whether it may also be given by position, in declaration order;
+    ``secret`` that its value (a password) is never shown by ``greenpoint check``.
     """
 
     name: str
@@ -64,6 +65,7 @@ class Param:
     positional: bool = False
     target: str | None = None
     help: str = ""
+    secret: bool = False
 
     @property
     def keyword(self) -> str:

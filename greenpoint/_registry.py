@@ -49,6 +49,10 @@ ENTRY_POINT_GROUP = "greenpoint.endpoints"
 
 # Built-in prefixes and the module whose CLIENT_PARSERS / SERVER_PARSERS hold them.
 _BUILTIN_CLIENT_MODULES = {
+    "socks5": "greenpoint.endpoints.proxy",
+    "socks4a": "greenpoint.endpoints.proxy",
+    "httpconnect": "greenpoint.endpoints.proxy",
+    "envproxy": "greenpoint.endpoints.envproxy",
     "tcp": "greenpoint.endpoints.tcp",
     "tcp4": "greenpoint.endpoints.tcp",
     "tcp6": "greenpoint.endpoints.tcp",

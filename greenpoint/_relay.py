@@ -33,13 +33,24 @@ def format_bytes(count: int) -> str:
 class Relay:
     """Handler: ``relay(stream, address)`` connects to ``upstream`` and pumps.
 
-    ``timeout`` overrides the upstream endpoint's connect timeout. ``total`` counts
+    ``timeout`` overrides the upstream endpoint's connect timeout. ``send_proxy``
+    (1 or 2) sends a PROXY header of that version first, naming the client (and,
+    for v2, its TLS facts) as HAProxy's ``send-proxy[-v2]`` does. ``total`` counts
     the connections handled; ``active`` holds ``(client address, Pump)`` for each
     running connection.
     """
 
-    def __init__(self, upstream: Any, timeout: float | None = None, verbose: int = 0) -> None:
+    def __init__(
+        self,
+        upstream: Any,
+        timeout: float | None = None,
+        verbose: int = 0,
+        send_proxy: int | None = None,
+    ) -> None:
+        if send_proxy not in (None, 1, 2):
+            raise ValueError(f"send_proxy must be None, 1 or 2, not {send_proxy!r}")
         self.upstream = upstream
+        self.send_proxy = send_proxy
         self.timeout = timeout
         self.verbose = verbose
         self.total = 0
@@ -53,6 +64,15 @@ class Relay:
             reason = str(exc) if self.verbose else str(exc).splitlines()[0]
             log.error("%s: cannot connect to %s: %s", address, self.upstream, reason)
             return
+        if self.send_proxy is not None:
+            from greenpoint._send_proxy import header_for
+
+            try:
+                connection.sendall(header_for(stream, address, self.send_proxy))
+            except OSError as exc:
+                connection.close()
+                log.error("%s: cannot send the PROXY header to %s: %s", address, self.upstream, exc)
+                return
         pump = Pump(stream, connection)
         key = object()  # two connections may share an address (UNIX clients)
         self.active[key] = (address, pump)

@@ -10,17 +10,16 @@ only the command line calls this, in the process that imports the application.
 
 Patching must come before the application's modules are imported (they may keep
 references to the original ``socket``/``time.sleep``) and before any thread is
-started; so the command line calls :func:`load_worker_application` first thing,
-and a supervisor that imports the application in each worker calls it there.
+started: each worker calls :func:`patch_for_application` right before it imports
+the application (``_worker_process.py``). The supervisor itself is not patched:
+it relies on ``waitpid`` and signal handling that patching would change.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
-__all__ = ["load_worker_application", "patch_for_application"]
+__all__ = ["import_before_switching_user", "patch_for_application"]
 
 log = logging.getLogger("greenpoint.wsgi")
 
@@ -35,14 +34,48 @@ def patch_for_application() -> None:
     log.debug("gevent monkey-patching done (patch_all)")
 
 
-def load_worker_application(spec: str, *, monkey_patch: bool = True) -> Callable[..., Any]:
-    """Patch the standard library if ``monkey_patch``, then import ``module:app``.
+# What gevent's patch_all() imports (gevent 24-26, Python 3.11-3.12), found by
+# diffing sys.modules around it. Best effort: a module missing here is imported by
+# the worker itself, which works whenever the new user can read the installation.
+_PATCH_ALL_IMPORTS = (
+    "platform",
+    "zope.event",
+    "gevent.events",
+    "gevent.local",
+    "gevent.lock",
+    "gevent.os",
+    "gevent.queue",
+    "gevent.select",
+    "gevent.selectors",
+    "gevent.signal",
+    "gevent.ssl",
+    "gevent.subprocess",
+    "gevent.thread",
+    "gevent.threading",
+    "gevent.time",
+    "gevent.monkey",
+    "_threading_local",
+    "concurrent.futures.thread",
+)
 
-    Raises:
-        ValueError: the application cannot be imported (see ``load_application``).
+
+def import_before_switching_user(monkey_patch: bool) -> None:
+    """Import what every worker needs while the process can still read everything.
+
+    ``--user`` switches the supervisor before it forks the workers, and each worker
+    imports the application as that user (as gunicorn's workers do). The HTTP
+    server (pywsgi and the stdlib modules it uses) and what ``patch_all()`` imports
+    are not the application's business: imported here, before the switch, they
+    work even when the Python installation is readable by root only.
     """
-    if monkey_patch:
-        patch_for_application()
-    from greenpoint.wsgi import load_application
+    import importlib
 
-    return load_application(spec)
+    import greenpoint.wsgi  # noqa: F401 - gevent.pywsgi, http.client, email...
+
+    if not monkey_patch:
+        return
+    for name in _PATCH_ALL_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            log.debug("not imported before switching user: %s", name)

@@ -11,6 +11,7 @@ code that catches ``ValueError`` or ``OSError`` keeps working::
     │   ├── ConnectRefusedError              nothing listens there
     │   ├── ConnectCancelledError            the caller gave up (Timeout, kill)
     │   ├── NoProtocolError                  the factory built no protocol
+    │   ├── ProxyError                       a SOCKS or HTTP proxy refused or failed
     │   └── TLSError                         the TLS handshake failed
     │       └── TLSVerificationError         the peer's certificate was refused
     ├── ListenError (OSError)                a server endpoint could not bind
@@ -45,6 +46,7 @@ __all__ = [
     "ListenError",
     "NoProtocolError",
     "ProcessTerminated",
+    "ProxyError",
     "ProxyHeaderError",
     "TLSError",
     "TLSVerificationError",
@@ -181,6 +183,19 @@ class ConnectCancelledError(ConnectError):
 
 class NoProtocolError(ConnectError):
     """The factory's ``buildProtocol`` returned ``None``; the connection was closed."""
+
+
+class ProxyError(ConnectError):
+    """A SOCKS or HTTP CONNECT proxy refused the connection, failed authentication,
+    could not reach the target, broke its protocol, or closed mid-negotiation.
+
+    ``proxy`` names the proxy (never its credentials); ``reply`` is the proxy's own
+    answer: the SOCKS reply code (an int) or the HTTP status line, or ``None`` when
+    it gave none.
+    """
+
+    proxy: Any = None
+    reply: Any = None
 
 
 class TLSError(ConnectError):

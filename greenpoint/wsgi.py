@@ -237,7 +237,7 @@ class WSGIHandler(pywsgi.WSGIHandler):
         connection = self._connection
         if connection is None:
             return super().read_requestline()
-        if connection.served and self.server.closing:
+        if connection.served and self.server.closing and not self.server.drain_keep_alive:
             return ""  # stopping: this keep-alive connection ends here
         connection.state = _IDLE if connection.served else _NEW
         try:
@@ -348,6 +348,14 @@ class WSGIServer:
 
     secure_environ_class = pywsgi.WSGISecureEnviron
 
+    # During a stop, whether a kept-alive connection may send one more request
+    # (answered with ``Connection: close``) within the new-connection grace, instead
+    # of being closed at once as Go's ``Shutdown`` does. Closing an idle connection
+    # races with the client's next request, which a busy client (a proxy's pool, a
+    # load generator) then sees fail; ``greenpoint wsgi``'s workers drain this way so
+    # that a reload loses no request.
+    drain_keep_alive = False
+
     def __init__(
         self,
         application: Callable[..., Any],
@@ -415,13 +423,15 @@ class WSGIServer:
         Requests being served run on; their responses close their connections.
         """
         self.closing = True
-        self._close(_IDLE)
-        if any(c.state == _NEW for c in self._connections.values()):
-            gevent.spawn_later(new_connection_grace, self._close, _NEW)
+        waiting = (_NEW, _IDLE) if self.drain_keep_alive else (_NEW,)
+        if not self.drain_keep_alive:
+            self._close(_IDLE)
+        if any(c.state in waiting for c in self._connections.values()):
+            gevent.spawn_later(new_connection_grace, self._close, *waiting)
 
-    def _close(self, state: str) -> None:
+    def _close(self, *states: str) -> None:
         for connection in list(self._connections.values()):
-            if connection.state == state:
+            if connection.state in states:
                 connection.greenlet.kill(block=False)
 
 

@@ -129,7 +129,7 @@ def test_check_explains_good_and_fails_on_bad():
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == [
         "greenpoint check: tcp:80:timout=3: as a client: 'timout' is not a parameter of tcp: "
-        "did you mean 'timeout'? (parameters: host, port, timeout, bindAddress, bindPort, attemptDelay); "
+        "did you mean 'timeout'? (parameters: host, port, timeout, bindAddress, bindPort, attemptDelay, order); "
         "as a server: 'timout' is not a parameter of tcp "
         "(parameters: port, backlog, interface, reusePort, nodelay, ipv6only)"
     ]
@@ -329,6 +329,8 @@ def test_relay_stops_gracefully_letting_a_running_connection_finish(tmp_path):
             gevent.sleep(0.1)
             relay.process.terminate()
             relay.wait_for("SIGTERM: stopping")
+            relay.process.send_signal(signal.SIGINT)  # a second stop signal: ignored
+            relay.wait_for("SIGINT: already stopping")
             assert refuses_soon(f"tcp:127.0.0.1:{port}")
             assert read_all(stream) == b"late"  # the running connection finished
         status, _, _ = relay.finish()

@@ -168,3 +168,32 @@ def test_systemd_unit_pair_runs_under_socket_activation():
     assert answer == b"activated\n"
     assert status == 0
     assert b"echo server listening on 127.0.0.1:%d" % port in out
+
+
+def test_http_through_proxy_via_microsocks(tmp_path):
+    from tests._proxy_support import microsocks
+
+    def http(stream, address):
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += stream.recv(1024)
+        stream.sendall(b"HTTP/1.1 204 Through the proxy\r\nContent-Length: 0\r\n\r\n")
+
+    port = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").serve(http)
+    try:
+        target = port.get_host().port
+        with microsocks(tmp_path) as proxy:
+            description = f"socks5:127.0.0.1:{target}:proxy=[tcp:127.0.0.1:{proxy}]"
+            assert run_example("http_through_proxy.py", "localhost", description) == (
+                "HTTP/1.1 204 Through the proxy\n"
+            )
+            refused = run(
+                example(
+                    "http_through_proxy.py", "localhost", description.replace(f":{target}:", ":1:")
+                ),  # fmt: skip
+                cwd=EXAMPLES,
+            )
+    finally:
+        port.stop_listening(timeout=1)
+    assert refused.returncode == 1
+    assert b"refused CONNECT to 127.0.0.1:1: connection refused (reply 5)" in refused.stderr

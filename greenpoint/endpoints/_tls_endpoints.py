@@ -16,6 +16,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from greenpoint._description import Bracketed
 from greenpoint._tls_listener import TLSListener
 from greenpoint._tls_settings import (
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -233,7 +234,7 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
             if bind is not None:
                 head["bindAddress"] = bind
             return "tls", (inner.host, inner.port), {**head, **keys}
-        head = {"endpoint": str(inner)}
+        head = {"endpoint": Bracketed(str(inner))}
         if self.timeout is not None:
             head["timeout"] = self.timeout
         return "tls", (options.hostname,), {**head, **keys}

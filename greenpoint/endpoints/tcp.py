@@ -12,7 +12,7 @@ from typing import Any
 
 from greenpoint._hostnames import normalize_bind_address
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
-from greenpoint._params import Param, boolean, host, integer, ip_literal, number, port
+from greenpoint._params import Param, boolean, choice, host, integer, ip_literal, number, port
 from greenpoint._registry import EndpointParser
 from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.endpoints._tcp_endpoints import (
@@ -68,8 +68,22 @@ def _endpoint_for_name(
     timeout: float,
     bind_address: Any,
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY,
+    order: str = "race",
 ) -> ClientEndpoint:
-    """The endpoint ``tcp:`` uses for a host name: happy eyeballs over both families."""
+    """The endpoint ``tcp:`` uses for a host name: happy eyeballs over both families.
+
+    Several hosts separated by commas are raced as one (``HostnamesEndpoint``).
+    """
+    if "," in host:
+        from greenpoint.endpoints.hostnames import HostnamesEndpoint, split_hosts
+
+        return HostnamesEndpoint(
+            [(name, port) for name in split_hosts(host)],
+            timeout=timeout,
+            bind_address=bind_address,
+            attempt_delay=attempt_delay,
+            order=order,
+        )
     return HostnameEndpoint(
         host, port, timeout=timeout, bind_address=bind_address, attempt_delay=attempt_delay
     )
@@ -121,7 +135,12 @@ def _bind_for_literal(bind_address: str | None, family: int) -> str | None:
 
 def _client_params(race: bool = False) -> tuple[Param, ...]:
     params = (
-        Param("host", host, positional=True, help="a host name or IP address"),
+        Param(
+            "host",
+            host,
+            positional=True,
+            help="a host name or IP address; for tcp:, several separated by commas",
+        ),
         Param("port", integer(1, 65535), positional=True, help="the port to connect to"),
         Param("timeout", number, default=DEFAULT_TIMEOUT, help="seconds, fractions allowed"),
     )
@@ -146,6 +165,12 @@ def _client_params(race: bool = False) -> tuple[Param, ...]:
             target="attempt_delay",
             help="seconds before the next connection attempt (RFC 8305; clamped to 0.01–2)",
         ),
+        Param(
+            "order",
+            choice("race", "sequence"),
+            default="race",
+            help="several hosts: race all (default) or try them in the order given",
+        ),
     )
 
 
@@ -156,6 +181,7 @@ def _build_tcp_client(
     bind_address: str | None,
     bind_port: int,
     attempt_delay: float,
+    order: str,
 ):
     family = literal_family(host)
     if family is None:
@@ -166,7 +192,7 @@ def _build_tcp_client(
                 parameter="timeout",
             )
         bind = _bind_for_name(bind_address, bind_port)
-        return _endpoint_for_name(host, port, timeout, bind, attempt_delay)
+        return _endpoint_for_name(host, port, timeout, bind, attempt_delay, order)
     # An IP literal: one address, nothing to race, so attemptDelay has no effect.
     bind = _bind_pair(_bind_for_literal(bind_address, family), bind_port)
     cls = TCP4ClientEndpoint if family == AF_INET else TCP6ClientEndpoint
@@ -242,7 +268,8 @@ CLIENT_PARSERS = {
         "tcp",
         _client_params(race=True),
         _build_tcp_client,
-        "TCP to a host: an IP literal picks its family; a name tries both families",
+        "TCP to a host: an IP literal picks its family; a name tries both families; "
+        "several hosts (a,b) are raced as one",
     ),
     "tcp4": EndpointParser(
         "tcp4",

@@ -186,9 +186,15 @@ def _build_tls_client(
         try:
             inner = client_from_string(endpoint)
         except DescriptionError as exc:
+            from greenpoint._redact import redact_description
+
+            # The nested description may hold a proxy password: never show it.
             raise DescriptionError(
-                f"tls: bad endpoint={endpoint!r}: {exc}", prefix="tls", parameter="endpoint"
-            ) from exc
+                f"tls: bad endpoint={redact_description(endpoint)!r}: "
+                f"{redact_description(str(exc))}",
+                prefix="tls",
+                parameter="endpoint",
+            ) from None
         # Twisted's strings carry a port even with endpoint=; it is not used.
         return TLSWrapperClientEndpoint(options, inner, timeout=timeout)
     if port is None:

@@ -194,6 +194,12 @@ class UNIXListener:
     def get_host(self) -> UNIXAddress:
         return UNIXAddress(self.path)
 
+    def leave_file_on_close(self) -> None:
+        """Make :meth:`close` close only this copy of the socket (in a forked worker):
+        the socket file and the lock stay for the process that bound them."""
+        self._identity = None
+        self._lock = None
+
     def close(self) -> None:
         """Stop listening, remove the socket file (if still ours), release the lock."""
         if self._closed:
