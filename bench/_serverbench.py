@@ -34,6 +34,10 @@ PLAIN = [
     ServerContender("gevent-control", "gevent_echo.py"),
     ServerContender("greenpoint-serve", "greenpoint_serve.py"),
     ServerContender("greenpoint-protocol", "greenpoint_protocol.py"),
+    # The same two with every connection limit set but none reached (issue 14):
+    # their ratios to the two above are what the limits cost.
+    ServerContender("greenpoint-serve-limits", "greenpoint_serve.py", ("--limits",)),
+    ServerContender("greenpoint-protocol-limits", "greenpoint_protocol.py", ("--limits",)),
     ServerContender("twisted", "twisted_echo.py"),
     ServerContender("asyncio", "asyncio_echo.py"),
     ServerContender("uvloop", "asyncio_echo.py", ("--uvloop",)),

@@ -31,6 +31,7 @@ from greenpoint._proxy_header import (
     SSLInfo,
 )
 from greenpoint._proxy_header_encode import encode_proxy_header
+from greenpoint._reactor_time import clock
 from greenpoint._registry import (
     client_from_string,
     register_client_parser,
@@ -82,6 +83,7 @@ from greenpoint.errors import (
     DescriptionError,
     DNSLookupError,
     GreenpointError,
+    IdleTimeoutError,
     ListenError,
     NoProtocolError,
     ProcessTerminated,
@@ -129,6 +131,7 @@ __all__ = [
     "HostnameEndpoint",
     "IPv4Address",
     "IPv6Address",
+    "IdleTimeoutError",
     "ListenError",
     "ListeningPort",
     "NoProtocolError",
@@ -163,6 +166,7 @@ __all__ = [
     "clientFromString",
     "client_from_proxy_environment",
     "client_from_string",
+    "clock",
     "connectProtocol",
     "connect_protocol",
     "encode_proxy_header",

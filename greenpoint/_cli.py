@@ -20,6 +20,14 @@ from typing import Any
 import gevent
 
 from greenpoint import __version__
+from greenpoint._cli_limits import (
+    RELAY_DEFAULTS,
+    WSGI_DEFAULTS,
+    add_http_timeout_flags,
+    add_limit_flags,
+    front_end_limits,
+    off_if_zero,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -191,7 +199,8 @@ def _run_relay(args: argparse.Namespace) -> int:
     server = server_from_string(args.server)
     client = client_from_string(args.client)
     relay = Relay(client, timeout=args.timeout, verbose=args.verbose, send_proxy=args.send_proxy)
-    port = _bind_port(lambda: server.serve(relay))
+    limits = front_end_limits(args, fds_per_connection=2)
+    port = _bind_port(lambda: server.serve(relay, **limits))
     log.info("relaying %s -> %s", port.get_host(), client)
     progress = gevent.spawn(relay.report_progress, args.progress) if args.verbose else None
     try:
@@ -250,7 +259,12 @@ def _run_wsgi(args: argparse.Namespace) -> int:
             max_requests_jitter=args.max_requests_jitter,
             access_log=not args.no_access_log,
             monkey_patch=deployment.monkey_patch,
-            server_options=deployment.server_options(not args.no_access_log),
+            server_options={
+                **front_end_limits(args, fds_per_connection=1),
+                "header_timeout": off_if_zero(args.header_timeout),
+                "keepalive_timeout": off_if_zero(args.keepalive_timeout),
+                **deployment.server_options(not args.no_access_log),
+            },
         )
     except ApplicationLoadError as exc:
         raise CommandError(str(exc)) from exc
@@ -414,10 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("client", metavar="CLIENT", help="where to connect, e.g. unix:/run/app.sock")
     relay.add_argument(
         "--timeout",
+        "--connect-timeout",
+        dest="timeout",
         type=_seconds,
         default=None,
-        help="seconds to connect (default: the endpoint's)",
+        help="seconds to connect to CLIENT (default: the endpoint's, 30 for tcp:)",
     )
+    add_limit_flags(relay, RELAY_DEFAULTS)
     relay.add_argument(
         "--progress",
         type=_seconds,
@@ -511,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="add a random 0..J to each worker's --max-requests",
     )
     wsgi.add_argument("--no-access-log", action="store_true", help="no line per request")
+    add_limit_flags(wsgi, WSGI_DEFAULTS, per=" per worker")
+    add_http_timeout_flags(wsgi)
     from greenpoint._wsgi_flags import add_deployment_flags
 
     add_deployment_flags(wsgi)

@@ -158,19 +158,22 @@ class _OneShotFactory(Factory):
         return self._protocol
 
 
-def listen_factory(endpoint: Any, factory: Any) -> Any:
+def listen_factory(endpoint: Any, factory: Any, limits: Any = None) -> Any:
     """Bind ``endpoint`` and give each accepted connection a protocol from ``factory``.
 
     Returns the bound ``ListeningPort``. ``factory.doStart()`` runs once the endpoint
     is bound (nothing is called on the factory if binding fails) and
-    ``factory.doStop()`` when the port stops.
+    ``factory.doStop()`` when the port stops. ``limits`` is a
+    ``ConnectionLimits`` for the port.
     """
     from greenpoint._serve import ListeningPort
 
     listener = endpoint.bind()
     factory.doStart()
     try:
-        return ListeningPort.start(listener, ProtocolHandler(factory), on_stop=factory.doStop)
+        return ListeningPort.start(
+            listener, ProtocolHandler(factory), on_stop=factory.doStop, limits=limits
+        )
     except BaseException:
         factory.doStop()
         listener.close()
@@ -189,6 +192,8 @@ class ProtocolHandler:
 
     def __init__(self, factory: Any) -> None:
         self.factory = factory
+        # handler greenlet -> its transport, so that the port can end an idle one
+        self._transports: dict[Any, Transport] = {}
 
     def __repr__(self) -> str:
         return f"<ProtocolHandler {self.factory!r}>"
@@ -199,6 +204,14 @@ class ProtocolHandler:
         except BaseException:
             stream.close()  # killed before the transport took the stream over
             raise
+
+    def close_idle(self, greenlet: Any, error: BaseException) -> bool:
+        """End ``greenlet``'s connection with ``error`` as the reason; False if none."""
+        transport = self._transports.get(greenlet)
+        if transport is None:
+            return False
+        transport._abort_with(error)
+        return True
 
     def _run(self, stream: Any, address: Any) -> None:
         factory = self.factory
@@ -215,12 +228,17 @@ class ProtocolHandler:
         _set_factory(protocol, factory)
         # The transport closes the stream when the connection ends, however it ends.
         transport = Transport(stream, protocol, peer=address)
+        current = gevent.getcurrent()
+        self._transports[current] = transport
         try:
-            transport.start()
-        except Exception:
-            log.exception("Unhandled error in %s.connectionMade", type(protocol).__name__)
-            return
-        transport.run()
+            try:
+                transport.start()
+            except Exception:
+                log.exception("Unhandled error in %s.connectionMade", type(protocol).__name__)
+                return
+            transport.run()
+        finally:
+            self._transports.pop(current, None)
 
 
 def _set_factory(protocol: Any, factory: Any) -> None:

@@ -170,8 +170,9 @@ def _key_values(
         )
     except DescriptionError:
         return None
-    positional = [param for param in params if param.positional]
-    given = {param.name for param in positional[: len(args)]} | set(kwargs)
+    # Positional values fill the positional parameters not named by keyword (bind).
+    open_slots = [param for param in params if param.positional and param.name not in kwargs]
+    given = {param.name for param in open_slots[: len(args)]} | set(kwargs)
     return tuple(
         KeyValue(
             name=param.name,
@@ -242,7 +243,7 @@ def _form(side: str, prefix: str, params: Sequence[Param]) -> str:
         return _WRAPPER_FORMS[(side, prefix)]
     text = prefix
     for param in params:
-        if param.positional:
+        if param.positional and param.in_form:
             placeholder = param.name.upper()
             text += f":{placeholder}" if param.required else f"[:{placeholder}]"
         elif param.required:

@@ -57,7 +57,10 @@ def read_proxy_header(
     except gevent.Timeout as exc:
         if exc is not deadline:
             raise  # someone else's deadline
-        raise ProxyHeaderError(f"no complete PROXY header within {timeout:g} s") from None
+        # Caused by a TimeoutError, so the serve loop counts it as a handshake timeout.
+        raise ProxyHeaderError(f"no complete PROXY header within {timeout:g} s") from TimeoutError(
+            "timed out"
+        )
     except _Closed as exc:
         raise ProxyHeaderError(
             f"connection closed after {exc.received} bytes, before the PROXY header was complete"

@@ -72,13 +72,23 @@ class Pump:
 
     def _copy(self, source: Any, sink: Any, counter: str) -> BaseException | None:
         """One direction; returns the error that ended it, or ``None`` at end-of-file."""
+        # Counted send by send where the sink has send(): a pump stopped mid-chunk
+        # (a --grace that ran out) then reports what really left, not a chunk less.
+        send = getattr(sink, "send", None)
         try:
             while True:
                 data = source.recv(CHUNK_SIZE)
                 if not data:
                     break
-                sink.sendall(data)
-                setattr(self, counter, getattr(self, counter) + len(data))
+                if send is None:
+                    sink.sendall(data)
+                    setattr(self, counter, getattr(self, counter) + len(data))
+                    continue
+                view = memoryview(data)
+                while view:
+                    sent = send(view)
+                    setattr(self, counter, getattr(self, counter) + sent)
+                    view = view[sent:]
         except Exception as exc:  # OSError, or a TLS library's own error
             return exc
         try:

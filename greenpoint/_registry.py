@@ -59,6 +59,7 @@ _BUILTIN_CLIENT_MODULES = {
     "unix": "greenpoint.endpoints.unix",
     "ssl": "greenpoint.endpoints.tls",
     "tls": "greenpoint.endpoints.tls",
+    "memory": "greenpoint.endpoints.memory",
 }
 _BUILTIN_SERVER_MODULES = {
     "tcp": "greenpoint.endpoints.tcp",
@@ -71,6 +72,7 @@ _BUILTIN_SERVER_MODULES = {
     "systemd": "greenpoint.endpoints.adopted",
     "stdio": "greenpoint.endpoints.stdio",
     "haproxy": "greenpoint.endpoints.haproxy",
+    "memory": "greenpoint.endpoints.memory",
 }
 
 

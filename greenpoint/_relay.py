@@ -13,6 +13,7 @@ from typing import Any
 import gevent
 
 from greenpoint._pump import Pump
+from greenpoint.errors import IdleTimeoutError
 
 __all__ = ["Relay", "format_bytes"]
 
@@ -62,7 +63,11 @@ class Relay:
             connection = self.upstream.open(timeout=self.timeout)
         except OSError as exc:
             reason = str(exc) if self.verbose else str(exc).splitlines()[0]
-            log.error("%s: cannot connect to %s: %s", address, self.upstream, reason)
+            # A ConnectError already says "cannot connect to <upstream>: ...".
+            prefix = f"cannot connect to {self.upstream}"
+            if not reason.startswith("cannot connect to"):
+                reason = f"{prefix}: {reason}"
+            log.error("%s: %s", address, reason)
             return
         if self.send_proxy is not None:
             from greenpoint._send_proxy import header_for
@@ -76,12 +81,24 @@ class Relay:
         pump = Pump(stream, connection)
         key = object()  # two connections may share an address (UNIX clients)
         self.active[key] = (address, pump)
+        cut: str | None = None  # why the relay itself ended it, if it did
         try:
             with connection:
                 pump.run()
+        except IdleTimeoutError as exc:
+            cut = f"idle: {exc}"
+            raise
+        except gevent.GreenletExit:
+            cut = "the relay was stopping and --grace ran out"
+            raise
         finally:
             del self.active[key]
-            ending = f", ended by {type(pump.error).__name__}: {pump.error}" if pump.error else ""
+            if cut is not None:
+                ending = f", cut: {cut}"
+            elif pump.error:
+                ending = f", ended by {type(pump.error).__name__}: {pump.error}"
+            else:
+                ending = ""
             log.info(
                 "%s -> %s: %d bytes up, %d bytes down, %.3f s%s",
                 address,

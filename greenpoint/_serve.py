@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
+import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +28,15 @@ from gevent.event import Event
 
 from greenpoint._accept import accept_function
 from greenpoint._address import from_sockaddr
-from greenpoint.errors import GreenpointError, ProxyHeaderError
+from greenpoint._limits import (
+    ConnectionLimits,
+    PortStats,
+    next_sweep_delay,
+    peer_key,
+    stream_idle_seconds,
+)
+from greenpoint._stamped_socket import stamped
+from greenpoint.errors import GreenpointError, IdleTimeoutError, ProxyHeaderError
 
 __all__ = ["ListeningPort", "next_backoff_delay"]
 
@@ -77,6 +88,17 @@ _SOCKADDR_TYPES = (tuple, str, bytes)
 # The listener itself is gone or was never listening: nothing to retry.
 _FATAL = frozenset({errno.EBADF, errno.EINVAL, errno.ENOTSOCK})
 
+# Accepting pauses at max_connections each time the cap is reached; under a flood
+# that can be many times a second, so the INFO line saying so comes at most this often.
+CAP_LOG_INTERVAL = 10.0
+
+_NO_LIMITS = ConnectionLimits()
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A TLS handshake or PROXY header that did not finish in time."""
+    return isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError)
+
 
 def next_backoff_delay(previous: float) -> float:
     """The delay before the next accept() after a resource-exhaustion error.
@@ -105,6 +127,15 @@ def _as_address(family: int | None, address: Any, stream: Any = None) -> Any:
     return address
 
 
+def _peer_of(stream: Any) -> Any:
+    """The peer's address for a log line; the stream's repr if it cannot say."""
+    try:
+        address = stream.getpeername()
+    except Exception:
+        return stream
+    return _as_address(getattr(stream, "family", None), address)
+
+
 def _log_prepare_failure(address: Any, exc: Exception) -> None:
     """Log a connection that failed before its handler, once and at the right level."""
     if isinstance(exc, ProxyHeaderError):
@@ -121,7 +152,8 @@ class ListeningPort:
     """A listener being served: an accept loop and one greenlet per connection.
 
     Create it with :meth:`start` (``ServerEndpoint.serve()`` does). Handlers may read
-    :attr:`closing`, which becomes true as soon as a stop begins.
+    :attr:`closing`, which becomes true as soon as a stop begins. :attr:`limits` are
+    the :class:`ConnectionLimits` it enforces and :attr:`stats` what it has done.
 
     As a context manager, leaving the block calls ``stop_listening(timeout=0)``: the
     listener closes and handlers still running are killed at once, like a trio
@@ -138,8 +170,10 @@ class ListeningPort:
         handler: Callable[[Any, Any], Any],
         pool: Any = None,
         on_stop: Callable[[], Any] | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.listener = listener
+        self.limits = limits or _NO_LIMITS
         self.handler = handler
         # A handler that closes its stream on every way out (ProtocolHandler) saves
         # the second close() per connection.
@@ -155,6 +189,15 @@ class ListeningPort:
         self._stop_started = False
         self._stopped = Event()
         self._fatal_error: BaseException | None = None
+        # Accounting: the per-connection count is a plain int; rare events (limits,
+        # timeouts) go in a Counter keyed by PortStats field name.
+        self._accepted = 0
+        self._events: Counter[str] = Counter()
+        self._per_peer: dict[str, int] = {}
+        self._below_cap: Event | None = None  # set while accepting waits at the cap
+        self._cap_logged_at = -CAP_LOG_INTERVAL
+        self._unprepared: set[Any] = set()  # greenlets still in prepare() (TLS, PROXY)
+        self._sweeper: Any = None
 
     @classmethod
     def start(
@@ -163,15 +206,19 @@ class ListeningPort:
         handler: Callable[[Any, Any], Any],
         pool: Any = None,
         on_stop: Callable[[], Any] | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> ListeningPort:
         """Start serving ``listener``: ``handler(stream, address)`` per connection.
 
         Returns at once; accepting runs in its own greenlet. ``pool`` (a
         ``gevent.pool.Pool``) caps concurrent handlers: accepting waits for a free
-        slot. ``on_stop`` runs once, after everything is closed.
+        slot. ``on_stop`` runs once, after everything is closed. ``limits`` (a
+        :class:`ConnectionLimits`) are enforced as :mod:`greenpoint._limits` says.
         """
-        port = cls(listener, handler, pool, on_stop)
+        port = cls(listener, handler, pool, on_stop, limits)
         port._accept_greenlet = gevent.spawn(port._accept_loop)
+        if port.limits.idle_timeout is not None:
+            port._sweeper = gevent.spawn(port._sweep_idle, port.limits.idle_timeout)
         return port
 
     # -- what users call -------------------------------------------------------
@@ -186,6 +233,21 @@ class ListeningPort:
     def handler_count(self) -> int:
         """How many connections are being handled right now."""
         return len(self._handlers)
+
+    @property
+    def stats(self) -> PortStats:
+        """A snapshot of what this port has accepted, has open and has closed, and why."""
+        return PortStats(accepted=self._accepted, active=len(self._handlers), **self._events)
+
+    def count_event(self, name: str, peer: Any = None, why: str | None = None) -> None:
+        """Count one limit-caused event (a :class:`PortStats` field); log ``why`` at INFO.
+
+        For front ends that enforce their own limits on this port's connections
+        (HTTP header timeouts): the count shows in :attr:`stats`.
+        """
+        self._events[name] += 1
+        if why is not None:
+            logger.info("connection from %s on %s closed: %s", peer, self._host, why)
 
     def stop_listening(self, timeout: float | None = None) -> None:
         """Stop: refuse new connections, drain, then abort; blocks until all closed.
@@ -266,10 +328,16 @@ class ListeningPort:
         spawn = pool.spawn if pool is not None else gevent.spawn
         handlers = self._handlers
         run = self._run_handler
+        cap = self.limits.max_connections
+        # UNIX sockets keep no time of their last data: on a port with idle_timeout
+        # they are re-made as sockets that note it themselves.
+        stamp = self.limits.idle_timeout is not None and family == socket.AF_UNIX
         delay = 0.0
         while True:
             if wait_for_slot is not None:
                 wait_for_slot()
+            if cap is not None and len(handlers) >= cap:
+                self._wait_below_cap(cap)
             try:
                 stream, address = accept()
             except Exception as exc:
@@ -283,6 +351,8 @@ class ListeningPort:
             if self.closing:  # a listener that still accepted after close()
                 stream.close()
                 return
+            if stamp:
+                stream = stamped(stream)
             try:
                 greenlet = spawn(run, stream, address, family, prepare)
             except BaseException:
@@ -292,6 +362,30 @@ class ListeningPort:
             # finish; only a live handler is remembered.
             if not greenlet.dead:
                 handlers[greenlet] = stream
+            self._accepted += 1
+
+    def _wait_below_cap(self, cap: int) -> None:
+        """Stop accepting until fewer than ``cap`` connections are open.
+
+        New clients wait in the kernel's backlog meanwhile (and beyond it, their
+        SYNs are retried by their kernel): nothing is accepted and then dropped.
+        """
+        self._events["paused_at_cap"] += 1
+        now = time.monotonic()
+        if now - self._cap_logged_at >= CAP_LOG_INTERVAL:
+            self._cap_logged_at = now
+            logger.info(
+                "%s has %d connections (max_connections); accepting paused until one ends",
+                self._host,
+                len(self._handlers),
+            )
+        below = self._below_cap = Event()
+        try:
+            while len(self._handlers) >= cap:
+                below.clear()
+                below.wait()
+        finally:
+            self._below_cap = None
 
     def _accept_failed(self, exc: Exception, delay: float) -> float:
         """Decide what to do after accept() raised: the delay slept, or -1 to stop."""
@@ -333,21 +427,33 @@ class ListeningPort:
         # closes what the handler got: a stream from prepare() (a TLSStream, a
         # ProxiedStream) owns the accepted one and closes it too, once.
         owned_by_handler = False
+        peer: str | None = None  # counted against max_per_peer
         try:
             address = _as_address(family, address, stream)
             if prepare is not None:
+                self._unprepared.add(current)
                 try:
                     prepared, address = prepare(stream, address)
                 except Exception as exc:
+                    if _timed_out(exc):
+                        self._events["handshake_timeouts"] += 1
                     _log_prepare_failure(address, exc)
                     return
+                finally:
+                    self._unprepared.discard(current)
                 stream = self._handlers[current] = prepared
                 if isinstance(address, _SOCKADDR_TYPES):  # prepare() gave a raw one
                     address = _as_address(family, address, stream)
+            if self.limits.max_per_peer is not None:
+                admitted, peer = self._admit_peer(address)
+                if not admitted:
+                    return
             owned_by_handler = self._handler_closes
             self.handler(stream, address)
         except gevent.GreenletExit:
             pass
+        except IdleTimeoutError:
+            pass  # the sweep closed it and said so
         except _PEER_GONE as exc:
             # The peer reset or vanished mid-stream: routine on a network, not a bug
             # in the handler, and a traceback per client would let clients flood the log.
@@ -356,8 +462,85 @@ class ListeningPort:
             logger.exception("handler %r failed on the connection from %s", self.handler, address)
         finally:
             self._handlers.pop(current, None)
+            if peer is not None:
+                self._release_peer(peer)
+            if self._below_cap is not None:
+                self._below_cap.set()
             if not owned_by_handler:
                 stream.close()
+
+    # -- limits -----------------------------------------------------------------
+
+    def _admit_peer(self, address: Any) -> tuple[bool, str | None]:
+        """Check ``max_per_peer``: whether to serve, and the key counted (to release).
+
+        A refusal is counted and logged here. Peers without an IP address (UNIX
+        sockets) are served and not counted.
+        """
+        key = peer_key(address)
+        if key is None:
+            return True, None
+        open_now = self._per_peer.get(key, 0)
+        limit = self.limits.max_per_peer
+        if limit is not None and open_now >= limit:
+            self.count_event(
+                "refused_by_limit",
+                address,
+                f"{open_now} connections from {key} already open (max_per_peer {limit})",
+            )
+            return False, None
+        self._per_peer[key] = open_now + 1
+        return True, key
+
+    def _release_peer(self, key: str) -> None:
+        left = self._per_peer[key] - 1
+        if left:
+            self._per_peer[key] = left
+        else:
+            del self._per_peer[key]
+
+    def _sweep_idle(self, idle_timeout: float) -> None:
+        """Close connections idle for ``idle_timeout``; one greenlet per port.
+
+        Sleeps until the soonest connection could be idle for too long; each wake
+        asks the kernel (one ``getsockopt``) for every open connection.
+        """
+        delay = idle_timeout
+        closed: set[Any] = set()  # told to close, maybe not gone yet: told once
+        while True:
+            self._sleep(delay)
+            soonest = idle_timeout
+            try:
+                closed &= self._handlers.keys()
+                for greenlet, stream in list(self._handlers.items()):
+                    if greenlet in self._unprepared or greenlet in closed:
+                        continue  # in its handshake (its own timeout governs), or told
+                    idle = stream_idle_seconds(stream)
+                    if idle is None:
+                        continue
+                    if idle >= idle_timeout:
+                        closed.add(greenlet)
+                        self._close_idle(greenlet, stream, idle, idle_timeout)
+                    else:
+                        soonest = min(soonest, idle_timeout - idle)
+            except Exception:
+                # A bug here must not end idle enforcement for the port's lifetime.
+                logger.exception("idle sweep on %s failed; sweeping on", self._host)
+            delay = next_sweep_delay(idle_timeout, soonest)
+
+    def _close_idle(self, greenlet: Any, stream: Any, idle: float, idle_timeout: float) -> None:
+        error = IdleTimeoutError(
+            f"no data received or sent for {idle:.1f} s (idle_timeout {idle_timeout:g} s)",
+            idle_timeout=idle_timeout,
+        )
+        peer = _peer_of(stream)
+        self.count_event("closed_idle", peer, str(error))
+        # A handler that runs a transport ends it the transport's way (connectionLost
+        # gets the error); any other handler gets it raised where it waits.
+        close_idle = getattr(self.handler, "close_idle", None)
+        if close_idle is not None and close_idle(greenlet, error):
+            return
+        greenlet.kill(error, block=False)
 
     # -- stopping --------------------------------------------------------------
 
@@ -371,6 +554,7 @@ class ListeningPort:
         accepting = self._accept_greenlet
         if accepting is not None and accepting is not gevent.getcurrent():
             accepting.kill(block=False)
+        self._stop_sweeping()
 
     def _abort_handlers(self, current: Any) -> None:
         remaining = [g for g in self._handlers if g is not current]
@@ -387,6 +571,11 @@ class ListeningPort:
             stream = self._handlers.pop(greenlet, None)
             if stream is not None:
                 stream.close()
+
+    def _stop_sweeping(self) -> None:
+        sweeper = self._sweeper
+        if sweeper is not None and sweeper is not gevent.getcurrent():
+            sweeper.kill(block=False)
 
     @staticmethod
     def _bound_address(listener: Any) -> Any:

@@ -20,7 +20,8 @@ code that catches ``ValueError`` or ``OSError`` keeps working::
     └── ConnectionClosed                     reasons given to connectionLost
         ├── ConnectionDone                   a clean close
         └── ConnectionLost                   anything else
-            └── ProcessTerminated            a child exited with non-zero status
+            ├── ProcessTerminated            a child exited with non-zero status
+            └── IdleTimeoutError (TimeoutError) no byte either way for idle_timeout
 
 Errors are translated once, at the I/O edge, and always chained (``raise ... from``).
 """
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+
+from greenpoint._failure_like import FailureLike
 
 __all__ = [
     "AlreadyListenedError",
@@ -43,6 +46,7 @@ __all__ = [
     "DescriptionError",
     "DNSLookupError",
     "GreenpointError",
+    "IdleTimeoutError",
     "ListenError",
     "NoProtocolError",
     "ProcessTerminated",
@@ -219,8 +223,12 @@ class ProxyHeaderError(GreenpointError, ValueError):
     source outside the allowed proxy networks; the connection was closed."""
 
 
-class ConnectionClosed(GreenpointError):
-    """Why a connection ended; given to ``Protocol.connectionLost``."""
+class ConnectionClosed(FailureLike, GreenpointError):
+    """Why a connection ended; given to ``Protocol.connectionLost``.
+
+    It also answers ``check``/``trap``/``value``/``getErrorMessage`` as Twisted's
+    ``Failure`` does, for ported protocols that ask (see ``_failure_like``).
+    """
 
     default_message = "the connection was closed"
 
@@ -251,3 +259,21 @@ class ProcessTerminated(ConnectionLost):
         super().__init__(message)
         self.exit_code = exit_code
         self.signal = signal
+
+
+class IdleTimeoutError(ConnectionLost, TimeoutError):
+    """No byte was received or sent for the server's ``idle_timeout``; the server closed it.
+
+    A stream handler blocked on the connection gets it raised; a protocol gets it as
+    the reason given to ``connectionLost``. It is a ``ConnectionLost`` (code that
+    handles lost connections keeps working) and a ``TimeoutError``.
+    """
+
+    default_message = "the connection was idle for too long"
+
+    def __init__(self, message: str = "", *, idle_timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.idle_timeout = idle_timeout
+
+    def __str__(self) -> str:
+        return ConnectionClosed.__str__(self)

@@ -25,12 +25,15 @@ seconds before they are cut off.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import io
 import logging
 import os
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,8 +49,16 @@ from greenpoint._forwarded import (
     apply_forwarded_headers,
     parse_forwarded_allow_ips,
 )
+from greenpoint._http_limits import (
+    REQUEST_TIMEOUT_RESPONSE,
+    HTTPLimits,
+    RequestRejected,
+    read_header_block,
+)
+from greenpoint._limits import ConnectionLimits, PortStats
 from greenpoint._registry import server_from_string
 from greenpoint._serve import ListeningPort
+from greenpoint.errors import IdleTimeoutError
 
 __all__ = [
     "NEW_CONNECTION_GRACE",
@@ -80,12 +91,13 @@ _NEW, _IDLE, _BUSY = "new", "idle", "busy"
 
 
 class _Connection:
-    __slots__ = ("greenlet", "served", "state")
+    __slots__ = ("greenlet", "opened", "served", "state")
 
     def __init__(self, greenlet: Any) -> None:
         self.greenlet = greenlet
         self.state = _NEW
         self.served = 0
+        self.opened = time.monotonic()
 
 
 class _LoggerFile:
@@ -191,6 +203,8 @@ class WSGIHandler(pywsgi.WSGIHandler):
     _body_sent = 0
     # (wsgi.url_scheme, SERVER_NAME, SERVER_PORT) of this connection, once known.
     _facts: tuple[str, str, str] | None = None
+    # The one timer that bounds the request line and headers (header_timeout).
+    _header_deadline: Any = None
 
     def finalize_headers(self) -> None:
         super().finalize_headers()
@@ -241,9 +255,110 @@ class WSGIHandler(pywsgi.WSGIHandler):
             return ""  # stopping: this keep-alive connection ends here
         connection.state = _IDLE if connection.served else _NEW
         try:
-            return super().read_requestline()
+            limits = getattr(self.server, "http_limits", None)
+            if limits is None:
+                return super().read_requestline()
+            return self._read_requestline_within(limits, connection)
         finally:
             connection.state = _BUSY
+
+    def _read_requestline_within(self, limits: HTTPLimits, connection: _Connection) -> str:
+        """The request line, within keepalive_timeout / header_timeout; "" to close."""
+        remaining = limits.header_timeout
+        if connection.served:
+            # Between requests: keepalive_timeout, then the head gets the whole
+            # header_timeout from its first byte.
+            if not self._wait_for_first_byte(limits.keepalive_timeout, "keepalive_timeouts"):
+                return ""
+        elif remaining is not None:
+            # A new connection's first request counts from the accept.
+            deadline = connection.opened + remaining
+            if not self._wait_for_first_byte(deadline - time.monotonic(), "header_timeouts"):
+                return ""
+            remaining = deadline - time.monotonic()
+        self._header_deadline = None
+        if remaining is not None:
+            self._header_deadline = gevent.Timeout(max(remaining, 0.001))
+            self._header_deadline.start()
+        line: bytes = self.rfile.readline(limits.max_request_line + 1)
+        limits.check_request_line(line)
+        return line.decode("latin-1")
+
+    def _wait_for_first_byte(self, timeout: float | None, event: str) -> bool:
+        """Wait up to ``timeout`` for the next request to start; False: closed for it."""
+        if timeout is None:
+            # No limit on the wait, but still wait here: the header timer starts at
+            # the first byte, so an idle keep-alive connection never gets a 408.
+            self.rfile.peek(1)
+            return True
+        with gevent.Timeout(max(timeout, 0.001), False):
+            self.rfile.peek(1)  # returns at once if bytes are already buffered
+            return True
+        why = (
+            f"no request within keepalive_timeout {timeout:g} s"
+            if event == "keepalive_timeouts"
+            else "no request line within header_timeout"
+        )
+        self.server.count_event(event, self._peer, why, quiet=event == "keepalive_timeouts")
+        return False
+
+    def read_request(self, raw_requestline: str) -> Any:
+        try:
+            return super().read_request(raw_requestline)
+        finally:
+            self._cancel_header_deadline()
+
+    def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 - pywsgi's name
+        limits = getattr(self.server, "http_limits", None)
+        if limits is None:
+            return super().MessageClass(fp, *args)
+        # Read the header lines ourselves, within the size and count limits, and let
+        # pywsgi's parser have them.
+        return super().MessageClass(io.BytesIO(read_header_block(fp, limits)), *args)
+
+    def _cancel_header_deadline(self) -> None:
+        # Kept (closed) until the next request: handle_one_request tells its own
+        # timeout from others by identity.
+        if self._header_deadline is not None:
+            self._header_deadline.close()
+
+    def handle_one_request(self) -> Any:
+        try:
+            return super().handle_one_request()
+        except gevent.Timeout as timeout:
+            if timeout is not self._header_deadline:
+                raise
+            if not isinstance(getattr(self, "requestline", None), str):
+                self.requestline = ""
+            self.server.count_event(
+                "header_timeouts", self._peer, "request head not complete within header_timeout"
+            )
+            self.close_connection = True
+            return ("408", REQUEST_TIMEOUT_RESPONSE)  # part of a request came: say why
+        except RequestRejected as rejected:  # from read_requestline (414)
+            return self._rejected(rejected)
+        finally:
+            self._cancel_header_deadline()
+
+    def _handle_client_error(self, ex: Exception) -> Any:
+        if isinstance(ex, RequestRejected):  # from read_request (431)
+            return self._rejected(ex)
+        return super()._handle_client_error(ex)
+
+    def _rejected(self, rejected: RequestRejected) -> tuple[str, bytes]:
+        self.server.count_event("rejected_requests", self._peer, str(rejected))
+        self.close_connection = True
+        if not isinstance(getattr(self, "requestline", None), str):
+            self.requestline = ""
+        return (rejected.status, rejected.response)
+
+    def handle_error(self, t: Any, v: Any, tb: Any) -> None:
+        if isinstance(v, IdleTimeoutError):
+            # The port closed an idle connection (a stalled body upload, a client
+            # that stopped reading) and already logged it: no traceback, no 500.
+            self.close_connection = True
+            return
+        super().handle_error(t, v, tb)
 
     def handle_one_response(self) -> None:
         self._body_sent = 0
@@ -366,7 +481,16 @@ class WSGIServer:
         handler_class: type[pywsgi.WSGIHandler] | None = None,
         access_log_format: str | None = None,
         forwarded_allow_ips: str | Iterable[str] | ForwardedAllowList | None = None,
+        header_timeout: float | None = None,
+        keepalive_timeout: float | None = None,
+        max_request_line: int = HTTPLimits.max_request_line,
+        max_header_size: int = HTTPLimits.max_header_size,
+        max_header_count: int = HTTPLimits.max_header_count,
     ) -> None:
+        self.http_limits = HTTPLimits(
+            header_timeout, keepalive_timeout, max_request_line, max_header_size, max_header_count
+        )
+        self.events: Counter[str] = Counter()  # header timeouts, rejected requests, ...
         if not callable(application):
             raise TypeError(f"a WSGI application must be callable, not {application!r}")
         if access_log_format is not None:
@@ -402,6 +526,14 @@ class WSGIServer:
     def get_environ(self) -> dict:
         """A fresh copy of the base environment for one request."""
         return dict(self.environ)
+
+    def count_event(self, name: str, peer: Any, why: str, quiet: bool = False) -> None:
+        """Count an HTTP limit being hit (a :class:`PortStats` field) and log it once.
+
+        ``quiet`` (routine: a kept-alive connection left idle) logs at DEBUG, not INFO.
+        """
+        self.events[name] += 1
+        logger.log(logging.DEBUG if quiet else logging.INFO, "connection from %s: %s", peer, why)
 
     def __call__(self, stream: Any, address: Any) -> None:
         """Serve HTTP requests on ``stream`` until the client or a stop ends it."""
@@ -457,6 +589,11 @@ class WSGIPort(ListeningPort):
         """The :class:`WSGIServer` serving this port's connections."""
         return self.handler
 
+    @property
+    def stats(self) -> PortStats:
+        """The port's counts, with the HTTP ones (header timeouts, 414/431) added."""
+        return dataclasses.replace(super().stats, **self.wsgi_server.events)
+
     def stop_listening(self, timeout: float | None = None) -> None:
         """Stop gracefully; blocks until every connection is closed."""
         grace = NEW_CONNECTION_GRACE if timeout is None else min(timeout, NEW_CONNECTION_GRACE)
@@ -471,15 +608,19 @@ def serve_listener(
     application: Callable[..., Any],
     *,
     pool: Any = None,
+    max_connections: int | None = None,
+    max_per_peer: int | None = None,
+    idle_timeout: float | None = None,
     **options: Any,
 ) -> WSGIPort:
     """Serve ``application`` on an already bound listener (what ``bind()`` returned).
 
     For pre-forking servers that bind once and serve in several processes. The
-    ``options`` are :class:`WSGIServer`'s.
+    limits are :func:`serve`'s; the other ``options`` are :class:`WSGIServer`'s.
     """
+    limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
     server = WSGIServer(application, **options)
-    return WSGIPort.start(listener, server, pool=pool)
+    return WSGIPort.start(listener, server, pool=pool, limits=limits)
 
 
 def serve(
@@ -487,6 +628,9 @@ def serve(
     application: Callable[..., Any],
     *,
     pool: Any = None,
+    max_connections: int | None = None,
+    max_per_peer: int | None = None,
+    idle_timeout: float | None = None,
     **options: Any,
 ) -> WSGIPort:
     """Bind a server endpoint and serve ``application`` on it; returns at once.
@@ -497,7 +641,15 @@ def serve(
     ``gevent.pool.Pool``) caps concurrent connections. Other options go to
     :class:`WSGIServer`: ``environ`` (added to every request's environment),
     ``log``, ``error_log``, ``handler_class``, ``access_log_format`` (gunicorn's
-    format codes), ``forwarded_allow_ips`` (whose ``X-Forwarded-*`` to believe).
+    format codes), ``forwarded_allow_ips`` (whose ``X-Forwarded-*`` to believe),
+    and the HTTP limits
+    ``header_timeout``, ``keepalive_timeout`` (seconds, default none),
+    ``max_request_line`` (8192 bytes, else 414), ``max_header_size`` (8190 bytes a
+    line) and ``max_header_count`` (100; else 431).
+
+    Connection limits (default none; see docs/limits.md): ``max_connections``,
+    ``max_per_peer`` and ``idle_timeout``, as for ``ServerEndpoint.serve()``. An
+    idle timeout during a body upload ends the request without a traceback.
 
     Returns the bound :class:`WSGIPort` (a ``ListeningPort``): ``get_host()``,
     ``serve_forever()``, ``stop_listening(timeout)``.
@@ -510,8 +662,9 @@ def serve(
     endpoint = description_or_endpoint
     if isinstance(endpoint, str | bytes):
         endpoint = server_from_string(endpoint)
+    limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
     server = WSGIServer(application, **options)
-    return WSGIPort.start(endpoint.bind(), server, pool=pool)
+    return WSGIPort.start(endpoint.bind(), server, pool=pool, limits=limits)
 
 
 def load_application(spec: str) -> Callable[..., Any]:

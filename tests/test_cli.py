@@ -131,7 +131,7 @@ def test_check_explains_good_and_fails_on_bad():
         "greenpoint check: tcp:80:timout=3: as a client: 'timout' is not a parameter of tcp: "
         "did you mean 'timeout'? (parameters: host, port, timeout, bindAddress, bindPort, attemptDelay, order); "
         "as a server: 'timout' is not a parameter of tcp "
-        "(parameters: port, backlog, interface, reusePort, nodelay, ipv6only)"
+        "(parameters: port, interface, backlog, reusePort, nodelay, ipv6only)"
     ]
     out = result.stdout.decode()
     lines = [line.split() for line in out.splitlines()]
@@ -149,7 +149,7 @@ def test_check_one_side(cli):
     assert status == 1
     assert err.strip() == (
         "greenpoint check: tcp:80:timout=3: 'timout' is not a parameter of tcp "
-        "(parameters: port, backlog, interface, reusePort, nodelay, ipv6only)"
+        "(parameters: port, interface, backlog, reusePort, nodelay, ipv6only)"
     )
     assert "TCP4ServerEndpoint" in out
     assert "client:" not in out

@@ -92,7 +92,7 @@ def test_prefix_table_has_every_builtin_prefix_and_its_defaults():
     server_rows = table.split("| Server description")[1]
     for form in ("`tcp:PORT`", "`fd:FILENO:domain=DOMAIN`", "`stdio`", "`tls:PATH[:PORT]`"):
         assert form in server_rows
-    assert "| `unix:ADDRESS` | `backlog=50`, `mode=666`, `lockfile=0` |" in server_rows
+    assert "| `unix:ADDRESS` | `mode=666`, `backlog=50`, `lockfile=0` |" in server_rows
     assert "`haproxy:[KEY=VALUE:]...SERVER` | `timeout=5`" in server_rows
 
 

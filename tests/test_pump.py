@@ -102,3 +102,48 @@ def test_killing_the_caller_stops_both_directions(pairs):
 )
 def test_format_bytes(count, text):
     assert format_bytes(count) == text
+
+
+class OneChunkThenSilence:
+    """A source that gives one 5000-byte chunk, then blocks for ever."""
+
+    def __init__(self) -> None:
+        self.given = False
+
+    def recv(self, size: int) -> bytes:
+        if not self.given:
+            self.given = True
+            return b"x" * 5000
+        gevent.sleep(3600)
+        return b""
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+
+class SlowSink:
+    """A sink that takes 1000 bytes, then blocks (a reader that stopped reading)."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def send(self, data) -> int:
+        if self.taken:
+            gevent.sleep(3600)
+        self.taken = min(len(data), 1000)
+        return self.taken
+
+    def recv(self, size: int) -> bytes:
+        gevent.sleep(3600)
+        return b""
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+
+def test_a_pump_killed_mid_chunk_counts_what_really_left():
+    pump = Pump(OneChunkThenSilence(), SlowSink())
+    running = gevent.spawn(pump.run)
+    gevent.sleep(0.05)
+    running.kill()
+    assert pump.up == 1000  # not 0 (the chunk not yet all sent), not 5000

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from _common import arguments, ready, unavailable
-from greenpoint_serve import description
+from greenpoint_serve import LIMITS, LIMITS_FLAG, description
 
 
 def main() -> None:
-    args = arguments(__doc__)
+    args = arguments(__doc__, [LIMITS_FLAG])
     try:
         from greenpoint import Factory, Protocol, server_from_string
 
@@ -16,7 +16,7 @@ def main() -> None:
                 self.transport.write(data)
 
         endpoint = server_from_string(description(args.tls))
-        port = endpoint.listen(Factory.forProtocol(Echo))
+        port = endpoint.listen(Factory.forProtocol(Echo), **(LIMITS if args.limits else {}))
     except (ImportError, AttributeError, NotImplementedError, KeyError, ValueError) as exc:
         unavailable(f"{type(exc).__name__}: {exc}")
     ready(port.get_host().port)

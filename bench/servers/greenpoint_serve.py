@@ -31,13 +31,19 @@ def echo(stream, _address):
         pass
 
 
+# With --limits: every connection limit set, none reached by any scenario (the idle
+# scenario holds 10,000 connections from one address for less than the timeout).
+LIMITS = {"max_connections": 50_000, "max_per_peer": 50_000, "idle_timeout": 300.0}
+LIMITS_FLAG = ("--limits", {"action": "store_true", "help": "set the connection limits"})
+
+
 def main() -> None:
-    args = arguments(__doc__)
+    args = arguments(__doc__, [LIMITS_FLAG])
     try:
         from greenpoint import server_from_string
 
         endpoint = server_from_string(description(args.tls))
-        port = endpoint.serve(echo)
+        port = endpoint.serve(echo, **(LIMITS if args.limits else {}))
     except (ImportError, AttributeError, NotImplementedError, KeyError, ValueError) as exc:
         unavailable(f"{type(exc).__name__}: {exc}")
     ready(port.get_host().port)

@@ -68,21 +68,55 @@ class ServerEndpoint(_Describable):
         """Bind and listen; return a listener (see the module docstring)."""
         raise NotImplementedError
 
-    def serve(self, handler: Any, pool: Any = None) -> Any:
+    def serve(
+        self,
+        handler: Any,
+        pool: Any = None,
+        *,
+        max_connections: int | None = None,
+        max_per_peer: int | None = None,
+        idle_timeout: float | None = None,
+    ) -> Any:
         """Bind and run ``handler(stream, address)`` in a greenlet per connection.
 
         Returns the already-bound :class:`~greenpoint.ListeningPort`. ``pool`` (a
         ``gevent.pool.Pool``) caps the number of concurrent handlers.
+
+        Limits (all off by default; docs/limits.md): ``max_connections`` open at
+        once (at the cap, accepting pauses and clients wait in the backlog);
+        ``max_per_peer`` from one client address (the extra one is closed at once);
+        ``idle_timeout`` seconds without a byte either way, after which a handler
+        waiting on the stream gets :class:`~greenpoint.IdleTimeoutError`.
+
+        Raises:
+            ValueError: a limit that is not a positive number (before binding).
         """
+        from greenpoint._limits import ConnectionLimits
         from greenpoint._serve import ListeningPort
 
-        return ListeningPort.start(self.bind(), handler, pool=pool)
+        if not callable(handler):
+            raise TypeError(
+                f"handler must be callable as handler(stream, address), not {handler!r}"
+            )
+        limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
+        return ListeningPort.start(self.bind(), handler, pool=pool, limits=limits)
 
-    def listen(self, factory: Any) -> Any:
+    def listen(
+        self,
+        factory: Any,
+        *,
+        max_connections: int | None = None,
+        max_per_peer: int | None = None,
+        idle_timeout: float | None = None,
+    ) -> Any:
         """Bind and give each connection a protocol from ``factory``.
 
-        Returns the already-bound :class:`~greenpoint.ListeningPort`.
+        Returns the already-bound :class:`~greenpoint.ListeningPort`. The limits are
+        :meth:`serve`'s; a connection closed for idleness gets ``connectionLost``
+        with an :class:`~greenpoint.IdleTimeoutError`.
         """
         from greenpoint._connect import listen_factory
+        from greenpoint._limits import ConnectionLimits
 
-        return listen_factory(self, factory)
+        limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
+        return listen_factory(self, factory, limits=limits)

@@ -254,9 +254,24 @@ def _build_fd(fileno: int, domain: str) -> AdoptedStreamServerEndpoint:
 
 
 _SYSTEMD_PARAMS = (
-    Param("domain", _DOMAIN, help="INET, INET6 or UNIX"),
-    Param("index", integer(0), default=None, help="position among the passed sockets; 0 is fd 3"),
-    Param("name", text, default=None, help="FileDescriptorName= / --fdname="),
+    # Positional as in Twisted's _SystemdParser: domain, index, name.
+    Param("domain", _DOMAIN, positional=True, in_form=False, help="INET, INET6 or UNIX"),
+    Param(
+        "index",
+        integer(0),
+        default=None,
+        positional=True,
+        in_form=False,
+        help="position among the passed sockets; 0 is fd 3",
+    ),
+    Param(
+        "name",
+        text,
+        default=None,
+        positional=True,
+        in_form=False,
+        help="FileDescriptorName= / --fdname=",
+    ),
 )
 
 CLIENT_PARSERS: dict[str, EndpointParser] = {}

@@ -207,11 +207,16 @@ def _family_client_builder(prefix: str, cls: type) -> Callable[..., Any]:
     return build
 
 
-def _server_params(interface_default: str, v6only: bool) -> tuple[Param, ...]:
+def _server_params(interface_default: str, v6only: bool, tcp6: bool = False) -> tuple[Param, ...]:
+    # Positional order as Twisted's parsers: tcp: port, interface, backlog
+    # (_parseTCP); tcp6: port, backlog, interface (_TCP6ServerParser).
+    backlog = Param("backlog", integer(0), default=DEFAULT_BACKLOG, positional=True, in_form=False)
+    interface = Param(
+        "interface", ip_literal, default=interface_default, positional=True, in_form=False
+    )
     params = (
         Param("port", port, positional=True, help="the port to listen on; 0 for any"),
-        Param("backlog", integer(0), default=DEFAULT_BACKLOG),
-        Param("interface", ip_literal, default=interface_default),
+        *((backlog, interface) if tcp6 else (interface, backlog)),
         Param("reusePort", boolean, default=False, target="reuse_port"),
         Param("nodelay", boolean, default=True, help="TCP_NODELAY on accepted connections"),
     )
@@ -297,7 +302,7 @@ SERVER_PARSERS = {
     ),
     "tcp6": EndpointParser(
         "tcp6",
-        _server_params("::", v6only=True),
+        _server_params("::", v6only=True, tcp6=True),
         _build_tcp6_server,
         "listen for TCP over IPv6 (dual-stack unless ipv6only=1)",
     ),

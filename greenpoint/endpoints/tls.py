@@ -8,6 +8,7 @@ into one of them.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from greenpoint._params import Param, boolean, host, integer, ip_literal, number, port, text
@@ -63,6 +64,11 @@ def _seconds_or_none(value: str) -> float | None:
     """Seconds; ``0`` means no limit."""
     seconds = number(value)
     return None if seconds == 0 else seconds
+
+
+def _positional(*params: Param) -> tuple[Param, ...]:
+    """``params`` made positional too, in this order (Twisted's parser signatures)."""
+    return tuple(dataclasses.replace(param, positional=True, in_form=False) for param in params)
 
 
 def _path(value: str) -> str:
@@ -235,13 +241,16 @@ _TLS_CLIENT = EndpointParser(
     (
         Param("host", host, positional=True, help="server name: verified and sent as SNI"),
         Param("port", port, None, positional=True, help="server port"),
-        Param("timeout", number, None, help="seconds for connect and handshake (default 30)"),
-        Param("bindAddress", host, None, target="bind_address", help="local address"),
-        Param("certificate", _path, None, help="client certificate PEM"),
-        Param("privateKey", _path, None, target="private_key", help="client key PEM"),
-        Param("trustRoots", _path, None, target="trust_roots", help="CA PEM file or directory"),
+        # Positional up to endpoint, as in Twisted's _parseClientTLS signature.
+        *_positional(
+            Param("timeout", number, None, help="seconds for connect and handshake (default 30)"),
+            Param("bindAddress", host, None, target="bind_address", help="local address"),
+            Param("certificate", _path, None, help="client certificate PEM"),
+            Param("privateKey", _path, None, target="private_key", help="client key PEM"),
+            Param("trustRoots", _path, None, target="trust_roots", help="CA PEM file or directory"),
+            Param("endpoint", text, None, help="nested client description to run TLS over"),
+        ),
         Param("caCertsDir", _path, None, target="ca_certs_dir", help="same as trustRoots"),
-        Param("endpoint", text, None, help="nested client description to run TLS over"),
         *_client_tls_params(),
     ),
     _build_tls_client,
@@ -328,16 +337,23 @@ _SSL_SERVER = EndpointParser(
     "ssl",
     (
         Param("port", port, positional=True, help="TCP port to listen on"),
-        Param(
-            "privateKey",
-            _path,
-            DEFAULT_SERVER_PEM,
-            target="private_key",
-            help="key PEM (also the certificate when certKey is not given)",
+        # Positional order as Twisted's _parseSSL (its last, dhParameters, is keyword-only).
+        *_positional(
+            Param(
+                "privateKey",
+                _path,
+                DEFAULT_SERVER_PEM,
+                target="private_key",
+                help="key PEM (also the certificate when certKey is not given)",
+            ),
+            Param("certKey", _path, None, target="cert_key", help="certificate PEM"),
+            Param("sslmethod", _ssl_method, None, target="ssl_method", help="legacy: TLS_METHOD"),
+            Param("interface", ip_literal, "", help="local address (default: all IPv4)"),
+            Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
+            Param(
+                "extraCertChain", _path, None, target="extra_cert_chain", help="intermediates PEM"
+            ),
         ),
-        Param("certKey", _path, None, target="cert_key", help="certificate PEM"),
-        Param("extraCertChain", _path, None, target="extra_cert_chain", help="intermediates PEM"),
-        Param("sslmethod", _ssl_method, None, target="ssl_method", help="legacy: TLS_METHOD"),
         Param(
             "minimumVersion",
             normalize_tls_version,
@@ -345,8 +361,6 @@ _SSL_SERVER = EndpointParser(
             target="minimum_version",
             help="TLSv1.2 (default) or TLSv1.3",
         ),
-        Param("interface", ip_literal, "", help="local address (default: all IPv4)"),
-        Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
         *_server_tls_params(),
     ),
     _build_ssl_server,
@@ -358,8 +372,10 @@ _TLS_SERVER = EndpointParser(
     (
         Param("path", _path, positional=True, help="directory of PEM files, one per name"),
         Param("port", port, 443, positional=True, help="TCP port to listen on"),
-        Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
-        Param("interface", ip_literal, "::", help="local address (default: all, dual stack)"),
+        *_positional(  # as Twisted's _TLSServerEndpointParser: path, port, backlog, interface
+            Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
+            Param("interface", ip_literal, "::", help="local address (default: all, dual stack)"),
+        ),
         Param(
             "minimumVersion",
             normalize_tls_version,
