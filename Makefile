@@ -47,10 +47,11 @@ typecheck: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-# The peers are installed here, not in the package extras: only the benchmark needs them.
+# The peers are installed here, not in the package extras: only the benchmark needs them
+# (gunicorn for the wsgi scenarios; wrk, the load generator there, is a Debian package).
 # uvloop is best effort (no wheel for some platforms); its rows then say "not available".
 bench: $(STAMP)
-	$(PY) -m pip install --quiet twisted trio
+	$(PY) -m pip install --quiet twisted trio gunicorn
 	$(PY) -m pip install --quiet uvloop || echo "uvloop did not install; the bench reports it as not available"
 	$(PY) bench/run.py $(BENCH_ARGS)
 
