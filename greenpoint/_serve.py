@@ -164,6 +164,10 @@ class ListeningPort:
     # The one place the accept loop waits on time; tests replace it.
     _sleep: Callable[[float], Any] = staticmethod(gevent.sleep)
 
+    # The server endpoint that bound the listener (set by serve()/listen()), so that
+    # client_description() knows about TLS; None for a bare listener.
+    endpoint: Any = None
+
     def __init__(
         self,
         listener: Any,
@@ -228,6 +232,22 @@ class ListeningPort:
         return self._host
 
     getHost = get_host
+
+    def client_description(
+        self, *, trust_root: str | None = None, hostname: str | None = None
+    ) -> str:
+        """The client description that reaches this port, e.g. ``tcp:127.0.0.1:41467``.
+
+        A wildcard interface gives the loopback address of its family; a TLS port
+        gives a ``tls:`` description whose ``trustRoots`` is ``trust_root`` or,
+        when it is self-signed, the server's certificate file; ``hostname`` is the
+        name to verify instead of the address. See :mod:`greenpoint._client_description`.
+        """
+        from greenpoint._client_description import client_description_for
+
+        return client_description_for(
+            self.endpoint, self._host, trust_root=trust_root, hostname=hostname
+        )
 
     @property
     def handler_count(self) -> int:
