@@ -192,23 +192,23 @@ def _run_listen(args: argparse.Namespace) -> int:
 
 
 def _run_relay(args: argparse.Namespace) -> int:
+    from greenpoint._fd_store import restore_endpoint
     from greenpoint._registry import client_from_string, server_from_string
     from greenpoint._relay import Relay
-    from greenpoint._workers import wait_for_stop_signal
+    from greenpoint._service import serve_until_stopped
 
-    server = server_from_string(args.server)
+    server = restore_endpoint(server_from_string(args.server), args.server)
     client = client_from_string(args.client)
     relay = Relay(client, timeout=args.timeout, verbose=args.verbose, send_proxy=args.send_proxy)
     limits = front_end_limits(args, fds_per_connection=2)
     port = _bind_port(lambda: server.serve(relay, **limits))
     log.info("relaying %s -> %s", port.get_host(), client)
     progress = gevent.spawn(relay.report_progress, args.progress) if args.verbose else None
-    try:
-        wait_for_stop_signal()
+    try:  # sd_notify, systemd's fd store, and Accept=yes ports that end by themselves
+        serve_until_stopped(port, args.grace, args.server)
     finally:
         if progress is not None:
             progress.kill()
-        port.stop_listening(timeout=args.grace)
     log.info("relay stopped: %d connections", relay.total)
     return EXIT_OK
 

@@ -343,6 +343,7 @@ class ListeningPort:
         accept = accept_unprepared or accept_function(listener)
         prepare = getattr(listener, "prepare", None) if accept_unprepared else None
         family = getattr(listener, "family", None)
+        one_connection = bool(getattr(listener, "one_connection", False))
         pool = self.pool
         wait_for_slot = getattr(pool, "wait_available", None)
         spawn = pool.spawn if pool is not None else gevent.spawn
@@ -383,6 +384,10 @@ class ListeningPort:
             if not greenlet.dead:
                 handlers[greenlet] = stream
             self._accepted += 1
+            if one_connection:  # systemd Accept=yes: the port ends with its connection
+                greenlet.join()
+                gevent.spawn(self.stop_listening)
+                return
 
     def _wait_below_cap(self, cap: int) -> None:
         """Stop accepting until fewer than ``cap`` connections are open.
