@@ -224,11 +224,15 @@ def _run_wsgi(args: argparse.Namespace) -> int:
         raise CommandError("--workers must be at least 1")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does, for the console script too
-    endpoints = [server_from_string(text) for text in [args.server, *args.listen]]
+    from greenpoint._fd_store import restore_endpoint, store_listener
+
+    texts = [args.server, *args.listen]
+    endpoints = [restore_endpoint(server_from_string(text), text) for text in texts]
     listeners = []
     try:
-        for endpoint in endpoints:
+        for endpoint, text in zip(endpoints, texts, strict=True):
             listeners.append(_bind(endpoint))
+            store_listener(listeners[-1], text)  # when systemd keeps fds (FDSTORE)
         # The application is imported in each worker, not here: a SIGHUP's new
         # workers import it afresh.
         return serve_wsgi(

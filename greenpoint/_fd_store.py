@@ -87,7 +87,9 @@ def _family(fd: int) -> int:
         probe.detach()
 
 
-def store_listener(listener: Any, description: str, environ: Mapping[str, str] | None = None) -> bool:
+def store_listener(
+    listener: Any, description: str, environ: Mapping[str, str] | None = None
+) -> bool:
     """Hand ``listener``'s socket to systemd's store, if systemd wants it; whether done.
 
     ``listener`` is a bound listener or a ``ListeningPort`` (its listener).
@@ -151,7 +153,9 @@ def over_adopted_socket(endpoint: Any, fd: int, family: int) -> Any:
         return AdoptedStreamServerEndpoint(fd, family)
     if isinstance(endpoint, SSL4ServerEndpoint):
         return TLSWrapperServerEndpoint(
-            endpoint.tls_options, AdoptedStreamServerEndpoint(fd, family), endpoint.handshake_timeout
+            endpoint.tls_options,
+            AdoptedStreamServerEndpoint(fd, family),
+            endpoint.handshake_timeout,
         )
     if isinstance(endpoint, HAProxyServerEndpoint | TLSWrapperServerEndpoint):
         inner = over_adopted_socket(endpoint.endpoint, fd, family)

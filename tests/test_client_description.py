@@ -87,9 +87,7 @@ def chain_with_root(tmp_path):
 
 def test_ssl_port_gives_tls_description_trusting_its_own_chain(chain_with_root):
     _, _, pem = chain_with_root
-    with server_from_string(f"ssl:0:interface=127.0.0.1:privateKey={pem}").serve(
-        echo_once
-    ) as port:
+    with server_from_string(f"ssl:0:interface=127.0.0.1:privateKey={pem}").serve(echo_once) as port:
         description = port.client_description()
         number = port.get_host().port
         assert description == f"tls:127.0.0.1:{number}:trustRoots={pem}"
@@ -101,9 +99,7 @@ def test_tls_port_without_self_signed_certificate_takes_trust_root(tmp_path):
     pem, ca_file = str(tmp_path / "server.pem"), str(tmp_path / "ca.pem")
     ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(pem)
     ca.cert_pem.write_to_path(ca_file)
-    with server_from_string(f"ssl:0:interface=127.0.0.1:privateKey={pem}").serve(
-        echo_once
-    ) as port:
+    with server_from_string(f"ssl:0:interface=127.0.0.1:privateKey={pem}").serve(echo_once) as port:
         number = port.get_host().port
         # The leaf alone is no trust anchor: the client falls back to system roots.
         assert port.client_description() == f"tls:127.0.0.1:{number}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import os
 import shutil
 import socket
@@ -201,3 +202,192 @@ def test_real_accept_yes_relay_serves_one_connection_and_exits(tmp_path):
             log.close()
         assert replies == [b"FIRST", b"SECOND"], log_path.read_text()
         assert backend.stats.accepted == 2
+
+
+# -- sd_notify and the fd store -------------------------------------------------------
+
+
+def test_fd_names_are_valid_systemd_names_and_differ_per_description():
+    from greenpoint._fd_store import fd_name
+
+    names = {fd_name(text) for text in ("tcp:8080", "tcp:8081", "ssl:443:privateKey=a:b")}
+    assert len(names) == 3
+    for name in names:
+        assert ":" not in name and len(name) <= 255 and name.isprintable()
+
+
+@pytest.mark.parametrize(
+    ("environ", "wanted"),
+    [
+        ({"NOTIFY_SOCKET": "/run/systemd/notify", "FDSTORE": "10"}, True),
+        ({"NOTIFY_SOCKET": "@notify", "GREENPOINT_FDSTORE": "1"}, True),
+        ({"NOTIFY_SOCKET": "/run/systemd/notify", "FDSTORE": "0"}, False),
+        ({"NOTIFY_SOCKET": "/run/systemd/notify"}, False),
+        ({"FDSTORE": "10"}, False),  # no one to send them to
+        ({"NOTIFY_SOCKET": "/run/systemd/notify", "FDSTORE": "many"}, False),
+    ],
+)
+def test_fd_store_only_when_systemd_keeps_descriptors(environ, wanted):
+    from greenpoint._fd_store import wants_fd_store
+
+    assert wants_fd_store(environ) is wanted
+
+
+def receive_notifications(sock, want, deadline):
+    """Datagrams from the fake NOTIFY_SOCKET until one contains ``want``: (texts, fds)."""
+    texts, fds = [], []
+    while not any(want in text for text in texts):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, texts
+        sock.settimeout(remaining)
+        data, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(16 * 4))
+        texts.append(data.decode())
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(array.array("i", payload[: len(payload) - len(payload) % 4]))
+    return texts, fds
+
+
+def start_relay(server, client, environ, fd=None, log=None):
+    return start_greenpoint(["relay", server, client], environ, fd, log)
+
+
+def start_greenpoint(args, environ, fd=None, log=None, cwd=None):
+    command = [sys.executable, "-m", "greenpoint", *args]
+    if fd is None:
+        return subprocess.Popen(command, env=environ, stdin=subprocess.DEVNULL, stderr=log, cwd=cwd)
+    # As systemd does on a restart: the kept socket as fd 3, LISTEN_PID the new
+    # process (this launcher's own pid, kept by exec).
+    launcher = (
+        "import os, sys\n"
+        "os.environ['LISTEN_PID'] = str(os.getpid())\n"
+        "os.dup2(int(sys.argv[1]), 3)\n"
+        "os.close(int(sys.argv[1]))\n"
+        "os.execv(sys.argv[2], sys.argv[2:])\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", launcher, str(fd), *command],
+        env=environ,
+        pass_fds=(fd,),
+        stdin=subprocess.DEVNULL,
+        stderr=log,
+        cwd=cwd,
+    )
+
+
+def stop(process):
+    process.terminate()
+    try:
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_relay_notifies_and_a_restart_with_stored_socket_refuses_no_client(tmp_path):
+    from greenpoint._fd_store import fd_name
+
+    notify_path = str(tmp_path / "notify")
+    description = "tcp:0:interface=127.0.0.1"
+    with (
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify_socket,
+        server_from_string("tcp:0:interface=127.0.0.1").serve(echo_once) as backend,
+    ):
+        notify_socket.bind(notify_path)
+        environ = child_env(NOTIFY_SOCKET=notify_path, FDSTORE="4")
+        first = start_relay(description, backend.client_description(), environ)
+        try:
+            texts, fds = receive_notifications(notify_socket, "READY=1", time.monotonic() + 20)
+        except BaseException:
+            first.kill()
+            first.wait()
+            raise
+        try:
+            assert f"FDSTORE=1\nFDNAME={fd_name(description)}" in texts
+            assert len(fds) == 1
+            kept = fds[0]
+            with socket.socket(fileno=os.dup(kept)) as probe:
+                address = probe.getsockname()
+            with gsocket.create_connection(address, timeout=10) as client:
+                client.sendall(b"before")
+                assert client.recv(100) == b"BEFORE"
+            stop(first)
+            stopping, _ = receive_notifications(notify_socket, "STOPPING=1", time.monotonic() + 5)
+            # Between the two processes: systemd (here: this test) holds the socket,
+            # so a client is queued, not refused.
+            second = None
+            log_path = tmp_path / "second.log"
+            try:
+                with gsocket.create_connection(address, timeout=10) as waiting:
+                    waiting.sendall(b"between")
+                    with open(log_path, "wb") as log:
+                        second = start_relay(
+                            description,
+                            backend.client_description(),
+                            dict(environ, LISTEN_FDS="1", LISTEN_FDNAMES=fd_name(description)),
+                            fd=kept,
+                            log=log,
+                        )
+                    assert waiting.recv(100) == b"BETWEEN", log_path.read_text()
+                # The restarted relay stores its socket again (systemd dedups it).
+                texts, again = receive_notifications(
+                    notify_socket, "READY=1", time.monotonic() + 20
+                )
+                fds.extend(again)
+                assert len(again) == 1
+            finally:
+                if second is not None:
+                    stop(second)
+            assert "listening on the socket systemd kept" in log_path.read_text()
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+            for fd in fds:
+                os.close(fd)
+
+
+def http_get(address):
+    with gsocket.create_connection(address, timeout=10) as client:
+        client.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        reply = b""
+        while chunk := client.recv(4096):
+            reply += chunk
+    return reply
+
+
+def test_wsgi_stores_its_socket_and_a_restart_serves_on_it(tmp_path):
+    from greenpoint._fd_store import fd_name
+
+    examples = os.path.join(ROOT, "examples")
+    notify_path = str(tmp_path / "notify")
+    description = "tcp:0:interface=127.0.0.1"
+    args = ["wsgi", "--workers", "1", description, "hello_app:application"]
+    fds = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify_socket:
+        notify_socket.bind(notify_path)
+        environ = child_env(NOTIFY_SOCKET=notify_path, FDSTORE="4", WATCHDOG_USEC="")
+        first = start_greenpoint(args, environ, cwd=examples)
+        second = None
+        try:
+            texts, fds = receive_notifications(notify_socket, "READY=1", time.monotonic() + 30)
+            assert f"FDSTORE=1\nFDNAME={fd_name(description)}" in texts
+            with socket.socket(fileno=os.dup(fds[0])) as probe:
+                address = probe.getsockname()
+            assert http_get(address).startswith(b"HTTP/1.1 200")
+            stop(first)
+            restored = dict(environ, LISTEN_FDS="1", LISTEN_FDNAMES=fd_name(description))
+            second = start_greenpoint(args, restored, fd=fds[0], cwd=examples)
+            # Asked before the restarted server is ready: queued, then answered.
+            assert http_get(address).startswith(b"HTTP/1.1 200")
+            _, again = receive_notifications(notify_socket, "READY=1", time.monotonic() + 30)
+            fds.extend(again)
+            stop(second)
+        finally:
+            for process in (first, second):
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
+            for fd in fds:
+                os.close(fd)
