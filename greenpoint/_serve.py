@@ -27,7 +27,7 @@ import gevent
 from gevent.event import Event
 
 from greenpoint._accept import accept_function
-from greenpoint._address import from_sockaddr
+from greenpoint._address import from_sockaddr, with_peer_credentials
 from greenpoint._limits import (
     ConnectionLimits,
     PortStats,
@@ -121,9 +121,13 @@ def _as_address(family: int | None, address: Any, stream: Any = None) -> Any:
             family = getattr(stream, "family", None)
         if family is not None:
             try:
-                return from_sockaddr(family, address)
+                converted = from_sockaddr(family, address)
             except ValueError:
-                pass  # a family we have no address type for: keep what we got
+                return address  # a family we have no address type for: keep what we got
+            if family == socket.AF_UNIX and stream is not None:
+                # Who connected, as the kernel says (SO_PEERCRED): one getsockopt.
+                converted = with_peer_credentials(converted, stream)  # type: ignore[arg-type]
+            return converted
     return address
 
 
