@@ -32,9 +32,9 @@ def test_handler_address_carries_this_process_credentials(tmp_path):
         with stream:
             seen.set(address)
 
-    with server_from_string(f"unix:{path}").serve(handler) as port:
-        with client_from_string(port.client_description()).open(timeout=5):
-            address = seen.get(timeout=5)
+    port = server_from_string(f"unix:{path}").serve(handler)
+    with port, client_from_string(port.client_description()).open(timeout=5):
+        address = seen.get(timeout=5)
     assert (address.pid, address.uid, address.gid) == (os.getpid(), os.getuid(), os.getgid())
 
 
@@ -48,10 +48,7 @@ def test_credentials_name_the_connecting_child_process(tmp_path):
             stream.sendall(b"ok")
 
     code = (
-        "import socket, sys\n"
-        "s = socket.socket(socket.AF_UNIX)\n"
-        "s.connect(sys.argv[1])\n"
-        "s.recv(2)\n"
+        "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ns.recv(2)\n"
     )
     with server_from_string(f"unix:{path}").serve(handler):
         child = subprocess.Popen([sys.executable, "-c", code, path])
@@ -73,8 +70,8 @@ def test_protocol_peer_has_credentials_on_abstract_socket():
             self.transport.loseConnection()
 
     name = f"gp-cred-{os.getpid()}"
-    with server_from_string(f"unix:@{name}").listen(Factory.forProtocol(Record)) as port:
-        with client_from_string(port.client_description()).open(timeout=5) as stream:
-            peer = peers.get(timeout=5)
-            assert stream.recv(10) == b""
+    port = server_from_string(f"unix:@{name}").listen(Factory.forProtocol(Record))
+    with port, client_from_string(port.client_description()).open(timeout=5) as stream:
+        peer = peers.get(timeout=5)
+        assert stream.recv(10) == b""
     assert peer.uid == os.getuid() and peer.pid == os.getpid()
