@@ -101,11 +101,11 @@ def test_dropped_connection_is_reconnected():
             if data == b"again":
                 return
 
-    with server_from_string("tcp:0:interface=127.0.0.1").serve(drop_first) as port:
-        with ReconnectingStream(port.client_description(), handler, **FAST):
-            with gevent.Timeout(10):
-                while b"again" not in got:
-                    gevent.sleep(0.01)
+    port = server_from_string("tcp:0:interface=127.0.0.1").serve(drop_first)
+    with port, ReconnectingStream(port.client_description(), handler, **FAST):
+        with gevent.Timeout(10):
+            while b"again" not in got:
+                gevent.sleep(0.01)
     assert got[:2] == [b"bye", b"again"]
 
 
