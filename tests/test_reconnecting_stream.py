@@ -102,10 +102,10 @@ def test_dropped_connection_is_reconnected():
                 return
 
     port = server_from_string("tcp:0:interface=127.0.0.1").serve(drop_first)
-    with port, ReconnectingStream(port.client_description(), handler, **FAST):
-        with gevent.Timeout(10):
-            while b"again" not in got:
-                gevent.sleep(0.01)
+    client = ReconnectingStream(port.client_description(), handler, **FAST)
+    with port, client, gevent.Timeout(10):
+        while b"again" not in got:
+            gevent.sleep(0.01)
     assert got[:2] == [b"bye", b"again"]
 
 
