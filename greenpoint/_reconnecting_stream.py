@@ -38,7 +38,7 @@ __all__ = ["ReconnectingStream"]
 log = logging.getLogger("greenpoint.reconnect")
 
 
-class _Stopped(gevent.GreenletExit):
+class _Stopped(gevent.GreenletExit):  # type: ignore[misc]
     """Thrown into the loop by :meth:`ReconnectingStream.stop`: cancels ``open()`` too."""
 
 
