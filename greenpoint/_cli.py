@@ -232,6 +232,11 @@ def _run_wsgi(args: argparse.Namespace) -> int:
     try:
         for endpoint, text in zip(endpoints, texts, strict=True):
             listeners.append(_bind(endpoint))
+            if getattr(listeners[-1], "one_connection", False):
+                raise CommandError(
+                    f"{text}: a connected socket (systemd Accept=yes) is one connection, "
+                    "not a listener for workers; use Accept=no for greenpoint wsgi"
+                )
             store_listener(listeners[-1], text)  # when systemd keeps fds (FDSTORE)
         # The application is imported in each worker, not here: a SIGHUP's new
         # workers import it afresh.

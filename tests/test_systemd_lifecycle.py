@@ -391,3 +391,44 @@ def test_wsgi_stores_its_socket_and_a_restart_serves_on_it(tmp_path):
                     process.wait()
             for fd in fds:
                 os.close(fd)
+
+
+@pytest.mark.skipif(
+    SOCKET_ACTIVATE is None,
+    reason="systemd-socket-activate is not installed (Debian package: systemd)",
+)
+def test_wsgi_refuses_an_accept_yes_socket_clearly(tmp_path):
+    path = str(tmp_path / "activate.sock")
+    log_path = tmp_path / "activate.log"
+    with open(log_path, "wb") as log:
+        activator = subprocess.Popen(
+            [
+                SOCKET_ACTIVATE,
+                "--accept",
+                "-l",
+                path,
+                sys.executable,
+                "-m",
+                "greenpoint",
+                "wsgi",
+                "systemd:domain=UNIX:index=0",
+                "hello_app:application",
+            ],
+            env=child_env(),
+            cwd=os.path.join(ROOT, "examples"),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        client = connect_unix_with_retry(path, time.monotonic() + 10)
+        with client, gevent.Timeout(15):
+            assert client.recv(100) == b""  # closed when the child exits
+        deadline = time.monotonic() + 15
+        while b"died with code" not in log_path.read_bytes():
+            assert time.monotonic() < deadline, log_path.read_text()
+            gevent.sleep(0.05)
+    finally:
+        activator.terminate()
+        activator.wait(timeout=10)
+    assert "use Accept=no for greenpoint wsgi" in log_path.read_text()
