@@ -109,6 +109,10 @@ def client_description_for(
     from greenpoint.endpoints._tls_endpoints import SSL4ServerEndpoint, TLSWrapperServerEndpoint
     from greenpoint.endpoints.haproxy import HAProxyServerEndpoint
 
+    from greenpoint.endpoints.adopted import SystemdServerEndpoint
+
+    if isinstance(endpoint, SystemdServerEndpoint) and endpoint.used_fallback:
+        endpoint = endpoint.fallback
     if isinstance(endpoint, HAProxyServerEndpoint):
         return client_description_for(
             endpoint.endpoint, address, trust_root=trust_root, hostname=hostname

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import trustme
 
-from greenpoint import client_from_string, server_from_string
+from greenpoint import client_from_string, quote_string_argument, server_from_string
 from greenpoint._address import IPv4Address
 from greenpoint._client_description import loopback_host
 from greenpoint.endpoints.haproxy import wrap_haproxy_client
@@ -141,3 +141,16 @@ def test_listen_and_wsgi_ports_know_their_endpoint(tmp_path):
     with server_from_string("tcp:0").listen(Factory.forProtocol(Protocol)) as port:
         assert port.client_description() == f"tcp:127.0.0.1:{port.get_host().port}"
     assert not os.path.exists(path)
+
+
+def test_systemd_fallback_to_tls_gives_a_tls_description(chain_with_root, monkeypatch):
+    for key in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        monkeypatch.delenv(key, raising=False)
+    _, _, pem = chain_with_root
+    fallback = f"ssl:0:interface=127.0.0.1:privateKey={quote_string_argument(pem)}"
+    endpoint = server_from_string(
+        f"systemd:domain=INET:index=0:fallback={quote_string_argument(fallback)}"
+    )
+    with endpoint.serve(echo_once) as port:
+        assert port.client_description().startswith("tls:127.0.0.1:")
+        assert round_trip(port) == b"HELLO"

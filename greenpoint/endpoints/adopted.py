@@ -199,6 +199,9 @@ class SystemdServerEndpoint(ServerEndpoint):
     name: str | None = None
     fallback: ServerEndpoint | None = None
     prefix = "systemd"
+    # Whether the last bind() used the fallback (so that a port's client
+    # description knows it is, say, TLS).
+    used_fallback: bool = dataclasses.field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         folded = str(self.domain).strip().upper()
@@ -250,7 +253,9 @@ class SystemdServerEndpoint(ServerEndpoint):
         passed = listen_fds(os.environ, os.getpid())
         if not passed.activated and self.fallback is not None:
             logger.info("%s: %s; listening on the fallback %s", self, passed.note, self.fallback)
-            return self.fallback.bind()
+            listener = self.fallback.bind()
+            self.used_fallback = True
+            return listener
         fd = self._select_fd(passed)
         if fd in _ADOPTED_SYSTEMD_FDS:
             raise AlreadyListenedError(
