@@ -107,9 +107,8 @@ def client_description_for(
     alone then decides. ``trust_root`` and ``hostname`` apply to TLS ports only.
     """
     from greenpoint.endpoints._tls_endpoints import SSL4ServerEndpoint, TLSWrapperServerEndpoint
-    from greenpoint.endpoints.haproxy import HAProxyServerEndpoint
-
     from greenpoint.endpoints.adopted import SystemdServerEndpoint
+    from greenpoint.endpoints.haproxy import HAProxyServerEndpoint
 
     if isinstance(endpoint, SystemdServerEndpoint) and endpoint.used_fallback:
         endpoint = endpoint.fallback
