@@ -13,6 +13,7 @@ import time
 import gevent
 import pytest
 from gevent import socket as gsocket
+from gevent.event import Event
 
 from greenpoint import client_from_string, server_from_string
 from greenpoint._one_connection import OneConnectionListener
@@ -432,3 +433,76 @@ def test_wsgi_refuses_an_accept_yes_socket_clearly(tmp_path):
         activator.terminate()
         activator.wait(timeout=10)
     assert "use Accept=no for greenpoint wsgi" in log_path.read_text()
+
+
+def wait_exit(process, timeout):
+    """Wait for ``process`` without blocking the hub (the backend runs in it)."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        assert time.monotonic() < deadline, "the process did not exit"
+        gevent.sleep(0.02)
+    return process.returncode
+
+
+@pytest.mark.load
+@pytest.mark.timeout(120)
+def test_restart_under_load_with_the_fd_store_refuses_no_client(tmp_path):
+    from greenpoint._fd_store import fd_name
+
+    notify_path = str(tmp_path / "notify")
+    description = "tcp:0:interface=127.0.0.1"
+    counts = {"ok": 0, "refused": 0, "other": 0}
+    stop_clients = Event()
+
+    def client_loop(address):
+        while not stop_clients.is_set():
+            try:
+                with gsocket.create_connection(address, timeout=20) as client:
+                    client.sendall(b"x")
+                    if client.recv(10) == b"X":
+                        counts["ok"] += 1
+                    else:
+                        counts["other"] += 1
+            except ConnectionRefusedError:
+                counts["refused"] += 1
+            except OSError:
+                counts["other"] += 1
+
+    fds = []
+    processes = []
+    with (
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify_socket,
+        server_from_string("tcp:0:interface=127.0.0.1").serve(echo_once) as backend,
+    ):
+        notify_socket.bind(notify_path)
+        environ = child_env(NOTIFY_SOCKET=notify_path, FDSTORE="4")
+        try:
+            processes.append(start_relay(description, backend.client_description(), environ))
+            _, fds = receive_notifications(notify_socket, "READY=1", time.monotonic() + 20)
+            with socket.socket(fileno=os.dup(fds[0])) as probe:
+                address = probe.getsockname()
+            clients = [gevent.spawn(client_loop, address) for _ in range(8)]
+            restored = dict(environ, LISTEN_FDS="1", LISTEN_FDNAMES=fd_name(description))
+            for _ in range(3):  # three restarts while clients keep connecting
+                gevent.sleep(0.5)
+                processes[-1].terminate()
+                assert wait_exit(processes[-1], 30) == 0
+                processes.append(
+                    start_relay(description, backend.client_description(), restored, fd=fds[0])
+                )
+                _, again = receive_notifications(notify_socket, "READY=1", time.monotonic() + 20)
+                fds.extend(again)
+            gevent.sleep(0.5)
+            stop_clients.set()
+            gevent.joinall(clients, timeout=30)
+        finally:
+            stop_clients.set()
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            for fd in fds:
+                os.close(fd)
+    assert counts["refused"] == 0, counts
+    assert counts["other"] == 0, counts
+    assert counts["ok"] > 50, counts
