@@ -27,7 +27,7 @@ import gevent
 from gevent.event import Event
 
 from greenpoint._accept import accept_function
-from greenpoint._address import from_sockaddr, with_peer_credentials
+from greenpoint._address import UNIXAddress, from_sockaddr, with_peer_credentials
 from greenpoint._limits import (
     ConnectionLimits,
     PortStats,
@@ -124,9 +124,9 @@ def _as_address(family: int | None, address: Any, stream: Any = None) -> Any:
                 converted = from_sockaddr(family, address)
             except ValueError:
                 return address  # a family we have no address type for: keep what we got
-            if family == socket.AF_UNIX and stream is not None:
+            if isinstance(converted, UNIXAddress) and stream is not None:
                 # Who connected, as the kernel says (SO_PEERCRED): one getsockopt.
-                converted = with_peer_credentials(converted, stream)  # type: ignore[arg-type]
+                converted = with_peer_credentials(converted, stream)
             return converted
     return address
 

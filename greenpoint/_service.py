@@ -38,7 +38,8 @@ def serve_until_stopped(port: Any, grace: float | None, description: str) -> Non
     interval = watchdog_interval(os.environ, os.getpid())
     pinger = gevent.spawn(_ping_watchdog, interval) if interval else None
     try:
-        # Whichever comes first: a stop signal, or the port stopping by itself.
+        # Whichever comes first: a stop signal, or the port stopping by itself
+        # (its private "stopped" event: serve_forever() would stop it when killed).
         gevent.wait([waiter, port._stopped], count=1)
     finally:
         waiter.kill()
