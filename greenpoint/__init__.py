@@ -94,7 +94,7 @@ from greenpoint.errors import (
     TLSError,
     TLSVerificationError,
 )
-from greenpoint.reconnect import ReconnectingClient
+from greenpoint.reconnect import ReconnectingClient, ReconnectingStream
 
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
@@ -150,6 +150,7 @@ __all__ = [
     "ProxyHeaderParser",
     "ProxyTLV",
     "ReconnectingClient",
+    "ReconnectingStream",
     "SOCKS4aClientEndpoint",
     "SOCKS5ClientEndpoint",
     "SSL4ClientEndpoint",

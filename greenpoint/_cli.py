@@ -192,23 +192,23 @@ def _run_listen(args: argparse.Namespace) -> int:
 
 
 def _run_relay(args: argparse.Namespace) -> int:
+    from greenpoint._fd_store import restore_endpoint
     from greenpoint._registry import client_from_string, server_from_string
     from greenpoint._relay import Relay
-    from greenpoint._workers import wait_for_stop_signal
+    from greenpoint._service import serve_until_stopped
 
-    server = server_from_string(args.server)
+    server = restore_endpoint(server_from_string(args.server), args.server)
     client = client_from_string(args.client)
     relay = Relay(client, timeout=args.timeout, verbose=args.verbose, send_proxy=args.send_proxy)
     limits = front_end_limits(args, fds_per_connection=2)
     port = _bind_port(lambda: server.serve(relay, **limits))
     log.info("relaying %s -> %s", port.get_host(), client)
     progress = gevent.spawn(relay.report_progress, args.progress) if args.verbose else None
-    try:
-        wait_for_stop_signal()
+    try:  # sd_notify, systemd's fd store, and Accept=yes ports that end by themselves
+        serve_until_stopped(port, args.grace, args.server)
     finally:
         if progress is not None:
             progress.kill()
-        port.stop_listening(timeout=args.grace)
     log.info("relay stopped: %d connections", relay.total)
     return EXIT_OK
 
@@ -231,7 +231,10 @@ def _run_wsgi(args: argparse.Namespace) -> int:
     deployment.apply_log_level()
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does, for the console script too
-    endpoints = [server_from_string(text) for text in [args.server, *args.listen]]
+    from greenpoint._fd_store import restore_endpoint, store_listener
+
+    texts = [args.server, *args.listen]
+    endpoints = [restore_endpoint(server_from_string(text), text) for text in texts]
     pid_file = None if deployment.pid_file is None else PidFile(deployment.pid_file)
     listeners = []
     try:
@@ -240,8 +243,14 @@ def _run_wsgi(args: argparse.Namespace) -> int:
                 pid_file.write()
             except PidFileError as exc:
                 raise CommandError(str(exc)) from exc
-        for endpoint in endpoints:
+        for endpoint, text in zip(endpoints, texts, strict=True):
             listeners.append(_bind(endpoint))
+            if getattr(listeners[-1], "one_connection", False):
+                raise CommandError(
+                    f"{text}: a connected socket (systemd Accept=yes) is one connection, "
+                    "not a listener for workers; use Accept=no for greenpoint wsgi"
+                )
+            store_listener(listeners[-1], text)  # when systemd keeps fds (FDSTORE)
         if deployment.identity is not None:
             from greenpoint._worker_app import import_before_switching_user
 

@@ -41,9 +41,10 @@ from greenpoint._backoff import (
 )
 from greenpoint._happy_eyeballs import MonotonicClock
 from greenpoint._reactor_time import adopt_twisted_timers
+from greenpoint._reconnecting_stream import ReconnectingStream  # the stream sibling
 from greenpoint.errors import ConnectCancelledError, ConnectionDone, ConnectTimeoutError
 
-__all__ = ["ReconnectingClient"]
+__all__ = ["ReconnectingClient", "ReconnectingStream"]
 
 log = logging.getLogger("greenpoint.reconnect")
 

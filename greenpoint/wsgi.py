@@ -664,7 +664,9 @@ def serve(
         endpoint = server_from_string(endpoint)
     limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
     server = WSGIServer(application, **options)
-    return WSGIPort.start(endpoint.bind(), server, pool=pool, limits=limits)
+    port = WSGIPort.start(endpoint.bind(), server, pool=pool, limits=limits)
+    port.endpoint = endpoint
+    return port
 
 
 def load_application(spec: str) -> Callable[..., Any]:

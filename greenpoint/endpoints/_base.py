@@ -104,7 +104,9 @@ class ServerEndpoint(_Describable):
                 f"handler must be callable as handler(stream, address), not {handler!r}"
             )
         limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
-        return ListeningPort.start(self.bind(), handler, pool=pool, limits=limits)
+        port = ListeningPort.start(self.bind(), handler, pool=pool, limits=limits)
+        port.endpoint = self
+        return port
 
     def listen(
         self,
