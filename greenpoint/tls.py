@@ -33,6 +33,7 @@ from typing import Any
 
 from OpenSSL import SSL
 
+from greenpoint._checks import check_timeout
 from greenpoint._reload import ReloadingValue, file_fingerprint
 from greenpoint._sni import Identity, SNIStore
 from greenpoint._tls_context import (
@@ -586,8 +587,10 @@ def wrap_client_stream(
 
     ``stream`` may be a gevent socket (OpenSSL uses its descriptor) or any object
     with ``recv``/``sendall``/``close`` (ciphertext goes through memory BIOs).
-    ``stream`` is closed on failure.
+    ``stream`` is closed on failure; a bad ``timeout`` (NaN, negative, not a
+    number) raises ``ValueError``/``TypeError`` before the stream is touched.
     """
+    check_timeout(timeout)
     return options.handshake(stream, timeout, address)
 
 
@@ -602,6 +605,7 @@ def wrap_server_stream(
     ``options`` is a :class:`ServerTLSOptions`, :class:`SNIServerOptions` or a
     ready ``OpenSSL.SSL.Context``.
     """
+    check_timeout(timeout)
     if isinstance(options, SSL.Context):
         return server_handshake(stream, options, timeout=timeout, address=address)
     return options.handshake(stream, timeout, address)

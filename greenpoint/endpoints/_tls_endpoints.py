@@ -16,6 +16,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from greenpoint._checks import check_timeout
 from greenpoint._description import Bracketed
 from greenpoint._sockopts import SocketOptionsHook, TCPOptions, description_keys
 from greenpoint._tls_listener import TLSListener
@@ -208,6 +209,7 @@ class SSL4ClientEndpoint(ClientEndpoint):
             TLSError: the handshake failed otherwise.
             ConnectTimeoutError: ``timeout`` (or the endpoint's) passed first.
         """
+        check_timeout(timeout)
         total = self.timeout if timeout is None else timeout
         address = _host_port(self.host, self.port)
         return _open_then_handshake(self._tcp(), self.tls_options, total, address)
@@ -251,6 +253,7 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
 
         ``timeout`` defaults to this endpoint's, else the inner endpoint's.
         """
+        check_timeout(timeout)
         if timeout is None:
             timeout = self.timeout
         if timeout is None:

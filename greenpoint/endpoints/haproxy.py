@@ -33,6 +33,7 @@ from greenpoint._address import (
     from_sockaddr,
     peer_address,
 )
+from greenpoint._checks import check_timeout
 from greenpoint._description import Description, parse_description
 from greenpoint._params import Param, bind, integer, number
 from greenpoint._proxied_stream import ProxiedStream, read_proxy_header
@@ -393,6 +394,7 @@ class HAProxyClientEndpoint(ClientEndpoint):
 
     def open(self, timeout: float | None = None) -> Any:
         """Connect, send the header, return the stream; blocks the calling greenlet."""
+        check_timeout(timeout)
         stream = self.endpoint.open(timeout)
         try:
             stream.sendall(self.header)
