@@ -193,6 +193,11 @@ class ClientTLSOptions:
         object.__setattr__(self, "pins", normalize_pins(self.pins))
         if isinstance(self.hostname, bytes):
             raise TypeError("hostname must be text (str), not bytes")
+        if self.hostname is not None and not isinstance(self.hostname, str):
+            raise TypeError(
+                f"hostname must be a str (or None), not {type(self.hostname).__name__} "
+                f"{self.hostname!r}"
+            )
         if self.hostname is not None and not self.hostname.strip():
             raise ValueError("hostname must not be empty")
         if self.hostname is not None and not is_ip_literal(self.hostname):

@@ -183,6 +183,7 @@ class SSL4ClientEndpoint(ClientEndpoint):
     prefix: ClassVar[str] = "ssl"
 
     def __post_init__(self) -> None:
+        check_timeout(self.timeout)
         self.tls_options = tls_module().client_options_for(self.tls_options, self.host)
         self._tcp()  # a bad host, port or bind address is refused now, not at open()
 
@@ -239,6 +240,8 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
     prefix: ClassVar[str] = "tls"
 
     def __post_init__(self) -> None:
+        _check_inner(self.endpoint, "open", "wrap_client_tls", "client_from_string")
+        check_timeout(self.timeout)
         self.tls_options = tls_module().client_options_for(
             self.tls_options, getattr(self.endpoint, "host", None)
         )
@@ -300,6 +303,18 @@ def _is_plain_hostname_endpoint(endpoint: Any) -> bool:
     return True
 
 
+def _check_inner(endpoint: Any, method: str, call: str, parser: str) -> None:
+    # A description string here would fail only at open()/bind(), far from the call.
+    if not callable(getattr(endpoint, method, None)):
+        hint = (
+            f"; for a description use {parser}({endpoint!r})" if isinstance(endpoint, str) else ""
+        )
+        raise TypeError(
+            f"{call}() needs an endpoint object with {method}(), "
+            f"not {type(endpoint).__name__} {endpoint!r}{hint}"
+        )
+
+
 def wrap_client_tls(tls_options: Any, endpoint: Any) -> TLSWrapperClientEndpoint:
     """A client endpoint that speaks TLS over ``endpoint``'s connections.
 
@@ -347,6 +362,7 @@ class SSL4ServerEndpoint(ServerEndpoint):
     prefix: ClassVar[str] = "ssl"
 
     def __post_init__(self) -> None:
+        check_timeout(self.handshake_timeout, "handshake_timeout")
         self.tls_options = tls_module().server_options_for(self.tls_options)
 
     def bind(self) -> TLSListener:
@@ -393,6 +409,8 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
     prefix: ClassVar[str] = "tls"
 
     def __post_init__(self) -> None:
+        _check_inner(self.endpoint, "bind", "wrap_server_tls", "server_from_string")
+        check_timeout(self.handshake_timeout, "handshake_timeout")
         self.tls_options = tls_module().server_options_for(self.tls_options)
 
     def bind(self) -> TLSListener:

@@ -83,6 +83,7 @@ class HAProxyServerEndpoint(ServerEndpoint):
     prefix: ClassVar[str] = "haproxy"
 
     def __post_init__(self) -> None:
+        check_timeout(self.timeout)
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
         if self.max_size < 16:

@@ -196,6 +196,7 @@ class MemoryClientEndpoint(ClientEndpoint):
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        check_timeout(self.timeout)
 
     @property
     def address(self) -> MemoryAddress:
