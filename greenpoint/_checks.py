@@ -75,7 +75,7 @@ def check_factory(factory: Any, call: str) -> None:
     # Factory.buildProtocol calls self.protocol(): None would fail per connection.
     if (
         isinstance(factory, Factory)
-        and type(factory).buildProtocol is Factory.buildProtocol
+        and getattr(factory.buildProtocol, "__func__", None) is Factory.buildProtocol
         and factory.protocol is None
     ):
         raise TypeError(
