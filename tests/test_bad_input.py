@@ -15,6 +15,7 @@ import tempfile
 
 import gevent
 import pytest
+from _tls_support import make_certs
 
 import greenpoint
 from greenpoint import (
@@ -39,8 +40,6 @@ from greenpoint.endpoints.unix import MAX_PATH_BYTES
 from greenpoint.errors import ConnectTimeoutError, DescriptionError
 from greenpoint.tls import options_for_client_tls, wrap_client_stream, wrap_server_stream
 
-from _tls_support import make_certs
-
 LOOPBACK = "127.0.0.1"
 
 # (bad value, exception, words the message must contain)
@@ -55,9 +54,9 @@ BAD_TIMEOUTS = [
 
 def _raises_bad_timeout(call, value, error, shown, name="timeout"):
     # Bounded: before the fix a NaN stalled the hub, and no gevent.Timeout fired.
-    with gevent.Timeout(5, AssertionError("a bad timeout was not refused at the call")):
-        with pytest.raises(error) as caught:
-            call(value)
+    stall = AssertionError("a bad timeout was not refused at the call")
+    with gevent.Timeout(5, stall), pytest.raises(error) as caught:
+        call(value)
     message = str(caught.value)
     assert name in message and shown in message, message
 
@@ -365,7 +364,7 @@ def test_unix_path_over_the_limit_is_refused_at_construction():
         os.rmdir(directory)
 
 
-@pytest.mark.skipif(not os.uname().sysname == "Linux", reason="abstract sockets are Linux-only")
+@pytest.mark.skipif(os.uname().sysname != "Linux", reason="abstract sockets are Linux-only")
 def test_unix_abstract_name_over_the_limit_is_refused():
     with pytest.raises(ValueError, match=f"over the {MAX_PATH_BYTES}-byte limit"):
         UNIXServerEndpoint("@" + "a" * (MAX_PATH_BYTES + 1))
