@@ -371,3 +371,22 @@ def test_unix_abstract_name_over_the_limit_is_refused():
     name = "@greenpoint-test-" + "a" * (MAX_PATH_BYTES - len("greenpoint-test-"))
     with UNIXServerEndpoint(name).bind():
         pass
+
+
+@pytest.mark.parametrize(("value", "error", "shown"), BAD_TIMEOUTS)
+def test_transport_and_process_waits_refuse_a_bad_timeout(value, error, shown):
+    port = TCP4ServerEndpoint(0, interface=LOOPBACK).serve(_echo)
+    try:
+        address = f"tcp:{LOOPBACK}:{port.get_host().port}"
+        protocol = client_from_string(address).connect(Factory.forProtocol(Echo))
+        _raises_bad_timeout(protocol.transport.wait_closed, value, error, shown)
+        protocol.transport.loseConnection()
+        assert protocol.transport.wait_closed(5)
+    finally:
+        port.stop_listening(timeout=5)
+    stream = greenpoint.ProcessEndpoint("true").open()
+    try:
+        _raises_bad_timeout(stream.wait, value, error, shown)
+        assert stream.wait(5) == 0
+    finally:
+        stream.close()
