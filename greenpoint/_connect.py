@@ -18,6 +18,7 @@ from typing import Any
 import gevent
 
 from greenpoint._address import peer_address
+from greenpoint._checks import check_factory, check_timeout
 from greenpoint._protocol import Factory
 from greenpoint._transport import Transport
 from greenpoint.errors import ConnectCancelledError, NoProtocolError
@@ -85,12 +86,16 @@ def connect_factory(endpoint: Any, factory: Any, timeout: float | None = None) -
     run. The connection then runs in its own reader greenlet.
 
     Raises:
+        TypeError, ValueError: ``factory`` is not a factory instance, or ``timeout``
+            is not ``None`` or a finite number of seconds (nothing is started).
         ConnectError: from the endpoint; ``ConnectCancelledError`` if
             ``connector.stopConnecting()`` was called; ``NoProtocolError`` if
             ``buildProtocol`` returned ``None`` (the stream is closed).
         Exception: whatever ``connectionMade`` raised (the connection is closed and
             ``connectionLost`` got the error first).
     """
+    check_factory(factory, "connect")
+    check_timeout(timeout)
     connector = Connector(endpoint)
     factory.doStart()
 
@@ -168,6 +173,7 @@ def listen_factory(endpoint: Any, factory: Any, limits: Any = None) -> Any:
     """
     from greenpoint._serve import ListeningPort
 
+    check_factory(factory, "listen")
     listener = endpoint.bind()
     factory.doStart()
     try:

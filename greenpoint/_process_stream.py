@@ -31,6 +31,7 @@ from gevent import socket as gsocket
 from gevent import subprocess as gsubprocess
 
 from greenpoint._address import PipeAddress
+from greenpoint._checks import check_timeout
 from greenpoint._child_setup import ChildSetup, child_preexec, popen_user
 from greenpoint._pipe_stream import READ_CHUNK, PipeStream, close_fd
 from greenpoint.errors import ConnectError, ConnectionClosed, ConnectionDone, ProcessTerminated
@@ -133,6 +134,7 @@ class ProcessStream(PipeStream):
 
         Raises ``subprocess.TimeoutExpired`` if ``timeout`` seconds pass first.
         """
+        check_timeout(timeout)
         return self.process.wait(timeout)
 
     def exit_reason(self, timeout: float | None = None) -> ConnectionClosed:

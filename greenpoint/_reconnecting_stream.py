@@ -30,6 +30,7 @@ from greenpoint._backoff import (
     Backoff,
     DelayPolicy,
 )
+from greenpoint._checks import check_timeout
 from greenpoint._happy_eyeballs import MonotonicClock
 from greenpoint.errors import ConnectCancelledError, ConnectionDone, ConnectTimeoutError
 
@@ -98,7 +99,7 @@ class ReconnectingStream:
         self.max_retries = max_retries
         self.clock = clock if clock is not None else MonotonicClock()
         self.on_retry = on_retry
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
         self._runner: gevent.Greenlet | None = None
         self._state = "idle"
         self._stopping = False
@@ -167,6 +168,7 @@ class ReconnectingStream:
         ends when the handler returns. Waiters in :meth:`when_connected` get
         ``ConnectCancelledError``.
         """
+        check_timeout(timeout)
         self._stopping = True
         runner = self._runner
         if runner is None or runner.dead:
@@ -211,6 +213,7 @@ class ReconnectingStream:
             raise ValueError(
                 f"fail_after_failures must be None or an int >= 1, not {fail_after_failures!r}"
             )
+        check_timeout(timeout)
         if self._stream is not None:
             return self._stream
         if self._state == "stopped":

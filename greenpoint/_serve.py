@@ -28,6 +28,7 @@ from gevent.event import Event
 
 from greenpoint._accept import accept_function
 from greenpoint._address import UNIXAddress, from_sockaddr, with_peer_credentials
+from greenpoint._checks import check_timeout
 from greenpoint._limits import (
     ConnectionLimits,
     PortStats,
@@ -284,6 +285,7 @@ class ListeningPort:
         Called from inside a handler, that handler's own connection is left to end
         when the handler returns.
         """
+        check_timeout(timeout)
         current = gevent.getcurrent()
         if self._stop_started:
             if current not in self._handlers:  # a handler waiting here would deadlock

@@ -23,6 +23,7 @@ from greenpoint.errors import (
 __all__ = ["connect_address", "translate_connect_error", "set_nodelay"]
 
 _REFUSED = {_errno.ECONNREFUSED}
+_IN_PROGRESS = {_errno.EINPROGRESS, _errno.EAGAIN, _errno.EWOULDBLOCK}
 
 
 def set_nodelay(sock: Any) -> None:
@@ -92,7 +93,14 @@ def connect_address(
         raise
     except OSError as exc:
         sock.close()
-        raise translate_connect_error(exc, _describe(family, sockaddr)) from exc
+        address = _describe(family, sockaddr)
+        if timeout == 0 and exc.errno in _IN_PROGRESS:
+            # settimeout(0) made the socket non-blocking: the connect had no time at
+            # all, which is a timeout, not the "Operation now in progress" it reports.
+            raise ConnectTimeoutError(
+                f"timed out after 0 s connecting to {address}", address=address
+            ) from exc
+        raise translate_connect_error(exc, address) from exc
     except BaseException:
         sock.close()
         raise

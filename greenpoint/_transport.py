@@ -48,6 +48,7 @@ from gevent import socket as gsocket
 from gevent.event import Event
 
 from greenpoint._address import from_sockaddr, host_address, peer_address
+from greenpoint._checks import check_timeout
 from greenpoint._reactor_time import adopt_twisted_timers, clock, current_owner
 from greenpoint.errors import ConnectionDone, ConnectionLost
 
@@ -213,6 +214,7 @@ class Transport:
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Block until ``connectionLost`` has run; ``False`` if ``timeout`` passed first."""
+        check_timeout(timeout)
         if self.disconnected:
             return True
         if self._closed_event is None:

@@ -39,6 +39,7 @@ from greenpoint._backoff import (
     Backoff,
     DelayPolicy,
 )
+from greenpoint._checks import check_timeout
 from greenpoint._happy_eyeballs import MonotonicClock
 from greenpoint._reactor_time import adopt_twisted_timers
 from greenpoint._reconnecting_stream import ReconnectingStream  # the stream sibling
@@ -220,6 +221,7 @@ class ReconnectingClient:
             protocol's callbacks it returns ``True`` at once: the connection is closed
             (flushed) and the client stops once the callback has returned.
         """
+        check_timeout(timeout)
         runner = self._runner
         self._stopping = True
         if runner is None or runner.dead:
@@ -290,6 +292,7 @@ class ReconnectingClient:
             raise ValueError(
                 f"fail_after_failures must be None or an int >= 1, not {fail_after_failures!r}"
             )
+        check_timeout(timeout)
         if self._protocol is not None:
             return self._protocol
         if self._state == "stopped":

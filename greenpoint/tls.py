@@ -33,6 +33,7 @@ from typing import Any
 
 from OpenSSL import SSL
 
+from greenpoint._checks import check_timeout
 from greenpoint._reload import ReloadingValue, file_fingerprint
 from greenpoint._sni import Identity, SNIStore
 from greenpoint._tls_context import (
@@ -192,6 +193,11 @@ class ClientTLSOptions:
         object.__setattr__(self, "pins", normalize_pins(self.pins))
         if isinstance(self.hostname, bytes):
             raise TypeError("hostname must be text (str), not bytes")
+        if self.hostname is not None and not isinstance(self.hostname, str):
+            raise TypeError(
+                f"hostname must be a str (or None), not {type(self.hostname).__name__} "
+                f"{self.hostname!r}"
+            )
         if self.hostname is not None and not self.hostname.strip():
             raise ValueError("hostname must not be empty")
         if self.hostname is not None and not is_ip_literal(self.hostname):
@@ -586,8 +592,10 @@ def wrap_client_stream(
 
     ``stream`` may be a gevent socket (OpenSSL uses its descriptor) or any object
     with ``recv``/``sendall``/``close`` (ciphertext goes through memory BIOs).
-    ``stream`` is closed on failure.
+    ``stream`` is closed on failure; a bad ``timeout`` (NaN, negative, not a
+    number) raises ``ValueError``/``TypeError`` before the stream is touched.
     """
+    check_timeout(timeout)
     return options.handshake(stream, timeout, address)
 
 
@@ -602,6 +610,7 @@ def wrap_server_stream(
     ``options`` is a :class:`ServerTLSOptions`, :class:`SNIServerOptions` or a
     ready ``OpenSSL.SSL.Context``.
     """
+    check_timeout(timeout)
     if isinstance(options, SSL.Context):
         return server_handshake(stream, options, timeout=timeout, address=address)
     return options.handshake(stream, timeout, address)

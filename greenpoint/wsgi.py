@@ -44,6 +44,7 @@ from gevent import pywsgi
 from greenpoint import __version__
 from greenpoint._access_log import AccessRecord, check_access_log_format, format_access_line
 from greenpoint._address import host_address
+from greenpoint._checks import check_timeout
 from greenpoint._forwarded import (
     ForwardedAllowList,
     apply_forwarded_headers,
@@ -596,6 +597,7 @@ class WSGIPort(ListeningPort):
 
     def stop_listening(self, timeout: float | None = None) -> None:
         """Stop gracefully; blocks until every connection is closed."""
+        check_timeout(timeout)
         grace = NEW_CONNECTION_GRACE if timeout is None else min(timeout, NEW_CONNECTION_GRACE)
         self.handler.begin_stop(grace)
         super().stop_listening(timeout)

@@ -218,7 +218,7 @@ def test_encrypted_key_problems_are_named_at_listen(certs, tmp_path, monkeypatch
         f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}{keys}"
     )
     with pytest.raises(ListenError, match=message):
-        server.listen(_echo)
+        server.serve(_echo)
 
 
 def test_passphrase_for_a_plain_key_is_refused(certs, tmp_path):
@@ -228,7 +228,7 @@ def test_passphrase_for_a_plain_key_is_refused(certs, tmp_path):
         f"ssl:0:interface=127.0.0.1:privateKey={certs.server_pem}:passphraseFile={secret}"
     )
     with pytest.raises(ListenError, match="not encrypted"):
-        server.listen(_echo)
+        server.serve(_echo)
 
 
 # -- public-key pins ----------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from gevent import socket as gsocket
 
 from greenpoint._address import IPv4Address, IPv6Address
+from greenpoint._checks import check_timeout
 from greenpoint._happy_eyeballs import open_tcp_connection
 from greenpoint._hostnames import encode_hostname
 from greenpoint._socket import connect_address, set_nodelay
@@ -231,6 +232,7 @@ class _TCPClientEndpoint(ClientEndpoint):
             ConnectRefusedError, ConnectTimeoutError, DNSLookupError, ConnectError:
                 naming the address.
         """
+        check_timeout(timeout)
         limit = self.timeout if timeout is None else timeout
         family = self.family
         bind = None

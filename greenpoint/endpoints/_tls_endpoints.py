@@ -16,6 +16,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from greenpoint._checks import check_timeout
 from greenpoint._description import Bracketed
 from greenpoint._sockopts import SocketOptionsHook, TCPOptions, description_keys
 from greenpoint._tls_listener import TLSListener
@@ -182,6 +183,7 @@ class SSL4ClientEndpoint(ClientEndpoint):
     prefix: ClassVar[str] = "ssl"
 
     def __post_init__(self) -> None:
+        check_timeout(self.timeout)
         self.tls_options = tls_module().client_options_for(self.tls_options, self.host)
         self._tcp()  # a bad host, port or bind address is refused now, not at open()
 
@@ -208,6 +210,7 @@ class SSL4ClientEndpoint(ClientEndpoint):
             TLSError: the handshake failed otherwise.
             ConnectTimeoutError: ``timeout`` (or the endpoint's) passed first.
         """
+        check_timeout(timeout)
         total = self.timeout if timeout is None else timeout
         address = _host_port(self.host, self.port)
         return _open_then_handshake(self._tcp(), self.tls_options, total, address)
@@ -237,6 +240,8 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
     prefix: ClassVar[str] = "tls"
 
     def __post_init__(self) -> None:
+        _check_inner(self.endpoint, "open", "wrap_client_tls", "client_from_string")
+        check_timeout(self.timeout)
         self.tls_options = tls_module().client_options_for(
             self.tls_options, getattr(self.endpoint, "host", None)
         )
@@ -251,6 +256,7 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
 
         ``timeout`` defaults to this endpoint's, else the inner endpoint's.
         """
+        check_timeout(timeout)
         if timeout is None:
             timeout = self.timeout
         if timeout is None:
@@ -295,6 +301,18 @@ def _is_plain_hostname_endpoint(endpoint: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _check_inner(endpoint: Any, method: str, call: str, parser: str) -> None:
+    # A description string here would fail only at open()/bind(), far from the call.
+    if not callable(getattr(endpoint, method, None)):
+        hint = (
+            f"; for a description use {parser}({endpoint!r})" if isinstance(endpoint, str) else ""
+        )
+        raise TypeError(
+            f"{call}() needs an endpoint object with {method}(), "
+            f"not {type(endpoint).__name__} {endpoint!r}{hint}"
+        )
 
 
 def wrap_client_tls(tls_options: Any, endpoint: Any) -> TLSWrapperClientEndpoint:
@@ -344,6 +362,7 @@ class SSL4ServerEndpoint(ServerEndpoint):
     prefix: ClassVar[str] = "ssl"
 
     def __post_init__(self) -> None:
+        check_timeout(self.handshake_timeout, "handshake_timeout")
         self.tls_options = tls_module().server_options_for(self.tls_options)
 
     def bind(self) -> TLSListener:
@@ -390,6 +409,8 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
     prefix: ClassVar[str] = "tls"
 
     def __post_init__(self) -> None:
+        _check_inner(self.endpoint, "bind", "wrap_server_tls", "server_from_string")
+        check_timeout(self.handshake_timeout, "handshake_timeout")
         self.tls_options = tls_module().server_options_for(self.tls_options)
 
     def bind(self) -> TLSListener:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from greenpoint._checks import check_timeout
 from greenpoint._params import Param, host, integer, number
 from greenpoint._proxy_env import ProxyURL, proxy_for
 from greenpoint._registry import EndpointParser
@@ -103,6 +104,7 @@ class EnvironmentProxyEndpoint(ClientEndpoint):
 
     def open(self, timeout: float | None = None) -> Any:
         """Open :meth:`resolved`; see the proxy endpoints for the errors."""
+        check_timeout(timeout)
         return self.resolved().open(timeout=self.timeout if timeout is None else timeout)
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:

@@ -33,6 +33,7 @@ from greenpoint._address import (
     from_sockaddr,
     peer_address,
 )
+from greenpoint._checks import check_timeout
 from greenpoint._description import Description, parse_description
 from greenpoint._params import Param, bind, integer, number
 from greenpoint._proxied_stream import ProxiedStream, read_proxy_header
@@ -82,6 +83,7 @@ class HAProxyServerEndpoint(ServerEndpoint):
     prefix: ClassVar[str] = "haproxy"
 
     def __post_init__(self) -> None:
+        check_timeout(self.timeout)
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
         if self.max_size < 16:
@@ -393,6 +395,7 @@ class HAProxyClientEndpoint(ClientEndpoint):
 
     def open(self, timeout: float | None = None) -> Any:
         """Connect, send the header, return the stream; blocks the calling greenlet."""
+        check_timeout(timeout)
         stream = self.endpoint.open(timeout)
         try:
             stream.sendall(self.header)

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from greenpoint._checks import check_timeout
 from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
 from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
@@ -133,6 +134,7 @@ class HostnameEndpoint(ClientEndpoint):
             ConnectRefusedError: every address refused.
             ConnectError: every address failed; ``.attempts`` lists each.
         """
+        check_timeout(timeout)
         return open_tcp_connection(
             self.host,
             self.port,

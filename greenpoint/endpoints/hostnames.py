@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from greenpoint._address import HostnameAddress
+from greenpoint._checks import check_timeout
 from greenpoint._happy_eyeballs import (
     ConnectInfo,
     open_tcp_connection,
@@ -121,6 +122,7 @@ class HostnamesEndpoint(ClientEndpoint):
             ConnectRefusedError: every address refused.
             ConnectError: every address failed; ``.attempts`` lists each.
         """
+        check_timeout(timeout)
         limit = self.timeout if timeout is None else timeout
         if self.order == "sequence":
             return self._one_after_another(limit)

@@ -39,6 +39,7 @@ from typing import Any
 from gevent import Timeout
 from gevent.event import Event
 
+from greenpoint._checks import check_timeout
 from greenpoint._memory_stream import Faults, MemoryAddress, MemoryStream, stream_pair
 from greenpoint._params import Param, boolean, integer, number, text
 from greenpoint._registry import EndpointParser
@@ -195,6 +196,7 @@ class MemoryClientEndpoint(ClientEndpoint):
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        check_timeout(self.timeout)
 
     @property
     def address(self) -> MemoryAddress:
@@ -207,6 +209,7 @@ class MemoryClientEndpoint(ClientEndpoint):
             ConnectRefusedError: nothing is bound to the name, or ``refuse``.
             ConnectTimeoutError: ``blackhole``, once ``timeout`` has passed.
         """
+        check_timeout(timeout)
         timeout = self.timeout if timeout is None else timeout
         refuse, blackhole, faults = self.refuse, self.blackhole, self.faults
         injected = _injected.get(self.name)

@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from greenpoint._checks import check_timeout
 from greenpoint._child_setup import ChildSetup, check_child_fds, credential_error
 from greenpoint._process_stream import ProcessStream, StandardErrorBehavior, spawn_process
 from greenpoint.endpoints._base import ClientEndpoint
@@ -114,6 +115,7 @@ class ProcessEndpoint(ClientEndpoint):
             ConnectError: the child could not be started; the message names the
                 executable (or the working directory) and why.
         """
+        check_timeout(timeout)
         refused = credential_error(self.uid, self.gid, os.geteuid(), os.getegid())
         if refused is not None:
             raise ConnectError(

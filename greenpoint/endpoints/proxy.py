@@ -30,6 +30,7 @@ from gevent import socket as gsocket
 
 from greenpoint import _http_connect, _socks
 from greenpoint._address import HostnameAddress
+from greenpoint._checks import check_timeout
 from greenpoint._description import Bracketed
 from greenpoint._hostnames import encode_hostname
 from greenpoint._negotiation import NegotiationError
@@ -165,6 +166,7 @@ class _ProxyClientEndpoint(ClientEndpoint):
             ConnectError: the proxy could not be reached (its own attempts kept).
             DNSLookupError: with ``resolve=local``, the target did not resolve.
         """
+        check_timeout(timeout)
         limit = self.timeout if timeout is None else timeout
         if limit is None:  # __post_init__ always sets one; this keeps the types honest
             limit = DEFAULT_TIMEOUT

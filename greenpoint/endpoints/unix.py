@@ -23,11 +23,13 @@ import errno as _errno
 import os
 import socket as _stdsocket
 import stat
+import sys
 from typing import Any
 
 from gevent import socket as gsocket
 
 from greenpoint._address import UNIXAddress
+from greenpoint._checks import check_backlog, check_timeout
 from greenpoint._description import Description
 from greenpoint._params import Param, boolean, integer, number, octal_mode
 from greenpoint._pidlock import LockHeldError, PidLock, lock_holder
@@ -58,20 +60,46 @@ LOCK_SUFFIX = ".lock"
 # assume it is live (we never remove a socket we are unsure about).
 STALE_PROBE_TIMEOUT = 1.0
 _ABSTRACT_MARK = "@"
+# The longest path bind() accepts: sizeof(sun_path) less one (108 on Linux, 104 on
+# the BSDs and macOS).
+MAX_PATH_BYTES = 107 if sys.platform.startswith("linux") else 103
 
 
 def _normalize_path(path: Any) -> str:
-    """``str`` path as the kernel wants it: ``"@name"`` becomes ``"\\0name"``."""
+    """``str`` path as the kernel wants it: ``"@name"`` becomes ``"\\0name"``.
+
+    Raises:
+        TypeError: not a str, bytes or os.PathLike.
+        ValueError: empty, a NUL inside, or longer than the platform's limit.
+    """
     if isinstance(path, bytearray):
         path = bytes(path)
-    path = os.fsdecode(path)  # str, bytes or os.PathLike
+    if not isinstance(path, str | bytes | os.PathLike):
+        raise TypeError(
+            f"a UNIX socket path must be a str, bytes or os.PathLike, "
+            f"not {type(path).__name__} {path!r}"
+        )
+    path = os.fsdecode(path)
     if path.startswith(_ABSTRACT_MARK):
         path = "\0" + path[1:]
     if path in ("", "\0"):
         raise ValueError("a UNIX socket needs a path, or @name for an abstract socket")
     if "\0" in path[1:]:
         raise ValueError(f"a UNIX socket path cannot contain a NUL character: {path!r}")
+    _check_path_length(path)
     return path
+
+
+def _check_path_length(path: str) -> None:
+    # sockaddr_un.sun_path holds the path and its terminating NUL; an abstract name
+    # has a leading NUL instead, so both get the same number of bytes. Refused here
+    # because bind() says only "AF_UNIX path too long", with no errno or length.
+    size = len(os.fsencode(path[1:] if _is_abstract(path) else path))
+    if size > MAX_PATH_BYTES:
+        raise ValueError(
+            f"UNIX socket path {_display_path(path)!r} is {size} bytes, over the "
+            f"{MAX_PATH_BYTES}-byte limit of AF_UNIX on this platform"
+        )
 
 
 def _is_abstract(path: str) -> bool:
@@ -108,6 +136,7 @@ class UNIXClientEndpoint(ClientEndpoint):
 
     def __post_init__(self) -> None:
         self.path = _normalize_path(self.path)
+        check_timeout(self.timeout)
 
     @property
     def address(self) -> UNIXAddress:
@@ -124,6 +153,7 @@ class UNIXClientEndpoint(ClientEndpoint):
                 holds the lock.
             ConnectTimeoutError, ConnectError: naming the socket.
         """
+        check_timeout(timeout)
         if self.check_pid and not _is_abstract(self.path):
             lock_path = self.path + LOCK_SUFFIX
             if lock_holder(lock_path) is None:
@@ -352,8 +382,14 @@ class UNIXServerEndpoint(ServerEndpoint):
 
     def __post_init__(self) -> None:
         self.path = _normalize_path(self.path)
+        if isinstance(self.mode, bool) or not isinstance(self.mode, int):
+            raise TypeError(
+                f"mode must be an int file mode such as 0o600, "
+                f"not {type(self.mode).__name__} {self.mode!r}"
+            )
         if not 0 <= self.mode <= 0o7777:
             raise ValueError(f"mode must be a file mode between 0 and 0o7777, not {self.mode!r}")
+        check_backlog(self.backlog)
 
     @property
     def address(self) -> UNIXAddress:
