@@ -23,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import scenario_bulk  # noqa: E402
 import scenario_connrate  # noqa: E402
 import scenario_echo  # noqa: E402
 import scenario_happy  # noqa: E402
@@ -45,6 +46,7 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         scenario_echo.SCENARIO,
+        scenario_bulk.SCENARIO,
         scenario_connrate.SCENARIO,
         scenario_tls.SCENARIO,
         scenario_happy.SCENARIO,

@@ -42,13 +42,14 @@ from gevent import socket as gsocket
 from gevent.event import Event
 
 from greenpoint._address import from_sockaddr, host_address, peer_address
+from greenpoint._read_size import MIN_READ_SIZE, next_read_size
 from greenpoint.errors import ConnectionDone, ConnectionLost
 
 __all__ = ["Transport"]
 
 log = logging.getLogger("greenpoint")
 
-RECV_SIZE = 64 * 1024  # one read; the same as a typical gevent recv loop
+RECV_SIZE = MIN_READ_SIZE  # the first read; later ones adapt (greenpoint._read_size)
 WRITE_HIGH_WATER = 64 * 1024  # Twisted's FileDescriptor.bufferSize: pause producers above
 WRITE_LOW_WATER = 16 * 1024  # resume them once the queue is this small again
 SMALL_WRITE = 16 * 1024  # queued writes smaller than this are joined before sending...
@@ -201,13 +202,14 @@ class Transport:
 
     def _read_loop(self) -> None:
         recv = self._stream.recv
+        size = RECV_SIZE  # a local: an idle connection keeps no read state
         while not self._reading_stopped:
             if self._reading_paused:
                 self._wait_while_paused()
                 continue
             self._in_recv = True
             try:
-                data = recv(RECV_SIZE)
+                data = recv(size)
             except _Interrupt:
                 continue
             except OSError as exc:
@@ -218,6 +220,9 @@ class Transport:
             if not data:
                 self._read_eof()
                 return
+            got = len(data)
+            if got >= size or (size > MIN_READ_SIZE and got < size >> 1):
+                size = next_read_size(size, got)
             self._blocked = False  # time passed: worth one more direct flush attempt
             if self._reading_paused:
                 # Paused from another greenlet while we waited in recv: hold the data.

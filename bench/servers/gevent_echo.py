@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+
 from _common import BACKLOG, HOST, READ_SIZE, arguments, ready
 from gevent.server import StreamServer
 
 
-def echo(sock, _address):
+def echo(sock, _address, read_size=READ_SIZE):
     recv = sock.recv
     sendall = sock.sendall
     try:
         while True:
-            data = recv(READ_SIZE)
+            data = recv(read_size)
             if not data:
                 break
             sendall(data)
@@ -20,8 +22,9 @@ def echo(sock, _address):
 
 
 def main() -> None:
-    arguments(__doc__)
-    server = StreamServer((HOST, 0), echo, backlog=BACKLOG)
+    args = arguments(__doc__)
+    handler = functools.partial(echo, read_size=args.read_size)
+    server = StreamServer((HOST, 0), handler, backlog=BACKLOG)
     server.start()
     ready(server.server_port)
     server.serve_forever()

@@ -6,6 +6,8 @@ Built from a server description, as a user would: ``tcp:0:interface=127.0.0.1``,
 
 from __future__ import annotations
 
+import functools
+
 from _common import BACKLOG, HOST, READ_SIZE, arguments, ready, unavailable
 
 
@@ -18,12 +20,12 @@ def description(tls: list[str] | None) -> str:
     return f"ssl:0:interface={HOST}:backlog={BACKLOG}:privateKey={quote(key)}:certKey={quote(cert)}"
 
 
-def echo(stream, _address):
+def echo(stream, _address, read_size=READ_SIZE):
     recv = stream.recv
     sendall = stream.sendall
     try:
         while True:
-            data = recv(READ_SIZE)
+            data = recv(read_size)
             if not data:
                 break
             sendall(data)
@@ -43,7 +45,8 @@ def main() -> None:
         from greenpoint import server_from_string
 
         endpoint = server_from_string(description(args.tls))
-        port = endpoint.serve(echo, **(LIMITS if args.limits else {}))
+        handler = functools.partial(echo, read_size=args.read_size)
+        port = endpoint.serve(handler, **(LIMITS if args.limits else {}))
     except (ImportError, AttributeError, NotImplementedError, KeyError, ValueError) as exc:
         unavailable(f"{type(exc).__name__}: {exc}")
     ready(port.get_host().port)
