@@ -402,7 +402,9 @@ def first_byte_server(port: int, host: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["echo", "echo-zc", "connrate", "idle", "first-byte-server"])
+    parser.add_argument(
+        "mode", choices=["echo", "echo-zc", "connrate", "idle", "first-byte-server"]
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--bytes", type=int, default=1 << 30)

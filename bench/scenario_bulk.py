@@ -20,9 +20,7 @@ MIB = 1 << 20
 READ_SIZE = 256 * 1024
 
 # The same programs as ``echo``, asked to read 256 KiB at a time.
-CONTENDERS = [
-    dataclasses.replace(c, args=(*c.args, "--read-size", str(READ_SIZE))) for c in PLAIN
-]
+CONTENDERS = [dataclasses.replace(c, args=(*c.args, "--read-size", str(READ_SIZE))) for c in PLAIN]
 
 
 def settings(quick: bool) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def test_full_reads_double_the_size_up_to_the_maximum():
     for _ in range(4):
         sizes.append(next_read_size(sizes[-1], sizes[-1]))
     assert sizes == [64 * KiB, 128 * KiB, 256 * KiB, 256 * KiB, 256 * KiB]
-    assert MAX_READ_SIZE == 256 * KiB
+    assert 256 * KiB == MAX_READ_SIZE
 
 
 def test_reads_under_half_full_halve_it_down_to_the_minimum():
