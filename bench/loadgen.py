@@ -292,6 +292,68 @@ def connrate(port: int, count: int, concurrency: int, tls: bool) -> dict:
     }
 
 
+# -- request/response over many connections ---------------------------------------
+
+REQUEST_SIZE = 512
+
+
+def reqresp(port: int, conns: list[socket.socket], requests: int) -> dict:
+    """``requests`` request/response exchanges over the open ``conns``, one in flight
+    on each: a 512-byte request, answered by the echo; the next goes when it is back."""
+    payload = b"r" * REQUEST_SIZE
+    buffer = bytearray(64 << 10)
+    selector = selectors.DefaultSelector()
+    got: dict[int, int] = {}
+    sent = done = 0
+    began = time.perf_counter()
+    try:
+        for sock in conns:
+            if sent >= requests:
+                break
+            sock.send(payload)  # 512 bytes always fit an idle socket's buffer
+            sent += 1
+            got[sock.fileno()] = 0
+            selector.register(sock, selectors.EVENT_READ)
+        while done < requests:
+            ready = selector.select(10.0)
+            if not ready:
+                raise TimeoutError(f"requests stalled after {done} of {requests}")
+            for key, _events in ready:
+                sock = key.fileobj
+                fd = key.fd
+                n = sock.recv_into(buffer)
+                if n == 0:
+                    raise ConnectionError(f"server closed a connection after {done} requests")
+                got[fd] += n
+                if got[fd] < REQUEST_SIZE:
+                    continue
+                got[fd] = 0
+                done += 1
+                if sent < requests:
+                    sock.send(payload)
+                    sent += 1
+                else:
+                    selector.unregister(sock)
+        elapsed = time.perf_counter() - began
+    finally:
+        selector.close()
+    return {"requests": requests, "seconds": elapsed, "req_per_s": requests / elapsed}
+
+
+def reqresp_mode(port: int, count: int, requests: int) -> None:
+    conns = open_idle(port, count)
+    try:
+        for sock in conns:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reqresp(port, conns, count)  # warm: one request on every connection
+        say("WARM")
+        wait_go()
+        say("RESULT", {"connections": count, **reqresp(port, conns, requests)})
+    finally:
+        for sock in conns:
+            sock.close()
+
+
 # -- many idle connections ----------------------------------------------------------
 
 
@@ -403,13 +465,14 @@ def first_byte_server(port: int, host: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "mode", choices=["echo", "echo-zc", "connrate", "idle", "first-byte-server"]
+        "mode", choices=["echo", "echo-zc", "connrate", "reqresp", "idle", "first-byte-server"]
     )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--bytes", type=int, default=1 << 30)
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--tls", action="store_true")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -439,6 +502,8 @@ def main(argv: list[str] | None = None) -> None:
         say("WARM")
         wait_go()
         say("RESULT", connrate(args.port, args.count, args.concurrency, args.tls))
+    elif args.mode == "reqresp":
+        reqresp_mode(args.port, args.count, args.requests)
     elif args.mode == "idle":
         idle(args.port, args.count)
 

@@ -29,6 +29,7 @@ import scenario_echo  # noqa: E402
 import scenario_happy  # noqa: E402
 import scenario_idle  # noqa: E402
 import scenario_latency  # noqa: E402
+import scenario_reqresp  # noqa: E402
 import scenario_tls  # noqa: E402
 from _harness import BENCH_DIR, Context, pinning_available, raise_fd_limit  # noqa: E402
 from _report import (  # noqa: E402
@@ -48,6 +49,7 @@ SCENARIOS: dict[str, Scenario] = {
         scenario_echo.SCENARIO,
         scenario_bulk.SCENARIO,
         scenario_connrate.SCENARIO,
+        scenario_reqresp.SCENARIO,
         scenario_tls.SCENARIO,
         scenario_happy.SCENARIO,
         scenario_latency.SCENARIO,
@@ -81,7 +83,8 @@ def run_scenario(ctx: Context, scenario: Scenario, rounds: int, only: set[str] |
     contenders = [
         c
         for c in scenario.contenders
-        if only is None or c.name in only or c.name == scenario.baseline
+        if c.name == scenario.baseline
+        or (c.name in only if only is not None else not getattr(c, "optional", False))
     ]
     all_rounds: list[dict[str, Any]] = []
     orders: list[list[str]] = []

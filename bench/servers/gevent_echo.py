@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import socket
 
 from _common import BACKLOG, HOST, READ_SIZE, arguments, ready
 from gevent.server import StreamServer
+
+NODELAY_FLAG = ("--nodelay", {"action": "store_true", "help": "TCP_NODELAY on accepted sockets"})
 
 
 def echo(sock, _address, read_size=READ_SIZE):
@@ -22,10 +25,13 @@ def echo(sock, _address, read_size=READ_SIZE):
 
 
 def main() -> None:
-    args = arguments(__doc__)
+    args = arguments(__doc__, [NODELAY_FLAG])
     handler = functools.partial(echo, read_size=args.read_size)
     server = StreamServer((HOST, 0), handler, backlog=BACKLOG)
     server.start()
+    if args.nodelay:
+        # Accepted sockets inherit it (Linux), as on greenpoint's tcp: listeners.
+        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ready(server.server_port)
     server.serve_forever()
 
