@@ -52,6 +52,9 @@ PLAIN = [
     ServerContender(
         "greenpoint-protocol-nagle", "greenpoint_protocol.py", ("--no-nodelay",), optional=True
     ),
+    # A prototype of callback dispatch on gevent's loop (not greenpoint): the floor
+    # for the design in bench/README.md.
+    ServerContender("gevent-callback", "gevent_callback_echo.py", optional=True),
 ]
 
 # TLS echo servers: the baseline is gevent + pyOpenSSL written by hand.
