@@ -201,15 +201,33 @@ class Transport:
         return self._closed_event.wait(timeout)
 
     def _read_loop(self) -> None:
-        recv = self._stream.recv
+        stream = self._stream
+        recv = stream.recv
+        on_socket = self._on_socket
         size = RECV_SIZE  # a local: an idle connection keeps no read state
+        # The last read emptied the socket (it returned less than asked): wait until
+        # it is readable before the next, as uvloop does, rather than try a recv
+        # that would fail with EAGAIN (a syscall and an exception per message in a
+        # request/response exchange). Gevent sockets only; others wait inside recv.
+        drained = False
         while not self._reading_stopped:
             if self._reading_paused:
                 self._wait_while_paused()
                 continue
             self._in_recv = True
             try:
-                data = recv(size)
+                if on_socket:
+                    if drained:
+                        # gevent's own wait: the socket's timeout applies, and a
+                        # close from another greenlet wakes it with EBADF.
+                        stream._wait(stream._read_event)
+                    try:
+                        data = stream._sock.recv(size)
+                    except BlockingIOError:
+                        drained = True
+                        continue
+                else:
+                    data = recv(size)
             except _Interrupt:
                 continue
             except OSError as exc:
@@ -221,6 +239,7 @@ class Transport:
                 self._read_eof()
                 return
             got = len(data)
+            drained = got < size
             if got >= size or (size > MIN_READ_SIZE and got < size >> 1):
                 size = next_read_size(size, got)
             self._blocked = False  # time passed: worth one more direct flush attempt
