@@ -165,3 +165,32 @@ def test_echo_over_loopback_returns_every_byte_whatever_the_read_sizes(size):
         client.close()
         handler.join(5)
         server.close()
+
+
+def test_many_small_exchanges_after_drained_reads_all_arrive_and_the_close_is_seen():
+    # Each request empties the socket, so the reader waits for readability before
+    # its next recv: every exchange must still be answered, and the peer's close seen.
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = gsocket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    handler = gevent.spawn(
+        ProtocolHandler(Factory.forProtocol(Echo)), server, IPv4Address("127.0.0.1", 1)
+    )
+    try:
+        for index in range(200):
+            request = index.to_bytes(2, "big") * 256
+            client.sendall(request)
+            answer = b""
+            while len(answer) < len(request):
+                chunk = client.recv(4096)
+                assert chunk, f"closed after {index} exchanges"
+                answer += chunk
+            assert answer == request
+    finally:
+        client.close()
+    handler.join(5)
+    assert handler.dead
+    server.close()
