@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario = SCENARIOS[name]
             data = run_scenario(ctx, scenario, rounds, only)
             report["scenarios"][name] = data
-            report["targets"] += evaluate_targets(scenario, data["summary"])
+            report["targets"] += evaluate_targets(scenario, data["summary"], data["rounds"])
         report["seconds"] = time.monotonic() - began
         report["machine"]["loadavg_end"] = os.getloadavg()
 
