@@ -15,7 +15,16 @@ from _harness import GREENPOINT_ROOT, REPO_ROOT
 from _scenario import Scenario
 from _stats import median, round_ratios, verdict
 
-PACKAGES = ["gevent", "greenlet", "twisted", "trio", "uvloop", "pyOpenSSL", "cryptography"]
+PACKAGES = [
+    "gevent",
+    "greenlet",
+    "twisted",
+    "trio",
+    "uvloop",
+    "pyOpenSSL",
+    "cryptography",
+    "gunicorn",
+]
 
 
 def machine() -> dict[str, Any]:

@@ -31,6 +31,7 @@ import scenario_idle  # noqa: E402
 import scenario_latency  # noqa: E402
 import scenario_reqresp  # noqa: E402
 import scenario_tls  # noqa: E402
+import scenario_wsgi  # noqa: E402
 from _harness import BENCH_DIR, Context, pinning_available, raise_fd_limit  # noqa: E402
 from _report import (  # noqa: E402
     evaluate_targets,
@@ -54,8 +55,12 @@ SCENARIOS: dict[str, Scenario] = {
         scenario_happy.SCENARIO,
         scenario_latency.SCENARIO,
         scenario_idle.SCENARIO,
+        *scenario_wsgi.SCENARIOS,
     )
 }
+
+# Names that stand for several scenarios.
+GROUPS = {"wsgi": [s.name for s in scenario_wsgi.SCENARIOS]}
 
 DEFAULT_ROUNDS = 5
 
@@ -123,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"rounds per scenario (default {DEFAULT_ROUNDS}; 1 with --quick)",
     )
     parser.add_argument(
-        "--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ",".join(SCENARIOS)
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated: " + ",".join([*SCENARIOS, *GROUPS]),
     )
     parser.add_argument(
         "--contenders",
@@ -137,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args(argv)
 
-    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    names = [
+        name
+        for n in args.scenarios.split(",")
+        if n.strip()
+        for name in GROUPS.get(n.strip(), [n.strip()])
+    ]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         parser.error(

@@ -16,6 +16,7 @@ from greenpoint._address import (
 )
 from greenpoint._backoff import Backoff
 from greenpoint._connect import connect_protocol
+from greenpoint._contracts import Listener, PreparingListener, Stream
 from greenpoint._description import (
     Description,
     parse_description,
@@ -31,6 +32,7 @@ from greenpoint._proxy_header import (
     SSLInfo,
 )
 from greenpoint._proxy_header_encode import encode_proxy_header
+from greenpoint._reactor_time import clock
 from greenpoint._registry import (
     client_from_string,
     register_client_parser,
@@ -60,6 +62,7 @@ from greenpoint.endpoints.tcp import (
     TCP4ServerEndpoint,
     TCP6ClientEndpoint,
     TCP6ServerEndpoint,
+    TCPOptions,
 )
 from greenpoint.endpoints.tls import (
     SSL4ClientEndpoint,
@@ -91,7 +94,7 @@ from greenpoint.errors import (
     TLSError,
     TLSVerificationError,
 )
-from greenpoint.reconnect import ReconnectingClient
+from greenpoint.reconnect import ReconnectingClient, ReconnectingStream
 
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
@@ -132,9 +135,11 @@ __all__ = [
     "IPv6Address",
     "IdleTimeoutError",
     "ListenError",
+    "Listener",
     "ListeningPort",
     "NoProtocolError",
     "PipeAddress",
+    "PreparingListener",
     "ProcessEndpoint",
     "ProcessTerminated",
     "Protocol",
@@ -145,6 +150,7 @@ __all__ = [
     "ProxyHeaderParser",
     "ProxyTLV",
     "ReconnectingClient",
+    "ReconnectingStream",
     "SOCKS4aClientEndpoint",
     "SOCKS5ClientEndpoint",
     "SSL4ClientEndpoint",
@@ -153,10 +159,12 @@ __all__ = [
     "ServerEndpoint",
     "StandardErrorBehavior",
     "StandardIOEndpoint",
+    "Stream",
     "TCP4ClientEndpoint",
     "TCP4ServerEndpoint",
     "TCP6ClientEndpoint",
     "TCP6ServerEndpoint",
+    "TCPOptions",
     "TLSError",
     "TLSVerificationError",
     "UNIXAddress",
@@ -165,6 +173,7 @@ __all__ = [
     "clientFromString",
     "client_from_proxy_environment",
     "client_from_string",
+    "clock",
     "connectProtocol",
     "connect_protocol",
     "encode_proxy_header",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import socket
+import struct
 from typing import Any, Union
 
 __all__ = [
@@ -75,9 +76,19 @@ class UNIXAddress:
 
     ``name`` is ``None`` for an unnamed socket (a client's own end, usually); it
     sorts before every named one.
+
+    On connections a UNIX server accepted, ``pid``, ``uid`` and ``gid`` are the
+    peer's credentials as the kernel recorded them when it connected
+    (``SO_PEERCRED``, unix(7)): trustworthy, unlike anything the peer says, so fit
+    for per-user authorisation of a local control socket. They are ``None``
+    elsewhere, and they take no part in equality, ordering or hashing: an address
+    is still its name.
     """
 
     name: str | None
+    pid: int | None = dataclasses.field(default=None, compare=False)
+    uid: int | None = dataclasses.field(default=None, compare=False)
+    gid: int | None = dataclasses.field(default=None, compare=False)
 
     type = "UNIX"
 
@@ -153,6 +164,26 @@ def from_sockaddr(family: int, sockaddr: Any) -> Address:
             sockaddr = sockaddr.decode("utf-8", "surrogateescape")
         return UNIXAddress(sockaddr or None)
     raise ValueError(f"unsupported address family {family!r}")
+
+
+# struct ucred (unix(7)): pid_t, uid_t, gid_t, three 32-bit integers on Linux.
+_UCRED = struct.Struct("3i")
+
+
+def with_peer_credentials(address: UNIXAddress, sock: Any) -> UNIXAddress:
+    """``address`` with the ``SO_PEERCRED`` of connected UNIX socket ``sock`` added.
+
+    Unchanged where the platform has no ``SO_PEERCRED`` or the socket cannot say.
+    """
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return address
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, option, _UCRED.size)
+    except (OSError, AttributeError, TypeError):
+        return address
+    pid, uid, gid = _UCRED.unpack(raw)
+    return dataclasses.replace(address, pid=pid, uid=uid, gid=gid)
 
 
 def peer_address(stream: Any) -> Address:

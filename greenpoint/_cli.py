@@ -192,23 +192,23 @@ def _run_listen(args: argparse.Namespace) -> int:
 
 
 def _run_relay(args: argparse.Namespace) -> int:
+    from greenpoint._fd_store import restore_endpoint
     from greenpoint._registry import client_from_string, server_from_string
     from greenpoint._relay import Relay
-    from greenpoint._workers import wait_for_stop_signal
+    from greenpoint._service import serve_until_stopped
 
-    server = server_from_string(args.server)
+    server = restore_endpoint(server_from_string(args.server), args.server)
     client = client_from_string(args.client)
     relay = Relay(client, timeout=args.timeout, verbose=args.verbose, send_proxy=args.send_proxy)
     limits = front_end_limits(args, fds_per_connection=2)
     port = _bind_port(lambda: server.serve(relay, **limits))
     log.info("relaying %s -> %s", port.get_host(), client)
     progress = gevent.spawn(relay.report_progress, args.progress) if args.verbose else None
-    try:
-        wait_for_stop_signal()
+    try:  # sd_notify, systemd's fd store, and Accept=yes ports that end by themselves
+        serve_until_stopped(port, args.grace, args.server)
     finally:
         if progress is not None:
             progress.kill()
-        port.stop_listening(timeout=args.grace)
     log.info("relay stopped: %d connections", relay.total)
     return EXIT_OK
 
@@ -217,20 +217,47 @@ def _run_relay(args: argparse.Namespace) -> int:
 
 
 def _run_wsgi(args: argparse.Namespace) -> int:
+    from greenpoint._pidfile import PidFile, PidFileError
     from greenpoint._registry import server_from_string
     from greenpoint._workers import ApplicationLoadError, serve_wsgi
+    from greenpoint._wsgi_flags import Deployment
 
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
+    try:
+        deployment = Deployment.from_args(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    deployment.apply_log_level()
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does, for the console script too
-    endpoints = [server_from_string(text) for text in [args.server, *args.listen]]
+    from greenpoint._fd_store import restore_endpoint, store_listener
+
+    texts = [args.server, *args.listen]
+    endpoints = [restore_endpoint(server_from_string(text), text) for text in texts]
+    pid_file = None if deployment.pid_file is None else PidFile(deployment.pid_file)
     listeners = []
     try:
-        for endpoint in endpoints:
+        if pid_file is not None:
+            try:
+                pid_file.write()
+            except PidFileError as exc:
+                raise CommandError(str(exc)) from exc
+        for endpoint, text in zip(endpoints, texts, strict=True):
             listeners.append(_bind(endpoint))
+            if getattr(listeners[-1], "one_connection", False):
+                raise CommandError(
+                    f"{text}: a connected socket (systemd Accept=yes) is one connection, "
+                    "not a listener for workers; use Accept=no for greenpoint wsgi"
+                )
+            store_listener(listeners[-1], text)  # when systemd keeps fds (FDSTORE)
+        if deployment.identity is not None:
+            from greenpoint._worker_app import import_before_switching_user
+
+            import_before_switching_user(deployment.monkey_patch)
+            _drop_privileges(deployment.identity, listeners)
         # The application is imported in each worker, not here: a SIGHUP's new
-        # workers import it afresh.
+        # workers import it afresh (and --monkey-patch patches there, first).
         return serve_wsgi(
             listeners,
             args.app,
@@ -240,11 +267,12 @@ def _run_wsgi(args: argparse.Namespace) -> int:
             max_requests=args.max_requests,
             max_requests_jitter=args.max_requests_jitter,
             access_log=not args.no_access_log,
-            monkey_patch=getattr(args, "monkey_patch", False),
+            monkey_patch=deployment.monkey_patch,
             server_options={
                 **front_end_limits(args, fds_per_connection=1),
                 "header_timeout": off_if_zero(args.header_timeout),
                 "keepalive_timeout": off_if_zero(args.keepalive_timeout),
+                **deployment.server_options(not args.no_access_log),
             },
         )
     except ApplicationLoadError as exc:
@@ -255,6 +283,25 @@ def _run_wsgi(args: argparse.Namespace) -> int:
                 listener.close()
             except OSError:
                 pass
+        if pid_file is not None:
+            pid_file.remove()
+
+
+def _drop_privileges(identity: Any, listeners: list[Any]) -> None:
+    from greenpoint._address import UNIXAddress
+    from greenpoint._privileges import PrivilegeError, chown_unix_sockets, drop_privileges
+
+    paths = []
+    for listener in listeners:
+        host = _host_of(listener)
+        if isinstance(host, UNIXAddress) and host.name and not host.abstract:
+            paths.append(host.name)
+    try:
+        chown_unix_sockets(paths, identity)
+        drop_privileges(identity)
+    except PrivilegeError as exc:
+        raise CommandError(str(exc)) from exc
+    log.info("running as %s", identity.describe())
 
 
 # -- shared ------------------------------------------------------------------------
@@ -492,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     wsgi.add_argument("--no-access-log", action="store_true", help="no line per request")
     add_limit_flags(wsgi, WSGI_DEFAULTS, per=" per worker")
     add_http_timeout_flags(wsgi)
+    from greenpoint._wsgi_flags import add_deployment_flags
+
+    add_deployment_flags(wsgi)
     wsgi.set_defaults(run=_run_wsgi)
     return parser
 

@@ -171,9 +171,11 @@ def listen_factory(endpoint: Any, factory: Any, limits: Any = None) -> Any:
     listener = endpoint.bind()
     factory.doStart()
     try:
-        return ListeningPort.start(
+        port = ListeningPort.start(
             listener, ProtocolHandler(factory), on_stop=factory.doStop, limits=limits
         )
+        port.endpoint = endpoint
+        return port
     except BaseException:
         factory.doStop()
         listener.close()

@@ -170,8 +170,9 @@ def _key_values(
         )
     except DescriptionError:
         return None
-    positional = [param for param in params if param.positional]
-    given = {param.name for param in positional[: len(args)]} | set(kwargs)
+    # Positional values fill the positional parameters not named by keyword (bind).
+    open_slots = [param for param in params if param.positional and param.name not in kwargs]
+    given = {param.name for param in open_slots[: len(args)]} | set(kwargs)
     return tuple(
         KeyValue(
             name=param.name,
@@ -220,6 +221,8 @@ def format_explanation(explanation: Explanation, indent: str = "") -> str:
         else:
             note = "default"
         lines.append(f"{indent}  {key.name:<{width}}  {key.value:<{value_width}}  ({note})")
+        if key.given and key.help:  # what a key set on purpose does, under it
+            lines.append(f"{indent}  {'':<{width}}  {key.help}")
     if explanation.wrapped is not None:
         lines.append(f"{indent}  wraps:")
         lines.append(format_explanation(explanation.wrapped, indent + "    "))
@@ -242,7 +245,7 @@ def _form(side: str, prefix: str, params: Sequence[Param]) -> str:
         return _WRAPPER_FORMS[(side, prefix)]
     text = prefix
     for param in params:
-        if param.positional:
+        if param.positional and param.in_form:
             placeholder = param.name.upper()
             text += f":{placeholder}" if param.required else f"[:{placeholder}]"
         elif param.required:

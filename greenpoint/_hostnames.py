@@ -6,9 +6,11 @@ Three questions every TCP client asks before any I/O:
   it is connected to directly and the resolver is never called (element-hq/synapse#9865:
   literals queued behind name lookups turned into 60 s "DNS failures");
 * otherwise, what ASCII name goes to the resolver? Internationalised names are
-  NFC-normalised and IDNA-encoded (with the ``idna`` package when it is installed,
-  IDNA 2008 / UTS 46; otherwise Python's IDNA 2003 codec), and a name that cannot be
-  a DNS name is refused with a sentence saying why;
+  NFC-normalised and encoded with the ``idna`` package (IDNA 2008 with the UTS #46
+  mapping, non-transitional, as browsers do: ``faß.de`` is ``xn--fa-hia.de``, not
+  ``fass.de`` as Python's IDNA 2003 codec says), and a name that cannot be a DNS name
+  is refused with a sentence saying why. The same A-label is sent as SNI and checked
+  against the certificate;
 * which local address does each family bind to? One address binds only its own family
   (Twisted binds one address to every attempt, which fails for the other family).
 """
@@ -20,8 +22,11 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+import idna
+
 __all__ = [
     "encode_hostname",
+    "encode_idna",
     "family_name",
     "normalize_bind_address",
     "parse_ip_literal",
@@ -106,17 +111,23 @@ def encode_hostname(host: str | bytes) -> str:
 
 
 def _idna_encode(host: str) -> str:
+    return encode_idna(host).decode("ascii")
+
+
+def encode_idna(host: str) -> bytes:
+    """The A-label form (``xn--...``) of a non-ASCII host name: UTS #46, then IDNA 2008.
+
+    Non-transitional (UTS #46 §4, as browsers and ``idna``'s default do): ``ß`` and
+    the joiners are kept as themselves, not mapped to ``ss`` and dropped.
+
+    Raises:
+        ValueError: naming the host and the rule it breaks.
+    """
     normalised = unicodedata.normalize("NFC", host)
     try:
-        import idna  # IDNA 2008 with UTS 46 mapping, when installed
-    except ImportError:
-        idna = None
-    try:
-        if idna is not None:
-            return idna.encode(normalised, uts46=True).decode("ascii")
-        return normalised.encode("idna").decode("ascii")
+        return idna.encode(normalised, uts46=True, transitional=False)
     except (UnicodeError, ValueError) as exc:
-        # idna.IDNAError is a UnicodeError; the codec raises UnicodeError too.
+        # idna.IDNAError is a UnicodeError.
         raise ValueError(f"invalid host name {host!r}: {exc}") from None
 
 

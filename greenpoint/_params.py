@@ -57,6 +57,9 @@ class Param:
     ``target`` the Python keyword it is passed as (defaults to ``name``);
     ``positional`` whether it may also be given by position, in declaration order;
     ``secret`` that its value (a password) is never shown by ``greenpoint check``.
+    ``in_form`` whether the usual form (``greenpoint check``, the README table) shows
+    it by position: ``False`` for values positional only because Twisted's parser
+    signature makes them so (``tcp:80:127.0.0.1``), which are shown as ``key=value``.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Param:
     target: str | None = None
     help: str = ""
     secret: bool = False
+    in_form: bool = True
 
     @property
     def keyword(self) -> str:
@@ -93,21 +97,31 @@ def bind(
     kwargs: Mapping[str, str],
     params: Sequence[Param],
 ) -> dict[str, Any]:
-    """Match values to ``params`` and coerce them; returns ``{target: value}``."""
+    """Match values to ``params`` and coerce them; returns ``{target: value}``.
+
+    As in Twisted (``clientFromString``'s ``tcp:host=example.com:80``), positional
+    values fill, in order, the positional parameters that no keyword named.
+    """
     by_name = {param.name: param for param in params}
     positional = [param for param in params if param.positional]
-    if len(args) > len(positional):
-        extra = args[len(positional) :]
+    named = [param for param in positional if param.name in kwargs]
+    open_slots = [param for param in positional if param.name not in kwargs]
+    if len(args) > len(open_slots):
+        extra = args[len(open_slots) :]
         if not params:
             hint = "it takes no parameters"
         else:
-            expected = ", ".join(p.name for p in positional) or "no positional values"
+            expected = ", ".join(p.name for p in open_slots) or "no positional values"
             hint = f"expected: {expected}; other parameters are given as key=value"
+            if named:
+                given = ", ".join(f"{p.name}=" for p in named)
+                hint = f"expected: {expected}, as {given} was given by keyword"
         raise DescriptionError(
             f"{prefix}: too many positional values {list(extra)!r} ({hint})",
             prefix=prefix,
+            parameter=named[0].name if named else None,
         )
-    raw_positional = {param.name: value for param, value in zip(positional, args, strict=False)}
+    raw_positional = {param.name: value for param, value in zip(open_slots, args, strict=False)}
     raw: dict[str, str] = {}
     for key, value in kwargs.items():
         if key not in by_name:
@@ -120,12 +134,6 @@ def bind(
                 prefix=prefix,
                 parameter=key,
                 suggestion=suggestion,
-            )
-        if key in raw_positional:
-            raise DescriptionError(
-                f"{prefix}: {key!r} given both by position and as {key}=",
-                prefix=prefix,
-                parameter=key,
             )
         raw[key] = value
     raw.update(raw_positional)

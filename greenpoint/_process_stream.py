@@ -18,8 +18,10 @@ The exit status becomes a reason for ``connectionLost`` through
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import os
+import pty
 import signal as _signal
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,6 +31,7 @@ from gevent import socket as gsocket
 from gevent import subprocess as gsubprocess
 
 from greenpoint._address import PipeAddress
+from greenpoint._child_setup import ChildSetup, child_preexec, popen_user
 from greenpoint._pipe_stream import READ_CHUNK, PipeStream, close_fd
 from greenpoint.errors import ConnectError, ConnectionClosed, ConnectionDone, ProcessTerminated
 
@@ -87,6 +90,7 @@ class ProcessStream(PipeStream):
         stdin_fd: int,
         label: str,
         stderr_logger: gevent.Greenlet | None = None,
+        pty: bool = False,
     ) -> None:
         super().__init__(
             stdout_fd, stdin_fd, peer=PipeAddress(f"process {label}"), host=PipeAddress("pipe")
@@ -94,6 +98,26 @@ class ProcessStream(PipeStream):
         self.process = process
         self.label = label
         self.stderr_logger = stderr_logger
+        self.pty = pty
+
+    # Reading a terminal's master side after the child's side has closed fails with
+    # EIO on Linux (pty(7)); for a stream that is end-of-file.
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        try:
+            return super().recv(bufsize, flags)
+        except OSError as exc:
+            if self.pty and exc.errno == errno.EIO:
+                return b""
+            raise
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        try:
+            return super().recv_into(buffer, nbytes, flags)
+        except OSError as exc:
+            if self.pty and exc.errno == errno.EIO:
+                return 0
+            raise
 
     @property
     def pid(self) -> int:
@@ -137,6 +161,7 @@ def spawn_process(
     env: Mapping[Any, Any] | None,
     cwd: str | None,
     stderr: StandardErrorBehavior,
+    setup: ChildSetup | None = None,
 ) -> ProcessStream:
     """Start ``executable`` with ``argv`` and return the stream to its stdin/stdout.
 
@@ -152,7 +177,8 @@ def spawn_process(
     # Popen waits (cooperatively) for the exec to succeed; an interruption there
     # would lose the pid of a child that runs on. So the start runs in its own
     # greenlet, and a caller who gives up leaves it the job of ending the child.
-    starter = gevent.spawn(_capture, _start_process, executable, argv, env, cwd, stderr)
+    setup = setup if setup is not None else ChildSetup()
+    starter = gevent.spawn(_capture, _start_process, executable, argv, env, cwd, stderr, setup)
     try:
         stream, error = starter.get()
     except BaseException:
@@ -187,7 +213,10 @@ def _start_process(
     env: Mapping[Any, Any] | None,
     cwd: str | None,
     stderr: StandardErrorBehavior,
+    setup: ChildSetup,
 ) -> ProcessStream:
+    if setup.use_pty:
+        return _start_on_pty(executable, argv, env, cwd, setup)
     # os.pipe() descriptors are close-on-exec; Popen dup2()s the child's ends onto
     # 0/1/2, which clears the flag there only.
     parent_fds: list[int] = []
@@ -217,6 +246,7 @@ def _start_process(
                 env=None if env is None else dict(env),
                 cwd=cwd,
                 close_fds=True,
+                **_setup_keywords(setup),
             )
         except OSError as exc:
             raise _start_error(exc, executable, cwd) from exc
@@ -234,6 +264,60 @@ def _start_process(
     if stderr_read >= 0:
         stream.stderr_logger = gevent.spawn(_log_stderr, stderr_read, label)
     return stream
+
+
+def _setup_keywords(setup: ChildSetup) -> dict[str, Any]:
+    """``Popen`` keywords for the user, group and extra descriptors of ``setup``."""
+    keywords = popen_user(setup.uid, setup.gid)
+    preexec = child_preexec(setup)
+    if preexec is not None:
+        keywords["preexec_fn"] = preexec
+    if setup.child_fds:
+        keywords["pass_fds"] = tuple(setup.child_fds)  # kept open by close_fds
+    return keywords
+
+
+def _start_on_pty(
+    executable: str,
+    argv: Sequence[str | bytes],
+    env: Mapping[Any, Any] | None,
+    cwd: str | None,
+    setup: ChildSetup,
+) -> ProcessStream:
+    """Start the child with a new pseudo-terminal as its stdin, stdout and stderr.
+
+    We keep the terminal's master side, twice (one copy to read, one to write, as a
+    PipeStream wants two descriptors); the child's side is closed here once it has it.
+    """
+    master, slave = pty.openpty()
+    parent_fds = [master]
+    try:
+        parent_fds.append(os.dup(master))
+        try:
+            process = gsubprocess.Popen(
+                list(argv),
+                executable=executable,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                env=None if env is None else dict(env),
+                cwd=cwd,
+                close_fds=True,
+                **_setup_keywords(setup),
+            )
+        except OSError as exc:
+            raise _start_error(exc, executable, cwd) from exc
+        finally:
+            close_fd(slave)
+        label = f"{executable!r} (pid {process.pid}, on a terminal)"
+        try:
+            return ProcessStream(process, parent_fds[0], parent_fds[1], label, pty=True)
+        except BaseException:
+            process.kill()
+            raise
+    except BaseException:
+        _close_all(parent_fds)
+        raise
 
 
 def _start_error(exc: OSError, executable: str, cwd: str | None) -> ConnectError:

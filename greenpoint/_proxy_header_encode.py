@@ -62,9 +62,18 @@ def _encode_v1(source, destination) -> bytes:
         raise ValueError("PROXY v1 cannot carry UNIX addresses; use version=2")
     source_ip, destination_ip = _same_family(source, destination)
     protocol = "TCP4" if source_ip.version == 4 else "TCP6"
+    source_text, destination_text = _ip_text(source_ip), _ip_text(destination_ip)
     return (
-        f"PROXY {protocol} {source_ip} {destination_ip} {source.port} {destination.port}\r\n"
+        f"PROXY {protocol} {source_text} {destination_text} {source.port} {destination.port}\r\n"
     ).encode("ascii")
+
+
+def _ip_text(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    # RFC 5952 §5: an IPv4-mapped address ends in dotted decimal (::ffff:192.0.2.1).
+    # Python 3.13 prints it so; older ones print ::ffff:c000:201. One form on every
+    # Python keeps the header's bytes the same wherever it is built.
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return f"::ffff:{mapped}" if mapped is not None else str(ip)
 
 
 def _encode_v2(source, destination, tlvs: list[tuple[int, bytes]], checksum: bool) -> bytes:

@@ -27,11 +27,14 @@ import importlib.metadata
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from greenpoint._description import Description, parse_description
 from greenpoint._params import Param, bind, closest
 from greenpoint.errors import DescriptionError
+
+if TYPE_CHECKING:
+    from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -59,6 +62,7 @@ _BUILTIN_CLIENT_MODULES = {
     "unix": "greenpoint.endpoints.unix",
     "ssl": "greenpoint.endpoints.tls",
     "tls": "greenpoint.endpoints.tls",
+    "memory": "greenpoint.endpoints.memory",
 }
 _BUILTIN_SERVER_MODULES = {
     "tcp": "greenpoint.endpoints.tcp",
@@ -71,6 +75,7 @@ _BUILTIN_SERVER_MODULES = {
     "systemd": "greenpoint.endpoints.adopted",
     "stdio": "greenpoint.endpoints.stdio",
     "haproxy": "greenpoint.endpoints.haproxy",
+    "memory": "greenpoint.endpoints.memory",
 }
 
 
@@ -283,7 +288,7 @@ def _build(table: _Table, description: str | bytes | Description) -> Any:
         ) from exc
 
 
-def client_from_string(description: str | bytes) -> Any:
+def client_from_string(description: str | bytes) -> ClientEndpoint:
     """Build a client endpoint from a description such as ``"tcp:example.com:80"``.
 
     Does no I/O: the endpoint connects when you call ``open()`` or ``connect()``.
@@ -294,7 +299,7 @@ def client_from_string(description: str | bytes) -> Any:
     return _build(_CLIENTS, description)
 
 
-def server_from_string(description: str | bytes) -> Any:
+def server_from_string(description: str | bytes) -> ServerEndpoint:
     """Build a server endpoint from a description such as ``"tcp:8080"``.
 
     Does no I/O: the endpoint binds when you call ``bind()``, ``serve()`` or ``listen()``.

@@ -27,7 +27,7 @@ import gevent
 from gevent.event import Event
 
 from greenpoint._accept import accept_function
-from greenpoint._address import from_sockaddr
+from greenpoint._address import UNIXAddress, from_sockaddr, with_peer_credentials
 from greenpoint._limits import (
     ConnectionLimits,
     PortStats,
@@ -121,9 +121,13 @@ def _as_address(family: int | None, address: Any, stream: Any = None) -> Any:
             family = getattr(stream, "family", None)
         if family is not None:
             try:
-                return from_sockaddr(family, address)
+                converted = from_sockaddr(family, address)
             except ValueError:
-                pass  # a family we have no address type for: keep what we got
+                return address  # a family we have no address type for: keep what we got
+            if isinstance(converted, UNIXAddress) and stream is not None:
+                # Who connected, as the kernel says (SO_PEERCRED): one getsockopt.
+                converted = with_peer_credentials(converted, stream)
+            return converted
     return address
 
 
@@ -163,6 +167,10 @@ class ListeningPort:
 
     # The one place the accept loop waits on time; tests replace it.
     _sleep: Callable[[float], Any] = staticmethod(gevent.sleep)
+
+    # The server endpoint that bound the listener (set by serve()/listen()), so that
+    # client_description() knows about TLS; None for a bare listener.
+    endpoint: Any = None
 
     def __init__(
         self,
@@ -228,6 +236,22 @@ class ListeningPort:
         return self._host
 
     getHost = get_host
+
+    def client_description(
+        self, *, trust_root: str | None = None, hostname: str | None = None
+    ) -> str:
+        """The client description that reaches this port, e.g. ``tcp:127.0.0.1:41467``.
+
+        A wildcard interface gives the loopback address of its family; a TLS port
+        gives a ``tls:`` description whose ``trustRoots`` is ``trust_root`` or,
+        when it is self-signed, the server's certificate file; ``hostname`` is the
+        name to verify instead of the address. See :mod:`greenpoint._client_description`.
+        """
+        from greenpoint._client_description import client_description_for
+
+        return client_description_for(
+            self.endpoint, self._host, trust_root=trust_root, hostname=hostname
+        )
 
     @property
     def handler_count(self) -> int:
@@ -323,6 +347,7 @@ class ListeningPort:
         accept = accept_unprepared or accept_function(listener)
         prepare = getattr(listener, "prepare", None) if accept_unprepared else None
         family = getattr(listener, "family", None)
+        one_connection = bool(getattr(listener, "one_connection", False))
         pool = self.pool
         wait_for_slot = getattr(pool, "wait_available", None)
         spawn = pool.spawn if pool is not None else gevent.spawn
@@ -363,6 +388,10 @@ class ListeningPort:
             if not greenlet.dead:
                 handlers[greenlet] = stream
             self._accepted += 1
+            if one_connection:  # systemd Accept=yes: the port ends with its connection
+                greenlet.join()
+                gevent.spawn(self.stop_listening)
+                return
 
     def _wait_below_cap(self, cap: int) -> None:
         """Stop accepting until fewer than ``cap`` connections are open.

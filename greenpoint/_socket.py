@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno as _errno
 import os as _os
 import socket as _stdsocket
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -62,8 +63,13 @@ def connect_address(
     timeout: float | None,
     bind_address: Any = None,
     nodelay: bool = True,
+    configure: Callable[[Any], None] | None = None,
 ) -> Any:
     """Open a gevent socket of ``family`` and connect it to ``sockaddr``.
+
+    ``configure`` is called with the fresh socket before it binds or connects (socket
+    options: ``greenpoint._sockopts.socket_configurer``); ``nodelay`` sets
+    ``TCP_NODELAY`` once connected.
 
     Blocks only the calling greenlet, for at most ``timeout`` seconds (``None``: no
     limit). The socket is closed on every failure, including ``gevent.Timeout`` and
@@ -74,6 +80,8 @@ def connect_address(
     """
     sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
     try:
+        if configure is not None:
+            configure(sock)
         if bind_address is not None:
             sock.bind(bind_address)
         if sock.timeout is not None:  # a process-wide socket.setdefaulttimeout()

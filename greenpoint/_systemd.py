@@ -31,11 +31,14 @@ class ListenFDs:
 
     ``names[i]`` names ``fds[i]`` (``None`` when unnamed). ``note`` says, in a
     sentence for error messages, why there are none or what looked odd.
+    ``activated`` is whether this process was socket-activated at all
+    (``LISTEN_PID`` is this process), so that ``fallback=`` applies only when not.
     """
 
     fds: tuple[int, ...] = ()
     names: tuple[str | None, ...] = ()
     note: str = ""
+    activated: bool = False
 
     def fd_at(self, index: int) -> int | None:
         """The descriptor at ``index`` (0 is fd 3), or ``None``."""
@@ -93,10 +96,10 @@ def listen_fds(environ: Mapping[str, str], pid: int) -> ListenFDs:
         )
     count = _parse_count(count_text)
     if count is None or count < 0 or count > MAX_LISTEN_FDS:
-        return ListenFDs(note=f"LISTEN_FDS={count_text!r} is not a usable count")
+        return ListenFDs(note=f"LISTEN_FDS={count_text!r} is not a usable count", activated=True)
     fds = tuple(range(LISTEN_FDS_START, LISTEN_FDS_START + count))
     names, note = _names(environ.get("LISTEN_FDNAMES"), count)
-    return ListenFDs(fds, names, note)
+    return ListenFDs(fds, names, note, activated=True)
 
 
 def _names(text: str | None, count: int) -> tuple[tuple[str | None, ...], str]:

@@ -7,9 +7,12 @@ objects) and returns a ready ``OpenSSL.SSL.Context`` or raises ``ValueError`` /
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Union
 
@@ -19,17 +22,22 @@ from OpenSSL import SSL, crypto
 
 from greenpoint._tls_settings import (
     DEFAULT_MINIMUM_VERSION,
+    TLSSettingError,
+    check_version_range,
     normalize_alpn,
     normalize_tls_version,
 )
 
 __all__ = [
     "PemSource",
+    "check_cipher_settings",
     "TLS_VERSIONS",
     "client_context",
     "load_certificates",
     "load_pem",
     "load_trust_certificates",
+    "read_passphrase",
+    "spki_pin",
     "normalize_alpn",
     "normalize_tls_version",
     "server_context",
@@ -72,8 +80,14 @@ def read_source(source: PemSource, what: str) -> bytes:
         raise type(exc)(exc.errno, f"cannot read {what} {path!r}: {exc.strerror}") from exc
 
 
-def load_pem(data: bytes, origin: str = "PEM data") -> tuple[list[x509.Certificate], list[Any]]:
-    """Every certificate and unencrypted private key in ``data``, in file order."""
+def load_pem(
+    data: bytes, origin: str = "PEM data", password: bytes | None = None
+) -> tuple[list[x509.Certificate], list[Any]]:
+    """Every certificate and private key in ``data``, in file order.
+
+    An encrypted key needs ``password``; a ``password`` for a key that is not
+    encrypted is an error too (the wrong file was probably given).
+    """
     certificates: list[x509.Certificate] = []
     keys: list[Any] = []
     for match in _PEM_BLOCK.finditer(data):
@@ -83,12 +97,60 @@ def load_pem(data: bytes, origin: str = "PEM data") -> tuple[list[x509.Certifica
             if label == b"CERTIFICATE":
                 certificates.append(x509.load_pem_x509_certificate(block))
             elif label.endswith(b"PRIVATE KEY"):
-                if label == b"ENCRYPTED PRIVATE KEY" or b"Proc-Type: 4,ENCRYPTED" in block:
-                    raise ValueError("encrypted private keys are not supported")
-                keys.append(serialization.load_pem_private_key(block, password=None))
+                keys.append(_load_key(block, label, origin, password))
         except (ValueError, TypeError) as exc:
+            if isinstance(exc, _KeyError):
+                raise
             raise ValueError(f"bad {label.decode()} in {origin}: {exc}") from exc
     return certificates, keys
+
+
+class _KeyError(ValueError):
+    """A private key that cannot be read, with a sentence already naming the file."""
+
+
+def _load_key(block: bytes, label: bytes, origin: str, password: bytes | None) -> Any:
+    encrypted = label == b"ENCRYPTED PRIVATE KEY" or b"Proc-Type: 4,ENCRYPTED" in block
+    if encrypted and password is None:
+        raise _KeyError(
+            f"the private key in {origin} is encrypted: give its passphrase with "
+            "passphraseFile= or passphraseEnv="
+        )
+    if not encrypted and password is not None:
+        raise _KeyError(f"a passphrase was given, but the private key in {origin} is not encrypted")
+    try:
+        return serialization.load_pem_private_key(block, password=password)
+    except ValueError as exc:
+        if encrypted:
+            raise _KeyError(
+                f"cannot decrypt the private key in {origin}: wrong passphrase? ({exc})"
+            ) from exc
+        raise
+
+
+def read_passphrase(file: str | None = None, env: str | None = None) -> bytes | None:
+    """A key's passphrase from a file's first line or an environment variable.
+
+    Never from the description itself, so it stays out of ``ps``, logs and shell
+    history. ``None`` when neither is given.
+    """
+    if file is not None and env is not None:
+        raise ValueError("give only one of passphraseFile and passphraseEnv")
+    if file is not None:
+        data = read_source(file, "passphrase file")
+        return data.splitlines()[0] if data else b""  # openssl -passin file: reads one line
+    if env is not None:
+        value = os.environb.get(os.fsencode(env))
+        if value is None:
+            raise ValueError(f"passphraseEnv: environment variable {env} is not set")
+        return value
+    return None
+
+
+def spki_pin(cert: x509.Certificate) -> str:
+    """``sha256/BASE64`` of the certificate's DER SubjectPublicKeyInfo (RFC 7469 §2.4)."""
+    digest = hashlib.sha256(_public_der(cert.public_key())).digest()
+    return "sha256/" + base64.b64encode(digest).decode("ascii")
 
 
 def load_certificates(source: PemSource, what: str = "certificate file") -> list[x509.Certificate]:
@@ -101,14 +163,20 @@ def load_certificates(source: PemSource, what: str = "certificate file") -> list
 
 
 def load_certificate_and_key(
-    certificate: PemSource, private_key: PemSource | None
+    certificate: PemSource, private_key: PemSource | None, passphrase: bytes | None = None
 ) -> tuple[list[x509.Certificate], Any]:
-    """The chain (leaf first) and the key; the key may sit in the certificate file."""
+    """The chain (leaf first) and the key; the key may sit in the certificate file.
+
+    ``passphrase`` decrypts an encrypted key.
+    """
     origin = describe_source(certificate)
-    certificates, keys = load_pem(read_source(certificate, "certificate file"), origin)
+    in_certificate = None if private_key is not None else passphrase
+    certificates, keys = load_pem(
+        read_source(certificate, "certificate file"), origin, in_certificate
+    )
     if private_key is not None:
         key_origin = describe_source(private_key)
-        _, keys = load_pem(read_source(private_key, "private key file"), key_origin)
+        _, keys = load_pem(read_source(private_key, "private key file"), key_origin, passphrase)
         if not keys:
             raise ValueError(f"no private key found in {key_origin}")
     elif not keys:
@@ -185,11 +253,83 @@ def _directory_certificates(path: str) -> list[x509.Certificate]:
     return found
 
 
-def _new_context(method: int, minimum_version: str) -> SSL.Context:
+def _new_context(
+    method: int,
+    minimum_version: str,
+    maximum_version: str | None = None,
+    ciphers: str | None = None,
+    groups: Sequence[str] = (),
+    keylog: bool = True,
+) -> SSL.Context:
     context = SSL.Context(method)
     context.set_options(_COMMON_OPTIONS)
-    context.set_min_proto_version(TLS_VERSIONS[normalize_tls_version(minimum_version)])
+    minimum = normalize_tls_version(minimum_version)
+    context.set_min_proto_version(TLS_VERSIONS[minimum])
+    if maximum_version is not None:
+        maximum = normalize_tls_version(maximum_version)
+        check_version_range(minimum, maximum)
+        context.set_max_proto_version(TLS_VERSIONS[maximum])
+    if ciphers is not None:
+        try:
+            context.set_cipher_list(ciphers.encode("ascii"))
+        except SSL.Error as exc:
+            raise TLSSettingError(
+                "ciphers", f"bad ciphers={ciphers!r}: OpenSSL knows none of them ({exc})"
+            ) from None
+    if groups:
+        _set_groups(context, groups)
+    if keylog:
+        _log_keys_if_asked(context)
     return context
+
+
+def check_cipher_settings(ciphers: str | None, groups: Sequence[str]) -> None:
+    """``TLSSettingError`` now, rather than at the first connection, for names
+    OpenSSL does not know (a throwaway context; building one is cheap)."""
+    if ciphers is not None or groups:
+        _new_context(SSL.TLS_METHOD, DEFAULT_MINIMUM_VERSION, None, ciphers, groups, keylog=False)
+
+
+def _set_groups(context: SSL.Context, groups: Sequence[str]) -> None:
+    # pyOpenSSL has no set_groups; SSL_CTX_set1_groups_list is a macro for this.
+    names = ":".join(groups).encode("ascii")
+    if SSL._lib.SSL_CTX_set1_curves_list(context._context, names) != 1:  # type: ignore[attr-defined]
+        SSL._lib.ERR_clear_error()  # type: ignore[attr-defined]  # leave no stale error
+        raise TLSSettingError(
+            "groups",
+            f"bad groups={','.join(groups)!r}: OpenSSL does not know one of them "
+            "(names such as X25519, P-256, P-384, X25519MLKEM768)",
+        )
+
+
+#: Where NSS key log lines go when set (curl, Firefox and Chrome honour it too).
+KEYLOG_VARIABLE = "SSLKEYLOGFILE"
+_keylog_lock = threading.Lock()
+
+
+def _log_keys_if_asked(context: SSL.Context) -> None:
+    """Append each connection's secrets to ``$SSLKEYLOGFILE``, for Wireshark.
+
+    Read when the context is built; unset (the normal case) costs nothing. The
+    file holds secrets that decrypt the traffic: it is created mode 0600.
+    """
+    path = os.environ.get(KEYLOG_VARIABLE)
+    if not path:
+        return
+    log.warning("TLS secrets are being written to %s (%s is set)", path, KEYLOG_VARIABLE)
+
+    def write_line(connection: SSL.Connection, line: bytes) -> None:
+        try:
+            with _keylog_lock:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, line + b"\n")
+                finally:
+                    os.close(fd)
+        except OSError as exc:  # a debugging aid must not break the connection
+            log.debug("cannot write to %s=%s: %s", KEYLOG_VARIABLE, path, exc)
+
+    context.set_keylog_callback(write_line)
 
 
 def _add_trust(context: SSL.Context, certificates: Iterable[x509.Certificate]) -> None:
@@ -212,13 +352,17 @@ def client_context(
     minimum_version: str = DEFAULT_MINIMUM_VERSION,
     verify: bool = True,
     verify_callback: Callable[..., bool] | None = None,
+    maximum_version: str | None = None,
+    ciphers: str | None = None,
+    groups: Sequence[str] = (),
+    passphrase: bytes | None = None,
 ) -> SSL.Context:
     """A client context: peer verification, optional client certificate, ALPN.
 
     ``trust_root`` ``None`` means the system's trust roots (``SSL_CERT_FILE`` and
-    ``SSL_CERT_DIR`` are honoured).
+    ``SSL_CERT_DIR`` are honoured). ``passphrase`` decrypts the client's key.
     """
-    context = _new_context(SSL.TLS_CLIENT_METHOD, minimum_version)
+    context = _new_context(SSL.TLS_CLIENT_METHOD, minimum_version, maximum_version, ciphers, groups)
     if verify:
         context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify_callback)
         if trust_root is None:
@@ -228,7 +372,7 @@ def client_context(
     else:
         context.set_verify(SSL.VERIFY_NONE)
     if certificate is not None:
-        chain, key = load_certificate_and_key(certificate, private_key)
+        chain, key = load_certificate_and_key(certificate, private_key, passphrase)
         _use_chain(context, chain, key)
     elif private_key is not None:
         raise ValueError("a client private key was given without its certificate")
@@ -247,9 +391,12 @@ def server_context(
     require_client_certificate: bool = True,
     minimum_version: str = DEFAULT_MINIMUM_VERSION,
     servername_callback: Callable[[SSL.Connection], None] | None = None,
+    maximum_version: str | None = None,
+    ciphers: str | None = None,
+    groups: Sequence[str] = (),
 ) -> SSL.Context:
     """A server context for one certificate chain (leaf first) and its key."""
-    context = _new_context(SSL.TLS_SERVER_METHOD, minimum_version)
+    context = _new_context(SSL.TLS_SERVER_METHOD, minimum_version, maximum_version, ciphers, groups)
     _use_chain(context, chain, key)
     context.set_session_id(_SESSION_ID)
     if dh_parameters is not None:

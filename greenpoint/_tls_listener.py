@@ -32,10 +32,14 @@ def _describe_peer(stream: Any, address: Any) -> Any:
 class TLSListener:
     """Wraps a listener: every accepted stream is a handshaken :class:`TLSStream`."""
 
-    def __init__(self, inner: Any, options: Any, handshake_timeout: float | None) -> None:
+    def __init__(
+        self, inner: Any, options: Any, handshake_timeout: float | None, nodelay: bool = True
+    ) -> None:
         self.inner = inner
         self.options = options
         self.handshake_timeout = handshake_timeout
+        # nodelay=0 on the TCP underneath: the handshake must not turn TCP_NODELAY on.
+        self._handshake_keywords = {} if nodelay else {"nodelay": False}
         # Chosen once, not per connection: the inner listener's own raw accept, or
         # the fast path for a plain gevent socket.
         self._accept_raw = getattr(inner, "accept_unprepared", None) or accept_function(inner)
@@ -57,7 +61,9 @@ class TLSListener:
         if self._inner_prepare is not None:
             stream, address = self._inner_prepare(stream, address)
         peer = _describe_peer(stream, address)
-        tls_stream = self.options.handshake(stream, self.handshake_timeout, address=peer)
+        tls_stream = self.options.handshake(
+            stream, self.handshake_timeout, address=peer, **self._handshake_keywords
+        )
         return tls_stream, address
 
     def accept(self) -> tuple[Any, Any]:

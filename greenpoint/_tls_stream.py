@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import errno
 import io
+import logging
 import os
 import socket as _stdsocket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -33,6 +35,8 @@ from greenpoint._socket import set_nodelay
 from greenpoint._socket_file import layer_file, raw_file_mode
 from greenpoint._tls_verify import VerifyState, check_identity, encode_server_name, is_ip_literal
 from greenpoint.errors import ConnectTimeoutError, TLSError, TLSVerificationError
+
+log = logging.getLogger("greenpoint.tls")
 
 __all__ = ["TLSStream", "client_handshake", "server_handshake"]
 
@@ -98,6 +102,9 @@ class TLSStream:
     _hub: Any = None
     _own_watchers = True
     _temporary: set[Any] | None = None  # extra watchers of concurrent waiters
+    # Called with the connection just before close_notify (a client keeps its
+    # TLS 1.3 session, whose ticket arrives after the handshake).
+    on_release: Callable[[SSL.Connection], None] | None = None
 
     def __init__(
         self, connection: SSL.Connection, raw: Any, *, memory: bool, sock: Any = None
@@ -160,6 +167,11 @@ class TLSStream:
     def cipher(self) -> str | None:
         """The negotiated cipher suite's OpenSSL name."""
         return self._conn.get_cipher_name()
+
+    @property
+    def session_reused(self) -> bool:
+        """Whether the handshake resumed an earlier session (``SSL_session_reused``)."""
+        return bool(SSL._lib.SSL_session_reused(self._conn._ssl))  # type: ignore[attr-defined]
 
     @property
     def server_name(self) -> str | None:
@@ -614,6 +626,11 @@ class TLSStream:
     def _release(self) -> None:
         if self._released:
             return
+        if self.on_release is not None:
+            try:
+                self.on_release(self._conn)
+            except Exception:  # a cache's hook must not keep the stream open
+                log.debug("TLS stream release hook failed", exc_info=True)
         try:
             if not self._memory:
                 self._send_close_notify(best_effort=True)
@@ -712,17 +729,18 @@ def _direct_socket(raw: Any) -> Any:
     return sock if _is_socket(sock) else None
 
 
-def _wrap(context: SSL.Context, raw: Any) -> TLSStream:
+def _wrap(context: SSL.Context, raw: Any, nodelay: bool = True) -> TLSStream:
     # A gevent socket, what a TCP listener accepts, is the common case.
     sock = raw if type(raw) is gsocket.socket else _direct_socket(raw)
     if sock is not None:
         if isinstance(sock, _stdsocket.socket) and sock.gettimeout() != 0.0:
             # OpenSSL must never block the hub on this descriptor.
             sock.setblocking(False)
-        try:
-            set_nodelay(sock)
-        except OSError:
-            pass
+        if nodelay:  # nodelay=0 on the description asked for Nagle: leave it on
+            try:
+                set_nodelay(sock)
+            except OSError:
+                pass
         # Addresses, shutdown and close still go through ``raw``.
         connection = SSL.Connection(context, sock)
         return TLSStream(connection, raw, memory=False, sock=sock)
@@ -785,15 +803,18 @@ def client_handshake(
     check_hostname_after: bool = False,
     timeout: float | None = None,
     address: Any = None,
+    nodelay: bool = True,
+    session: SSL.Session | None = None,
 ) -> TLSStream:
     """Run a client handshake over ``raw``; return the stream once verified.
 
     ``raw`` is closed on every failure. SNI is sent for host names, not for IP
-    literals (RFC 6066 §3), unless ``send_server_name`` says otherwise.
+    literals (RFC 6066 §3), unless ``send_server_name`` says otherwise. ``session``
+    (from an earlier connection with the same context) is offered for resumption.
     """
     address = address if address is not None else hostname
     try:
-        stream = _wrap(context, raw)
+        stream = _wrap(context, raw, nodelay)
     except BaseException:
         raw.close()
         raise
@@ -804,6 +825,11 @@ def client_handshake(
             send_server_name = not is_ip_literal(hostname)
         if send_server_name:
             conn.set_tlsext_host_name(encode_server_name(hostname))
+    if session is not None:
+        try:
+            conn.set_session(session)
+        except SSL.Error:  # not resumable with this context: a full handshake then
+            pass
     conn.set_connect_state()
     _run_handshake(stream, timeout, address)
     if check_hostname_after and hostname is not None:
@@ -823,11 +849,16 @@ def client_handshake(
 
 
 def server_handshake(
-    raw: Any, context: SSL.Context, *, timeout: float | None = None, address: Any = None
+    raw: Any,
+    context: SSL.Context,
+    *,
+    timeout: float | None = None,
+    address: Any = None,
+    nodelay: bool = True,
 ) -> TLSStream:
     """Run a server handshake over ``raw``; ``raw`` is closed on every failure."""
     try:
-        stream = _wrap(context, raw)
+        stream = _wrap(context, raw, nodelay)
     except BaseException:
         raw.close()
         raise

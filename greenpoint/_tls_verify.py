@@ -20,6 +20,8 @@ from service_identity.cryptography import (
     verify_certificate_ip_address,
 )
 
+from greenpoint._hostnames import encode_idna
+
 __all__ = [
     "VerifyState",
     "check_identity",
@@ -72,18 +74,22 @@ def is_ip_literal(host: str) -> bool:
 
 
 def encode_server_name(hostname: str) -> bytes:
-    """The A-label form of a host name, for SNI (RFC 6066 §3: ASCII, no trailing dot)."""
-    name = hostname.rstrip(".")
-    try:
-        return name.encode("ascii")
-    except UnicodeEncodeError:
-        pass
-    try:
-        import idna
+    """The A-label form of a host name, for SNI (RFC 6066 §3: ASCII, no trailing dot).
 
-        return idna.encode(name, uts46=True)
-    except ImportError:  # pragma: no cover - idna comes with service_identity[idna]
-        return name.encode("idna")
+    Raises:
+        ValueError: naming the host, for a name IDNA cannot encode.
+    """
+    name = hostname.rstrip(".")
+    if name.isascii():
+        return name.encode("ascii")
+    return encode_idna(name)
+
+
+def _reference_id(expected: str) -> str:
+    # RFC 6125 §6.4.2: compare A-labels. service_identity would encode a U-label
+    # itself, but without the UTS #46 mapping ("BÜCHER.example" would not match).
+    name = expected.rstrip(".")
+    return name if name.isascii() else encode_idna(name).decode("ascii")
 
 
 def _subject_text(cert: x509.Certificate) -> str:
@@ -105,14 +111,18 @@ def _names_in(cert: x509.Certificate) -> list[str]:
 
 def check_identity(cert: x509.Certificate, expected: str) -> str | None:
     """``None`` when ``cert`` is valid for ``expected``, otherwise the reason text."""
+    shown = repr(expected)
     try:
         if is_ip_literal(expected):
             verify_certificate_ip_address(cert, expected.split("%", 1)[0])
         else:
-            verify_certificate_hostname(cert, expected.rstrip("."))
+            reference = _reference_id(expected)
+            if reference != expected.rstrip("."):
+                shown += f" ({reference})"
+            verify_certificate_hostname(cert, reference)
     except (service_identity.VerificationError, service_identity.CertificateError):
         names = ", ".join(_names_in(cert)) or "no subjectAltName"
-        return f"{HOSTNAME_MISMATCH}: the certificate is for {names}, not {expected!r}"
+        return f"{HOSTNAME_MISMATCH}: the certificate is for {names}, not {shown}"
     return None
 
 

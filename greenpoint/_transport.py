@@ -22,6 +22,12 @@ to no-ops without them), ``getpeername``/``getsockname``/``family`` (or
 may raise ``BlockingIOError``) to get the fast path on streams that are not plain
 gevent sockets.
 
+The reader also runs the connection's timers (``greenpoint.clock``: a due timer is
+queued and the reader woken, so it runs between two ``dataReceived`` calls, never
+during one) and performs ``startTLS``: it waits for the clear text to be flushed,
+handshakes over the stream, swaps the stream for the TLS one, then releases the
+writes made after the call, which were held meanwhile.
+
 A stream with ``exit_reason()`` (a child process's stdin/stdout) ends the way a
 Twisted process transport does: once the stream is closed after a clean end (end of
 file, ``loseConnection``) or a stream error (a broken pipe to a child that died),
@@ -42,6 +48,7 @@ from gevent import socket as gsocket
 from gevent.event import Event
 
 from greenpoint._address import from_sockaddr, host_address, peer_address
+from greenpoint._reactor_time import adopt_twisted_timers, clock, current_owner
 from greenpoint._read_size import MIN_READ_SIZE, next_read_size
 from greenpoint.errors import ConnectionDone, ConnectionLost
 
@@ -115,6 +122,8 @@ class Transport:
     _write_closed = False
     _pull = False
     _pulled = False
+    _due: collections.deque | None = None  # timers of this connection waiting to run
+    _tls_pending: Any = None  # startTLS options until the reader switches to TLS
     write_high_water = WRITE_HIGH_WATER
     write_low_water = WRITE_LOW_WATER
     connected = True
@@ -166,11 +175,16 @@ class Transport:
         If it raises, the connection is closed, ``connectionLost`` gets the error, and
         the error is raised again.
         """
+        adopt_twisted_timers(self._protocol, self)
+        # Timers set in connectionMade belong to this connection (see _reactor_time).
+        token = current_owner.set(self)
         try:
             self._protocol.makeConnection(self)
         except BaseException as exc:
             self._finish(exc if isinstance(exc, Exception) else _lost(exc))
             raise
+        finally:
+            current_owner.reset(token)
 
     def run(self) -> None:
         """Read and deliver data until the connection ends; blocks the calling greenlet.
@@ -180,13 +194,19 @@ class Transport:
         ``ConnectionLost`` and the exception propagates.
         """
         self._reader = gevent.getcurrent()
+        # Reset on the way out: the greenlet's context holding us, while we hold the
+        # greenlet, would be a cycle left to the garbage collector.
+        token = current_owner.set(self)
         try:
-            self._read_loop()
-            reason = self._wait_for_end()
-        except BaseException as exc:
-            self._finish(_lost(exc))
-            raise
-        self._finish(reason)
+            try:
+                self._read_loop()
+                reason = self._wait_for_end()
+            except BaseException as exc:
+                self._finish(_lost(exc))
+                raise
+            self._finish(reason)
+        finally:
+            current_owner.reset(token)
 
     def spawn(self) -> Any:
         """Run :meth:`run` in a new greenlet and return it."""
@@ -211,6 +231,16 @@ class Transport:
         # request/response exchange). Gevent sockets only; others wait inside recv.
         drained = False
         while not self._reading_stopped:
+            if self._due:
+                self._run_due()
+                continue
+            if self._tls_pending is not None:
+                self._switch_to_tls()
+                stream = self._stream  # a TLS stream now: reads go through its recv
+                recv = stream.recv
+                on_socket = self._on_socket
+                drained = False
+                continue
             if self._reading_paused:
                 self._wait_while_paused()
                 continue
@@ -256,6 +286,9 @@ class Transport:
 
     def _wait_while_paused(self) -> None:
         while self._reading_paused and not self._reading_stopped:
+            if self._due:
+                self._run_due()
+                continue
             self._cleared_signal().wait()
 
     def _read_eof(self) -> None:
@@ -279,10 +312,16 @@ class Transport:
         while True:
             if self._reason is not None:
                 return self._reason
+            if self._tls_pending is not None:  # startTLS, write, loseConnection
+                self._switch_to_tls()  # the held writes are then queued
+                continue
             if self._close_when_flushed and self._flushed():
                 return ConnectionDone("connection was closed cleanly")
             if self._read_done and self._write_shut:
                 return ConnectionDone("both directions were closed cleanly")
+            if self._due:
+                self._run_due()
+                continue
             self._cleared_signal().wait()
 
     def _finish(self, reason: BaseException) -> None:
@@ -339,6 +378,7 @@ class Transport:
             # us (protocol.transport), and a cycle per connection would leave every
             # closed connection to the garbage collector.
             self._protocol = None
+            self._release_timers()
             if self._closed_event is not None:
                 self._closed_event.set()
             if self._on_close is not None:
@@ -348,6 +388,95 @@ class Transport:
                     log.exception("Unhandled error after %r closed", self)
         if interrupted is not None:
             raise interrupted
+
+    # -- STARTTLS ---------------------------------------------------------------
+
+    def startTLS(self, options: Any, normal: bool = True) -> None:  # noqa: N802
+        """Switch this connection to TLS (Twisted's ``ITLSTransport.startTLS``).
+
+        ``options`` is ``ClientTLSOptions`` (from ``options_for_client_tls``: we are
+        the client, the server is verified as for ``tls:``), ``ServerTLSOptions`` /
+        ``SNIServerOptions`` or a bare ``OpenSSL.SSL.Context`` (we are the server).
+        Returns at once. What was written before is sent in clear first; what is
+        written after goes over TLS once the reader greenlet has finished the
+        handshake. A failed handshake closes the connection and ``connectionLost``
+        gets the ``TLSError``. ``normal`` is accepted for Twisted's signature only.
+        """
+        from greenpoint._starttls import check_options
+
+        check_options(options)
+        if self.disconnected or self.disconnecting or self._write_closed:
+            raise RuntimeError(f"startTLS on {self!r}, which is closing or closed")
+        if self._tls_pending is not None or hasattr(self._stream, "peer_certificate"):
+            raise RuntimeError(f"startTLS on {self!r}, which is already TLS")
+        self._tls_pending = options
+        self._held: list[bytes] = []
+        # Until the handshake is done, writes wait here. An instance attribute
+        # shadows the method, so write() itself pays nothing for STARTTLS.
+        self.write = self._hold  # type: ignore[method-assign]
+        self._wake_reader()
+
+    def _hold(self, data: Any) -> None:
+        if data.__class__ is not bytes:
+            data = _as_bytes(data)
+        if data and not self._write_closed:
+            self._held.append(data)
+
+    def _switch_to_tls(self) -> None:
+        """In the reader: flush the clear text, handshake, then release held writes."""
+        from greenpoint._starttls import handshake
+
+        options, self._tls_pending = self._tls_pending, None
+        while self._buffer and self._reason is None and not self.disconnected:
+            if self._writer is None:
+                self._start_writer()
+            self._writer.join()
+        if self._reason is not None or self.disconnected:
+            return
+        try:
+            stream = handshake(options, self._stream, self.getPeer())
+        except Exception as exc:
+            self._abort_with(exc)
+            return
+        self._stream = stream
+        self._on_socket = False
+        self._blocked = False
+        self._send_now = getattr(stream, "try_send", None)
+        self._exit_reason = getattr(stream, "exit_reason", None)
+        del self.write  # the class's write() again
+        held, self._held = self._held, []
+        for data in held:
+            self.write(data)
+
+    # -- timers (greenpoint.clock) ---------------------------------------------
+
+    def callLater(self, delay: float, func: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+        """``greenpoint.clock.callLater`` for this connection: runs in its reader greenlet.
+
+        The callback never runs while this connection's ``dataReceived`` runs.
+        """
+        return clock.call_later_for(self, delay, func, *args, **kwargs)
+
+    def run_timer(self, call: Any) -> bool:
+        """Queue a due timer for the reader; ``False`` once the connection is closed."""
+        if self.disconnected:
+            return False
+        if self._due is None:
+            self._due = collections.deque()
+        self._due.append(call)
+        self._wake_reader()
+        return True
+
+    def _run_due(self) -> None:
+        due = self._due
+        while due:
+            due.popleft()()  # DelayedCall._run logs what a callback raises
+
+    def _release_timers(self) -> None:
+        # Fell due as the connection ended: they still run, as in Twisted, on their own.
+        due, self._due = self._due, None
+        while due:
+            gevent.spawn(due.popleft())
 
     # -- waking the reader and the writer --------------------------------------
 

@@ -179,9 +179,9 @@ class _Worker:
 
         spec = self.settings.app
         if self.settings.monkey_patch:
-            from gevent import monkey
+            from greenpoint._worker_app import patch_for_application
 
-            monkey.patch_all()
+            patch_for_application()
         try:
             return load_application(spec)
         except ValueError as exc:

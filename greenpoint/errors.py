@@ -31,6 +31,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from greenpoint._failure_like import FailureLike
+
 __all__ = [
     "AlreadyListenedError",
     "Attempt",
@@ -221,8 +223,12 @@ class ProxyHeaderError(GreenpointError, ValueError):
     source outside the allowed proxy networks; the connection was closed."""
 
 
-class ConnectionClosed(GreenpointError):
-    """Why a connection ended; given to ``Protocol.connectionLost``."""
+class ConnectionClosed(FailureLike, GreenpointError):
+    """Why a connection ended; given to ``Protocol.connectionLost``.
+
+    It also answers ``check``/``trap``/``value``/``getErrorMessage`` as Twisted's
+    ``Failure`` does, for ported protocols that ask (see ``_failure_like``).
+    """
 
     default_message = "the connection was closed"
 

@@ -40,9 +40,11 @@ from greenpoint._backoff import (
     DelayPolicy,
 )
 from greenpoint._happy_eyeballs import MonotonicClock
+from greenpoint._reactor_time import adopt_twisted_timers
+from greenpoint._reconnecting_stream import ReconnectingStream  # the stream sibling
 from greenpoint.errors import ConnectCancelledError, ConnectionDone, ConnectTimeoutError
 
-__all__ = ["ReconnectingClient"]
+__all__ = ["ReconnectingClient", "ReconnectingStream"]
 
 log = logging.getLogger("greenpoint.reconnect")
 
@@ -89,6 +91,13 @@ class ReconnectingClient:
         on_retry: called as ``on_retry(attempt, delay, reason)`` before each
             back-off wait: the retry number, the seconds it will wait, and why
             (the failed attempt's error or the lost connection's reason).
+        prepare: called as ``prepare(protocol)`` in the client's greenlet after
+            ``connectionMade`` and before :meth:`when_connected` callers are woken
+            (Twisted's ``ClientService(prepareConnection=)``); it may block (a
+            login exchange: the connection reads in its own greenlet meanwhile).
+            If it raises, the connection is aborted, the factory's
+            ``clientConnectionLost`` gets the error, and the client retries
+            after the back-off delay, as after a failed attempt.
     """
 
     def __init__(
@@ -104,6 +113,7 @@ class ReconnectingClient:
         policy: DelayPolicy | None = None,
         clock: Any = None,
         on_retry: Any = None,
+        prepare: Any = None,
     ) -> None:
         if isinstance(endpoint, str | bytes):
             from greenpoint._registry import client_from_string
@@ -130,7 +140,10 @@ class ReconnectingClient:
         self.policy: DelayPolicy = policy
         self.max_retries = max_retries
         self.clock = clock if clock is not None else MonotonicClock()
+        if prepare is not None and not callable(prepare):
+            raise TypeError(f"prepare must be a callable (protocol) -> None, not {prepare!r}")
         self.on_retry = on_retry
+        self.prepare = prepare
         self._factory = _AttemptFactory(self)
         self._runner: gevent.Greenlet | None = None
         self._state = "idle"
@@ -396,8 +409,10 @@ class ReconnectingClient:
             return False
         finally:
             self._connector = None
-        self._protocol = proxy.wrapped
         self._transport = proxy.transport
+        if self.prepare is not None and not self._prepared(proxy.wrapped):
+            return False
+        self._protocol = proxy.wrapped
         self._state = "connected"
         self._retries = 0  # a successful connection resets the delay
         self._failures = 0
@@ -407,11 +422,37 @@ class ReconnectingClient:
             waiter.result.set(self._protocol)
         return True
 
+    def _prepared(self, protocol: Any) -> bool:
+        """Run ``prepare``; on failure drop the connection and count a failed attempt."""
+        transport = self._transport
+        try:
+            self.prepare(protocol)
+        except BaseException as exc:
+            transport.abortConnection()
+            transport.wait_closed()
+            self._transport = None
+            if not isinstance(exc, Exception):  # stopped or killed while preparing
+                self._call_factory("clientConnectionLost", self._lost_reason)
+                raise
+            log.warning(
+                "preparing the connection to %s failed: %r; dropping it", self.endpoint, exc
+            )
+            self._failures += 1
+            self._last_error = exc
+            self._call_factory("clientConnectionLost", exc)
+            self._count_failure(exc)
+            return False
+        return True
+
     def _attempt_failed(self, error: BaseException) -> None:
         self._failures += 1
         self._last_error = error
         log.warning("connecting to %s failed: %s", self.endpoint, error)
         self._call_factory("clientConnectionFailed", error)
+        self._count_failure(error)
+
+    def _count_failure(self, error: BaseException) -> None:
+        """Wake the ``when_connected`` callers whose ``fail_after_failures`` ran out."""
         for waiter in list(self._waiters):
             if waiter.remaining is None:
                 continue
@@ -570,6 +611,7 @@ class _ReconnectingProtocol:
 
     def makeConnection(self, transport: Any) -> None:
         object.__setattr__(self, "transport", transport)
+        adopt_twisted_timers(self.wrapped, transport)  # the transport saw only us
         self.wrapped.makeConnection(transport)
 
     def connectionLost(self, reason: BaseException) -> None:

@@ -21,6 +21,11 @@ sockets and no waiting, and the times it reports are exact::
 (``gevent.idle()``), it moves to the earliest pending ``sleep`` and wakes it, as
 trio's ``MockClock(autojump_threshold=0)`` does. Only sleeps made through the clock
 move with it; real I/O and ``gevent.sleep`` do not.
+
+For protocols: :class:`StringTransport` and :class:`ManualClock` (Twisted's
+``StringTransport`` and ``task.Clock``) test one with no connection at all, and
+``memory:NAME`` descriptions (:mod:`greenpoint.endpoints.memory`) connect in-process
+with fault injection, in the description or from the test (:func:`memory_faults`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ import gevent.event
 from greenpoint._address import from_sockaddr
 from greenpoint._happy_eyeballs import MonotonicClock
 from greenpoint._hostnames import parse_ip_literal
+from greenpoint._string_transport import ManualClock, StringTransport
+from greenpoint.endpoints.memory import memory_faults
 from greenpoint.errors import ConnectError, ConnectRefusedError, ConnectTimeoutError
 
 __all__ = [
@@ -47,6 +54,9 @@ __all__ = [
     "FakeNetwork",
     "FakeResolver",
     "FakeSocket",
+    "ManualClock",
+    "StringTransport",
+    "memory_faults",
 ]
 
 

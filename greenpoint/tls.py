@@ -38,20 +38,28 @@ from greenpoint._sni import Identity, SNIStore
 from greenpoint._tls_context import (
     TLS_VERSIONS,
     PemSource,
+    check_cipher_settings,
     client_context,
     load_certificate_and_key,
     load_certificates,
+    read_passphrase,
     server_context,
 )
+from greenpoint._tls_pins import check_pins
+from greenpoint._tls_resume import SessionCache
 from greenpoint._tls_settings import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MINIMUM_VERSION,
     DEFAULT_RELOAD_INTERVAL,
+    check_version_range,
     normalize_alpn,
+    normalize_ciphers,
+    normalize_groups,
+    normalize_pins,
     normalize_tls_version,
 )
 from greenpoint._tls_stream import TLSStream, client_handshake, server_handshake
-from greenpoint._tls_verify import verify_callback
+from greenpoint._tls_verify import encode_server_name, is_ip_literal, verify_callback
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -80,6 +88,23 @@ def _path_or_pem(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
+
+
+def _normalize_shared(options: Any) -> None:
+    """Check and normalise the settings clients and servers share (frozen ``options``)."""
+    set_ = object.__setattr__
+    set_(options, "minimum_version", normalize_tls_version(options.minimum_version))
+    if options.maximum_version is not None:
+        set_(options, "maximum_version", normalize_tls_version(options.maximum_version))
+    check_version_range(options.minimum_version, options.maximum_version)
+    set_(options, "ciphers", normalize_ciphers(options.ciphers))
+    set_(options, "groups", normalize_groups(options.groups))
+    check_cipher_settings(options.ciphers, options.groups)
+
+
+def _passphrase_settings(options: Any) -> None:
+    if options.passphrase_file is not None and options.passphrase_env is not None:
+        raise ValueError("give only one of passphrase_file and passphrase_env")
 
 
 def _paths(*values: Any) -> list[str]:
@@ -125,6 +150,19 @@ class ClientTLSOptions:
             literals, RFC 6066 §3).
         context: a ready ``OpenSSL.SSL.Context`` to use as is; the host name is
             still checked after the handshake unless ``verify=False``.
+        maximum_version: ``None`` (the newest OpenSSL speaks), ``"TLSv1.2"`` or
+            ``"TLSv1.3"``.
+        ciphers: an OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are not
+            affected), names separated by commas.
+        groups: key-exchange groups offered, in order (``("X25519", "P-256")``).
+        passphrase_file, passphrase_env: where the passphrase of an encrypted
+            ``private_key`` is read (a file's first line, an environment variable).
+        pins: ``sha256/BASE64`` public-key pins (see ``greenpoint._tls_pins``): in
+            addition to CA verification, or, with ``verify=False``, instead of it.
+
+    Sessions are resumed: each handshake offers the session of the last connection
+    made with these options (``TLSStream.session_reused`` tells whether it was).
+    ``$SSLKEYLOGFILE``, if set when the context is built, receives the secrets.
     """
 
     hostname: str | None
@@ -136,6 +174,12 @@ class ClientTLSOptions:
     verify: bool = True
     send_server_name: bool | None = None
     context: SSL.Context | None = None
+    maximum_version: str | None = None
+    ciphers: str | None = None
+    groups: tuple[str, ...] = ()
+    passphrase_file: str | None = None
+    passphrase_env: str | None = None
+    pins: tuple[str, ...] = ()
     _cache: dict[str, Any] = dataclasses.field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -143,19 +187,23 @@ class ClientTLSOptions:
     __repr__ = _repr_without_pem
 
     def __post_init__(self) -> None:
+        _normalize_shared(self)
+        _passphrase_settings(self)
+        object.__setattr__(self, "pins", normalize_pins(self.pins))
         if isinstance(self.hostname, bytes):
             raise TypeError("hostname must be text (str), not bytes")
         if self.hostname is not None and not self.hostname.strip():
             raise ValueError("hostname must not be empty")
+        if self.hostname is not None and not is_ip_literal(self.hostname):
+            encode_server_name(self.hostname)  # refuse a name IDNA cannot encode, now
         set_ = object.__setattr__
         set_(self, "alpn", normalize_alpn(self.alpn))
-        set_(self, "minimum_version", normalize_tls_version(self.minimum_version))
         set_(self, "trust_root", _path_or_pem(self.trust_root))
         set_(self, "certificate", _path_or_pem(self.certificate))
         set_(self, "private_key", _path_or_pem(self.private_key))
         if isinstance(self.trust_root, list):
             set_(self, "trust_root", tuple(self.trust_root))
-        if self.verify and self.hostname is None:
+        if self.verify and self.hostname is None and not self.pins:
             raise ValueError(
                 "a hostname is needed to verify the server; pass verify=False to skip "
                 "verification knowingly"
@@ -171,7 +219,12 @@ class ClientTLSOptions:
         """The ``OpenSSL.SSL.Context`` (built once, on first use)."""
         context = self._cache.get("context")
         if context is None:
-            if not self.verify:
+            if not self.verify and self.pins:
+                log.info(
+                    "TLS: %s is checked by public-key pin only (no CA, no host name)",
+                    self.hostname or "this client",
+                )
+            elif not self.verify:
                 log.warning(
                     "TLS certificate verification is OFF for %s: anyone on the path "
                     "can read and change this connection",
@@ -187,14 +240,21 @@ class ClientTLSOptions:
                     minimum_version=self.minimum_version,
                     verify=self.verify,
                     verify_callback=verify_callback,
+                    maximum_version=self.maximum_version,
+                    ciphers=self.ciphers,
+                    groups=self.groups,
+                    passphrase=read_passphrase(self.passphrase_file, self.passphrase_env),
                 )
             self._cache["context"] = context
         return context
 
-    def handshake(self, raw: Any, timeout: float | None = None, address: Any = None) -> TLSStream:
+    def handshake(
+        self, raw: Any, timeout: float | None = None, address: Any = None, *, nodelay: bool = True
+    ) -> TLSStream:
         """Run the client handshake over a connected stream; close it on failure.
 
-        Blocks the calling greenlet for at most ``timeout`` seconds.
+        Blocks the calling greenlet for at most ``timeout`` seconds. ``nodelay=False``
+        leaves ``TCP_NODELAY`` as it is (otherwise it is turned on).
 
         Raises:
             TLSVerificationError: the certificate was refused (``.reason`` says why).
@@ -206,15 +266,27 @@ class ClientTLSOptions:
         except BaseException:
             raw.close()
             raise
-        return client_handshake(
+        address = address if address is not None else self.hostname
+        sessions = self._sessions()
+        stream = client_handshake(
             raw,
             context,
             hostname=self.hostname,
             send_server_name=self.send_server_name,
             check_hostname_after=self.context is not None and self.verify,
             timeout=timeout,
-            address=address if address is not None else self.hostname,
+            address=address,
+            nodelay=nodelay,
+            session=sessions.offer(),
         )
+        if self.pins:
+            check_pins(stream, self.pins, verified=self.verify, address=address)
+        sessions.remember(stream)
+        return stream
+
+    def _sessions(self) -> SessionCache:
+        # setdefault: one cache even when two greenlets open at once.
+        return self._cache.setdefault("sessions", SessionCache())
 
 
 def options_for_client_tls(
@@ -227,8 +299,12 @@ def options_for_client_tls(
     verify: bool = True,
     send_server_name: bool | None = None,
     context: SSL.Context | None = None,
+    **settings: Any,
 ) -> ClientTLSOptions:
     """Client options that verify ``hostname``; files are loaded now (errors now).
+
+    ``settings`` are the other :class:`ClientTLSOptions` fields (``maximum_version``,
+    ``ciphers``, ``groups``, ``passphrase_file``, ``passphrase_env``, ``pins``).
 
     ``client_certificate`` is a PEM path or bytes holding the certificate and its
     key, or a ``(certificate, private_key)`` pair. See :class:`ClientTLSOptions`.
@@ -248,6 +324,7 @@ def options_for_client_tls(
         verify=verify,
         send_server_name=send_server_name,
         context=context,
+        **settings,
     )
     options.get_context()
     return options
@@ -265,18 +342,23 @@ class _ServerOptionsBase:
     client_ca: Any
     require_client_certificate: bool
     minimum_version: str
+    maximum_version: str | None
+    ciphers: str | None
+    groups: tuple[str, ...]
 
     def get_context(self) -> SSL.Context:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def handshake(self, raw: Any, timeout: float | None = None, address: Any = None) -> TLSStream:
+    def handshake(
+        self, raw: Any, timeout: float | None = None, address: Any = None, *, nodelay: bool = True
+    ) -> TLSStream:
         """Run the server handshake over an accepted stream; close it on failure."""
         try:
             context = self.get_context()
         except BaseException:
             raw.close()
             raise
-        return server_handshake(raw, context, timeout=timeout, address=address)
+        return server_handshake(raw, context, timeout=timeout, address=address, nodelay=nodelay)
 
     def _context_settings(self) -> dict[str, Any]:
         """The ``server_context`` keywords that apply to every certificate served."""
@@ -286,6 +368,9 @@ class _ServerOptionsBase:
             "client_ca": self.client_ca,
             "require_client_certificate": self.require_client_certificate,
             "minimum_version": self.minimum_version,
+            "maximum_version": self.maximum_version,
+            "ciphers": self.ciphers,
+            "groups": self.groups,
         }
 
 
@@ -308,6 +393,9 @@ class ServerTLSOptions(_ServerOptionsBase):
             connections); ``None`` never looks (``reload()`` still works).
         context: a ready ``OpenSSL.SSL.Context`` to use as is.
         clock: the monotonic clock for ``reload_interval`` (tests replace it).
+        maximum_version, ciphers, groups: as for :class:`ClientTLSOptions`.
+        passphrase_file, passphrase_env: where the passphrase of an encrypted
+            private key is read (re-read on each reload).
     """
 
     certificate: PemSource | None = None
@@ -320,6 +408,11 @@ class ServerTLSOptions(_ServerOptionsBase):
     minimum_version: str = DEFAULT_MINIMUM_VERSION
     reload_interval: float | None = DEFAULT_RELOAD_INTERVAL
     context: SSL.Context | None = None
+    maximum_version: str | None = None
+    ciphers: str | None = None
+    groups: tuple[str, ...] = ()
+    passphrase_file: str | None = None
+    passphrase_env: str | None = None
     clock: Callable[[], float] = dataclasses.field(
         default=time.monotonic, compare=False, repr=False
     )
@@ -332,14 +425,16 @@ class ServerTLSOptions(_ServerOptionsBase):
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "alpn", normalize_alpn(self.alpn))
-        set_(self, "minimum_version", normalize_tls_version(self.minimum_version))
+        _normalize_shared(self)
+        _passphrase_settings(self)
         for name in ("certificate", "private_key", "extra_chain", "dh_parameters", "client_ca"):
             set_(self, name, _path_or_pem(getattr(self, name)))
         if self.context is None and self.certificate is None:
             raise ValueError("a server needs a certificate (or a ready context=)")
 
     def _build(self) -> SSL.Context:
-        chain, key = load_certificate_and_key(self.certificate, self.private_key)
+        passphrase = read_passphrase(self.passphrase_file, self.passphrase_env)
+        chain, key = load_certificate_and_key(self.certificate, self.private_key, passphrase)
         if self.extra_chain is not None:
             chain = chain + load_certificates(self.extra_chain, "extra certificate chain file")
         return server_context(chain, key, **self._context_settings())
@@ -353,6 +448,7 @@ class ServerTLSOptions(_ServerOptionsBase):
                 self.extra_chain,
                 self.dh_parameters,
                 self.client_ca,
+                self.passphrase_file,
             )
             value = ReloadingValue(
                 self._build,
@@ -389,10 +485,11 @@ def options_for_server_tls(
     minimum_version: str = DEFAULT_MINIMUM_VERSION,
     reload_interval: float | None = DEFAULT_RELOAD_INTERVAL,
     context: SSL.Context | None = None,
+    **settings: Any,
 ) -> ServerTLSOptions:
     """Server options for one certificate; files are loaded now (errors now).
 
-    See :class:`ServerTLSOptions` for the arguments.
+    See :class:`ServerTLSOptions` for the arguments (``settings``: the rest).
     """
     options = ServerTLSOptions(
         certificate=certificate,
@@ -405,6 +502,7 @@ def options_for_server_tls(
         minimum_version=minimum_version,
         reload_interval=reload_interval,
         context=context,
+        **settings,
     )
     options.get_context()
     return options
@@ -427,6 +525,9 @@ class SNIServerOptions(_ServerOptionsBase):
     require_client_certificate: bool = True
     minimum_version: str = DEFAULT_MINIMUM_VERSION
     reload_interval: float | None = DEFAULT_RELOAD_INTERVAL
+    maximum_version: str | None = None
+    ciphers: str | None = None
+    groups: tuple[str, ...] = ()
     clock: Callable[[], float] = dataclasses.field(
         default=time.monotonic, compare=False, repr=False
     )
@@ -438,7 +539,7 @@ class SNIServerOptions(_ServerOptionsBase):
         set_ = object.__setattr__
         set_(self, "directory", os.fspath(self.directory))
         set_(self, "alpn", normalize_alpn(self.alpn))
-        set_(self, "minimum_version", normalize_tls_version(self.minimum_version))
+        _normalize_shared(self)
         set_(self, "dh_parameters", _path_or_pem(self.dh_parameters))
         set_(self, "client_ca", _path_or_pem(self.client_ca))
 

@@ -29,18 +29,26 @@ import dataclasses
 import importlib
 import io
 import logging
+import os
 import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
+import gevent.socket
 from gevent import pywsgi
 
 from greenpoint import __version__
+from greenpoint._access_log import AccessRecord, check_access_log_format, format_access_line
 from greenpoint._address import host_address
+from greenpoint._forwarded import (
+    ForwardedAllowList,
+    apply_forwarded_headers,
+    parse_forwarded_allow_ips,
+)
 from greenpoint._http_limits import (
     REQUEST_TIMEOUT_RESPONSE,
     HTTPLimits,
@@ -123,11 +131,14 @@ class _NoLog:
         pass
 
 
+_NO_LOG = _NoLog()
+
+
 def _log_target(value: Any, level: int) -> Any:
     if value == _DEFAULT:
         return _LoggerFile(logger, level)
     if value is None:
-        return _NoLog()
+        return _NO_LOG
     if isinstance(value, logging.Logger):
         return _LoggerFile(value, level)
     return value
@@ -147,10 +158,29 @@ class _ErrorReporter:
 
 
 def _is_tls(stream: Any) -> bool:
+    if isinstance(stream, gevent.socket.socket):
+        return False  # the usual case; asking it for TLS attributes costs exceptions
     try:
-        return getattr(stream, "tls_version", None) is not None
+        if getattr(stream, "tls_version", None) is not None:
+            return True
+        # Behind haproxy: the PROXY v2 header's SSL TLV says whether the client
+        # spoke TLS to the proxy (HAProxy sends it with send-proxy-v2-ssl).
+        ssl_info = getattr(getattr(stream, "proxy_header", None), "ssl", None)
+        return ssl_info is not None and bool(ssl_info.tls)
     except Exception:  # a TLS stream asked before its handshake, or closed
         return False
+
+
+def _peer_host(peer: Any, client_address: Any) -> str | None:
+    """The peer's IP address as text; ``None`` for a peer without one (UNIX socket)."""
+    if peer is None:
+        return str(client_address[0]) if isinstance(client_address, tuple) else None
+    host = getattr(peer, "host", None)
+    return None if host is None else str(host)
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes | bytearray) else str(value)
 
 
 class WSGIHandler(pywsgi.WSGIHandler):
@@ -169,6 +199,10 @@ class WSGIHandler(pywsgi.WSGIHandler):
     # The response head, held back until the first piece of body goes with it
     # (True: the next _sendall is the head to hold).
     _held_head: Any = None
+    # Bytes of body sent for the current request (gunicorn's %(b)s counts no headers).
+    _body_sent = 0
+    # (wsgi.url_scheme, SERVER_NAME, SERVER_PORT) of this connection, once known.
+    _facts: tuple[str, str, str] | None = None
     # The one timer that bounds the request line and headers (header_timeout).
     _header_deadline: Any = None
 
@@ -184,6 +218,7 @@ class WSGIHandler(pywsgi.WSGIHandler):
         # start of the next response.
         if self.command != "HEAD":
             super()._write(data)
+            self._body_sent += len(data)
 
     def _write_with_headers(self, data: Any) -> None:
         if self.command == "HEAD":
@@ -209,6 +244,10 @@ class WSGIHandler(pywsgi.WSGIHandler):
         super()._sendall(data)
 
     def read_requestline(self) -> str:
+        # The previous request's environment and status must not describe a request
+        # that turns out malformed (its access line would name the wrong request).
+        self.environ = None
+        self._orig_status = None
         connection = self._connection
         if connection is None:
             return super().read_requestline()
@@ -322,6 +361,7 @@ class WSGIHandler(pywsgi.WSGIHandler):
         super().handle_error(t, v, tb)
 
     def handle_one_response(self) -> None:
+        self._body_sent = 0
         try:
             super().handle_one_response()
         finally:
@@ -329,29 +369,79 @@ class WSGIHandler(pywsgi.WSGIHandler):
                 self._connection.served += 1
 
     def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
-        if self.server.closing and not self.close_connection:
+        if self.server.closing:
             self.close_connection = True
-            if self.request_version != "HTTP/1.0" and not any(
-                name.lower() == "connection" for name, _ in headers
-            ):
-                headers = [*headers, ("Connection", "close")]
+        # An HTTP/1.1 response on a connection about to close says so (RFC 9112 9.6),
+        # also when the client asked for the close: pywsgi does not, and a client
+        # that reads only the response's headers (wrk) writes its next request into
+        # a closing connection and gets a reset.
+        if (
+            self.close_connection
+            and self.request_version != "HTTP/1.0"
+            and not any(name.lower() == "connection" for name, _ in headers)
+        ):
+            headers = [*headers, ("Connection", "close")]
         return super().start_response(status, headers, exc_info)
 
-    def get_environ(self) -> dict:
-        environ = super().get_environ()
+    def _connection_facts(self) -> tuple[str, str, str]:
+        # The same for every request of a connection, and not free to find out
+        # (a getsockname, attribute probes that raise on gevent sockets): once.
         stream = self.socket
-        environ["wsgi.url_scheme"] = "https" if _is_tls(stream) else "http"
         try:
             local = host_address(stream)
         except (OSError, ValueError, AttributeError):
             local = None
         host = getattr(local, "host", None)
         port = getattr(local, "port", None)
-        environ.setdefault("SERVER_NAME", "" if host is None else str(host))
-        environ.setdefault("SERVER_PORT", "" if port is None else str(port))
+        self._facts = (
+            "https" if _is_tls(stream) else "http",
+            "" if host is None else str(host),
+            "" if port is None else str(port),
+        )
+        return self._facts
+
+    def get_environ(self) -> dict:
+        environ = super().get_environ()
+        scheme, server_name, server_port = self._facts or self._connection_facts()
+        environ["wsgi.url_scheme"] = scheme
+        environ.setdefault("SERVER_NAME", server_name)
+        environ.setdefault("SERVER_PORT", server_port)
         environ["greenpoint.peer"] = self._peer
-        environ["greenpoint.stream"] = stream
+        environ["greenpoint.stream"] = self.socket
+        allow = getattr(self.server, "forwarded_allow", None)
+        if allow is not None and (
+            "HTTP_X_FORWARDED_FOR" in environ or "HTTP_X_FORWARDED_PROTO" in environ
+        ):
+            apply_forwarded_headers(environ, _peer_host(self._peer, self.client_address), allow)
         return environ
+
+    def log_request(self) -> None:
+        if self.server.log is not _NO_LOG:  # no line wanted: do not format one
+            super().log_request()
+
+    def format_request(self) -> str:
+        log_format = getattr(self.server, "access_log_format", None)
+        if log_format is None:
+            return super().format_request()
+        finished = self.time_finish or time.time()
+        environ = getattr(self, "environ", None)
+        if not environ:  # a malformed request: no environment was made
+            host = _peer_host(self._peer, self.client_address)
+            environ = {} if host is None else {"REMOTE_ADDR": host}
+        record = AccessRecord(
+            environ=environ,
+            status=self._orig_status or _text(self.status or ""),
+            response_headers=[
+                (_text(name), _text(value)) for name, value in self.response_headers or ()
+            ],
+            body_length=self._body_sent if self.headers_sent else None,
+            duration=finished - self.time_start,
+            finished_at=finished,
+            pid=os.getpid(),
+            raw_uri=self.path,
+            request_line=self.requestline,
+        )
+        return format_access_line(log_format, record)
 
 
 class WSGIServer:
@@ -363,6 +453,12 @@ class WSGIServer:
     ``error_log`` application tracebacks; each is a file-like object with
     ``write``, a :class:`logging.Logger`, ``None`` for nothing, or ``"default"``
     for the ``greenpoint.wsgi`` logger (INFO and ERROR).
+
+    ``access_log_format`` writes the access lines in gunicorn's format language
+    (``'%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'``; ``None``:
+    gevent's line). ``forwarded_allow_ips`` lists the peers (``"127.0.0.1,::1"``,
+    networks, ``"*"``) whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` set
+    ``REMOTE_ADDR`` and ``wsgi.url_scheme``; ``None`` (the default) believes no one.
     """
 
     secure_environ_class = pywsgi.WSGISecureEnviron
@@ -383,6 +479,8 @@ class WSGIServer:
         log: Any = _DEFAULT,
         error_log: Any = _DEFAULT,
         handler_class: type[pywsgi.WSGIHandler] | None = None,
+        access_log_format: str | None = None,
+        forwarded_allow_ips: str | Iterable[str] | ForwardedAllowList | None = None,
         header_timeout: float | None = None,
         keepalive_timeout: float | None = None,
         max_request_line: int = HTTPLimits.max_request_line,
@@ -395,6 +493,16 @@ class WSGIServer:
         self.events: Counter[str] = Counter()  # header timeouts, rejected requests, ...
         if not callable(application):
             raise TypeError(f"a WSGI application must be callable, not {application!r}")
+        if access_log_format is not None:
+            check_access_log_format(access_log_format)
+        self.access_log_format = access_log_format
+        self.forwarded_allow: ForwardedAllowList | None = (
+            None
+            if forwarded_allow_ips is None
+            else forwarded_allow_ips
+            if isinstance(forwarded_allow_ips, ForwardedAllowList)
+            else parse_forwarded_allow_ips(forwarded_allow_ips)
+        )
         self.application = application
         self.handler_class = handler_class or WSGIHandler
         self.log = _log_target(log, logging.INFO)
@@ -532,7 +640,9 @@ def serve(
     ``"haproxy:tcp:8080"``) or a server endpoint object. ``pool`` (a
     ``gevent.pool.Pool``) caps concurrent connections. Other options go to
     :class:`WSGIServer`: ``environ`` (added to every request's environment),
-    ``log``, ``error_log``, ``handler_class``, and the HTTP limits
+    ``log``, ``error_log``, ``handler_class``, ``access_log_format`` (gunicorn's
+    format codes), ``forwarded_allow_ips`` (whose ``X-Forwarded-*`` to believe),
+    and the HTTP limits
     ``header_timeout``, ``keepalive_timeout`` (seconds, default none),
     ``max_request_line`` (8192 bytes, else 414), ``max_header_size`` (8190 bytes a
     line) and ``max_header_count`` (100; else 431).
@@ -547,13 +657,16 @@ def serve(
     Raises:
         DescriptionError: a bad description.
         ListenError: the endpoint could not bind.
+        ValueError: a bad ``access_log_format`` or ``forwarded_allow_ips``.
     """
     endpoint = description_or_endpoint
     if isinstance(endpoint, str | bytes):
         endpoint = server_from_string(endpoint)
     limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
     server = WSGIServer(application, **options)
-    return WSGIPort.start(endpoint.bind(), server, pool=pool, limits=limits)
+    port = WSGIPort.start(endpoint.bind(), server, pool=pool, limits=limits)
+    port.endpoint = endpoint
+    return port
 
 
 def load_application(spec: str) -> Callable[..., Any]:

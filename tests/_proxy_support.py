@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import socket
 import time
@@ -20,6 +21,12 @@ import pytest
 from gevent import subprocess as gsubprocess
 
 LOOPBACK = "127.0.0.1"
+
+
+# The account .ci/install-programs makes for dante's username/password tests: a system
+# account with no shell and no home, whose password is no secret.
+DANTE_USER = "greenpoint-socks"
+DANTE_PASSWORD = "gp-socks-test"
 
 
 def find_program(name: str, *fallbacks: str) -> str:
@@ -89,9 +96,22 @@ def microsocks(tmp_path: Path, user: str | None = None, password: str | None = N
 
 
 @contextlib.contextmanager
-def dante(tmp_path: Path):
-    """dante's danted (SOCKS5 and SOCKS4), no authentication, loopback only."""
+def dante(tmp_path: Path, username_auth: bool = False):
+    """dante's danted (SOCKS5 and SOCKS4), loopback only; no authentication, or with
+    ``username_auth`` SOCKS5 username/password checked against the system's accounts
+    (the only way dante checks them: see ``DANTE_USER``)."""
     program = find_program("danted", "/usr/sbin/danted")
+    if username_auth:
+        try:
+            pwd.getpwnam(DANTE_USER)
+        except KeyError:
+            pytest.skip(
+                f"dante checks SOCKS5 passwords against system accounts and there is no "
+                f"{DANTE_USER!r} account ({DANTE_USER}:{DANTE_PASSWORD}); "
+                ".ci/install-programs creates it when run as root"
+            )
+        if os.getuid() != 0:
+            pytest.skip("dante reads /etc/shadow to check SOCKS5 passwords: needs root")
     port = free_port()
     log = tmp_path / "danted.log"
     lines = [
@@ -99,7 +119,7 @@ def dante(tmp_path: Path):
         f"internal: {LOOPBACK} port = {port}",
         f"external: {LOOPBACK}",
         "clientmethod: none",
-        "socksmethod: none",
+        f"socksmethod: {'username' if username_auth else 'none'}",
     ]
     if os.getuid() == 0:
         # danted refuses to run as root without knowing whom to switch to.

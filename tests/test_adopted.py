@@ -215,7 +215,9 @@ def test_printed_descriptions():
         ("systemd:domain=INET:index=first", "index", ["whole number"]),
         ("systemd:domain=INET:index=0:idx=1", "idx", ["did you mean 'index'"]),
         ("systemd:domain=AF_INET:index=0", "domain", ["INET, INET6, UNIX"]),
-        ("systemd:0", None, ["too many positional"]),
+        # Positional as in Twisted (domain, index, name): "0" is read as the domain.
+        ("systemd:0", "domain", ["expected one of INET, INET6, UNIX"]),
+        ("systemd:INET:0:web:x", None, ["too many positional"]),
     ],
 )
 def test_bad_descriptions(description, parameter, words):

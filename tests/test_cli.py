@@ -129,9 +129,11 @@ def test_check_explains_good_and_fails_on_bad():
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == [
         "greenpoint check: tcp:80:timout=3: as a client: 'timout' is not a parameter of tcp: "
-        "did you mean 'timeout'? (parameters: host, port, timeout, bindAddress, bindPort, attemptDelay, order); "
-        "as a server: 'timout' is not a parameter of tcp "
-        "(parameters: port, backlog, interface, reusePort, nodelay, ipv6only)"
+        "did you mean 'timeout'? (parameters: host, port, timeout, bindAddress, bindPort, attemptDelay, or"
+        "der, nodelay, keepAlive, keepAliveIdle, keepAliveInterval, keepAliveCount, userTimeout, bindToDevice); "
+        "as a server: 'timout' is not a parameter of tcp: did you mean 'userTimeout'? "
+        "(parameters: port, interface, backlog, reusePort, nodelay, keepAlive, kee"
+        "pAliveIdle, keepAliveInterval, keepAliveCount, userTimeout, bindToDevice, ipv6only)"
     ]
     out = result.stdout.decode()
     lines = [line.split() for line in out.splitlines()]
@@ -148,8 +150,9 @@ def test_check_one_side(cli):
     status, out, err = cli("check", "--server", "tcp:80", "tcp:80:timout=3")
     assert status == 1
     assert err.strip() == (
-        "greenpoint check: tcp:80:timout=3: 'timout' is not a parameter of tcp "
-        "(parameters: port, backlog, interface, reusePort, nodelay, ipv6only)"
+        "greenpoint check: tcp:80:timout=3: 'timout' is not a parameter of tcp: "
+        "did you mean 'userTimeout'? (parameters: port, interface, backlog, reusePort, nodelay, keepAlive, kee"
+        "pAliveIdle, keepAliveInterval, keepAliveCount, userTimeout, bindToDevice, ipv6only)"
     )
     assert "TCP4ServerEndpoint" in out
     assert "client:" not in out

@@ -10,11 +10,14 @@ import shutil
 import signal
 import socket
 import sys
+import time
 
 import pytest
 
 import greenpoint
+from greenpoint import tls
 from tests._cli_helpers import EXAMPLES, Child, child_env, run
+from tests._tls_support import make_certs
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -197,3 +200,46 @@ def test_http_through_proxy_via_microsocks(tmp_path):
         port.stop_listening(timeout=1)
     assert refused.returncode == 1
     assert b"refused CONNECT to 127.0.0.1:1: connection refused (reply 5)" in refused.stderr
+
+
+def read_until_closed(stream) -> list[bytes]:
+    lines = []
+    while True:
+        try:
+            lines.append(read_line(stream))
+        except AssertionError:  # closed: nothing more
+            return lines
+
+
+@pytest.mark.parametrize("script", ["greenpoint_chat.py", "twisted_chat.py"])
+def test_ported_chat_behaves_as_the_twisted_original(tmp_path, script):
+    """docs/porting.md's worked example: the port and the original, one conversation."""
+    certs = make_certs(tmp_path)
+    command = example(f"porting/{script}", "tcp:0:interface=127.0.0.1", "--idle", "1.5")
+    with Child([*command, "--tls", certs.server_pem], merge=True) as child:
+        port = int(child.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        endpoint = greenpoint.client_from_string(f"tcp:127.0.0.1:{port}")
+        raw = endpoint.open(timeout=5)
+        assert read_line(raw) == b"welcome! send STARTTLS to encrypt, or your name\n"
+        raw.sendall(b"STARTTLS\r\n")
+        assert read_line(raw) == b"go ahead\n"
+        options = tls.options_for_client_tls("localhost", trust_root=certs.ca_file)
+        with tls.wrap_client_stream(raw, options, timeout=10) as alice:
+            alice.sendall(b"alice\n")
+            assert read_line(alice) == b"hi alice, 0 others here\n"
+            with endpoint.open(timeout=5) as bob:
+                assert read_line(bob).startswith(b"welcome!")
+                bob.sendall(b"bob\n")
+                assert read_line(bob) == b"hi bob, 1 others here\n"
+                assert read_line(alice) == b"* bob joined\n"
+                bob.sendall(b"hello over clear text\n")
+                assert read_line(alice) == b"bob: hello over clear text\n"
+                alice.sendall(b"hello over TLS\n")
+                assert read_line(bob) == b"alice: hello over TLS\n"
+                # Both fall silent: TimeoutMixin drops each after 1.5 s idle.
+                quiet_since = time.monotonic()
+                assert b"idle too long, bye\n" in read_until_closed(bob)
+                assert b"idle too long, bye\n" in read_until_closed(alice)
+                assert 1.0 <= time.monotonic() - quiet_since < 10
+        status, _, _ = child.stop(signal.SIGINT)
+    assert status == 0

@@ -28,6 +28,12 @@ def test_explain_lists_every_key_with_value_default_and_whether_given():
         "interface": ("127.0.0.1", '""', True),
         "reusePort": ("0", "0", False),
         "nodelay": ("1", "1", False),
+        "keepAlive": ("none", "none", False),
+        "keepAliveIdle": ("none", "none", False),
+        "keepAliveInterval": ("none", "none", False),
+        "keepAliveCount": ("none", "none", False),
+        "userTimeout": ("none", "none", False),
+        "bindToDevice": ("none", "none", False),
         "ipv6only": ("0", "0", False),
     }
 
@@ -92,7 +98,7 @@ def test_prefix_table_has_every_builtin_prefix_and_its_defaults():
     server_rows = table.split("| Server description")[1]
     for form in ("`tcp:PORT`", "`fd:FILENO:domain=DOMAIN`", "`stdio`", "`tls:PATH[:PORT]`"):
         assert form in server_rows
-    assert "| `unix:ADDRESS` | `backlog=50`, `mode=666`, `lockfile=0` |" in server_rows
+    assert "| `unix:ADDRESS` | `mode=666`, `backlog=50`, `lockfile=0` |" in server_rows
     assert "`haproxy:[KEY=VALUE:]...SERVER` | `timeout=5`" in server_rows
 
 

@@ -124,6 +124,20 @@ def test_bind_positionals_may_be_given_by_name_and_targets_rename():
     assert bound == {"host": "h", "port": 80, "timeout": 30.0, "bind_address": "::1"}
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (["80"], {"host": "example.com"}),  # Twisted's clientFromString docstring
+        (["example.com"], {"port": "80"}),
+        ([], {"host": "example.com", "port": "80"}),
+        (["example.com", "80"], {}),
+    ],
+)
+def test_bind_positionals_fill_the_parameters_not_named(args, kwargs):
+    bound = bind("tcp", args, kwargs, TCP)
+    assert (bound["host"], bound["port"]) == ("example.com", 80)
+
+
 def test_bind_fractional_timeout():
     assert bind("tcp", ["h", "1"], {"timeout": "2.5"}, TCP)["timeout"] == 2.5
 
@@ -137,7 +151,12 @@ def test_bind_fractional_timeout():
         (["h", "-1"], {}, "port", "tcp: bad port='-1': must be at least 0"),
         (["h", "http"], {}, "port", "tcp: bad port='http': expected a whole number"),
         (["h", "1"], {"timeout": "soon"}, "timeout", "tcp: bad timeout='soon'"),
-        (["h", "1"], {"port": "2"}, "port", "tcp: 'port' given both by position and as port="),
+        (
+            ["h", "1"],
+            {"port": "2"},
+            "port",
+            "tcp: too many positional values ['1'] (expected: host, as port= was given by keyword)",
+        ),
         (
             ["h", "1"],
             {"prot": "2"},

@@ -400,7 +400,7 @@ def test_v2_without_addresses_is_local():
 
 def test_mixed_families_are_sent_as_ipv4_mapped_ipv6():
     raw = encode_proxy_header(SRC4, DST6, version=1)
-    assert raw == b"PROXY TCP6 ::ffff:c000:20a 2001:db8::1 56324 8443\r\n"
+    assert raw == b"PROXY TCP6 ::ffff:192.0.2.10 2001:db8::1 56324 8443\r\n"  # RFC 5952 §5
     header, _ = parse_header(raw)
     assert (header.source, header.destination) == (SRC4, DST6)
 

@@ -1,9 +1,9 @@
 """The proxy endpoints against real proxies no one here wrote, on loopback:
-microsocks (SOCKS5, with and without a password), dante (SOCKS5, SOCKS4) and
-tinyproxy (HTTP CONNECT, with and without Basic authentication).
+microsocks (SOCKS5, with and without a password), dante (SOCKS5 with and without a
+password, SOCKS4) and tinyproxy (HTTP CONNECT, with and without Basic authentication).
 
-dante authenticates SOCKS5 users against the system's accounts only, so the
-password tests use microsocks; dante does not do SOCKS4a's "name instead of
+dante authenticates SOCKS5 users against the system's accounts only: its password
+tests use the account .ci/install-programs makes (and skip, saying so, without it); dante does not do SOCKS4a's "name instead of
 address" (it connects to 0.0.0.1), so names over SOCKS4 are tested with
 ``resolve=local`` here and with a scripted proxy in test_proxy_endpoints.py.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket as stdsocket
 
 import pytest
-from _proxy_support import dante, free_port, microsocks, tinyproxy
+from _proxy_support import DANTE_PASSWORD, DANTE_USER, dante, free_port, microsocks, tinyproxy
 from _tls_support import echo
 
 from greenpoint import client_from_string, server_from_string
@@ -144,6 +144,28 @@ def test_tls_over_microsocks_is_verified(tmp_path, tls_echo):
 def test_dante_socks5(tmp_path, echo_port):
     with dante(tmp_path) as proxy:
         round_trip(f"socks5:{LOOPBACK}:{echo_port}:proxy=[tcp:{LOOPBACK}:{proxy}]")
+
+
+def test_dante_socks5_with_username_and_password(tmp_path, echo_port):
+    with dante(tmp_path, username_auth=True) as proxy:
+        round_trip(
+            f"socks5:{LOOPBACK}:{echo_port}:proxy=[tcp:{LOOPBACK}:{proxy}]"
+            f":user={DANTE_USER}:password={DANTE_PASSWORD}"
+        )
+
+
+def test_dante_socks5_wrong_password_and_no_credentials(tmp_path, echo_port):
+    base = f"socks5:{LOOPBACK}:{echo_port}:proxy=[tcp:{LOOPBACK}:{{proxy}}]"
+    with dante(tmp_path, username_auth=True) as proxy:
+        wrong = client_from_string(
+            base.format(proxy=proxy) + f":user={DANTE_USER}:password=wrong pony"
+        )
+        with pytest.raises(ProxyError) as caught:
+            wrong.open(timeout=10)
+        with pytest.raises(ProxyError, match="requires authentication"):
+            client_from_string(base.format(proxy=proxy)).open(timeout=10)
+    message = str(caught.value)
+    assert "user or password refused" in message and "wrong pony" not in message
 
 
 def test_dante_socks5_refused_target(tmp_path):

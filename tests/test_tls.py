@@ -623,5 +623,5 @@ def test_missing_dh_parameters_and_encrypted_keys_are_named(certs, tmp_path):
     encrypted.write_bytes(
         b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
     )
-    with pytest.raises(ValueError, match="encrypted private keys are not supported"):
+    with pytest.raises(ValueError, match="is encrypted: give its passphrase with passphraseFile"):
         options_for_server_tls(certs.server_pem, private_key=str(encrypted))

@@ -5,7 +5,8 @@ one does no I/O. A client endpoint implements ``open(timeout)``; ``connect(facto
 comes from here and runs the protocol layer over the opened stream. A server endpoint
 implements ``bind()``; ``serve(handler)`` and ``listen(factory)`` come from here.
 
-Listener protocol (what ``bind()`` returns and the serve loop relies on):
+Listener protocol (what ``bind()`` returns and the serve loop relies on; typed as
+``greenpoint.Listener`` and ``greenpoint.PreparingListener``):
 
 * ``accept() -> (stream, address)`` — a ready stream (TLS handshake done, PROXY header
   read); ``close()``, ``fileno()``, ``getsockname()``. A gevent socket qualifies (its
@@ -21,9 +22,13 @@ Listener protocol (what ``bind()`` returns and the serve loop relies on):
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._description import format_description
+
+if TYPE_CHECKING:
+    from greenpoint._contracts import Listener, Stream
+    from greenpoint._serve import ListeningPort
 
 __all__ = ["ClientEndpoint", "ServerEndpoint"]
 
@@ -43,7 +48,7 @@ class _Describable:
 class ClientEndpoint(_Describable):
     """Base of every client endpoint."""
 
-    def open(self, timeout: float | None = None) -> Any:
+    def open(self, timeout: float | None = None) -> Stream:
         """Connect and return a connected stream; blocks only the calling greenlet.
 
         ``timeout`` (seconds) overrides the endpoint's own for this call and covers
@@ -64,7 +69,7 @@ class ClientEndpoint(_Describable):
 class ServerEndpoint(_Describable):
     """Base of every server endpoint."""
 
-    def bind(self) -> Any:
+    def bind(self) -> Listener:
         """Bind and listen; return a listener (see the module docstring)."""
         raise NotImplementedError
 
@@ -76,7 +81,7 @@ class ServerEndpoint(_Describable):
         max_connections: int | None = None,
         max_per_peer: int | None = None,
         idle_timeout: float | None = None,
-    ) -> Any:
+    ) -> ListeningPort:
         """Bind and run ``handler(stream, address)`` in a greenlet per connection.
 
         Returns the already-bound :class:`~greenpoint.ListeningPort`. ``pool`` (a
@@ -99,7 +104,9 @@ class ServerEndpoint(_Describable):
                 f"handler must be callable as handler(stream, address), not {handler!r}"
             )
         limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
-        return ListeningPort.start(self.bind(), handler, pool=pool, limits=limits)
+        port = ListeningPort.start(self.bind(), handler, pool=pool, limits=limits)
+        port.endpoint = self
+        return port
 
     def listen(
         self,
@@ -108,7 +115,7 @@ class ServerEndpoint(_Describable):
         max_connections: int | None = None,
         max_per_peer: int | None = None,
         idle_timeout: float | None = None,
-    ) -> Any:
+    ) -> ListeningPort:
         """Bind and give each connection a protocol from ``factory``.
 
         Returns the already-bound :class:`~greenpoint.ListeningPort`. The limits are
@@ -119,4 +126,5 @@ class ServerEndpoint(_Describable):
         from greenpoint._limits import ConnectionLimits
 
         limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
-        return listen_factory(self, factory, limits=limits)
+        port: ListeningPort = listen_factory(self, factory, limits=limits)
+        return port

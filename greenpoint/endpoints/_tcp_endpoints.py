@@ -26,7 +26,17 @@ from gevent import socket as gsocket
 
 from greenpoint._address import IPv4Address, IPv6Address
 from greenpoint._happy_eyeballs import open_tcp_connection
+from greenpoint._hostnames import encode_hostname
 from greenpoint._socket import connect_address, set_nodelay
+from greenpoint._sockopts import (
+    SocketOptionsHook,
+    TCPOptionError,
+    TCPOptions,
+    check_socket_fields,
+    configured_connect,
+    description_keys,
+    socket_configurer,
+)
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.errors import ConnectError, ListenError
 
@@ -114,6 +124,14 @@ def _check_literal(field: str, value: str, family: int, owner: str) -> None:
         )
 
 
+def _check_name(host: str) -> None:
+    """Refuse, now, a host name that cannot be a DNS name (IDNA included)."""
+    try:
+        encode_hostname(host)
+    except ValueError as exc:
+        raise FieldError("host", str(exc)) from None
+
+
 def _normalise_bind(value: Any, family: int, owner: str) -> tuple[str, int] | None:
     """``None``, a host, or ``(host, port)`` -> ``None`` or ``(host, port)``.
 
@@ -141,6 +159,15 @@ def _format_seconds(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
+def _check_socket_fields(endpoint: Any) -> None:
+    """Check ``nodelay``, ``tcp_options`` and the ``socket_options`` hook of ``endpoint``."""
+    try:
+        hook = check_socket_fields(endpoint.nodelay, endpoint.tcp_options, endpoint.socket_options)
+    except TCPOptionError as exc:
+        raise FieldError(exc.key, str(exc)) from None
+    object.__setattr__(endpoint, "socket_options", hook)
+
+
 # -- connecting ------------------------------------------------------------------
 
 
@@ -151,6 +178,12 @@ class _TCPClientEndpoint(ClientEndpoint):
     ``resolver`` (keyword only; ``getaddrinfo``'s signature, called with ``family=``)
     resolves host names; ``None`` means gevent's resolver. It is a testing and
     embedding seam: not part of equality, ``repr`` or the description.
+
+    ``nodelay`` (default on) sets ``TCP_NODELAY``; ``tcp_options`` (a
+    :class:`~greenpoint.TCPOptions`: keep-alive, user timeout, device) is set before
+    connecting; ``socket_options``, the escape hatch for any other option, is
+    ``(level, option, value)`` triples or a ``callable(sock)`` run after them, and like
+    ``resolver`` is not part of equality or the description.
     """
 
     host: str
@@ -160,17 +193,25 @@ class _TCPClientEndpoint(ClientEndpoint):
     resolver: Callable[..., Any] | None = dataclasses.field(
         default=None, compare=False, repr=False, kw_only=True
     )
+    nodelay: bool = dataclasses.field(default=True, kw_only=True)
+    tcp_options: TCPOptions = dataclasses.field(default_factory=TCPOptions, kw_only=True)
+    socket_options: SocketOptionsHook = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
 
     family: ClassVar[int] = AF_INET
     _host_is_literal: ClassVar[bool] = False  # per instance, set by __post_init__
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        _check_socket_fields(self)
         if not isinstance(self.host, str) or not self.host:
             raise FieldError("host", f"host must be a non-empty str, not {self.host!r}")
         found = literal_family(self.host)
         if found is not None:
             _check_literal("host", self.host, self.family, owner)
+        else:
+            _check_name(self.host)
         # Known once: open() then skips parsing the host (~6 µs) on every connect.
         object.__setattr__(self, "_host_is_literal", found is not None)
         _check_port(self.port, 1)
@@ -203,8 +244,16 @@ class _TCPClientEndpoint(ClientEndpoint):
             sockaddr = _sockaddr(family, self.host, self.port) if literal else None
         except OSError as exc:  # a zone naming no interface
             raise ConnectError(f"cannot connect to {self.host}: {exc}", address=self.host) from exc
+        configure = socket_configurer(self.tcp_options, self.socket_options)
         if sockaddr is not None:
-            return connect_address(family, sockaddr, timeout=limit, bind_address=bind)
+            return connect_address(
+                family,
+                sockaddr,
+                timeout=limit,
+                bind_address=bind,
+                nodelay=self.nodelay,
+                configure=configure,
+            )
         sock, _info = open_tcp_connection(
             self.host,
             self.port,
@@ -212,6 +261,7 @@ class _TCPClientEndpoint(ClientEndpoint):
             timeout=limit,
             bind_address=self._bind_for_racer(),
             resolver=self.resolver,
+            connect=configured_connect(self.nodelay, configure),
         )
         return sock
 
@@ -232,6 +282,7 @@ class _TCPClientEndpoint(ClientEndpoint):
             kwargs["bindAddress"] = bind_host
             if bind_port:
                 kwargs["bindPort"] = bind_port
+        kwargs.update(description_keys(self.tcp_options, self.nodelay))
         return (self.prefix, (self.host, self.port), kwargs)
 
 
@@ -269,8 +320,13 @@ def _listen(
     reuse_port: bool,
     ipv6only: bool | None,
     nodelay: bool = True,
+    configure: Callable[[Any], None] | None = None,
 ) -> Any:
-    """Bind and listen a gevent TCP socket; closed again on any failure."""
+    """Bind and listen a gevent TCP socket; closed again on any failure.
+
+    ``configure`` sets socket options on the listener before it binds; accepted
+    connections inherit them (see ``greenpoint._sockopts``).
+    """
     shown = (IPv4Address if family == AF_INET else IPv6Address)(
         _sockaddr(family, interface.partition("%")[0], port_number)[0], port_number
     )
@@ -289,6 +345,8 @@ def _listen(
             # Accepted sockets inherit TCP_NODELAY from the listener (Linux, the
             # BSDs), so no connection pays a setsockopt for it.
             set_nodelay(sock)
+        if configure is not None:
+            configure(sock)
         sock.bind(_sockaddr(family, interface, port_number))
         sock.listen(backlog)
     except OSError as exc:
@@ -325,6 +383,7 @@ class _TCPServerEndpoint(ServerEndpoint):
         _check_port(self.port, 0)
         _check_backlog(self.backlog)
         _check_literal("interface", self.interface, self.family, type(self).__name__)
+        _check_socket_fields(self)
 
     def _ipv6only(self) -> bool | None:
         return None  # IPV6_V6ONLY is left alone
@@ -343,6 +402,7 @@ class _TCPServerEndpoint(ServerEndpoint):
             self.reuse_port,
             self._ipv6only(),
             self.nodelay,
+            socket_configurer(self.tcp_options, self.socket_options),
         )
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
@@ -355,8 +415,7 @@ class _TCPServerEndpoint(ServerEndpoint):
             kwargs["ipv6only"] = 1
         if self.reuse_port:
             kwargs["reusePort"] = 1
-        if not self.nodelay:
-            kwargs["nodelay"] = 0
+        kwargs.update(description_keys(self.tcp_options, self.nodelay))
         return (self.prefix, (self.port,), kwargs)
 
 
@@ -367,6 +426,8 @@ class TCP4ServerEndpoint(_TCPServerEndpoint):
     ``interface`` ``""`` means every IPv4 address (Twisted's default). ``reuse_port``
     sets ``SO_REUSEPORT`` so that several processes can listen on the same port.
     ``nodelay`` (default on) sets ``TCP_NODELAY`` on every accepted connection.
+    ``tcp_options`` and the ``socket_options`` hook (as on the client endpoints) are
+    set on the listener before it binds; Linux gives accepted connections the same.
     """
 
     port: int
@@ -374,6 +435,10 @@ class TCP4ServerEndpoint(_TCPServerEndpoint):
     interface: str = ""
     reuse_port: bool = False
     nodelay: bool = True
+    tcp_options: TCPOptions = dataclasses.field(default_factory=TCPOptions, kw_only=True)
+    socket_options: SocketOptionsHook = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
 
     family: ClassVar[int] = AF_INET
     any_interface: ClassVar[str] = ""
@@ -397,6 +462,10 @@ class TCP6ServerEndpoint(_TCPServerEndpoint):
     ipv6only: bool = False
     reuse_port: bool = False
     nodelay: bool = True
+    tcp_options: TCPOptions = dataclasses.field(default_factory=TCPOptions, kw_only=True)
+    socket_options: SocketOptionsHook = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
 
     family: ClassVar[int] = AF_INET6
     any_interface: ClassVar[str] = "::"

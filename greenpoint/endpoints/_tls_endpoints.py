@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._description import Bracketed
+from greenpoint._sockopts import SocketOptionsHook, TCPOptions, description_keys
 from greenpoint._tls_listener import TLSListener
 from greenpoint._tls_settings import (
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -67,6 +68,8 @@ def _open_then_handshake(
         raise ConnectTimeoutError(
             f"timed out connecting to {address} before the TLS handshake", address=address
         )
+    if getattr(inner, "nodelay", True) is False:  # nodelay=0: keep Nagle on
+        return options.handshake(raw, remaining, address=address, nodelay=False)
     return options.handshake(raw, remaining, address=address)
 
 
@@ -97,12 +100,15 @@ def bind_tuple(bind_address: Any) -> Any:
     return bind_address
 
 
-def tcp_server_endpoint(port: int, backlog: int, interface: str) -> Any:
-    """The TCP server endpoint under TLS: IPv6 for an IPv6 interface, else IPv4."""
+def tcp_server_endpoint(port: int, backlog: int, interface: str, **sockets: Any) -> Any:
+    """The TCP server endpoint under TLS: IPv6 for an IPv6 interface, else IPv4.
+
+    ``sockets`` are the TCP endpoint's ``nodelay``, ``tcp_options``, ``socket_options``.
+    """
     from greenpoint.endpoints._tcp_endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
     family = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
-    return family(port, backlog=backlog, interface=interface)
+    return family(port, backlog=backlog, interface=interface, **sockets)
 
 
 def _pem_text(value: Any) -> str | None:
@@ -128,6 +134,25 @@ def _client_option_keys(
         keys["minimumVersion"] = options.minimum_version
     if not options.verify:
         keys["verify"] = "no"
+    keys.update(_shared_option_keys(options))
+    if options.passphrase_file is not None:
+        keys["passphraseFile"] = options.passphrase_file
+    if options.passphrase_env is not None:
+        keys["passphraseEnv"] = options.passphrase_env
+    if options.pins:
+        keys["pin"] = ",".join(options.pins)
+    return keys
+
+
+def _shared_option_keys(options: Any) -> dict[str, Any]:
+    """Keys for the settings clients and servers share: version range, ciphers."""
+    keys: dict[str, Any] = {}
+    if options.maximum_version is not None:
+        keys["maximumVersion"] = options.maximum_version
+    if options.ciphers is not None:
+        keys["ciphers"] = options.ciphers
+    if options.groups:
+        keys["groups"] = ",".join(options.groups)
     return keys
 
 
@@ -149,6 +174,11 @@ class SSL4ClientEndpoint(ClientEndpoint):
     tls_options: Any
     timeout: float | None = DEFAULT_TIMEOUT
     bind_address: Any = None
+    nodelay: bool = dataclasses.field(default=True, kw_only=True)
+    tcp_options: TCPOptions = dataclasses.field(default_factory=TCPOptions, kw_only=True)
+    socket_options: SocketOptionsHook = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
     prefix: ClassVar[str] = "ssl"
 
     def __post_init__(self) -> None:
@@ -160,7 +190,14 @@ class SSL4ClientEndpoint(ClientEndpoint):
         from greenpoint.endpoints._tcp_endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 
         family = TCP6ClientEndpoint if ":" in self.host else TCP4ClientEndpoint
-        return family(self.host, self.port, bind_address=self.bind_address)
+        return family(
+            self.host,
+            self.port,
+            bind_address=self.bind_address,
+            nodelay=self.nodelay,
+            tcp_options=self.tcp_options,
+            socket_options=self.socket_options,
+        )
 
     def open(self, timeout: float | None = None) -> TLSStream:
         """Connect, handshake and verify; blocks only the calling greenlet.
@@ -186,6 +223,7 @@ class SSL4ClientEndpoint(ClientEndpoint):
         if options.hostname != self.host:
             keys["hostname"] = options.hostname
         keys.update(_client_option_keys(options, trust_key="caCertsDir", cert_key="certKey"))
+        keys.update(description_keys(self.tcp_options, self.nodelay))
         return "ssl", (self.host, self.port), keys
 
 
@@ -233,6 +271,7 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
             bind = _bind_text(inner.bind_address)
             if bind is not None:
                 head["bindAddress"] = bind
+            head.update(description_keys(inner.tcp_options, inner.nodelay))
             return "tls", (inner.host, inner.port), {**head, **keys}
         head = {"endpoint": Bracketed(str(inner))}
         if self.timeout is not None:
@@ -247,6 +286,7 @@ def _is_plain_hostname_endpoint(endpoint: Any) -> bool:
     if not (
         type(endpoint) is HostnameEndpoint
         and getattr(endpoint, "resolver", None) is None
+        and getattr(endpoint, "socket_options", None) is None
         and getattr(endpoint, "attempt_delay", 0.25) == 0.25
     ):
         return False
@@ -296,6 +336,11 @@ class SSL4ServerEndpoint(ServerEndpoint):
     backlog: int = DEFAULT_BACKLOG
     interface: str = ""
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
+    nodelay: bool = dataclasses.field(default=True, kw_only=True)
+    tcp_options: TCPOptions = dataclasses.field(default_factory=TCPOptions, kw_only=True)
+    socket_options: SocketOptionsHook = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
     prefix: ClassVar[str] = "ssl"
 
     def __post_init__(self) -> None:
@@ -304,8 +349,15 @@ class SSL4ServerEndpoint(ServerEndpoint):
     def bind(self) -> TLSListener:
         """Read the certificates, bind and listen; returns a TLS listener."""
         options = _loaded(self.tls_options, f"ssl:{self.port}")
-        inner = tcp_server_endpoint(self.port, self.backlog, self.interface).bind()
-        return TLSListener(inner, options, self.handshake_timeout)
+        inner = tcp_server_endpoint(
+            self.port,
+            self.backlog,
+            self.interface,
+            nodelay=self.nodelay,
+            tcp_options=self.tcp_options,
+            socket_options=self.socket_options,
+        ).bind()
+        return TLSListener(inner, options, self.handshake_timeout, self.nodelay)
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         options = self.tls_options
@@ -324,6 +376,7 @@ class SSL4ServerEndpoint(ServerEndpoint):
             if _pem_text(options.extra_chain):
                 keys["extraCertChain"] = options.extra_chain
         keys.update(_server_option_keys(options, self.handshake_timeout))
+        keys.update(description_keys(self.tcp_options, self.nodelay))
         return "ssl", (self.port,), keys
 
 
@@ -342,7 +395,8 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
     def bind(self) -> TLSListener:
         """Read the certificates, bind the inner endpoint; returns a TLS listener."""
         options = _loaded(self.tls_options, str(self))
-        return TLSListener(self.endpoint.bind(), options, self.handshake_timeout)
+        nodelay = getattr(self.endpoint, "nodelay", True) is not False
+        return TLSListener(self.endpoint.bind(), options, self.handshake_timeout, nodelay)
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         options = self.tls_options
@@ -359,6 +413,7 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
         if inner.interface != "::":
             keys["interface"] = inner.interface
         keys.update(_server_option_keys(options, self.handshake_timeout))
+        keys.update(description_keys(inner.tcp_options, inner.nodelay))
         return "tls", (options.directory,), keys
 
     def __str__(self) -> str:
@@ -372,6 +427,8 @@ def _is_tcp_server(endpoint: Any) -> bool:
     """A TCP server endpoint that a ``tls:`` description can say."""
     from greenpoint.endpoints._tcp_endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
+    if getattr(endpoint, "socket_options", None) is not None:
+        return False
     if type(endpoint) is TCP6ServerEndpoint:
         return not endpoint.ipv6only and not endpoint.reuse_port
     if type(endpoint) is TCP4ServerEndpoint:
@@ -397,6 +454,10 @@ def _server_option_keys(options: Any, handshake_timeout: float | None) -> dict[s
         keys["minimumVersion"] = options.minimum_version
     if options.reload_interval != DEFAULT_RELOAD_INTERVAL:
         keys["reloadInterval"] = 0 if options.reload_interval is None else options.reload_interval
+    keys.update(_shared_option_keys(options))
+    for field, key in (("passphrase_file", "passphraseFile"), ("passphrase_env", "passphraseEnv")):
+        if getattr(options, field, None) is not None:
+            keys[key] = getattr(options, field)
     return keys
 
 

@@ -16,16 +16,19 @@ never at import or parse time, and it is never modified (see :mod:`greenpoint._s
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import socket as _stdsocket
 from typing import Any
 
 from gevent import socket as gsocket
 
+from greenpoint._description import Bracketed
+from greenpoint._one_connection import OneConnectionListener
 from greenpoint._params import Param, choice, integer, text
-from greenpoint._registry import EndpointParser
+from greenpoint._registry import EndpointParser, server_from_string
 from greenpoint._socket import set_nodelay
-from greenpoint._systemd import listen_fds
+from greenpoint._systemd import ListenFDs, listen_fds
 from greenpoint.endpoints._base import ServerEndpoint
 from greenpoint.errors import AlreadyListenedError, DescriptionError, ListenError
 
@@ -35,6 +38,8 @@ __all__ = [
     "AdoptedStreamServerEndpoint",
     "SystemdServerEndpoint",
 ]
+
+logger = logging.getLogger("greenpoint")
 
 # Description ``domain=`` values and their address families (systemd's spelling).
 DOMAINS = {
@@ -65,8 +70,12 @@ def _domain_of(family: int) -> str:
     return _family_name(family).removeprefix("AF_")
 
 
-def _check_listening_stream(fileno: int, family: int) -> None:
-    """Raise :class:`ListenError` unless ``fileno`` is a listening stream socket of ``family``."""
+def _probe_stream(fileno: int, family: int) -> bool:
+    """Check that ``fileno`` is a stream socket of ``family``; return whether it listens.
+
+    Raises:
+        ListenError: it is not an open stream socket of ``family``.
+    """
     where = f"fd {fileno}"
     # socket(fileno=...) asks the kernel for the family and type; detach() afterwards
     # hands the descriptor back untouched, whatever happens.
@@ -92,11 +101,34 @@ def _check_listening_stream(fileno: int, family: int) -> None:
             f"cannot adopt {where}: expected a stream socket (SOCK_STREAM), "
             f"but it is {_type_name(actual_type)}"
         )
-    if not accepting:
+    return bool(accepting)
+
+
+def _check_listening_stream(fileno: int, family: int) -> None:
+    """Raise :class:`ListenError` unless ``fileno`` is a listening stream socket of ``family``."""
+    if not _probe_stream(fileno, family):
         raise ListenError(
-            f"cannot adopt {where}: the {_family_name(family)} stream socket is not "
+            f"cannot adopt fd {fileno}: the {_family_name(family)} stream socket is not "
             "listening (call listen() on it before handing it over)"
         )
+
+
+def _adopt_connected(fileno: int, family: int) -> OneConnectionListener:
+    """A connected socket (systemd ``Accept=yes``) as a one-connection listener."""
+    probe = _stdsocket.socket(fileno=fileno)
+    try:
+        probe.getpeername()
+    except OSError as exc:
+        raise ListenError(
+            f"cannot adopt fd {fileno}: the {_family_name(family)} stream socket is "
+            "neither listening nor connected"
+        ) from exc
+    finally:
+        probe.detach()
+    os.set_inheritable(fileno, False)
+    sock = gsocket.socket(family, _stdsocket.SOCK_STREAM, fileno=fileno)
+    set_nodelay(sock)
+    return OneConnectionListener(sock)
 
 
 @dataclasses.dataclass(eq=True)
@@ -155,12 +187,21 @@ class SystemdServerEndpoint(ServerEndpoint):
     ``domain`` is ``"INET"``, ``"INET6"`` or ``"UNIX"``. Exactly one of ``index``
     (0 is fd 3) and ``name`` (``FileDescriptorName=``, ``--fdname=``) is given. The
     environment is read by ``bind()``.
+
+    ``fallback`` (a server endpoint) is bound instead when this process was not
+    socket-activated at all (``LISTEN_PID`` unset or another process's), so that
+    one unit file and one command line also work in development. A socket that
+    was passed connected (``Accept=yes``) is served as one connection.
     """
 
     domain: str
     index: int | None = None
     name: str | None = None
+    fallback: ServerEndpoint | None = None
     prefix = "systemd"
+    # Whether the last bind() used the fallback (so that a port's client
+    # description knows it is, say, TLS).
+    used_fallback: bool = dataclasses.field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         folded = str(self.domain).strip().upper()
@@ -190,8 +231,7 @@ class SystemdServerEndpoint(ServerEndpoint):
     def address_family(self) -> int:
         return DOMAINS[self.domain]
 
-    def _select_fd(self) -> int:
-        passed = listen_fds(os.environ, os.getpid())
+    def _select_fd(self, passed: ListenFDs) -> int:
         if self.index is not None:
             fd = passed.fd_at(self.index)
             wanted = f"index {self.index}"
@@ -210,13 +250,22 @@ class SystemdServerEndpoint(ServerEndpoint):
                 it is not a listening stream socket of ``domain``.
             AlreadyListenedError: that socket was already adopted in this process.
         """
-        fd = self._select_fd()
+        passed = listen_fds(os.environ, os.getpid())
+        if not passed.activated and self.fallback is not None:
+            logger.info("%s: %s; listening on the fallback %s", self, passed.note, self.fallback)
+            listener = self.fallback.bind()
+            self.used_fallback = True
+            return listener
+        fd = self._select_fd(passed)
         if fd in _ADOPTED_SYSTEMD_FDS:
             raise AlreadyListenedError(
                 f"{self}: the systemd socket fd {fd} was already adopted in this process"
             )
         try:
-            sock = AdoptedStreamServerEndpoint(fd, self.address_family).bind()
+            if _probe_stream(fd, self.address_family):
+                sock = AdoptedStreamServerEndpoint(fd, self.address_family).bind()
+            else:
+                sock = _adopt_connected(fd, self.address_family)
         except ListenError as exc:
             message = f"{self}: {exc.strerror if exc.errno is not None else exc}"
             if exc.errno is None:
@@ -231,6 +280,8 @@ class SystemdServerEndpoint(ServerEndpoint):
             kwargs["index"] = self.index
         else:
             kwargs["name"] = self.name
+        if self.fallback is not None:
+            kwargs["fallback"] = Bracketed(str(self.fallback))
         return ("systemd", (), kwargs)
 
 
@@ -253,10 +304,42 @@ def _build_fd(fileno: int, domain: str) -> AdoptedStreamServerEndpoint:
     return AdoptedStreamServerEndpoint(fileno, DOMAINS[domain])
 
 
+def _server_description(value: str) -> ServerEndpoint:
+    """A nested server description (``fallback=[tcp:8080]``), parsed now."""
+    if not value:
+        raise ValueError("expected a server description, such as [tcp:8080]")
+    try:
+        endpoint: ServerEndpoint = server_from_string(value)
+    except DescriptionError as exc:  # say that it was the nested one
+        raise ValueError(str(exc)) from None
+    return endpoint
+
+
 _SYSTEMD_PARAMS = (
-    Param("domain", _DOMAIN, help="INET, INET6 or UNIX"),
-    Param("index", integer(0), default=None, help="position among the passed sockets; 0 is fd 3"),
-    Param("name", text, default=None, help="FileDescriptorName= / --fdname="),
+    # Positional as in Twisted's _SystemdParser: domain, index, name.
+    Param("domain", _DOMAIN, positional=True, in_form=False, help="INET, INET6 or UNIX"),
+    Param(
+        "index",
+        integer(0),
+        default=None,
+        positional=True,
+        in_form=False,
+        help="position among the passed sockets; 0 is fd 3",
+    ),
+    Param(
+        "name",
+        text,
+        default=None,
+        positional=True,
+        in_form=False,
+        help="FileDescriptorName= / --fdname=",
+    ),
+    Param(
+        "fallback",
+        _server_description,
+        default=None,
+        help="server description to listen on when not socket-activated, e.g. [tcp:8080]",
+    ),
 )
 
 CLIENT_PARSERS: dict[str, EndpointParser] = {}

@@ -16,6 +16,15 @@ from typing import Any
 from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
 from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
+from greenpoint._sockopts import (
+    SocketOptionsHook,
+    TCPOptionError,
+    TCPOptions,
+    check_socket_fields,
+    configured_connect,
+    description_keys,
+    socket_configurer,
+)
 from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.errors import DescriptionError
 
@@ -52,6 +61,11 @@ class HostnameEndpoint(ClientEndpoint):
     connector: Callable[..., Any] | None = dataclasses.field(
         default=None, compare=False, repr=False, kw_only=True
     )
+    nodelay: bool = dataclasses.field(default=True, kw_only=True)
+    tcp_options: TCPOptions = dataclasses.field(default_factory=TCPOptions, kw_only=True)
+    socket_options: SocketOptionsHook = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
 
     def __post_init__(self) -> None:
         self.host = _checked_host(self.host)
@@ -70,6 +84,12 @@ class HostnameEndpoint(ClientEndpoint):
             self.bind_address = normalize_bind_address(self.bind_address)
         except (ValueError, TypeError) as exc:
             raise DescriptionError(str(exc), prefix="tcp", parameter="bindAddress") from exc
+        try:
+            self.socket_options = check_socket_fields(
+                self.nodelay, self.tcp_options, self.socket_options
+            )
+        except TCPOptionError as exc:
+            raise TypeError(str(exc)) from None
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         kwargs: dict[str, Any] = {}
@@ -82,7 +102,15 @@ class HostnameEndpoint(ClientEndpoint):
                 kwargs["bindPort"] = bind_port
         if self.attempt_delay != DEFAULT_ATTEMPT_DELAY:
             kwargs["attemptDelay"] = _seconds_text(self.attempt_delay)
+        kwargs.update(description_keys(self.tcp_options, self.nodelay))
         return "tcp", (self.host, self.port), kwargs
+
+    def _connect(self) -> Callable[..., Any] | None:
+        # The connector seam (tests) wins; otherwise one with the socket options.
+        if self.connector is not None:
+            return self.connector
+        configure = socket_configurer(self.tcp_options, self.socket_options)
+        return configured_connect(self.nodelay, configure)
 
     def open(self, timeout: float | None = None) -> Any:
         """Connect and return the connected gevent socket.
@@ -113,7 +141,7 @@ class HostnameEndpoint(ClientEndpoint):
             attempt_delay=self.attempt_delay,
             resolver=self.resolver,
             clock=self.clock,
-            connect=self.connector,
+            connect=self._connect(),
         )
 
 

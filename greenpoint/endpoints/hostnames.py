@@ -25,6 +25,15 @@ from greenpoint._happy_eyeballs import (
 )
 from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
+from greenpoint._sockopts import (
+    SocketOptionsHook,
+    TCPOptionError,
+    TCPOptions,
+    check_socket_fields,
+    configured_connect,
+    description_keys,
+    socket_configurer,
+)
 from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.endpoints.hostname import _seconds_text, bind_address_text
 from greenpoint.errors import Attempt, ConnectError, ConnectRefusedError, ConnectTimeoutError
@@ -66,6 +75,11 @@ class HostnamesEndpoint(ClientEndpoint):
     connector: Callable[..., Any] | None = dataclasses.field(
         default=None, compare=False, repr=False, kw_only=True
     )
+    nodelay: bool = dataclasses.field(default=True, kw_only=True)
+    tcp_options: TCPOptions = dataclasses.field(default_factory=TCPOptions, kw_only=True)
+    socket_options: SocketOptionsHook = dataclasses.field(
+        default=None, compare=False, repr=False, kw_only=True
+    )
 
     def __post_init__(self) -> None:
         hosts = tuple((host, port) for host, port in self.hosts)
@@ -80,6 +94,19 @@ class HostnamesEndpoint(ClientEndpoint):
         self.bind_address = normalize_bind_address(self.bind_address)
         if self.order not in ORDERS:
             raise ValueError(f"order must be 'race' or 'sequence', not {self.order!r}")
+        try:
+            self.socket_options = check_socket_fields(
+                self.nodelay, self.tcp_options, self.socket_options
+            )
+        except TCPOptionError as exc:
+            raise TypeError(str(exc)) from None
+
+    def _connect(self) -> Callable[..., Any] | None:
+        # The connector seam (tests) wins; otherwise one with the socket options.
+        if self.connector is not None:
+            return self.connector
+        configure = socket_configurer(self.tcp_options, self.socket_options)
+        return configured_connect(self.nodelay, configure)
 
     def open(self, timeout: float | None = None) -> Any:
         """Connect and return the connected gevent socket (see :meth:`open_with_info`)."""
@@ -104,7 +131,7 @@ class HostnamesEndpoint(ClientEndpoint):
             attempt_delay=self.attempt_delay,
             resolver=self.resolver,
             clock=self.clock,
-            connect=self.connector,
+            connect=self._connect(),
         )
 
     def _one_after_another(self, limit: float | None) -> tuple[Any, ConnectInfo]:
@@ -129,7 +156,7 @@ class HostnamesEndpoint(ClientEndpoint):
                     attempt_delay=self.attempt_delay,
                     resolver=self.resolver,
                     clock=self.clock,
-                    connect=self.connector,
+                    connect=self._connect(),
                 )
             except ConnectError as exc:
                 last = exc
@@ -172,6 +199,7 @@ class HostnamesEndpoint(ClientEndpoint):
             kwargs["attemptDelay"] = _seconds_text(self.attempt_delay)
         if self.order != "race":
             kwargs["order"] = self.order
+        kwargs.update(description_keys(self.tcp_options, self.nodelay))
         return "tcp", (",".join(host for host, _ in self.hosts), ports.pop()), kwargs
 
 

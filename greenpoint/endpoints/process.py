@@ -8,14 +8,16 @@ working directory do not fit the ``prefix:arg:key=value`` grammar well.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from greenpoint._child_setup import ChildSetup, check_child_fds, credential_error
 from greenpoint._process_stream import ProcessStream, StandardErrorBehavior, spawn_process
 from greenpoint.endpoints._base import ClientEndpoint
-from greenpoint.errors import DescriptionError
+from greenpoint.errors import ConnectError, DescriptionError
 
 __all__ = ["ProcessEndpoint", "StandardErrorBehavior"]
 
@@ -35,6 +37,16 @@ class ProcessEndpoint(ClientEndpoint):
             is an empty one. Twisted's default is ``{}``, an empty environment.
         path: the child's working directory; ``None`` keeps ours.
         err_flag: what becomes of the child's stderr (:class:`StandardErrorBehavior`).
+        uid, gid: run the child as this user and group (needs root). With only
+            ``uid``, the group is that user's primary group; the supplementary
+            groups are the user's, never ours.
+        use_pty: give the child a new pseudo-terminal as stdin, stdout and stderr
+            (and as its controlling terminal), as Twisted's ``usePTY``: the stream
+            reads and writes the terminal's other side (``err_flag`` does not
+            apply; the terminal echoes input and turns ``\n`` into ``\r\n``).
+        child_fds: extra descriptors for the child, ``{child_fd: our_fd}`` with
+            ``child_fd`` >= 3 (Twisted's ``childFDs``, without its ``"r"``/``"w"``
+            pipe forms). Ours stay open and ours to close.
     """
 
     executable: str
@@ -42,6 +54,10 @@ class ProcessEndpoint(ClientEndpoint):
     env: Mapping[Any, Any] | None = None
     path: str | None = None
     err_flag: StandardErrorBehavior = StandardErrorBehavior.LOG
+    uid: int | None = None
+    gid: int | None = None
+    use_pty: bool = False
+    child_fds: Mapping[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.executable, str | bytes | os.PathLike):
@@ -61,6 +77,18 @@ class ProcessEndpoint(ClientEndpoint):
             self.env = dict(self.env)  # a snapshot: later edits to the caller's dict don't leak in
         if self.path is not None:
             self.path = os.fsdecode(self.path)
+        for name in ("uid", "gid"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ValueError(f"ProcessEndpoint: {name} must be an id >= 0, not {value!r}")
+        self.use_pty = bool(self.use_pty)
+        if self.child_fds is not None:
+            try:
+                self.child_fds = check_child_fds(self.child_fds)
+            except ValueError as exc:
+                raise ValueError(f"ProcessEndpoint: {exc}") from None
         if not isinstance(self.err_flag, StandardErrorBehavior):
             try:
                 self.err_flag = StandardErrorBehavior(str(self.err_flag).lower())
@@ -86,8 +114,31 @@ class ProcessEndpoint(ClientEndpoint):
             ConnectError: the child could not be started; the message names the
                 executable (or the working directory) and why.
         """
+        refused = credential_error(self.uid, self.gid, os.geteuid(), os.getegid())
+        if refused is not None:
+            raise ConnectError(
+                f"cannot start process {self.executable!r} as asked: {refused}",
+                address=self.executable,
+                errno=errno.EPERM,
+            )
+        for child_fd, our_fd in (self.child_fds or {}).items():
+            try:
+                os.fstat(our_fd)
+            except OSError as exc:
+                raise ConnectError(
+                    f"cannot start process {self.executable!r}: child_fds {child_fd}: our "
+                    f"descriptor {our_fd} is not open",
+                    address=self.executable,
+                    errno=exc.errno,
+                ) from exc
+        setup = ChildSetup(self.uid, self.gid, self.use_pty, dict(self.child_fds or {}))
         return spawn_process(
-            self.executable, self.argv, env=self.env, cwd=self.path, stderr=self.err_flag
+            self.executable,
+            self.argv,
+            env=self.env,
+            cwd=self.path,
+            stderr=self.err_flag,
+            setup=setup,
         )
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:

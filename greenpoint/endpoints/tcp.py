@@ -14,6 +14,7 @@ from greenpoint._hostnames import normalize_bind_address
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._params import Param, boolean, choice, host, integer, ip_literal, number, port
 from greenpoint._registry import EndpointParser
+from greenpoint._sockopts import TCPOptions, tcp_option_params, tcp_options_from
 from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.endpoints._tcp_endpoints import (
     AF_INET,
@@ -38,6 +39,7 @@ __all__ = [
     "TCP4ServerEndpoint",
     "TCP6ClientEndpoint",
     "TCP6ServerEndpoint",
+    "TCPOptions",
     "literal_family",
 ]
 
@@ -46,6 +48,23 @@ __all__ = [
 
 # Description keys for constructor fields, to name the key at fault.
 _KEYS = {"bind_address": "bindAddress", "reuse_port": "reusePort"}
+
+_NODELAY_CLIENT = Param("nodelay", boolean, default=True, help="TCP_NODELAY (0: leave Nagle on)")
+
+
+def socket_params(nodelay: bool = True) -> tuple[Param, ...]:
+    """``nodelay`` and the socket option keys, for every TCP client and server."""
+    return ((_NODELAY_CLIENT,) if nodelay else ()) + tcp_option_params()
+
+
+def with_socket_options(prefix: str, build: Callable[..., Any]) -> Callable[..., Any]:
+    """``build`` taking ``tcp_options=`` in place of the option keys' values."""
+
+    def build_with_options(**values: Any) -> Any:
+        options = tcp_options_from(prefix, values)
+        return build(tcp_options=options, **values)
+
+    return build_with_options
 
 
 def _construct(prefix: str, cls: type, **kwargs: Any) -> Any:
@@ -69,6 +88,7 @@ def _endpoint_for_name(
     bind_address: Any,
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY,
     order: str = "race",
+    **sockets: Any,
 ) -> ClientEndpoint:
     """The endpoint ``tcp:`` uses for a host name: happy eyeballs over both families.
 
@@ -83,9 +103,15 @@ def _endpoint_for_name(
             bind_address=bind_address,
             attempt_delay=attempt_delay,
             order=order,
+            **sockets,
         )
     return HostnameEndpoint(
-        host, port, timeout=timeout, bind_address=bind_address, attempt_delay=attempt_delay
+        host,
+        port,
+        timeout=timeout,
+        bind_address=bind_address,
+        attempt_delay=attempt_delay,
+        **sockets,
     )
 
 
@@ -148,6 +174,7 @@ def _client_params(race: bool = False) -> tuple[Param, ...]:
         return params + (
             Param("bindAddress", ip_literal, default=None, target="bind_address"),
             Param("bindPort", port, default=0, target="bind_port"),
+            *socket_params(),
         )
     return params + (
         Param(
@@ -171,6 +198,7 @@ def _client_params(race: bool = False) -> tuple[Param, ...]:
             default="race",
             help="several hosts: race all (default) or try them in the order given",
         ),
+        *socket_params(),
     )
 
 
@@ -182,7 +210,10 @@ def _build_tcp_client(
     bind_port: int,
     attempt_delay: float,
     order: str,
+    nodelay: bool = True,
+    tcp_options: TCPOptions | None = None,
 ):
+    sockets = {"nodelay": nodelay, "tcp_options": tcp_options or TCPOptions()}
     family = literal_family(host)
     if family is None:
         if timeout <= 0:  # what TCP4ClientEndpoint refuses for a literal
@@ -192,28 +223,38 @@ def _build_tcp_client(
                 parameter="timeout",
             )
         bind = _bind_for_name(bind_address, bind_port)
-        return _endpoint_for_name(host, port, timeout, bind, attempt_delay, order)
+        return _endpoint_for_name(host, port, timeout, bind, attempt_delay, order, **sockets)
     # An IP literal: one address, nothing to race, so attemptDelay has no effect.
     bind = _bind_pair(_bind_for_literal(bind_address, family), bind_port)
     cls = TCP4ClientEndpoint if family == AF_INET else TCP6ClientEndpoint
-    return _construct("tcp", cls, host=host, port=port, timeout=timeout, bind_address=bind)
+    return _construct(
+        "tcp", cls, host=host, port=port, timeout=timeout, bind_address=bind, **sockets
+    )
 
 
 def _family_client_builder(prefix: str, cls: type) -> Callable[..., Any]:
-    def build(host: str, port: int, timeout: float, bind_address, bind_port):
+    def build(host: str, port: int, timeout: float, bind_address, bind_port, **sockets: Any):
         bind = _bind_pair(bind_address, bind_port)
-        return _construct(prefix, cls, host=host, port=port, timeout=timeout, bind_address=bind)
+        return _construct(
+            prefix, cls, host=host, port=port, timeout=timeout, bind_address=bind, **sockets
+        )
 
-    return build
+    return with_socket_options(prefix, build)
 
 
-def _server_params(interface_default: str, v6only: bool) -> tuple[Param, ...]:
+def _server_params(interface_default: str, v6only: bool, tcp6: bool = False) -> tuple[Param, ...]:
+    # Positional order as Twisted's parsers: tcp: port, interface, backlog
+    # (_parseTCP); tcp6: port, backlog, interface (_TCP6ServerParser).
+    backlog = Param("backlog", integer(0), default=DEFAULT_BACKLOG, positional=True, in_form=False)
+    interface = Param(
+        "interface", ip_literal, default=interface_default, positional=True, in_form=False
+    )
     params = (
         Param("port", port, positional=True, help="the port to listen on; 0 for any"),
-        Param("backlog", integer(0), default=DEFAULT_BACKLOG),
-        Param("interface", ip_literal, default=interface_default),
+        *((backlog, interface) if tcp6 else (interface, backlog)),
         Param("reusePort", boolean, default=False, target="reuse_port"),
         Param("nodelay", boolean, default=True, help="TCP_NODELAY on accepted connections"),
+        *tcp_option_params(),
     )
     if v6only:
         params += (Param("ipv6only", boolean, default=False),)
@@ -221,7 +262,13 @@ def _server_params(interface_default: str, v6only: bool) -> tuple[Param, ...]:
 
 
 def _build_tcp_server(
-    port: int, backlog: int, interface: str, reuse_port: bool, nodelay: bool, ipv6only: bool
+    port: int,
+    backlog: int,
+    interface: str,
+    reuse_port: bool,
+    nodelay: bool,
+    ipv6only: bool,
+    tcp_options: TCPOptions,
 ):
     # Twisted's tcp: is IPv4, but an IPv6 interface can only mean IPv6.
     if interface and literal_family(interface) == AF_INET6:
@@ -234,6 +281,7 @@ def _build_tcp_server(
             ipv6only=ipv6only,
             reuse_port=reuse_port,
             nodelay=nodelay,
+            tcp_options=tcp_options,
         )
     if ipv6only:
         raise DescriptionError(
@@ -243,23 +291,36 @@ def _build_tcp_server(
         )
     return _construct(
         "tcp", TCP4ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        reuse_port=reuse_port, nodelay=nodelay,
+        reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
     )  # fmt: skip
 
 
-def _build_tcp4_server(port: int, backlog: int, interface: str, reuse_port: bool, nodelay: bool):
+def _build_tcp4_server(
+    port: int,
+    backlog: int,
+    interface: str,
+    reuse_port: bool,
+    nodelay: bool,
+    tcp_options: TCPOptions,
+):
     return _construct(
         "tcp4", TCP4ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        reuse_port=reuse_port, nodelay=nodelay,
+        reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
     )  # fmt: skip
 
 
 def _build_tcp6_server(
-    port: int, backlog: int, interface: str, reuse_port: bool, nodelay: bool, ipv6only: bool
+    port: int,
+    backlog: int,
+    interface: str,
+    reuse_port: bool,
+    nodelay: bool,
+    ipv6only: bool,
+    tcp_options: TCPOptions,
 ):
     return _construct(
         "tcp6", TCP6ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        ipv6only=ipv6only, reuse_port=reuse_port, nodelay=nodelay,
+        ipv6only=ipv6only, reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
     )  # fmt: skip
 
 
@@ -267,7 +328,7 @@ CLIENT_PARSERS = {
     "tcp": EndpointParser(
         "tcp",
         _client_params(race=True),
-        _build_tcp_client,
+        with_socket_options("tcp", _build_tcp_client),
         "TCP to a host: an IP literal picks its family; a name tries both families; "
         "several hosts (a,b) are raced as one",
     ),
@@ -289,16 +350,19 @@ SERVER_PARSERS = {
     "tcp": EndpointParser(
         "tcp",
         _server_params("", v6only=True),
-        _build_tcp_server,
+        with_socket_options("tcp", _build_tcp_server),
         "listen for TCP (IPv4 unless the interface is an IPv6 address)",
     ),
     "tcp4": EndpointParser(
-        "tcp4", _server_params("", v6only=False), _build_tcp4_server, "listen for TCP over IPv4"
+        "tcp4",
+        _server_params("", v6only=False),
+        with_socket_options("tcp4", _build_tcp4_server),
+        "listen for TCP over IPv4",
     ),
     "tcp6": EndpointParser(
         "tcp6",
-        _server_params("::", v6only=True),
-        _build_tcp6_server,
+        _server_params("::", v6only=True, tcp6=True),
+        with_socket_options("tcp6", _build_tcp6_server),
         "listen for TCP over IPv6 (dual-stack unless ipv6only=1)",
     ),
 }

@@ -8,15 +8,21 @@ into one of them.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from greenpoint._params import Param, boolean, host, integer, ip_literal, number, port, text
 from greenpoint._registry import EndpointParser, client_from_string
+from greenpoint._sockopts import TCPOptions
 from greenpoint._tls_settings import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MINIMUM_VERSION,
     DEFAULT_RELOAD_INTERVAL,
+    TLSSettingError,
     normalize_alpn,
+    normalize_ciphers,
+    normalize_groups,
+    normalize_pins,
     normalize_tls_version,
 )
 from greenpoint.endpoints._tls_endpoints import (
@@ -34,6 +40,7 @@ from greenpoint.endpoints._tls_endpoints import (
     wrap_server_tls,
     wrapClientTLS,
 )
+from greenpoint.endpoints.tcp import socket_params, with_socket_options
 from greenpoint.errors import DescriptionError
 
 if TYPE_CHECKING:
@@ -65,6 +72,11 @@ def _seconds_or_none(value: str) -> float | None:
     return None if seconds == 0 else seconds
 
 
+def _positional(*params: Param) -> tuple[Param, ...]:
+    """``params`` made positional too, in this order (Twisted's parser signatures)."""
+    return tuple(dataclasses.replace(param, positional=True, in_form=False) for param in params)
+
+
 def _path(value: str) -> str:
     if not value:
         raise ValueError("expected a file or directory path")
@@ -93,20 +105,77 @@ def _ssl_method(value: str) -> str:
     raise ValueError("expected SSLv23_METHOD, TLS_METHOD or TLSv1_2_METHOD")
 
 
-def _one_of(prefix: str, **given: Any) -> Any:
+def _one_of(prefix: str, why: str = "they mean the same thing", **given: Any) -> Any:
     present = {name: value for name, value in given.items() if value is not None}
     if len(present) > 1:
         names = " and ".join(present)
         raise DescriptionError(
-            f"{prefix}: give only one of {names} (they mean the same thing)",
+            f"{prefix}: give only one of {names} ({why})",
             prefix=prefix,
             parameter=list(present)[1],
         )
     return next(iter(present.values()), None)
 
 
+def _version_and_cipher_params() -> tuple[Param, ...]:
+    """The keys clients and servers share beyond minimumVersion."""
+    return (
+        Param(
+            "maximumVersion",
+            normalize_tls_version,
+            None,
+            target="maximum_version",
+            help="TLSv1.2 or TLSv1.3 (default: the newest)",
+        ),
+        Param(
+            "ciphers",
+            normalize_ciphers,
+            None,
+            help="OpenSSL cipher list for TLS 1.2, comma-separated (TLS 1.3 suites unchanged)",
+        ),
+        Param(
+            "groups",
+            normalize_groups,
+            None,
+            help="key-exchange groups in order, e.g. X25519,P-256",
+        ),
+    )
+
+
+def _passphrase_params() -> tuple[Param, ...]:
+    return (
+        Param(
+            "passphraseFile",
+            _path,
+            None,
+            target="passphrase_file",
+            help="file whose first line is the encrypted private key's passphrase",
+        ),
+        Param(
+            "passphraseEnv",
+            text,
+            None,
+            target="passphrase_env",
+            help="environment variable holding the encrypted private key's passphrase",
+        ),
+    )
+
+
+_ONE_PASSPHRASE = "a key has one passphrase"
+
+
 def _client_tls_params() -> tuple[Param, ...]:
     return (
+        *_version_and_cipher_params(),
+        *_passphrase_params(),
+        Param(
+            "pin",
+            normalize_pins,
+            None,
+            target="pins",
+            help="sha256/BASE64 SPKI pins, comma-separated: checked as well as the CAs "
+            "(with verify=0: instead of them)",
+        ),
         Param("alpn", _alpn, None, help="ALPN protocols to offer, e.g. h2,http/1.1"),
         Param(
             "minimumVersion",
@@ -123,6 +192,14 @@ def _build_client_options(
     prefix: str, hostname: str, certificate: Any, private_key: Any, trust: Any, **tls: Any
 ) -> ClientTLSOptions:
     alpn = tls.pop("alpn") or ()
+    tls["groups"] = tls["groups"] or ()
+    tls["pins"] = tls["pins"] or ()
+    _one_of(
+        prefix,
+        _ONE_PASSPHRASE,
+        passphraseFile=tls["passphrase_file"],
+        passphraseEnv=tls["passphrase_env"],
+    )
     try:
         return tls_module().ClientTLSOptions(
             hostname,
@@ -132,6 +209,8 @@ def _build_client_options(
             alpn=alpn,
             **tls,
         )
+    except TLSSettingError as exc:
+        raise DescriptionError(f"{prefix}: {exc}", prefix=prefix, parameter=exc.key) from exc
     except ValueError as exc:
         raise DescriptionError(f"{prefix}: {exc}", prefix=prefix) from exc
 
@@ -146,13 +225,21 @@ def _build_ssl_client(
     ca_certs_dir: str | None,
     trust_roots: str | None,
     hostname: str | None,
+    nodelay: bool,
+    tcp_options: TCPOptions,
     **tls: Any,
 ) -> SSL4ClientEndpoint:
     trust = _one_of("ssl", caCertsDir=ca_certs_dir, trustRoots=trust_roots)
     options = _build_client_options("ssl", hostname or host, cert_key, private_key, trust, **tls)
     try:
         return SSL4ClientEndpoint(
-            host, port, options, timeout=timeout, bind_address=bind_tuple(bind_address)
+            host,
+            port,
+            options,
+            timeout=timeout,
+            bind_address=bind_tuple(bind_address),
+            nodelay=nodelay,
+            tcp_options=tcp_options,
         )
     except ValueError as exc:  # the TCP half refused a value (a bind address's family)
         key = _TCP_KEYS.get(getattr(exc, "field", ""), "bindAddress")
@@ -172,17 +259,23 @@ def _build_tls_client(
     trust_roots: str | None,
     ca_certs_dir: str | None,
     endpoint: str | None,
+    nodelay: bool,
+    tcp_options: TCPOptions,
     **tls: Any,
 ) -> TLSWrapperClientEndpoint:
     trust = _one_of("tls", trustRoots=trust_roots, caCertsDir=ca_certs_dir)
     options = _build_client_options("tls", host, certificate, private_key, trust, **tls)
     if endpoint is not None:
-        if bind_address is not None:
-            raise DescriptionError(
-                "tls: bindAddress belongs in the nested endpoint= description",
-                prefix="tls",
-                parameter="bindAddress",
-            )
+        socket_keys = tcp_options.description_keys()
+        if not nodelay:
+            socket_keys["nodelay"] = 0
+        for key in ("bindAddress", *socket_keys):
+            if key in socket_keys or (key == "bindAddress" and bind_address is not None):
+                raise DescriptionError(
+                    f"tls: {key} belongs in the nested endpoint= description",
+                    prefix="tls",
+                    parameter=key,
+                )
         try:
             inner = client_from_string(endpoint)
         except DescriptionError as exc:
@@ -208,6 +301,8 @@ def _build_tls_client(
         port,
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
         bind_address=bind_address,  # one address, or one per family: "a,b"
+        nodelay=nodelay,
+        tcp_options=tcp_options,
     )
     return TLSWrapperClientEndpoint(options, inner)
 
@@ -225,8 +320,9 @@ _SSL_CLIENT = EndpointParser(
         Param("trustRoots", _path, None, target="trust_roots", help="same as caCertsDir"),
         Param("hostname", host, None, help="name to verify and send as SNI (default: host)"),
         *_client_tls_params(),
+        *socket_params(),
     ),
-    _build_ssl_client,
+    with_socket_options("ssl", _build_ssl_client),
     "TCP then TLS to host:port, verified against the system (or given) CAs",
 )
 
@@ -235,22 +331,36 @@ _TLS_CLIENT = EndpointParser(
     (
         Param("host", host, positional=True, help="server name: verified and sent as SNI"),
         Param("port", port, None, positional=True, help="server port"),
-        Param("timeout", number, None, help="seconds for connect and handshake (default 30)"),
-        Param("bindAddress", host, None, target="bind_address", help="local address"),
-        Param("certificate", _path, None, help="client certificate PEM"),
-        Param("privateKey", _path, None, target="private_key", help="client key PEM"),
-        Param("trustRoots", _path, None, target="trust_roots", help="CA PEM file or directory"),
+        # Positional up to endpoint, as in Twisted's _parseClientTLS signature.
+        *_positional(
+            Param("timeout", number, None, help="seconds for connect and handshake (default 30)"),
+            Param("bindAddress", host, None, target="bind_address", help="local address"),
+            Param("certificate", _path, None, help="client certificate PEM"),
+            Param("privateKey", _path, None, target="private_key", help="client key PEM"),
+            Param("trustRoots", _path, None, target="trust_roots", help="CA PEM file or directory"),
+            Param("endpoint", text, None, help="nested client description to run TLS over"),
+        ),
         Param("caCertsDir", _path, None, target="ca_certs_dir", help="same as trustRoots"),
-        Param("endpoint", text, None, help="nested client description to run TLS over"),
         *_client_tls_params(),
+        *socket_params(),
     ),
-    _build_tls_client,
+    with_socket_options("tls", _build_tls_client),
     "TLS over happy-eyeballs TCP (or over endpoint=), verified",
 )
 
 
+def _server_options(prefix: str, build: Any, **settings: Any) -> Any:
+    """``build(**settings)`` (a server options class), errors naming the key at fault."""
+    settings["groups"] = settings.get("groups") or ()
+    try:
+        return build(**settings)
+    except TLSSettingError as exc:
+        raise DescriptionError(f"{prefix}: {exc}", prefix=prefix, parameter=exc.key) from exc
+
+
 def _server_tls_params() -> tuple[Param, ...]:
     return (
+        *_version_and_cipher_params(),
         Param("dhParameters", _path, None, target="dh_parameters", help="DH parameters PEM"),
         Param("alpn", _alpn, None, help="ALPN protocols served, favourite first"),
         Param("clientCA", _path, None, target="client_ca", help="CA PEM for client certificates"),
@@ -289,10 +399,20 @@ def _build_ssl_server(
     backlog: int,
     handshake_timeout: float | None,
     alpn: tuple[str, ...] | None,
+    nodelay: bool,
+    tcp_options: TCPOptions,
     **tls: Any,
 ) -> SSL4ServerEndpoint:
     version = _one_of("ssl", sslmethod=ssl_method, minimumVersion=minimum_version)
-    options = tls_module().ServerTLSOptions(
+    _one_of(
+        "ssl",
+        _ONE_PASSPHRASE,
+        passphraseFile=tls["passphrase_file"],
+        passphraseEnv=tls["passphrase_env"],
+    )
+    options = _server_options(
+        "ssl",
+        tls_module().ServerTLSOptions,
         certificate=cert_key or private_key,
         private_key=private_key,
         extra_chain=extra_cert_chain,
@@ -301,7 +421,13 @@ def _build_ssl_server(
         **tls,
     )
     return SSL4ServerEndpoint(
-        port, options, backlog=backlog, interface=interface, handshake_timeout=handshake_timeout
+        port,
+        options,
+        backlog=backlog,
+        interface=interface,
+        handshake_timeout=handshake_timeout,
+        nodelay=nodelay,
+        tcp_options=tcp_options,
     )
 
 
@@ -313,14 +439,21 @@ def _build_tls_server(
     handshake_timeout: float | None,
     alpn: tuple[str, ...] | None,
     minimum_version: str,
+    nodelay: bool,
+    tcp_options: TCPOptions,
     **tls: Any,
 ) -> TLSWrapperServerEndpoint:
-    options = tls_module().SNIServerOptions(
-        path, alpn=alpn or (), minimum_version=minimum_version, **tls
+    options = _server_options(
+        "tls",
+        tls_module().SNIServerOptions,
+        directory=path,
+        alpn=alpn or (),
+        minimum_version=minimum_version,
+        **tls,
     )
     # The default "::" is dual-stack (IPv4 clients too); an IPv4 interface can
     # only mean an IPv4 socket, as for tcp:.
-    inner = tcp_server_endpoint(port, backlog, interface)
+    inner = tcp_server_endpoint(port, backlog, interface, nodelay=nodelay, tcp_options=tcp_options)
     return TLSWrapperServerEndpoint(options, inner, handshake_timeout)
 
 
@@ -328,16 +461,23 @@ _SSL_SERVER = EndpointParser(
     "ssl",
     (
         Param("port", port, positional=True, help="TCP port to listen on"),
-        Param(
-            "privateKey",
-            _path,
-            DEFAULT_SERVER_PEM,
-            target="private_key",
-            help="key PEM (also the certificate when certKey is not given)",
+        # Positional order as Twisted's _parseSSL (its last, dhParameters, is keyword-only).
+        *_positional(
+            Param(
+                "privateKey",
+                _path,
+                DEFAULT_SERVER_PEM,
+                target="private_key",
+                help="key PEM (also the certificate when certKey is not given)",
+            ),
+            Param("certKey", _path, None, target="cert_key", help="certificate PEM"),
+            Param("sslmethod", _ssl_method, None, target="ssl_method", help="legacy: TLS_METHOD"),
+            Param("interface", ip_literal, "", help="local address (default: all IPv4)"),
+            Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
+            Param(
+                "extraCertChain", _path, None, target="extra_cert_chain", help="intermediates PEM"
+            ),
         ),
-        Param("certKey", _path, None, target="cert_key", help="certificate PEM"),
-        Param("extraCertChain", _path, None, target="extra_cert_chain", help="intermediates PEM"),
-        Param("sslmethod", _ssl_method, None, target="ssl_method", help="legacy: TLS_METHOD"),
         Param(
             "minimumVersion",
             normalize_tls_version,
@@ -345,11 +485,11 @@ _SSL_SERVER = EndpointParser(
             target="minimum_version",
             help="TLSv1.2 (default) or TLSv1.3",
         ),
-        Param("interface", ip_literal, "", help="local address (default: all IPv4)"),
-        Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
         *_server_tls_params(),
+        *_passphrase_params(),
+        *socket_params(),
     ),
-    _build_ssl_server,
+    with_socket_options("ssl", _build_ssl_server),
     "TLS on a TCP port with one certificate",
 )
 
@@ -358,8 +498,10 @@ _TLS_SERVER = EndpointParser(
     (
         Param("path", _path, positional=True, help="directory of PEM files, one per name"),
         Param("port", port, 443, positional=True, help="TCP port to listen on"),
-        Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
-        Param("interface", ip_literal, "::", help="local address (default: all, dual stack)"),
+        *_positional(  # as Twisted's _TLSServerEndpointParser: path, port, backlog, interface
+            Param("backlog", integer(0), DEFAULT_BACKLOG, help="listen backlog"),
+            Param("interface", ip_literal, "::", help="local address (default: all, dual stack)"),
+        ),
         Param(
             "minimumVersion",
             normalize_tls_version,
@@ -368,8 +510,9 @@ _TLS_SERVER = EndpointParser(
             help="TLSv1.2 or TLSv1.3",
         ),
         *_server_tls_params(),
+        *socket_params(),
     ),
-    _build_tls_server,
+    with_socket_options("tls", _build_tls_server),
     "TLS with a certificate per SNI name from a PEM directory, reloaded on change",
 )
 

@@ -467,13 +467,30 @@ _CLIENT_PARAMS = (
 
 _SERVER_PARAMS = (
     # Twisted names the server's path "address"; "path=" is accepted too (below).
+    # Positional order as Twisted's _parseUNIX: address, mode, backlog, lockfile.
     Param("address", _socket_path, positional=True, target="path", help="socket file, or @name"),
-    Param("backlog", integer(0), default=DEFAULT_BACKLOG, help="accept queue length"),
-    Param("mode", octal_mode, default=DEFAULT_MODE, help="socket file permissions, octal"),
+    Param(
+        "mode",
+        octal_mode,
+        default=DEFAULT_MODE,
+        positional=True,
+        in_form=False,
+        help="socket file permissions, octal",
+    ),
+    Param(
+        "backlog",
+        integer(0),
+        default=DEFAULT_BACKLOG,
+        positional=True,
+        in_form=False,
+        help="accept queue length",
+    ),
     Param(
         "lockfile",
         boolean,
         default=False,
+        positional=True,
+        in_form=False,
         target="want_pid",
         help="1: guard the path with a PID lock at path.lock",
     ),

@@ -1,0 +1,111 @@
+"""greenpoint.clock: Twisted's IReactorTime shape on gevent timers."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+
+import greenpoint
+from greenpoint._reactor_time import AlreadyCalled, AlreadyCancelled, Clock
+
+
+def test_call_later_runs_the_call_with_its_arguments():
+    seen = []
+    call = greenpoint.clock.callLater(0.01, lambda *a, **k: seen.append((a, k)), 1, two=2)
+    assert call.active()
+    gevent.sleep(0.2)
+    assert seen == [((1,), {"two": 2})]
+    assert call.called and not call.active()
+
+
+def test_cancelled_call_never_runs_and_leaves_the_pending_list():
+    clock = Clock()
+    seen = []
+    call = clock.callLater(0.01, seen.append, 1)
+    assert clock.getDelayedCalls() == [call]
+    call.cancel()
+    gevent.sleep(0.1)
+    assert seen == [] and clock.getDelayedCalls() == []
+    assert call.cancelled and not call.active()
+
+
+def test_reset_and_delay_move_the_due_time():
+    clock = Clock()
+    seen = []
+    call = clock.callLater(0.02, seen.append, "x")
+    start = clock.seconds()
+    call.reset(0.3)
+    assert call.getTime() == pytest.approx(start + 0.3, abs=0.05)
+    call.delay(0.1)
+    assert call.getTime() == pytest.approx(start + 0.4, abs=0.05)
+    gevent.sleep(0.1)
+    assert seen == []  # the original 0.02 s arming no longer fires
+    gevent.sleep(1.5)
+    assert seen == ["x"]
+
+
+@pytest.mark.parametrize("method", ["cancel", "reset", "delay"])
+def test_using_a_spent_call_raises_already_called(method):
+    call = greenpoint.clock.callLater(0, lambda: None)
+    gevent.sleep(0.05)
+    args = () if method == "cancel" else (1,)
+    with pytest.raises(AlreadyCalled):
+        getattr(call, method)(*args)
+
+
+def test_using_a_cancelled_call_raises_already_cancelled():
+    call = greenpoint.clock.callLater(1, lambda: None)
+    call.cancel()
+    with pytest.raises(AlreadyCancelled):
+        call.cancel()
+
+
+def test_errors_are_also_twisteds_when_twisted_is_loaded():
+    from twisted.internet import error
+
+    call = greenpoint.clock.callLater(1, lambda: None)
+    call.cancel()
+    with pytest.raises(error.AlreadyCancelled):
+        call.reset(1)
+
+
+@pytest.mark.parametrize("delay", [-1, float("nan")])
+def test_bad_delay_is_refused(delay):
+    with pytest.raises(ValueError, match="delay"):
+        greenpoint.clock.callLater(delay, lambda: None)
+
+
+def test_a_callback_that_raises_is_logged_and_others_still_run(caplog):
+    seen = []
+    greenpoint.clock.callLater(0, lambda: 1 / 0)
+    greenpoint.clock.callLater(0.01, seen.append, "after")
+    gevent.sleep(0.2)
+    assert seen == ["after"]
+    assert "ZeroDivisionError" in caplog.text
+
+
+def test_seconds_is_monotonic_and_matches_get_time():
+    before = greenpoint.clock.seconds()
+    call = greenpoint.clock.callLater(2, lambda: None)
+    assert before + 2 <= call.getTime() <= greenpoint.clock.seconds() + 2
+    call.cancel()
+
+
+def test_reset_to_an_earlier_time_fires_early():
+    seen = []
+    call = greenpoint.clock.callLater(5, seen.append, "early")
+    call.reset(0.01)
+    gevent.sleep(0.3)
+    assert seen == ["early"]
+
+
+def test_many_resets_run_the_call_once_at_the_last_time():
+    clock = Clock()
+    seen = []
+    call = clock.callLater(0.05, seen.append, "once")
+    for _ in range(100):  # as TimeoutMixin.resetTimeout does per line
+        call.reset(0.2)
+    gevent.sleep(0.1)
+    assert seen == []
+    gevent.sleep(1.0)
+    assert seen == ["once"]
