@@ -247,10 +247,11 @@ class Transport:
             self._in_recv = True
             try:
                 if on_socket:
-                    if drained:
+                    event = stream._read_event  # None once the socket was closed
+                    if drained and event is not None:
                         # gevent's own wait: the socket's timeout applies, and a
                         # close from another greenlet wakes it with EBADF.
-                        stream._wait(stream._read_event)
+                        stream._wait(event)
                     try:
                         data = stream._sock.recv(size)
                     except BlockingIOError:

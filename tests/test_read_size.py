@@ -194,3 +194,35 @@ def test_many_small_exchanges_after_drained_reads_all_arrive_and_the_close_is_se
     handler.join(5)
     assert handler.dead
     server.close()
+
+
+class ClosesItsHandle(Protocol):
+    def __init__(self):
+        self.reasons = []
+
+    def dataReceived(self, data):
+        self.transport.getHandle().close()  # under the reader, between two reads
+
+    def connectionLost(self, reason):
+        self.reasons.append(reason)
+
+
+def test_a_protocol_that_closes_its_socket_between_reads_gets_connection_lost():
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = gsocket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    protocol = ClosesItsHandle()
+    handler = gevent.spawn(
+        ProtocolHandler(Factory.forProtocol(lambda: protocol)), server, IPv4Address("127.0.0.1", 1)
+    )
+    try:
+        client.sendall(b"x")  # a small read: the reader would wait before the next
+        handler.join(5)
+        assert handler.dead and handler.exception is None
+        assert [type(r).__name__ for r in protocol.reasons] == ["ConnectionLost"]
+    finally:
+        client.close()
+        server.close()
