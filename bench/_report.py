@@ -13,7 +13,7 @@ from typing import Any
 
 from _harness import GREENPOINT_ROOT, REPO_ROOT
 from _scenario import Scenario
-from _stats import verdict
+from _stats import median, round_ratios, verdict
 
 PACKAGES = [
     "gevent",
@@ -135,12 +135,18 @@ def scenario_table(scenario: Scenario, data: dict[str, Any]) -> list[str]:
     return lines
 
 
-def evaluate_targets(scenario: Scenario, summary: dict[str, Any]) -> list[dict[str, Any]]:
+def evaluate_targets(
+    scenario: Scenario, summary: dict[str, Any], rounds: Sequence[Any] = ()
+) -> list[dict[str, Any]]:
     """Each target of the scenario with the value it was judged on and the verdict."""
     judged = []
     for target in scenario.targets:
         cell = summary.get(target.contender, {}).get(target.metric, {})
         value = cell.get("ratio") if target.kind == "ratio" else cell.get("median")
+        if target.reference is not None:
+            ratios = [round_ratios(one, target.reference, target.metric) for one in rounds]
+            usable = [r.get(target.contender) for r in ratios]
+            value = median(x for x in usable if x is not None)
         judged.append(
             {
                 "scenario": scenario.name,
@@ -152,6 +158,7 @@ def evaluate_targets(scenario: Scenario, summary: dict[str, Any]) -> list[dict[s
                 "value": value,
                 "verdict": verdict(value, target.limit, at_most=target.at_most),
                 "text": target.text,
+                "reference": target.reference or scenario.baseline,
             }
         )
     return judged

@@ -31,6 +31,9 @@ class Target:
     kind: str = "ratio"
     at_most: bool = True
     text: str = ""
+    # Judge the ratio to this contender of the same round instead of the baseline
+    # (issue 21: the latency target is against a bare gevent connect()).
+    reference: str | None = None
 
 
 @dataclass

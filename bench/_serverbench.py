@@ -25,6 +25,7 @@ class ServerContender:
     name: str
     script: str
     args: tuple[str, ...] = ()
+    optional: bool = False  # measured only when named in --contenders
 
 
 # Plain TCP echo servers. "gevent" is the baseline and "gevent-control" the same program
@@ -42,6 +43,18 @@ PLAIN = [
     ServerContender("asyncio", "asyncio_echo.py"),
     ServerContender("uvloop", "asyncio_echo.py", ("--uvloop",)),
     ServerContender("trio", "trio_echo.py"),
+    # TCP_NODELAY apart (issue 21): raw gevent with it, greenpoint without it. Not in
+    # the default runs; name them with --contenders.
+    ServerContender("gevent-nodelay", "gevent_echo.py", ("--nodelay",), optional=True),
+    ServerContender(
+        "greenpoint-serve-nagle", "greenpoint_serve.py", ("--no-nodelay",), optional=True
+    ),
+    ServerContender(
+        "greenpoint-protocol-nagle", "greenpoint_protocol.py", ("--no-nodelay",), optional=True
+    ),
+    # A prototype of callback dispatch on gevent's loop (not greenpoint): the floor
+    # for the design in bench/README.md.
+    ServerContender("gevent-callback", "gevent_callback_echo.py", optional=True),
 ]
 
 # TLS echo servers: the baseline is gevent + pyOpenSSL written by hand.

@@ -36,12 +36,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import START_TIMEOUT, Child, Context, pinning_available  # noqa: E402
 from _serverbench import PLAIN, TLS  # noqa: E402
 
-DEFAULT_SIZE = {"echo": 256 << 20, "connrate": 3000}
+DEFAULT_SIZE = {"echo": 256 << 20, "connrate": 3000, "reqresp": 20000}
 
 
 def load_args(load: str, size: int) -> list[str]:
     if load == "echo":
         return ["echo", "--bytes", str(size)]
+    if load == "reqresp":  # 1,000 connections, one 512-byte request in flight on each
+        return ["reqresp", "--count", "1000", "--requests", str(size)]
     return ["connrate", "--count", str(size), "--concurrency", "8"]
 
 
@@ -96,14 +98,17 @@ def strace_summary(path: Path, units: float, unit: str, limit: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("contender")
-    parser.add_argument("--load", choices=["echo", "connrate"], default="connrate")
+    parser.add_argument("--load", choices=["echo", "connrate", "reqresp"], default="connrate")
     parser.add_argument("--tool", choices=["py-spy", "callgrind", "strace"], default="py-spy")
     parser.add_argument("--tls", action="store_true")
-    parser.add_argument("--size", type=int, default=0, help="bytes (echo) or connections")
+    parser.add_argument("--size", type=int, default=0, help="bytes (echo), connections or requests")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     size = args.size or DEFAULT_SIZE[args.load]
-    units, unit = (size, "connection") if args.load == "connrate" else (size / 1e6, "MB")
+    units, unit = {
+        "connrate": (size, "connection"),
+        "reqresp": (size, "request"),
+    }.get(args.load, (size / 1e6, "MB"))
 
     with tempfile.TemporaryDirectory(prefix="greenpoint-hotspots-") as scratch:
         scratch_dir = Path(scratch)

@@ -24,6 +24,7 @@ import selectors
 import socket
 import ssl
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -112,6 +113,64 @@ def echo(port: int, total: int, tls: bool, chunk: int = 256 << 10, window: int =
     finally:
         selector.close()
         sock.close()
+    return {"bytes": total, "seconds": elapsed, "mb_per_s": total / elapsed / 1e6}
+
+
+def echo_zero_copy(port: int, total: int, chunk: int = 1 << 20, window: int = 4 << 20) -> dict:
+    """``echo`` with a load generator that copies nothing, so the server is the bottleneck.
+
+    It sends with ``sendfile()`` from a file of random bytes (the kernel moves the
+    pages) and reads with ``recv_into(..., MSG_TRUNC)``, which on TCP discards the
+    bytes in the kernel without copying them out (tcp(7)).
+    """
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+    with tempfile.TemporaryFile() as source:
+        source.write(os.urandom(chunk))
+        source.flush()
+        fd = source.fileno()
+        # Python wants a buffer as big as the read; with MSG_TRUNC it is never written.
+        scratch = bytearray(4 << 20)
+        sent = received = 0
+        selector = selectors.DefaultSelector()
+        events = selectors.EVENT_READ | selectors.EVENT_WRITE
+        selector.register(sock, events)
+        started = time.perf_counter()
+        try:
+            while received < total:
+                want = selectors.EVENT_READ
+                if sent < total and sent - received < window:
+                    want |= selectors.EVENT_WRITE
+                if want != events:
+                    selector.modify(sock, want)
+                    events = want
+                for _key, ready in selector.select(10.0) or [(None, 0)]:
+                    if not ready:
+                        raise TimeoutError(f"echo stalled at {received} of {total} bytes")
+                    if ready & selectors.EVENT_WRITE:
+                        offset = sent % chunk
+                        try:
+                            sent += os.sendfile(
+                                sock.fileno(), fd, offset, min(chunk - offset, total - sent)
+                            )
+                        except BlockingIOError:
+                            pass
+                    if ready & selectors.EVENT_READ:
+                        while received < total:
+                            try:
+                                n = sock.recv_into(scratch, 0, socket.MSG_TRUNC)
+                            except BlockingIOError:
+                                break
+                            if n == 0:
+                                raise ConnectionError(
+                                    f"server closed at {received} of {total} bytes"
+                                )
+                            received += n
+            elapsed = time.perf_counter() - started
+        finally:
+            selector.close()
+            sock.close()
     return {"bytes": total, "seconds": elapsed, "mb_per_s": total / elapsed / 1e6}
 
 
@@ -233,6 +292,68 @@ def connrate(port: int, count: int, concurrency: int, tls: bool) -> dict:
     }
 
 
+# -- request/response over many connections ---------------------------------------
+
+REQUEST_SIZE = 512
+
+
+def reqresp(port: int, conns: list[socket.socket], requests: int) -> dict:
+    """``requests`` request/response exchanges over the open ``conns``, one in flight
+    on each: a 512-byte request, answered by the echo; the next goes when it is back."""
+    payload = b"r" * REQUEST_SIZE
+    buffer = bytearray(64 << 10)
+    selector = selectors.DefaultSelector()
+    got: dict[int, int] = {}
+    sent = done = 0
+    began = time.perf_counter()
+    try:
+        for sock in conns:
+            if sent >= requests:
+                break
+            sock.send(payload)  # 512 bytes always fit an idle socket's buffer
+            sent += 1
+            got[sock.fileno()] = 0
+            selector.register(sock, selectors.EVENT_READ)
+        while done < requests:
+            ready = selector.select(10.0)
+            if not ready:
+                raise TimeoutError(f"requests stalled after {done} of {requests}")
+            for key, _events in ready:
+                sock = key.fileobj
+                fd = key.fd
+                n = sock.recv_into(buffer)
+                if n == 0:
+                    raise ConnectionError(f"server closed a connection after {done} requests")
+                got[fd] += n
+                if got[fd] < REQUEST_SIZE:
+                    continue
+                got[fd] = 0
+                done += 1
+                if sent < requests:
+                    sock.send(payload)
+                    sent += 1
+                else:
+                    selector.unregister(sock)
+        elapsed = time.perf_counter() - began
+    finally:
+        selector.close()
+    return {"requests": requests, "seconds": elapsed, "req_per_s": requests / elapsed}
+
+
+def reqresp_mode(port: int, count: int, requests: int) -> None:
+    conns = open_idle(port, count)
+    try:
+        for sock in conns:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reqresp(port, conns, count)  # warm: one request on every connection
+        say("WARM")
+        wait_go()
+        say("RESULT", {"connections": count, **reqresp(port, conns, requests)})
+    finally:
+        for sock in conns:
+            sock.close()
+
+
 # -- many idle connections ----------------------------------------------------------
 
 
@@ -343,12 +464,15 @@ def first_byte_server(port: int, host: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["echo", "connrate", "idle", "first-byte-server"])
+    parser.add_argument(
+        "mode", choices=["echo", "echo-zc", "connrate", "reqresp", "idle", "first-byte-server"]
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--bytes", type=int, default=1 << 30)
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--tls", action="store_true")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -365,11 +489,21 @@ def main(argv: list[str] | None = None) -> None:
         result = echo(args.port, args.bytes, args.tls)
         result["loadgen_cpu_s"] = cpu_seconds() - cpu_began
         say("RESULT", result)
+    elif args.mode == "echo-zc":
+        echo_zero_copy(args.port, min(args.bytes, WARMUP_ECHO_BYTES))
+        say("WARM")
+        wait_go()
+        cpu_began = cpu_seconds()
+        result = echo_zero_copy(args.port, args.bytes)
+        result["loadgen_cpu_s"] = cpu_seconds() - cpu_began
+        say("RESULT", result)
     elif args.mode == "connrate":
         connrate(args.port, WARMUP_CONNECTIONS, args.concurrency, args.tls)
         say("WARM")
         wait_go()
         say("RESULT", connrate(args.port, args.count, args.concurrency, args.tls))
+    elif args.mode == "reqresp":
+        reqresp_mode(args.port, args.count, args.requests)
     elif args.mode == "idle":
         idle(args.port, args.count)
 

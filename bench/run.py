@@ -23,11 +23,13 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import scenario_bulk  # noqa: E402
 import scenario_connrate  # noqa: E402
 import scenario_echo  # noqa: E402
 import scenario_happy  # noqa: E402
 import scenario_idle  # noqa: E402
 import scenario_latency  # noqa: E402
+import scenario_reqresp  # noqa: E402
 import scenario_tls  # noqa: E402
 import scenario_wsgi  # noqa: E402
 from _harness import BENCH_DIR, Context, pinning_available, raise_fd_limit  # noqa: E402
@@ -46,7 +48,9 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         scenario_echo.SCENARIO,
+        scenario_bulk.SCENARIO,
         scenario_connrate.SCENARIO,
+        scenario_reqresp.SCENARIO,
         scenario_tls.SCENARIO,
         scenario_happy.SCENARIO,
         scenario_latency.SCENARIO,
@@ -84,7 +88,8 @@ def run_scenario(ctx: Context, scenario: Scenario, rounds: int, only: set[str] |
     contenders = [
         c
         for c in scenario.contenders
-        if only is None or c.name in only or c.name == scenario.baseline
+        if c.name == scenario.baseline
+        or (c.name in only if only is not None else not getattr(c, "optional", False))
     ]
     all_rounds: list[dict[str, Any]] = []
     orders: list[list[str]] = []
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario = SCENARIOS[name]
             data = run_scenario(ctx, scenario, rounds, only)
             report["scenarios"][name] = data
-            report["targets"] += evaluate_targets(scenario, data["summary"])
+            report["targets"] += evaluate_targets(scenario, data["summary"], data["rounds"])
         report["seconds"] = time.monotonic() - began
         report["machine"]["loadavg_end"] = os.getloadavg()
 

@@ -22,9 +22,11 @@ from typing import Any
 
 import gevent
 
+from greenpoint._read_size import MIN_READ_SIZE, next_read_size
+
 __all__ = ["Pump"]
 
-CHUNK_SIZE = 65536  # one read; large enough that a fast link needs few wakeups
+CHUNK_SIZE = MIN_READ_SIZE  # the first read; later ones adapt (greenpoint._read_size)
 
 
 class Pump:
@@ -75,11 +77,15 @@ class Pump:
         # Counted send by send where the sink has send(): a pump stopped mid-chunk
         # (a --grace that ran out) then reports what really left, not a chunk less.
         send = getattr(sink, "send", None)
+        size = CHUNK_SIZE
         try:
             while True:
-                data = source.recv(CHUNK_SIZE)
+                data = source.recv(size)
                 if not data:
                     break
+                got = len(data)
+                if got >= size or (size > MIN_READ_SIZE and got < size >> 1):
+                    size = next_read_size(size, got)
                 if send is None:
                     sink.sendall(data)
                     setattr(self, counter, getattr(self, counter) + len(data))

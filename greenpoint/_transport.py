@@ -50,13 +50,14 @@ from gevent.event import Event
 from greenpoint._address import from_sockaddr, host_address, peer_address
 from greenpoint._checks import check_timeout
 from greenpoint._reactor_time import adopt_twisted_timers, clock, current_owner
+from greenpoint._read_size import MIN_READ_SIZE, next_read_size
 from greenpoint.errors import ConnectionDone, ConnectionLost
 
 __all__ = ["Transport"]
 
 log = logging.getLogger("greenpoint")
 
-RECV_SIZE = 64 * 1024  # one read; the same as a typical gevent recv loop
+RECV_SIZE = MIN_READ_SIZE  # the first read; later ones adapt (greenpoint._read_size)
 WRITE_HIGH_WATER = 64 * 1024  # Twisted's FileDescriptor.bufferSize: pause producers above
 WRITE_LOW_WATER = 16 * 1024  # resume them once the queue is this small again
 SMALL_WRITE = 16 * 1024  # queued writes smaller than this are joined before sending...
@@ -222,21 +223,44 @@ class Transport:
         return self._closed_event.wait(timeout)
 
     def _read_loop(self) -> None:
-        recv = self._stream.recv
+        stream = self._stream
+        recv = stream.recv
+        on_socket = self._on_socket
+        size = RECV_SIZE  # a local: an idle connection keeps no read state
+        # The last read emptied the socket (it returned less than asked): wait until
+        # it is readable before the next, as uvloop does, rather than try a recv
+        # that would fail with EAGAIN (a syscall and an exception per message in a
+        # request/response exchange). Gevent sockets only; others wait inside recv.
+        drained = False
         while not self._reading_stopped:
             if self._due:
                 self._run_due()
                 continue
             if self._tls_pending is not None:
                 self._switch_to_tls()
-                recv = self._stream.recv
+                stream = self._stream  # a TLS stream now: reads go through its recv
+                recv = stream.recv
+                on_socket = self._on_socket
+                drained = False
                 continue
             if self._reading_paused:
                 self._wait_while_paused()
                 continue
             self._in_recv = True
             try:
-                data = recv(RECV_SIZE)
+                if on_socket:
+                    event = stream._read_event  # None once the socket was closed
+                    if drained and event is not None:
+                        # gevent's own wait: the socket's timeout applies, and a
+                        # close from another greenlet wakes it with EBADF.
+                        stream._wait(event)
+                    try:
+                        data = stream._sock.recv(size)
+                    except BlockingIOError:
+                        drained = True
+                        continue
+                else:
+                    data = recv(size)
             except _Interrupt:
                 continue
             except OSError as exc:
@@ -247,6 +271,10 @@ class Transport:
             if not data:
                 self._read_eof()
                 return
+            got = len(data)
+            drained = got < size
+            if got >= size or (size > MIN_READ_SIZE and got < size >> 1):
+                size = next_read_size(size, got)
             self._blocked = False  # time passed: worth one more direct flush attempt
             if self._reading_paused:
                 # Paused from another greenlet while we waited in recv: hold the data.

@@ -123,3 +123,37 @@ def test_quick_connection_run_against_raw_gevent_writes_a_results_file(tmp_path)
     assert result["cpu_us_per_conn"] > 0
     assert report["scenarios"]["connrate"]["summary"]["gevent"]["cpu_us_per_conn"]["ratio"] == 1.0
     assert "connrate" in completed.stdout and "gevent" in completed.stdout
+
+
+def test_quick_bulk_and_reqresp_runs_against_raw_gevent_give_their_numbers(tmp_path):
+    out = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--quick", "--scenarios", "bulk,reqresp"]
+        + ["--contenders", "gevent", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert completed.returncode == 0, completed.stderr
+    scenarios = json.loads(out.read_text())["scenarios"]
+    (bulk,) = scenarios["bulk"]["rounds"]
+    assert bulk["gevent"]["bytes"] == scenarios["bulk"]["settings"]["bytes"]
+    assert bulk["gevent"]["cpu_s_per_gb"] > 0
+    (reqresp,) = scenarios["reqresp"]["rounds"]
+    for count in scenarios["reqresp"]["settings"]["counts"]:
+        assert reqresp["gevent"][f"us_per_req_{count}"] > 0
+    assert "error" not in reqresp["gevent"]
+
+
+def test_ratios_to_another_contender_are_taken_within_each_round():
+    ratio_to = _load("ratio_to")
+    rounds = [
+        {"base": {"us": 100.0}, "bare": {"us": 50.0}, "ours": {"us": 40.0}},
+        {"base": {"us": 200.0}, "bare": {"us": 100.0}, "ours": {"us": 120.0}},
+        {"base": {"us": 100.0}, "ours": {"us": 10.0}},  # no reference: skipped
+    ]
+    assert ratio_to.ratios_to(rounds, "us", "bare") == {
+        "base": [2.0, 2.0],
+        "bare": [1.0, 1.0],
+        "ours": [0.8, 1.2],
+    }

@@ -22,6 +22,9 @@ def arguments(description: str, extra: list[tuple[str, dict]] | None = None) -> 
     """Parse ``[--tls CERT KEY]`` plus any contender-specific flags."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), default=None)
+    # The large-read regime (scenario "bulk") asks every recv loop for 256 KiB, as
+    # asyncio and uvloop always do; servers whose library picks the size ignore it.
+    parser.add_argument("--read-size", type=int, default=READ_SIZE)
     for flag, options in extra or []:
         parser.add_argument(flag, **options)
     return parser.parse_args()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import socket
+
 from _common import BACKLOG, HOST, READ_SIZE, arguments, ready
 from gevent.server import StreamServer
 
+NODELAY_FLAG = ("--nodelay", {"action": "store_true", "help": "TCP_NODELAY on accepted sockets"})
 
-def echo(sock, _address):
+
+def echo(sock, _address, read_size=READ_SIZE):
     recv = sock.recv
     sendall = sock.sendall
     try:
         while True:
-            data = recv(READ_SIZE)
+            data = recv(read_size)
             if not data:
                 break
             sendall(data)
@@ -20,9 +25,13 @@ def echo(sock, _address):
 
 
 def main() -> None:
-    arguments(__doc__)
-    server = StreamServer((HOST, 0), echo, backlog=BACKLOG)
+    args = arguments(__doc__, [NODELAY_FLAG])
+    handler = functools.partial(echo, read_size=args.read_size)
+    server = StreamServer((HOST, 0), handler, backlog=BACKLOG)
     server.start()
+    if args.nodelay:
+        # Accepted sockets inherit it (Linux), as on greenpoint's tcp: listeners.
+        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ready(server.server_port)
     server.serve_forever()
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from _common import arguments, ready, unavailable
-from greenpoint_serve import LIMITS, LIMITS_FLAG, description
+from greenpoint_serve import LIMITS, LIMITS_FLAG, NODELAY_OFF_FLAG, description
 
 
 def main() -> None:
-    args = arguments(__doc__, [LIMITS_FLAG])
+    args = arguments(__doc__, [LIMITS_FLAG, NODELAY_OFF_FLAG])
     try:
         from greenpoint import Factory, Protocol, server_from_string
 
@@ -15,7 +15,7 @@ def main() -> None:
             def dataReceived(self, data):
                 self.transport.write(data)
 
-        endpoint = server_from_string(description(args.tls))
+        endpoint = server_from_string(description(args.tls, not args.no_nodelay))
         port = endpoint.listen(Factory.forProtocol(Echo), **(LIMITS if args.limits else {}))
     except (ImportError, AttributeError, NotImplementedError, KeyError, ValueError) as exc:
         unavailable(f"{type(exc).__name__}: {exc}")

@@ -8,10 +8,10 @@ import trio
 from _common import BACKLOG, HOST, READ_SIZE, arguments, ready
 
 
-async def echo(stream) -> None:
+async def echo(stream, read_size=READ_SIZE) -> None:
     try:
         while True:
-            data = await stream.receive_some(READ_SIZE)
+            data = await stream.receive_some(read_size)
             if not data:
                 break
             await stream.send_all(data)
@@ -21,7 +21,7 @@ async def echo(stream) -> None:
         await trio.aclose_forcefully(stream)
 
 
-async def serve(tls) -> None:
+async def serve(tls, read_size) -> None:
     listeners = await trio.open_tcp_listeners(0, host=HOST, backlog=BACKLOG)
     if tls:
         import ssl
@@ -33,12 +33,12 @@ async def serve(tls) -> None:
     else:
         port = listeners[0].socket.getsockname()[1]
     ready(port)
-    await trio.serve_listeners(functools.partial(echo), listeners)
+    await trio.serve_listeners(functools.partial(echo, read_size=read_size), listeners)
 
 
 def main() -> None:
     args = arguments(__doc__)
-    trio.run(serve, args.tls)
+    trio.run(serve, args.tls, args.read_size)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,19 @@ from twisted.internet import protocol, reactor
 
 
 class Echo(protocol.Protocol):
+    read_size = 0  # 0: Twisted's own (64 KiB)
+
+    def connectionMade(self):
+        if self.read_size:
+            self.transport.bufferSize = self.read_size  # what doRead asks recv for
+
     def dataReceived(self, data):
         self.transport.write(data)
 
 
 def main() -> None:
     args = arguments(__doc__)
+    Echo.read_size = args.read_size
     factory = protocol.Factory.forProtocol(Echo)
     if args.tls:
         from twisted.internet import ssl

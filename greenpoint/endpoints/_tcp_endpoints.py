@@ -201,6 +201,7 @@ class _TCPClientEndpoint(ClientEndpoint):
     )
 
     family: ClassVar[int] = AF_INET
+    _host_is_literal: ClassVar[bool] = False  # per instance, set by __post_init__
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -212,6 +213,8 @@ class _TCPClientEndpoint(ClientEndpoint):
             _check_literal("host", self.host, self.family, owner)
         else:
             _check_name(self.host)
+        # Known once: open() then skips parsing the host (~6 µs) on every connect.
+        object.__setattr__(self, "_host_is_literal", found is not None)
         _check_port(self.port, 1)
         if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float):
             raise FieldError("timeout", f"timeout must be a number, not {self.timeout!r}")
@@ -239,7 +242,7 @@ class _TCPClientEndpoint(ClientEndpoint):
         try:
             if self.bind_address is not None:
                 bind = _sockaddr(family, *self.bind_address)
-            literal = literal_family(self.host) is not None
+            literal = self._host_is_literal
             sockaddr = _sockaddr(family, self.host, self.port) if literal else None
         except OSError as exc:  # a zone naming no interface
             raise ConnectError(f"cannot connect to {self.host}: {exc}", address=self.host) from exc
