@@ -54,6 +54,10 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet twisted trio gunicorn
 	$(PY) -m pip install --quiet uvloop || echo "uvloop did not install; the bench reports it as not available"
 	$(PY) bench/run.py $(BENCH_ARGS)
+	# Stand-alone measurements with their own reports (bench/README.md explains each).
+	$(PY) bench/proxy_latency.py
+	$(PY) bench/tls_resumption.py --version TLSv1.3
+	$(PY) bench/tls_resumption.py --version TLSv1.2
 
 soak: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m soak
