@@ -25,8 +25,10 @@ from greenpoint._cli_limits import (
     WSGI_DEFAULTS,
     add_http_timeout_flags,
     add_limit_flags,
+    count,
     front_end_limits,
     off_if_zero,
+    seconds,
 )
 
 __all__ = ["build_parser", "main"]
@@ -334,26 +336,6 @@ def _host_of(listener: Any) -> Any:
 # -- the parser --------------------------------------------------------------------
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, not {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subcommand per front end."""
     common = argparse.ArgumentParser(add_help=False)
@@ -404,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument("client", metavar="CLIENT", help="client description, e.g. tcp:host:80")
     connect.add_argument(
         "--timeout",
-        type=_seconds,
+        type=seconds,
         default=None,
         help="seconds to connect (default: the endpoint's)",
     )
@@ -439,21 +421,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         "--connect-timeout",
         dest="timeout",
-        type=_seconds,
+        type=seconds,
         default=None,
         help="seconds to connect to CLIENT (default: the endpoint's, 30 for tcp:)",
     )
     add_limit_flags(relay, RELAY_DEFAULTS)
     relay.add_argument(
         "--progress",
-        type=_seconds,
+        type=seconds,
         default=1.0,
         metavar="SECONDS",
         help="with -v, how often to print live byte counts (default 1)",
     )
     relay.add_argument(
         "--grace",
-        type=_seconds,
+        type=seconds,
         default=DEFAULT_GRACE,
         metavar="SECONDS",
         help=f"on stop, how long running connections may go on (default {DEFAULT_GRACE:g})",
@@ -507,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--graceful-timeout",
         "--grace",
         dest="grace",
-        type=_seconds,
+        type=seconds,
         default=DEFAULT_GRACE,
         metavar="SECONDS",
         help="on SIGTERM or SIGHUP, how long running requests may go on "
@@ -516,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     wsgi.add_argument(
         "--timeout",
         dest="worker_timeout",
-        type=_seconds,
+        type=seconds,
         default=DEFAULT_WORKER_TIMEOUT,
         metavar="SECONDS",
         help="replace a worker silent (its hub blocked) this long; 0: never "
@@ -524,14 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wsgi.add_argument(
         "--max-requests",
-        type=_count,
+        type=count,
         default=0,
         metavar="N",
         help="replace a worker after N requests, gracefully (default 0: never)",
     )
     wsgi.add_argument(
         "--max-requests-jitter",
-        type=_count,
+        type=count,
         default=0,
         metavar="J",
         help="add a random 0..J to each worker's --max-requests",

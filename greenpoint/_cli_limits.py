@@ -64,17 +64,23 @@ def off_if_zero(value: float | None) -> float | None:
     return value if value else None
 
 
-def _count(text: str) -> int:
+def count(text: str, expected: str = "a number >= 0") -> int:
+    """An argparse type: a whole number >= 0; ``expected`` words the error."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 (no limit) or more, not {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
     return value
 
 
-def _seconds(text: str) -> float:
+def _count(text: str) -> int:
+    return count(text, "0 (no limit) or more")
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds >= 0."""
     try:
         value = float(text)
     except ValueError:
@@ -82,6 +88,9 @@ def _seconds(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, not {text!r}")
     return value
+
+
+_seconds = seconds
 
 
 def add_limit_flags(
