@@ -11,10 +11,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from greenpoint._description import parse_description
+from greenpoint._description import parse_description, quote_string_argument
 from greenpoint._params import REQUIRED, Param, bind, octal_mode
 from greenpoint._redact import REDACTED, redact_description
 from greenpoint._registry import _CLIENTS, _SERVERS, _build, parser_params
+from greenpoint._tls_verify import is_ip_literal
 from greenpoint.errors import DescriptionError
 
 __all__ = [
@@ -79,6 +80,11 @@ def format_value(param: Param, value: Any) -> str:
         return ",".join(str(item) for item in value)
     if value == "":
         return '""'
+    if isinstance(value, str) and ":" in value:
+        # Printed so it can be pasted back: a bare "::" would read as three values.
+        if is_ip_literal(value):  # with a colon: IPv6
+            return f"[{value}]"
+        return quote_string_argument(value)
     return str(value)
 
 
