@@ -26,6 +26,7 @@ __all__ = [
     "boolean",
     "choice",
     "closest",
+    "file_path",
     "host",
     "integer",
     "ip_literal",
@@ -249,6 +250,13 @@ def octal_mode(value: str) -> int:
         # setuid, setgid and sticky mean nothing on a socket file
         raise ValueError("only permission bits are allowed: 0 to 777 (octal)")
     return mode
+
+
+def file_path(value: str) -> str:
+    """A path to a file or directory the endpoint reads (``greenpoint check`` looks for it)."""
+    if not value:
+        raise ValueError("expected a file or directory path")
+    return value
 
 
 def host(value: str) -> str:

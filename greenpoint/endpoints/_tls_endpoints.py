@@ -61,6 +61,9 @@ def _open_then_handshake(
 ) -> TLSStream:
     """Open ``inner`` and handshake, all within ``timeout`` seconds."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    # Read the trust roots and certificate first: a missing file is a local mistake,
+    # to be reported (naming the file) before the network is touched.
+    options.get_context()
     raw = inner.open(timeout=timeout)
     remaining = _deadline_left(deadline)
     if remaining is not None and remaining <= 0:
