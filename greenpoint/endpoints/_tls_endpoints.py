@@ -36,6 +36,7 @@ __all__ = [
     "TLSWrapperClientEndpoint",
     "TLSWrapperServerEndpoint",
     "wrapClientTLS",
+    "wrapServerTLS",
     "wrap_client_tls",
     "wrap_server_tls",
 ]
@@ -473,3 +474,6 @@ def wrap_server_tls(
     within ``handshake_timeout`` seconds (``None``: no limit, not recommended).
     """
     return TLSWrapperServerEndpoint(tls_options, endpoint, handshake_timeout)
+
+
+wrapServerTLS = wrap_server_tls  # Twisted's spelling, as wrapClientTLS

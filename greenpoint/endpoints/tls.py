@@ -49,12 +49,16 @@ from greenpoint.endpoints._tls_endpoints import (
     wrap_client_tls,
     wrap_server_tls,
     wrapClientTLS,
+    wrapServerTLS,
 )
 from greenpoint.endpoints.tcp import socket_params, with_socket_options
 from greenpoint.errors import DescriptionError
 
 if TYPE_CHECKING:
     from greenpoint.tls import ClientTLSOptions
+
+# Defined in the private module, imported from this one (greenpoint has the others).
+TLSWrapperClientEndpoint.__module__ = TLSWrapperServerEndpoint.__module__ = __name__
 
 __all__ = [
     "CLIENT_PARSERS",
@@ -64,6 +68,7 @@ __all__ = [
     "TLSWrapperClientEndpoint",
     "TLSWrapperServerEndpoint",
     "wrapClientTLS",
+    "wrapServerTLS",
     "wrap_client_tls",
     "wrap_server_tls",
 ]
