@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from greenpoint._description import parse_description, quote_string_argument
+from greenpoint._description import parse_description
 from greenpoint._params import REQUIRED, Param, bind, file_path, octal_mode
 from greenpoint._redact import REDACTED, redact_description
 from greenpoint._registry import _CLIENTS, _SERVERS, _build, parser_params
@@ -82,11 +82,8 @@ def format_value(param: Param, value: Any) -> str:
         return ",".join(str(item) for item in value)
     if value == "":
         return '""'
-    if isinstance(value, str) and ":" in value:
-        # Printed so it can be pasted back: a bare "::" would read as three values.
-        if is_ip_literal(value):  # with a colon: IPv6
-            return f"[{value}]"
-        return quote_string_argument(value)
+    if isinstance(value, str) and ":" in value and is_ip_literal(value):
+        return f"[{value}]"  # pasted back as one value; a bare :: reads as three
     return str(value)
 
 

@@ -352,8 +352,8 @@ class UNIXServerEndpoint(ServerEndpoint):
 
     def __post_init__(self) -> None:
         self.path = _normalize_path(self.path)
-        if not 0 <= self.mode <= 0o7777:
-            raise ValueError(f"mode must be a file mode between 0 and 0o7777, not {self.mode!r}")
+        if not 0 <= self.mode <= 0o777:  # as descriptions: setuid/setgid/sticky mean nothing
+            raise ValueError(f"mode must be permission bits, 0 to 0o777, not {self.mode!r}")
 
     @property
     def address(self) -> UNIXAddress:
