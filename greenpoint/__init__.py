@@ -7,6 +7,7 @@ One string says where and how to connect or listen (``tcp:example.com:80``,
 This module is the public surface: it re-exports names and holds no logic.
 """
 
+from greenpoint import proxy_protocol
 from greenpoint._address import (
     HostnameAddress,
     IPv4Address,
@@ -24,14 +25,6 @@ from greenpoint._description import (
 )
 from greenpoint._process_stream import StandardErrorBehavior
 from greenpoint._protocol import ClientFactory, Factory, Protocol
-from greenpoint._proxied_stream import ProxiedStream
-from greenpoint._proxy_header import (
-    ProxyHeader,
-    ProxyHeaderParser,
-    ProxyTLV,
-    SSLInfo,
-)
-from greenpoint._proxy_header_encode import encode_proxy_header
 from greenpoint._reactor_time import clock
 from greenpoint._registry import (
     client_from_string,
@@ -70,6 +63,7 @@ from greenpoint.endpoints.tls import (
     wrap_client_tls,
     wrap_server_tls,
     wrapClientTLS,
+    wrapServerTLS,
 )
 from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 from greenpoint.errors import (
@@ -96,6 +90,14 @@ from greenpoint.errors import (
 )
 from greenpoint.reconnect import ReconnectingClient, ReconnectingStream
 
+# Endpoint classes report the module users import them from, not the private one
+# that defines them: it is what reprs, tracebacks and generated docs show.
+for _class in (ClientEndpoint, ServerEndpoint):
+    for _name, _value in list(globals().items()):
+        if isinstance(_value, type) and issubclass(_value, _class) and not _name.startswith("_"):
+            _value.__module__ = __name__
+del _class, _name, _value
+
 # Twisted's spellings, for porting.
 clientFromString = client_from_string
 connectProtocol = connect_protocol
@@ -104,6 +106,26 @@ quoteStringArgument = quote_string_argument
 proxyEndpoint = wrap_haproxy
 
 __version__ = "0.1.0"
+
+# Moved to greenpoint.proxy_protocol; still importable from here, for compatibility.
+_MOVED = {
+    name: "greenpoint.proxy_protocol"
+    for name in (
+        "ProxiedStream",
+        "ProxyHeader",
+        "ProxyHeaderParser",
+        "ProxyTLV",
+        "SSLInfo",
+        "encode_proxy_header",
+    )
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        return getattr(proxy_protocol, name)
+    raise AttributeError(f"module 'greenpoint' has no attribute {name!r}")
+
 
 __all__ = [
     "AdoptedStreamServerEndpoint",
@@ -143,19 +165,14 @@ __all__ = [
     "ProcessEndpoint",
     "ProcessTerminated",
     "Protocol",
-    "ProxiedStream",
     "ProxyError",
-    "ProxyHeader",
     "ProxyHeaderError",
-    "ProxyHeaderParser",
-    "ProxyTLV",
     "ReconnectingClient",
     "ReconnectingStream",
     "SOCKS4aClientEndpoint",
     "SOCKS5ClientEndpoint",
     "SSL4ClientEndpoint",
     "SSL4ServerEndpoint",
-    "SSLInfo",
     "ServerEndpoint",
     "StandardErrorBehavior",
     "StandardIOEndpoint",
@@ -176,7 +193,6 @@ __all__ = [
     "clock",
     "connectProtocol",
     "connect_protocol",
-    "encode_proxy_header",
     "parse_description",
     "proxyEndpoint",
     "quoteStringArgument",
@@ -186,6 +202,7 @@ __all__ = [
     "serverFromString",
     "server_from_string",
     "wrapClientTLS",
+    "wrapServerTLS",
     "wrap_client_tls",
     "wrap_haproxy",
     "wrap_haproxy_client",

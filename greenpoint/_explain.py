@@ -8,13 +8,15 @@ that the parsers themselves use, so neither can drift from what is accepted.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from greenpoint._description import parse_description
-from greenpoint._params import REQUIRED, Param, bind, octal_mode
+from greenpoint._params import REQUIRED, Param, bind, file_path, octal_mode
 from greenpoint._redact import REDACTED, redact_description
 from greenpoint._registry import _CLIENTS, _SERVERS, _build, parser_params
+from greenpoint._tls_verify import is_ip_literal
 from greenpoint.errors import DescriptionError
 
 __all__ = [
@@ -48,6 +50,7 @@ class KeyValue:
     default: str
     given: bool
     help: str = ""
+    missing_file: bool = False  # a path the endpoint will read, absent now
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +82,8 @@ def format_value(param: Param, value: Any) -> str:
         return ",".join(str(item) for item in value)
     if value == "":
         return '""'
+    if isinstance(value, str) and ":" in value and is_ip_literal(value):
+        return f"[{value}]"  # pasted back as one value; a bare :: reads as three
     return str(value)
 
 
@@ -180,6 +185,7 @@ def _key_values(
             default=format_value(param, param.default),
             given=param.name in given,
             help=param.help,
+            missing_file=_missing_file(param, values[param.keyword]),
         )
         for param in params
     )
@@ -190,6 +196,11 @@ def _shown_value(param: Param, value: Any) -> str:
         return REDACTED  # a password is never printed
     # A nested description (tls:'s endpoint=) may hold one too.
     return redact_description(format_value(param, value))
+
+
+def _missing_file(param: Param, value: Any) -> bool:
+    # Checked here, not by the parser: a description may be written before its files.
+    return param.coerce is file_path and isinstance(value, str) and not os.path.exists(value)
 
 
 def _keys_from_endpoint(endpoint: Any, params: Sequence[Param]) -> tuple[KeyValue, ...] | None:
@@ -223,6 +234,8 @@ def format_explanation(explanation: Explanation, indent: str = "") -> str:
         lines.append(f"{indent}  {key.name:<{width}}  {key.value:<{value_width}}  ({note})")
         if key.given and key.help:  # what a key set on purpose does, under it
             lines.append(f"{indent}  {'':<{width}}  {key.help}")
+        if key.missing_file:
+            lines.append(f"{indent}  {'':<{width}}  warning: no such file or directory")
     if explanation.wrapped is not None:
         lines.append(f"{indent}  wraps:")
         lines.append(format_explanation(explanation.wrapped, indent + "    "))

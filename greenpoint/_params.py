@@ -26,6 +26,7 @@ __all__ = [
     "boolean",
     "choice",
     "closest",
+    "file_path",
     "host",
     "integer",
     "ip_literal",
@@ -116,6 +117,12 @@ def bind(
             if named:
                 given = ", ".join(f"{p.name}=" for p in named)
                 hint = f"expected: {expected}, as {given} was given by keyword"
+        if "" in extra or "" in kwargs.values():
+            # "interface=::" splits at its colons into interface="" and two values.
+            hint += (
+                "; an IPv6 address in a description must be bracketed, [::], "
+                "or its colons escaped, \\:\\:"
+            )
         raise DescriptionError(
             f"{prefix}: too many positional values {list(extra)!r} ({hint})",
             prefix=prefix,
@@ -171,21 +178,25 @@ def text(value: str) -> str:
     return value
 
 
-# ASCII digits only: int() and float() also take "1_000", "١٢" and " +5 ", which in a
-# config file are more likely typos than intent.
+# ASCII digits only, no spaces: int() and float() also take "1_000", "١٢" and " +5\n",
+# which in a config file are more likely typos than intent.
 _INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _DECIMAL = re.compile(r"\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 _OCTAL = re.compile(r"(?:0[oO])?[0-7]+", re.ASCII)
 _MAX_DIGITS = 30  # far beyond any port, backlog or fd; keeps int() off huge inputs
 
 
+def _spaces(value: str) -> str:
+    return ", with no spaces around it" if value != value.strip() else ""
+
+
 def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
     """A coercer for a whole number in ``[minimum, maximum]`` (either bound optional)."""
 
     def coerce(value: str) -> int:
-        digits = value.strip()
+        digits = value
         if not _INTEGER.fullmatch(digits):
-            raise ValueError("expected a whole number")
+            raise ValueError("expected a whole number" + _spaces(value))
         if len(digits) > _MAX_DIGITS:
             raise ValueError("number too large")
         number_ = int(digits, 10)
@@ -206,9 +217,9 @@ port.__doc__ = "A TCP port number, 0 to 65535 (0: let the system choose when lis
 
 def number(value: str) -> float:
     """A non-negative, finite number of seconds; fractions allowed (``2.5``)."""
-    text_ = value.strip()
+    text_ = value
     if not _DECIMAL.fullmatch(text_):
-        raise ValueError("expected a number of seconds, such as 30 or 2.5")
+        raise ValueError("expected a number of seconds, such as 30 or 2.5" + _spaces(value))
     seconds = float(text_)
     if not math.isfinite(seconds):
         raise ValueError("number too large")
@@ -231,13 +242,21 @@ def boolean(value: str) -> bool:
 
 def octal_mode(value: str) -> int:
     """A file mode in octal, as chmod takes it: ``600``, ``0666`` or ``0o666``."""
-    digits = value.strip()
+    digits = value
     if not _OCTAL.fullmatch(digits) or len(digits) > _MAX_DIGITS:
         raise ValueError("expected an octal file mode such as 600 or 0o666")
     mode = int(digits, 8)
-    if not 0 <= mode <= 0o7777:
-        raise ValueError("a file mode lies between 0 and 7777 (octal)")
+    if not 0 <= mode <= 0o777:
+        # setuid, setgid and sticky mean nothing on a socket file
+        raise ValueError("only permission bits are allowed: 0 to 777 (octal)")
     return mode
+
+
+def file_path(value: str) -> str:
+    """A path to a file or directory the endpoint reads (``greenpoint check`` looks for it)."""
+    if not value:
+        raise ValueError("expected a file or directory path")
+    return value
 
 
 def host(value: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -102,7 +103,9 @@ def read_directory(directory: str) -> list[Identity]:
         for name in sorted(files):
             if name.lower().endswith(".pem"):
                 path = os.path.join(root, name)
-                certs, keys = load_pem(read_source(path, "PEM file"), repr(path))
+                data = read_source(path, "PEM file")
+                _refuse_incomplete(data, path)
+                certs, keys = load_pem(data, repr(path))
                 found.append((path, certs, keys))
     identities = pair_identities(found)
     if not identities:
@@ -110,6 +113,24 @@ def read_directory(directory: str) -> list[Identity]:
             f"no certificate with its private key found in {directory!r} (*.pem files)"
         )
     return identities
+
+
+_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_END = re.compile(rb"-----END ([A-Z0-9 ]+)-----")
+
+
+def _refuse_incomplete(data: bytes, path: str) -> None:
+    """Refuse an empty file or one cut inside a PEM block.
+
+    A tool rewriting a certificate in place leaves such a file for a moment. Reading
+    it as "no identity here" would hand its names to the default certificate; an
+    error instead makes the reload keep the previous certificates (and warn).
+    """
+    begins = [match.group(1) for match in _BEGIN.finditer(data)]
+    if not begins:
+        raise ValueError(f"PEM file {path!r} holds no PEM block (empty or half-written?)")
+    if begins != [match.group(1) for match in _END.finditer(data)]:
+        raise ValueError(f"PEM file {path!r} is truncated: a BEGIN line without its END line")
 
 
 def lookup_name(names: dict[str, int], server_name: str | None, default: int = 0) -> int:

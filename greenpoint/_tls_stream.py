@@ -99,6 +99,7 @@ class TLSStream:
     _handshake_done = False
     _notify_sent = False
     _read_eof = False  # a read met the end of the stream
+    _failure: OSError | None = None  # the first reset or broken pipe met (see _remember)
     _hub: Any = None
     _own_watchers = True
     _temporary: set[Any] | None = None  # extra watchers of concurrent waiters
@@ -396,7 +397,7 @@ class TLSStream:
                     elif isinstance(error, SSL.WantReadError):
                         deadline = self._wait(_READ, deadline)
                     elif isinstance(error, SSL.SysCallError):
-                        raise _eof_error(error) from error
+                        raise self._remember(_eof_error(error)) from error
                     else:
                         raise self._tls_failure(error) from error
                 # After WantWrite, OpenSSL wants the same bytes again: ``view`` is.
@@ -415,10 +416,24 @@ class TLSStream:
         """Raise unless ``exc`` is a ragged EOF (the peer closed without close_notify)."""
         code = exc.args[0] if exc.args else -1
         if isinstance(code, int) and code > 0:
-            raise OSError(code, os.strerror(code)) from exc
+            raise self._remember(OSError(code, os.strerror(code))) from exc
+        self._remember(BrokenPipeError(errno.EPIPE, "the peer closed the TLS connection"))
+
+    def _remember(self, failure: OSError) -> OSError:
+        """Keep the first OS-level failure, to explain what OpenSSL reports after it.
+
+        OpenSSL's error queue is per thread, and every greenlet shares the thread:
+        once the reader's call has taken the reset off the queue, the writer's next
+        call on the now-failed connection raises an ``SSL.Error`` with an empty list.
+        """
+        if self._failure is None:
+            self._failure = failure
+        return failure
 
     def _tls_failure(self, exc: SSL.Error) -> Exception:
         self._check_open()
+        if self._failure is not None:  # the connection already failed (see _remember)
+            return OSError(self._failure.errno, self._failure.strerror)
         return TLSError(f"TLS error: {_ssl_error_text(exc)}")
 
     def _check_open(self) -> None:

@@ -85,6 +85,8 @@ def test_explain_either_reports_the_error_that_helps(text, sides, message):
         (Param("x", number), 2.5, "2.5"),
         (Param("x"), ("h2", "http/1.1"), "h2,http/1.1"),
         (Param("x"), "", '""'),
+        (Param("x"), "::", "[::]"),  # a bare :: would split into three values
+        (Param("x"), "fe80::1%eth0", "[fe80::1%eth0]"),
     ],
 )
 def test_format_value(param, value, text):
@@ -112,3 +114,30 @@ def test_readme_table_is_the_generated_one():
     assert gen_prefix_table.updated(readme) == readme, (
         "README.md's prefix table is out of date: run python docs/gen_prefix_table.py"
     )
+
+
+def test_every_default_shown_parses_back_to_itself():
+    # What check and the README print as a default can be pasted into a description.
+    from greenpoint._description import parse_description
+    from greenpoint._explain import _builtin_parsers
+    from greenpoint._registry import parser_params
+
+    checked = 0
+    for side in ("client", "server"):
+        for parser in _builtin_parsers(side).values():
+            for param in parser_params(parser):
+                if param.default in (REQUIRED, None, ""):  # "" is shown as `""`: empty
+                    continue
+                shown = format_value(param, param.default)
+                given = parse_description(f"x:{param.name}={shown}").kwargs[param.name]
+                assert param.coerce(given) == param.default or (
+                    isinstance(param.default, tuple | list | frozenset)
+                ), (side, param.name, shown)
+                checked += 1
+    assert checked > 50
+
+
+def test_check_shows_the_ipv6_default_bracketed_and_it_parses():
+    explanation = explain("tcp6:443", "server")
+    assert keys(explanation)["interface"][1] == "[::]"
+    assert explain("tcp6:443:interface=[::]", "server").canonical == "tcp6:443"

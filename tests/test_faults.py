@@ -441,3 +441,69 @@ def test_proxy_client_sending_half_a_header_holds_up_nobody(caplog):
     baseline.check("half PROXY headers")
     assert "no complete PROXY header within 0.5 s" in caplog.text
     record("fault_proxy_half_header", faults=len(halves))
+
+
+# -- a reset while one greenlet reads and another writes ---------------------------------
+
+
+def test_tls_reset_under_full_duplex_is_an_os_error_for_reader_and_writer(certs):
+    # The peer resets (SO_LINGER 0, no close_notify) while the client has a reader
+    # and a writer greenlet on one stream. OpenSSL's error queue is shared by every
+    # greenlet of the thread: the one that fails second used to get an empty
+    # TLSError("TLS error: []") instead of the reset.
+    from greenpoint.errors import TLSError
+    from greenpoint.tls import (
+        ServerTLSOptions,
+        options_for_client_tls,
+        wrap_client_stream,
+        wrap_server_stream,
+    )
+
+    server_options = ServerTLSOptions(certs.server_pem)
+    client_options = options_for_client_tls("localhost", trust_root=certs.ca_file)
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+
+    def serve_then_reset(raw):
+        stream = wrap_server_stream(raw, server_options, 10)
+        received = 0
+        while received < 256 * KiB:  # echo a while, then reset mid-stream
+            data = stream.recv(64 * KiB)
+            received += len(data)
+            stream.sendall(data)
+        reset(stream)
+
+    def client():
+        raw = gsocket.create_connection(listener.getsockname(), timeout=10)
+        stream = wrap_client_stream(raw, client_options, timeout=10)
+        raw.settimeout(None)
+
+        def read():
+            while stream.recv(64 * KiB):
+                pass
+
+        def write():
+            chunk = os.urandom(16 * KiB)
+            while True:
+                stream.sendall(chunk)
+
+        reader, writer = gevent.spawn(read), gevent.spawn(write)
+        gevent.joinall([reader, writer], timeout=20)
+        stream.close()
+        return reader.exception, writer.exception
+
+    try:
+        clients = [gevent.spawn(client) for _ in range(5)]
+        servers = [gevent.spawn(serve_then_reset, listener.accept()[0]) for _ in range(5)]
+        gevent.joinall(servers + clients, timeout=30, raise_error=True)
+    finally:
+        listener.close()
+    for reader_error, writer_error in (g.value for g in clients):
+        assert isinstance(writer_error, (ConnectionResetError, BrokenPipeError)), writer_error
+        assert not isinstance(writer_error, TLSError)
+        # The reader either sees the reset or, when the writer met it first, the end.
+        assert reader_error is None or (
+            isinstance(reader_error, (ConnectionResetError, BrokenPipeError))
+            and not isinstance(reader_error, TLSError)
+        ), reader_error

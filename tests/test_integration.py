@@ -574,7 +574,7 @@ unix_clients = st.builds(
     UNIXClientEndpoint, paths, st.one_of(st.none(), seconds), st.booleans()
 ).filter(lambda ep: ep.timeout is not None)
 unix_servers = st.builds(
-    UNIXServerEndpoint, paths, st.integers(0, 4096), st.integers(0, 0o7777), st.booleans()
+    UNIXServerEndpoint, paths, st.integers(0, 4096), st.integers(0, 0o777), st.booleans()
 )
 tcp_servers = st.one_of(
     st.builds(

@@ -38,7 +38,6 @@ TCP = (
     [
         (port, "0", 0),
         (port, "80", 80),
-        (port, " 443 ", 443),
         (port, "65535", 65535),
         (integer(), "-3", -3),
         (integer(), "+3", 3),
@@ -57,7 +56,7 @@ TCP = (
         (octal_mode, "600", 0o600),
         (octal_mode, "0666", 0o666),
         (octal_mode, "0o644", 0o644),
-        (octal_mode, "7777", 0o7777),
+        (octal_mode, "777", 0o777),
         (host, "example.com", "example.com"),
         (host, " ::1 ", "::1"),
         (ip_literal, "", ""),
@@ -97,7 +96,13 @@ def test_coercers_accept(coerce, value, expected):
         (boolean, "", "1 or 0"),
         (octal_mode, "8", "octal"),
         (octal_mode, "-1", "octal"),
-        (octal_mode, "17777", "7777"),
+        (octal_mode, "17777", "0 to 777"),
+        (octal_mode, "7777", "only permission bits"),  # setuid/setgid/sticky on a socket
+        (octal_mode, " 600", "octal"),
+        (port, " 80", "no spaces"),
+        (port, "80\n", "no spaces"),
+        (port, " 443 ", "no spaces"),
+        (number, "2.5 ", "no spaces"),
         (octal_mode, "rw", "octal"),
         (host, "  ", "host name"),
         (ip_literal, "example.com", "IP address"),
@@ -265,3 +270,30 @@ def test_param_properties():
 def test_required_marker_survives_copy_and_pickle():
     assert copy.deepcopy(Param("port")).required
     assert pickle.loads(pickle.dumps(REQUIRED)) is REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("side", "text", "words"),
+    [
+        ("server", "tcp6:0:interface=::", r"must be bracketed, \[::\], or its colons escaped"),
+        ("client", "tcp:127.0.0.1:80:bindAddress=::1", "must be bracketed"),
+        ("client", "tcp:localhost: 80", r"bad port=' 80': expected a whole number, with no spaces"),
+        ("client", "tcp:localhost:80\n", r"bad port='80\\n'"),
+        ("server", "unix:/tmp/x.sock:mode=7777", r"bad mode='7777': only permission bits"),
+    ],
+)
+def test_descriptions_refuse_with_a_hint(side, text, words):
+    from greenpoint import client_from_string, server_from_string
+    from greenpoint.errors import DescriptionError
+
+    parse = client_from_string if side == "client" else server_from_string
+    with pytest.raises(DescriptionError, match=words):
+        parse(text)
+
+
+def test_bracketed_ipv6_values_are_accepted():
+    from greenpoint import client_from_string, server_from_string
+
+    assert server_from_string("tcp6:0:interface=[::]")
+    assert server_from_string("tcp6:0:interface=\\:\\:")
+    assert client_from_string("tcp:[::1]:80:bindAddress=[::1]")

@@ -321,3 +321,35 @@ def test_importing_greenpoint_does_not_import_pyopenssl():
 
     code = "import sys, greenpoint; assert 'OpenSSL' not in sys.modules, 'imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd(), timeout=30)
+
+
+@pytest.mark.parametrize("key", ["trustRoots", "caCertsDir"])
+@pytest.mark.parametrize("prefix", ["tls", "ssl"])
+def test_missing_trust_file_is_reported_before_connecting(tmp_path, prefix, key):
+    missing = tmp_path / "nonexistent" / "ca.pem"
+    listener = _stdsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    try:
+        port_ = listener.getsockname()[1]
+        endpoint = client_from_string(f"{prefix}:127.0.0.1:{port_}:{key}={missing}")
+        with pytest.raises(FileNotFoundError, match=str(missing)):
+            endpoint.open(timeout=5)
+        with pytest.raises(BlockingIOError):  # nothing ever connected
+            listener.accept()
+    finally:
+        listener.close()
+
+
+def test_check_says_a_trust_file_is_missing(tmp_path):
+    from greenpoint._explain import explain, format_explanation
+
+    missing = tmp_path / "ca.pem"
+    text = format_explanation(explain(f"tls:localhost:443:trustRoots={missing}", "client"))
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] == ["trustRoots"])
+    assert "warning: no such file or directory" in lines[at + 2]
+    missing.write_bytes(b"")
+    text = format_explanation(explain(f"tls:localhost:443:trustRoots={missing}", "client"))
+    assert "no such file" not in text

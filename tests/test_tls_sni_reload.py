@@ -275,3 +275,29 @@ def test_empty_directory_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no certificate with its private key"):
         SNIServerOptions(str(tmp_path)).get_context()
     assert os.path.exists(tmp_path / "only-ca.pem")
+
+
+@pytest.mark.parametrize("cut", ["half", "empty"])
+def test_half_written_file_in_a_directory_keeps_its_certificate(certs, sites, caplog, cut):
+    # A tool rewriting alpha's file in place is caught mid-write: alpha.test must keep
+    # its certificate (not fall back to the default) and the log must say why.
+    clock = FakeClock()
+    options = SNIServerOptions(str(sites), reload_interval=1, clock=clock)
+    path = sites / "b-beta.pem"
+    whole = path.read_bytes()
+    assert names_of(served_certificate(options, "beta.test"))[0] == "beta.test"
+    path.write_bytes(whole[: len(whole) // 2] if cut == "half" else b"")
+    clock.now += 1
+    with caplog.at_level(logging.INFO, logger="greenpoint.tls"):
+        cert = served_certificate(options, "beta.test", trust=certs.ca_file, verify=True)
+    assert names_of(cert)[0] == "beta.test"
+    assert "keeping the previous TLS certificates" in caplog.text
+    assert "b-beta.pem" in caplog.text
+    assert "reloaded" not in caplog.text
+    # Once the file is whole again, the next look reloads it.
+    path.write_bytes(whole)
+    clock.now += 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="greenpoint.tls"):
+        assert names_of(served_certificate(options, "beta.test"))[0] == "beta.test"
+    assert "reloaded TLS certificates" in caplog.text

@@ -547,4 +547,6 @@ def test_bad_constructor_values():
         UNIXServerEndpoint("")
     with pytest.raises(ValueError):
         UNIXServerEndpoint("/a", mode=0o10000)
+    with pytest.raises(ValueError, match="permission bits"):
+        UNIXServerEndpoint("/a", mode=0o4755)  # setuid: as descriptions refuse it
     assert UNIXClientEndpoint(b"/a") == UNIXClientEndpoint("/a")

@@ -37,6 +37,7 @@ __all__ = [
     "TLSWrapperClientEndpoint",
     "TLSWrapperServerEndpoint",
     "wrapClientTLS",
+    "wrapServerTLS",
     "wrap_client_tls",
     "wrap_server_tls",
 ]
@@ -62,6 +63,9 @@ def _open_then_handshake(
 ) -> TLSStream:
     """Open ``inner`` and handshake, all within ``timeout`` seconds."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    # Read the trust roots and certificate first: a missing file is a local mistake,
+    # to be reported (naming the file) before the network is touched.
+    options.get_context()
     raw = inner.open(timeout=timeout)
     remaining = _deadline_left(deadline)
     if remaining is not None and remaining <= 0:
@@ -491,3 +495,6 @@ def wrap_server_tls(
     within ``handshake_timeout`` seconds (``None``: no limit, not recommended).
     """
     return TLSWrapperServerEndpoint(tls_options, endpoint, handshake_timeout)
+
+
+wrapServerTLS = wrap_server_tls  # Twisted's spelling, as wrapClientTLS

@@ -11,7 +11,17 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from greenpoint._params import Param, boolean, host, integer, ip_literal, number, port, text
+from greenpoint._params import (
+    Param,
+    boolean,
+    file_path,
+    host,
+    integer,
+    ip_literal,
+    number,
+    port,
+    text,
+)
 from greenpoint._registry import EndpointParser, client_from_string
 from greenpoint._sockopts import TCPOptions
 from greenpoint._tls_settings import (
@@ -39,12 +49,16 @@ from greenpoint.endpoints._tls_endpoints import (
     wrap_client_tls,
     wrap_server_tls,
     wrapClientTLS,
+    wrapServerTLS,
 )
 from greenpoint.endpoints.tcp import socket_params, with_socket_options
 from greenpoint.errors import DescriptionError
 
 if TYPE_CHECKING:
     from greenpoint.tls import ClientTLSOptions
+
+# Defined in the private module, imported from this one (greenpoint has the others).
+TLSWrapperClientEndpoint.__module__ = TLSWrapperServerEndpoint.__module__ = __name__
 
 __all__ = [
     "CLIENT_PARSERS",
@@ -54,6 +68,7 @@ __all__ = [
     "TLSWrapperClientEndpoint",
     "TLSWrapperServerEndpoint",
     "wrapClientTLS",
+    "wrapServerTLS",
     "wrap_client_tls",
     "wrap_server_tls",
 ]
@@ -77,10 +92,7 @@ def _positional(*params: Param) -> tuple[Param, ...]:
     return tuple(dataclasses.replace(param, positional=True, in_form=False) for param in params)
 
 
-def _path(value: str) -> str:
-    if not value:
-        raise ValueError("expected a file or directory path")
-    return value
+_path = file_path  # files are read on first use; check reports the missing ones
 
 
 # sslmethod names (pyOpenSSL constants) -> the minimum version they now mean.

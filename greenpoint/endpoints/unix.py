@@ -387,8 +387,8 @@ class UNIXServerEndpoint(ServerEndpoint):
                 f"mode must be an int file mode such as 0o600, "
                 f"not {type(self.mode).__name__} {self.mode!r}"
             )
-        if not 0 <= self.mode <= 0o7777:
-            raise ValueError(f"mode must be a file mode between 0 and 0o7777, not {self.mode!r}")
+        if not 0 <= self.mode <= 0o777:  # as descriptions: setuid/setgid/sticky mean nothing
+            raise ValueError(f"mode must be permission bits, 0 to 0o777, not {self.mode!r}")
         check_backlog(self.backlog)
 
     @property
