@@ -64,7 +64,7 @@ setup(
     install_requires=[
         "gevent>=23.7",
         "pyOpenSSL>=24.3",
-        "cryptography>=41.0.5",
+        "cryptography>=42.0.0",
         "service-identity>=21.1",
         "idna>=3.0",
     ],

@@ -290,7 +290,21 @@ def check_cipher_settings(ciphers: str | None, groups: Sequence[str]) -> None:
         _new_context(SSL.TLS_METHOD, DEFAULT_MINIMUM_VERSION, None, ciphers, groups, keylog=False)
 
 
+def groups_supported() -> bool:
+    """Whether ``groups=`` can be honoured: pyOpenSSL has no call for it, and
+    cryptography's OpenSSL bindings have ``SSL_CTX_set1_curves_list`` from 47.0."""
+    return hasattr(SSL._lib, "SSL_CTX_set1_curves_list")
+
+
 def _set_groups(context: SSL.Context, groups: Sequence[str]) -> None:
+    if not groups_supported():
+        import cryptography
+
+        raise TLSSettingError(
+            "groups",
+            f"groups={','.join(groups)!r} needs cryptography 47.0 or newer (its OpenSSL "
+            f"bindings gained SSL_CTX_set1_curves_list); this is {cryptography.__version__}",
+        )
     # pyOpenSSL has no set_groups; SSL_CTX_set1_groups_list is a macro for this.
     names = ":".join(groups).encode("ascii")
     if SSL._lib.SSL_CTX_set1_curves_list(context._context, names) != 1:  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 import greenpoint
 from greenpoint import DescriptionError, ListenError, TLSError, TLSVerificationError
-from greenpoint._tls_context import spki_pin
+from greenpoint._tls_context import groups_supported, spki_pin
 from tests._tls_support import make_certs
 
 pytestmark = pytest.mark.timeout(30)
@@ -87,6 +87,14 @@ def test_minimum_above_the_peers_maximum_fails_the_handshake(certs):
         _talk(_client(certs, port, ":minimumVersion=TLSv1.3"))
 
 
+needs_groups = pytest.mark.skipif(
+    not groups_supported(),
+    reason="groups= needs cryptography >= 47 (SSL_CTX_set1_curves_list); make test-min "
+    "runs the floor, 42",
+)
+
+
+@needs_groups
 def test_groups_are_offered_as_given(certs):
     with _ssl_server(certs, ":groups=P-384") as port:
         assert _talk(_client(certs, port, ":groups=P-256,P-384"))["version"] == "TLSv1.3"
@@ -99,7 +107,7 @@ def test_groups_are_offered_as_given(certs):
     [
         (":ciphers=NOSUCHCIPHER", "ciphers", "OpenSSL knows none"),
         (":ciphers=a;b", "ciphers", "cipher names"),
-        (":groups=NOSUCHGROUP", "groups", "does not know"),
+        pytest.param(":groups=NOSUCHGROUP", "groups", "does not know", marks=needs_groups),
         (":maximumVersion=TLSv1.1", "maximumVersion", "TLSv1.2 or TLSv1.3"),
         (":minimumVersion=1.3:maximumVersion=1.2", "maximumVersion", "below minimumVersion"),
         (":pin=sha1/AAAA", "pin", "sha256/BASE64"),
@@ -118,7 +126,7 @@ def test_bad_client_tls_values_name_the_key(suffix, key, message):
     ("description", "key"),
     [
         ("ssl:0:ciphers=NOSUCHCIPHER", "ciphers"),
-        ("tls:/tmp:groups=NOSUCHGROUP", "groups"),
+        pytest.param("tls:/tmp:groups=NOSUCHGROUP", "groups", marks=needs_groups),
         ("ssl:0:minimumVersion=1.3:maximumVersion=1.2", "maximumVersion"),
         ("ssl:0:passphraseFile=a:passphraseEnv=B", "passphraseEnv"),
     ],
@@ -129,16 +137,34 @@ def test_bad_server_tls_values_name_the_key(description, key):
     assert caught.value.parameter == key
 
 
+@needs_groups
+def test_groups_round_trip():
+    client = greenpoint.client_from_string("tls:h:443:groups=X25519,P-256")
+    assert greenpoint.client_from_string(str(client)) == client
+    server = greenpoint.server_from_string("ssl:0:privateKey=k.pem:groups=P-256")
+    assert greenpoint.server_from_string(str(server)) == server
+
+
+def test_groups_without_the_binding_is_a_clear_error():
+    if groups_supported():
+        pytest.skip(
+            "this cryptography has SSL_CTX_set1_curves_list (make test-min checks the error)"
+        )
+    with pytest.raises(DescriptionError, match="needs cryptography 47.0 or newer") as caught:
+        greenpoint.client_from_string("tls:h:443:groups=X25519")
+    assert caught.value.parameter == "groups"
+
+
 def test_new_tls_keys_round_trip():
     pin = "sha256/" + "A" * 43 + "="
     for description in (
-        f"tls:h:443:maximumVersion=TLSv1.2:ciphers=AES128-SHA,AES256-SHA:groups=X25519:pin={pin}",
+        f"tls:h:443:maximumVersion=TLSv1.2:ciphers=AES128-SHA,AES256-SHA:pin={pin}",
         "ssl:h:443:verify=no:passphraseEnv=KEY_PASS:pin=" + pin,
     ):
         endpoint = greenpoint.client_from_string(description)
         assert greenpoint.client_from_string(str(endpoint)) == endpoint
     for description in (
-        "ssl:0:privateKey=k.pem:maximumVersion=TLSv1.2:groups=P-256:passphraseFile=/p",
+        "ssl:0:privateKey=k.pem:maximumVersion=TLSv1.2:passphraseFile=/p",
         "tls:/tmp:port=0:ciphers=AES128-SHA",
     ):
         endpoint = greenpoint.server_from_string(description)
