@@ -21,7 +21,8 @@ __all__ = ["accept_function"]
 def accept_function(listener: Any) -> Callable[[], tuple[Any, Any]]:
     """``accept()`` for ``listener``: a fast one for a plain gevent socket, else its own."""
     if type(listener) is not gsocket.socket:
-        return listener.accept
+        accept: Callable[[], tuple[Any, Any]] = listener.accept
+        return accept
     return _raw_accept(listener)
 
 

@@ -106,7 +106,7 @@ class UNIXAddress:
 
     @property
     def abstract(self) -> bool:
-        return bool(self.name) and self.name.startswith("\0")
+        return self.name is not None and self.name.startswith("\0")
 
     def sockaddr(self) -> str:
         return self.name or ""
@@ -189,12 +189,14 @@ def with_peer_credentials(address: UNIXAddress, sock: Any) -> UNIXAddress:
 def peer_address(stream: Any) -> Address:
     """The peer address of a connected stream (socket-like or with ``getPeer``)."""
     if hasattr(stream, "getPeer"):
-        return stream.getPeer()
+        peer: Address = stream.getPeer()
+        return peer
     return from_sockaddr(stream.family, stream.getpeername())
 
 
 def host_address(stream: Any) -> Address:
     """The local address of a connected stream."""
     if hasattr(stream, "getHost"):
-        return stream.getHost()
+        host: Address = stream.getHost()
+        return host
     return from_sockaddr(stream.family, stream.getsockname())

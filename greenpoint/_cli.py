@@ -89,7 +89,8 @@ class _KeepStdoutOpen:
         self._stream = stream
 
     def recv(self, size: int) -> bytes:
-        return self._stream.recv(size)
+        data: bytes = self._stream.recv(size)
+        return data
 
     def sendall(self, data: bytes) -> None:
         self._stream.sendall(data)
@@ -548,7 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.quiet = getattr(args, "quiet", False)
     _configure_logging(args.verbose, args.quiet)
     try:
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     except (CommandError, DescriptionError) as exc:
         print(f"greenpoint {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -28,7 +28,7 @@ __all__ = ["Connector", "connect_factory", "connect_protocol", "listen_factory"]
 log = logging.getLogger("greenpoint")
 
 
-class _StopConnecting(gevent.GreenletExit):
+class _StopConnecting(gevent.GreenletExit):  # type: ignore[misc]  # gevent is untyped (Any)
     """Thrown into a greenlet blocked in ``open()`` by ``Connector.stopConnecting``.
 
     A ``GreenletExit`` so that every endpoint treats it as cancellation: close what

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from greenpoint._description import parse_description
@@ -164,7 +164,7 @@ def _canonical(endpoint: Any) -> str | None:
 
 
 def _key_values(
-    prefix: str, args: Sequence[Any], kwargs: dict[str, Any], params: Sequence[Param]
+    prefix: str, args: Sequence[Any], kwargs: Mapping[str, Any], params: Sequence[Param]
 ) -> tuple[KeyValue, ...] | None:
     """Each declared key with its value in effect; ``None`` if they do not bind."""
     if not params:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -37,7 +38,9 @@ class Pump:
     The streams are not closed here: their owners close them.
     """
 
-    def __init__(self, left: Any, right: Any, *, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self, left: Any, right: Any, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.left = left
         self.right = right
         self.up = 0

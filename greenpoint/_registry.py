@@ -164,7 +164,7 @@ class _Table:
         other = self.other.prefixes() if self.other is not None else set()
         if suggestion:
             hint = f": did you mean {suggestion!r}?"
-        elif prefix in other:
+        elif self.other is not None and prefix in other:
             hint = f": {prefix!r} is a {self.other.side} type, not a {self.side} one"
         else:
             hint = ""
@@ -296,7 +296,8 @@ def client_from_string(description: str | bytes) -> ClientEndpoint:
     Raises:
         DescriptionError: naming the prefix and the parameter at fault.
     """
-    return _build(_CLIENTS, description)
+    endpoint: ClientEndpoint = _build(_CLIENTS, description)  # whatever the parser built
+    return endpoint
 
 
 def server_from_string(description: str | bytes) -> ServerEndpoint:
@@ -307,7 +308,8 @@ def server_from_string(description: str | bytes) -> ServerEndpoint:
     Raises:
         DescriptionError: naming the prefix and the parameter at fault.
     """
-    return _build(_SERVERS, description)
+    endpoint: ServerEndpoint = _build(_SERVERS, description)  # whatever the parser built
+    return endpoint
 
 
 def parser_params(parser: Any) -> Sequence[Param]:

@@ -24,10 +24,11 @@ def format_bytes(count: int) -> str:
     """``123 B``, ``4.5 kB``, ``6.7 MB``: short enough for a progress line."""
     if count < 1000:
         return f"{count} B"
+    scaled = float(count)
     for unit in ("kB", "MB", "GB", "TB"):
-        count /= 1000
-        if count < 1000 or unit == "TB":
-            return f"{count:.1f} {unit}"
+        scaled /= 1000
+        if scaled < 1000 or unit == "TB":
+            return f"{scaled:.1f} {unit}"
     raise AssertionError("unreachable")
 
 

@@ -450,7 +450,11 @@ class ListeningPort:
     # -- one connection --------------------------------------------------------
 
     def _run_handler(
-        self, stream: Any, address: Any, family: int | None, prepare: Callable | None
+        self,
+        stream: Any,
+        address: Any,
+        family: int | None,
+        prepare: Callable[[Any, Any], tuple[Any, Any]] | None,
     ) -> None:
         current = gevent.getcurrent()
         # Until the handler has the stream, the port closes it on every way out.

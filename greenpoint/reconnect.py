@@ -50,7 +50,7 @@ __all__ = ["ReconnectingClient", "ReconnectingStream"]
 log = logging.getLogger("greenpoint.reconnect")
 
 
-class _Stopped(gevent.GreenletExit):
+class _Stopped(gevent.GreenletExit):  # type: ignore[misc]  # gevent is untyped (Any)
     """Thrown into the client's greenlet by :meth:`ReconnectingClient.stop`.
 
     A ``GreenletExit``, so an endpoint in the middle of ``open()`` treats it as

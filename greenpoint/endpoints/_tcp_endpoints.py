@@ -54,8 +54,8 @@ DEFAULT_BACKLOG = 50  # Twisted's default
 
 AF_INET = _stdsocket.AF_INET
 AF_INET6 = _stdsocket.AF_INET6
-_FAMILY_NAMES = {AF_INET: "IPv4", AF_INET6: "IPv6"}
-ANY_ADDRESS = {AF_INET: "0.0.0.0", AF_INET6: "::"}
+_FAMILY_NAMES: dict[int, str] = {AF_INET: "IPv4", AF_INET6: "IPv6"}
+ANY_ADDRESS: dict[int, str] = {AF_INET: "0.0.0.0", AF_INET6: "::"}
 
 
 class FieldError(ValueError):
@@ -84,7 +84,7 @@ def literal_family(host: str) -> int | None:
     return AF_INET if address.version == 4 else AF_INET6
 
 
-def _sockaddr(family: int, host: str, port: int) -> tuple:
+def _sockaddr(family: int, host: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
     """The sockaddr for an IP literal (or ``""``, any address) of ``family``.
 
     Raises:
@@ -355,7 +355,8 @@ def _listen(
         sock.close()
         reason = exc.strerror or str(exc)
         error = ListenError(exc.errno, f"cannot listen on {shown}: {reason}")
-        error.address = shown
+        # ListenError declares no ``address``; callers read it where it is set.
+        vars(error)["address"] = shown
         raise error from exc
     except BaseException:
         sock.close()
@@ -364,7 +365,7 @@ def _listen(
 
 
 def _reuse_port_option() -> int:
-    option = getattr(_stdsocket, "SO_REUSEPORT", None)
+    option: int | None = getattr(_stdsocket, "SO_REUSEPORT", None)
     if option is None:
         raise OSError("SO_REUSEPORT is not available on this platform")
     return option
@@ -377,6 +378,15 @@ def _check_backlog(backlog: Any) -> None:
 
 class _TCPServerEndpoint(ServerEndpoint):
     """Shared by the IPv4 and IPv6 server endpoints; ``family`` tells them apart."""
+
+    # Declared for the type checker; the dataclass subclasses define the fields.
+    port: int
+    backlog: int
+    interface: str
+    reuse_port: bool
+    nodelay: bool
+    tcp_options: TCPOptions
+    socket_options: SocketOptionsHook
 
     family: ClassVar[int] = AF_INET
     any_interface: ClassVar[str] = ""  # the default interface: every address

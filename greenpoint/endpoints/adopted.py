@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import os
 import socket as _stdsocket
-from typing import Any
+from typing import Any, cast
 
 from gevent import socket as gsocket
 
@@ -236,7 +236,8 @@ class SystemdServerEndpoint(ServerEndpoint):
             fd = passed.fd_at(self.index)
             wanted = f"index {self.index}"
         else:
-            fd = passed.fd_named(self.name)
+            # __post_init__ requires exactly one of index and name: name is set here.
+            fd = passed.fd_named(cast(str, self.name))
             wanted = f"name {self.name!r}"
         if fd is None:
             raise ListenError(f"{self}: no socket with {wanted}: {passed.describe()}")

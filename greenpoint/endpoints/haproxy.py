@@ -21,7 +21,7 @@ import dataclasses
 import ipaddress
 import logging
 from collections.abc import Iterable
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Union, cast
 
 from greenpoint._accept import accept_function
 from greenpoint._address import (
@@ -124,7 +124,9 @@ def wrap_haproxy(
     The handler gets the original client as its address, and ``getpeername()``/
     ``getPeer()`` on the stream report it (see :class:`HAProxyServerEndpoint`).
     """
-    return HAProxyServerEndpoint(endpoint, timeout=timeout, allow=allow, max_size=max_size)
+    # The field is typed as stored; __post_init__ turns a str or iterable into networks.
+    networks = cast("tuple[IPNetwork, ...] | None", allow)
+    return HAProxyServerEndpoint(endpoint, timeout=timeout, allow=networks, max_size=max_size)
 
 
 class HAProxyListener:
@@ -216,7 +218,8 @@ class HAProxyListener:
         self.listener.close()
 
     def fileno(self) -> int:
-        return self.listener.fileno()
+        fd: int = self.listener.fileno()
+        return fd
 
     def getsockname(self) -> Any:
         return self.listener.getsockname()
@@ -298,6 +301,7 @@ class _HAProxyServerParser:
     def parse(self, description: Description) -> HAProxyServerEndpoint:
         from greenpoint._registry import server_from_string
 
+        assert description.rest is not None  # Description.__post_init__ fills it in
         own, inner = _split_own_keywords(description.rest)
         if not inner:
             raise DescriptionError(

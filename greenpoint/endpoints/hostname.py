@@ -196,7 +196,8 @@ def bind_address_text(bind_address: Any) -> str:
     """
     if isinstance(bind_address, dict):
         return ",".join(host for host, _ in bind_address.values())
-    return bind_address[0]
+    host: str = bind_address[0]
+    return host
 
 
 def _shared_bind_port(bind_address: Any) -> int:
@@ -206,4 +207,5 @@ def _shared_bind_port(bind_address: Any) -> int:
     if isinstance(bind_address, dict):
         ports = {bind_port for _, bind_port in bind_address.values()}
         return ports.pop() if len(ports) == 1 else 0
-    return bind_address[1]
+    bind_port: int = bind_address[1]
+    return bind_port

@@ -169,7 +169,9 @@ class MemoryServerEndpoint(ServerEndpoint):
     def __post_init__(self) -> None:
         _check_name(self.name)
 
-    def bind(self) -> MemoryListener:
+    # MemoryStream lacks recv_into/getpeername/getsockname of the Stream protocol
+    # (greenpoint/_memory_stream.py), so neither return type is a Listener/Stream yet.
+    def bind(self) -> MemoryListener:  # type: ignore[override]
         """Bind the name; ``ListenError`` (``EADDRINUSE``) if a listener holds it."""
         if self.name in _bound:
             raise ListenError(
@@ -202,7 +204,8 @@ class MemoryClientEndpoint(ClientEndpoint):
     def address(self) -> MemoryAddress:
         return MemoryAddress(self.name)
 
-    def open(self, timeout: float | None = None) -> MemoryStream:
+    # Not a Stream yet: MemoryStream lacks recv_into/getpeername/getsockname.
+    def open(self, timeout: float | None = None) -> MemoryStream:  # type: ignore[override]
         """Connect; blocks only the calling greenlet (only ``blackhole`` ever waits).
 
         Raises:

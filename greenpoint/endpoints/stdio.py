@@ -124,7 +124,8 @@ class StandardIOListener:
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        closed: bool = self._closed.is_set()
+        return closed
 
     def fileno(self) -> int:
         """The private copy of stdin until it is accepted, then -1."""

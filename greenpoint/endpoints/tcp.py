@@ -8,14 +8,14 @@ one. The classes live in ``greenpoint.endpoints._tcp_endpoints``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from greenpoint._hostnames import normalize_bind_address
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._params import Param, boolean, choice, host, integer, ip_literal, number, port
 from greenpoint._registry import EndpointParser
 from greenpoint._sockopts import TCPOptions, tcp_option_params, tcp_options_from
-from greenpoint.endpoints._base import ClientEndpoint
+from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints._tcp_endpoints import (
     AF_INET,
     AF_INET6,
@@ -67,7 +67,10 @@ def with_socket_options(prefix: str, build: Callable[..., Any]) -> Callable[...,
     return build_with_options
 
 
-def _construct(prefix: str, cls: type, **kwargs: Any) -> Any:
+_Endpoint = TypeVar("_Endpoint", ClientEndpoint, ServerEndpoint)
+
+
+def _construct(prefix: str, cls: type[_Endpoint], **kwargs: Any) -> _Endpoint:
     try:
         return cls(**kwargs)
     except FieldError as exc:
@@ -123,14 +126,17 @@ def _bind_hosts(value: str) -> str:
     return ",".join(parts)
 
 
-def _normalised_bind(bind_address: str) -> Any:
+def _normalised_bind(bind_address: str) -> tuple[str, int] | dict[int, tuple[str, int]]:
     """``normalize_bind_address``, its errors naming ``tcp:``'s ``bindAddress``."""
     try:
-        return normalize_bind_address(bind_address)
+        normalised = normalize_bind_address(bind_address)
     except ValueError as exc:
         raise DescriptionError(
             f"tcp: bad bindAddress={bind_address!r}: {exc}", prefix="tcp", parameter="bindAddress"
         ) from exc
+    # A str names at least one address (or raises), so None never comes back.
+    assert normalised is not None
+    return normalised
 
 
 def _bind_for_name(bind_address: str | None, bind_port: int) -> Any:
@@ -212,8 +218,8 @@ def _build_tcp_client(
     order: str,
     nodelay: bool = True,
     tcp_options: TCPOptions | None = None,
-):
-    sockets = {"nodelay": nodelay, "tcp_options": tcp_options or TCPOptions()}
+) -> ClientEndpoint:
+    sockets: dict[str, Any] = {"nodelay": nodelay, "tcp_options": tcp_options or TCPOptions()}
     family = literal_family(host)
     if family is None:
         if timeout <= 0:  # what TCP4ClientEndpoint refuses for a literal
@@ -232,8 +238,15 @@ def _build_tcp_client(
     )
 
 
-def _family_client_builder(prefix: str, cls: type) -> Callable[..., Any]:
-    def build(host: str, port: int, timeout: float, bind_address, bind_port, **sockets: Any):
+def _family_client_builder(prefix: str, cls: type[ClientEndpoint]) -> Callable[..., Any]:
+    def build(
+        host: str,
+        port: int,
+        timeout: float,
+        bind_address: str | None,
+        bind_port: int,
+        **sockets: Any,
+    ) -> ClientEndpoint:
         bind = _bind_pair(bind_address, bind_port)
         return _construct(
             prefix, cls, host=host, port=port, timeout=timeout, bind_address=bind, **sockets
@@ -269,7 +282,7 @@ def _build_tcp_server(
     nodelay: bool,
     ipv6only: bool,
     tcp_options: TCPOptions,
-):
+) -> ServerEndpoint:
     # Twisted's tcp: is IPv4, but an IPv6 interface can only mean IPv6.
     if interface and literal_family(interface) == AF_INET6:
         return _construct(
@@ -302,7 +315,7 @@ def _build_tcp4_server(
     reuse_port: bool,
     nodelay: bool,
     tcp_options: TCPOptions,
-):
+) -> ServerEndpoint:
     return _construct(
         "tcp4", TCP4ServerEndpoint, port=port, backlog=backlog, interface=interface,
         reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
@@ -317,7 +330,7 @@ def _build_tcp6_server(
     nodelay: bool,
     ipv6only: bool,
     tcp_options: TCPOptions,
-):
+) -> ServerEndpoint:
     return _construct(
         "tcp6", TCP6ServerEndpoint, port=port, backlog=backlog, interface=interface,
         ipv6only=ipv6only, reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,

@@ -213,7 +213,7 @@ def _build_client_options(
         passphraseEnv=tls["passphrase_env"],
     )
     try:
-        return tls_module().ClientTLSOptions(
+        options: ClientTLSOptions = tls_module().ClientTLSOptions(
             hostname,
             trust_root=trust,
             certificate=certificate,
@@ -221,6 +221,7 @@ def _build_client_options(
             alpn=alpn,
             **tls,
         )
+        return options
     except TLSSettingError as exc:
         raise DescriptionError(f"{prefix}: {exc}", prefix=prefix, parameter=exc.key) from exc
     except ValueError as exc:

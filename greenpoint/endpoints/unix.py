@@ -79,15 +79,15 @@ def _normalize_path(path: Any) -> str:
             f"a UNIX socket path must be a str, bytes or os.PathLike, "
             f"not {type(path).__name__} {path!r}"
         )
-    path = os.fsdecode(path)
-    if path.startswith(_ABSTRACT_MARK):
-        path = "\0" + path[1:]
-    if path in ("", "\0"):
+    text = os.fsdecode(path)
+    if text.startswith(_ABSTRACT_MARK):
+        text = "\0" + text[1:]
+    if text in ("", "\0"):
         raise ValueError("a UNIX socket needs a path, or @name for an abstract socket")
-    if "\0" in path[1:]:
-        raise ValueError(f"a UNIX socket path cannot contain a NUL character: {path!r}")
-    _check_path_length(path)
-    return path
+    if "\0" in text[1:]:
+        raise ValueError(f"a UNIX socket path cannot contain a NUL character: {text!r}")
+    _check_path_length(text)
+    return text
 
 
 def _check_path_length(path: str) -> None:
@@ -201,11 +201,13 @@ class UNIXListener:
 
     @property
     def family(self) -> int:
-        return self.socket.family
+        family: int = self.socket.family
+        return family
 
     @property
     def type(self) -> int:
-        return self.socket.type
+        kind: int = self.socket.type
+        return kind
 
     @property
     def closed(self) -> bool:
@@ -213,10 +215,12 @@ class UNIXListener:
 
     def accept(self) -> tuple[Any, Any]:
         """Wait for a connection (blocks only the calling greenlet)."""
-        return self.socket.accept()
+        connection: tuple[Any, Any] = self.socket.accept()
+        return connection
 
     def fileno(self) -> int:
-        return self.socket.fileno()
+        fd: int = self.socket.fileno()
+        return fd
 
     def getsockname(self) -> Any:
         return self.socket.getsockname()
