@@ -8,7 +8,7 @@ layers, made here as ``socket.socket.makefile`` makes them.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["raw_file_mode", "layer_file"]
 
@@ -46,5 +46,6 @@ def layer_file(
     if "b" in mode:
         return buffer
     text = io.TextIOWrapper(buffer, encoding, errors, newline)
-    text.mode = mode
+    # typeshed has TextIOWrapper.mode read-only; the instance takes it as socket.makefile sets it.
+    cast(Any, text).mode = mode
     return text
