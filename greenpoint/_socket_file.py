@@ -8,18 +8,20 @@ layers, made here as ``socket.socket.makefile`` makes them.
 from __future__ import annotations
 
 import io
-from typing import Any, cast
+from typing import Any, Literal, cast
+
+RawMode = Literal["r", "w", "rw"]
 
 __all__ = ["raw_file_mode", "layer_file"]
 
 
-def raw_file_mode(mode: str) -> str:
+def raw_file_mode(mode: str) -> RawMode:
     """The ``SocketIO`` mode (``"r"``, ``"w"`` or ``"rw"``) for a ``makefile`` mode."""
     if not set(mode) <= {"r", "w", "b"}:
         raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
     writing = "w" in mode
     reading = "r" in mode or not writing
-    return ("r" if reading else "") + ("w" if writing else "")
+    return cast(RawMode, ("r" if reading else "") + ("w" if writing else ""))
 
 
 def layer_file(
