@@ -39,8 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check greenpoint tests examples bench
 	$(VENV)/bin/ruff format --check greenpoint tests examples bench
 
-# mypy --strict on the files listed in pyproject.toml ([tool.mypy] files): the modules
-# that pass today and tests/typing/. `mypy --strict greenpoint/` shows the rest.
+# mypy --strict on all of greenpoint/ and tests/typing/ (pyproject.toml [tool.mypy]).
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 

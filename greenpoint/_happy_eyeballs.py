@@ -29,7 +29,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gevent
 import gevent.queue
@@ -74,6 +74,7 @@ logger = logging.getLogger("greenpoint.happy_eyeballs")
 
 # RFC 8305 §3: query AAAA first, then A; IPv6 is preferred when both are known.
 BOTH_FAMILIES = (socket.AF_INET6, socket.AF_INET)
+_IPAddress = IPv4Address | IPv6Address  # what from_sockaddr gives for AF_INET/AF_INET6
 
 
 class Clock(Protocol):
@@ -292,10 +293,18 @@ def _display_host(host: str | bytes) -> str:
     return host
 
 
-def _connect_literal(target, literal, families, timeout, binds, clock, connect):
+def _connect_literal(
+    target: HostnameAddress,
+    literal: tuple[int, tuple[Any, ...]],
+    families: Sequence[int],
+    timeout: float | None,
+    binds: tuple[str, int] | dict[int, tuple[str, int]] | None,
+    clock: Clock,
+    connect: Callable[..., Any],
+) -> tuple[Any, ConnectInfo]:
     """An IP literal: one attempt, in the caller's greenlet, no resolver, no racing."""
     family, sockaddr = literal
-    address = from_sockaddr(family, sockaddr)
+    address = cast(_IPAddress, from_sockaddr(family, sockaddr))  # an IP literal's
     if family not in families:
         allowed = " or ".join(family_name(f) for f in families)
         raise ConnectError(
@@ -378,7 +387,7 @@ class _Race:
 
     def run(self) -> tuple[Any, ConnectInfo]:
         self.start = self.clock.now()
-        winner: Any = None
+        winner: tuple[Any, ConnectInfo] | None = None
         try:
             winner = self._race()
         finally:
@@ -448,7 +457,7 @@ class _Race:
             if wake_at is not None:
                 self.alarm_at = wake_at
                 self.alarm = self._spawn(self._ring_at, wake_at)
-        event = self.events.get()
+        event: tuple[Any, ...] = self.events.get()
         if event[0] == _ALARM and event[1] is self.alarm:
             self.alarm, self.alarm_at = None, None
         return event
@@ -471,7 +480,7 @@ class _Race:
         self.resolutions.append(
             Resolution(
                 DNSQuery(name, family),
-                tuple(from_sockaddr(family, sockaddr) for sockaddr in addresses),
+                tuple(cast(_IPAddress, from_sockaddr(family, sockaddr)) for sockaddr in addresses),
                 error,
                 started,
                 now - self.start - started,
@@ -479,10 +488,12 @@ class _Race:
         )
 
     def _start_attempt(self, now: float) -> None:
-        family, sockaddr = self.addresses.pop()
+        # Called only when an address is waiting, so pop() gives one.
+        family, sockaddr = cast("tuple[int, Any]", self.addresses.pop())
         greenlet = self._spawn(self._attempt, family, sockaddr)
         self.attempt_greenlets.append(greenlet)
-        self.running[greenlet] = _Running(from_sockaddr(family, sockaddr), now - self.start)
+        address = cast(_IPAddress, from_sockaddr(family, sockaddr))
+        self.running[greenlet] = _Running(address, now - self.start)
 
     # -- children -------------------------------------------------------------
 

@@ -289,7 +289,7 @@ class PipeStream:
     def getsockname(self) -> str:
         return str(self._host)
 
-    def makefile(self, mode: str = "r", buffering: int | None = None, **text_options: Any):
+    def makefile(self, mode: str = "r", buffering: int | None = None, **text_options: Any) -> Any:
         """A file object over the stream; closing the file leaves the stream open."""
         if not set(mode) <= {"r", "w", "b"} or ("r" in mode) == ("w" in mode):
             raise ValueError(f"makefile: mode must be 'r' or 'w' with optional 'b', not {mode!r}")

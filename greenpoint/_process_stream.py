@@ -122,12 +122,14 @@ class ProcessStream(PipeStream):
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        pid: int = self.process.pid
+        return pid
 
     @property
     def returncode(self) -> int | None:
         """The exit status, minus the signal number if killed, ``None`` while running."""
-        return self.process.returncode
+        code: int | None = self.process.returncode
+        return code
 
     def wait(self, timeout: float | None = None) -> int:
         """Block the calling greenlet until the child exits; return its returncode.
@@ -135,7 +137,8 @@ class ProcessStream(PipeStream):
         Raises ``subprocess.TimeoutExpired`` if ``timeout`` seconds pass first.
         """
         check_timeout(timeout)
-        return self.process.wait(timeout)
+        code: int = self.process.wait(timeout)
+        return code
 
     def exit_reason(self, timeout: float | None = None) -> ConnectionClosed:
         """Wait for the child to exit and return the reason to give ``connectionLost``.
@@ -181,6 +184,7 @@ def spawn_process(
     # greenlet, and a caller who gives up leaves it the job of ending the child.
     setup = setup if setup is not None else ChildSetup()
     starter = gevent.spawn(_capture, _start_process, executable, argv, env, cwd, stderr, setup)
+    stream: ProcessStream  # what _start_process returned (gevent's get() is untyped)
     try:
         stream, error = starter.get()
     except BaseException:

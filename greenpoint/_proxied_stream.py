@@ -11,12 +11,12 @@ other stream it reads normally and the bytes past the header are replayed by
 from __future__ import annotations
 
 import socket as _stdsocket
-from typing import Any
+from typing import Any, Protocol, cast
 
 import gevent
 from gevent import socket as gsocket
 
-from greenpoint._address import Address, from_sockaddr
+from greenpoint._address import Address, IPv4Address, IPv6Address, UNIXAddress, from_sockaddr
 from greenpoint._proxy_header import (
     DEFAULT_MAX_SIZE,
     ProxyHeader,
@@ -111,6 +111,21 @@ def _read_and_keep_the_rest(stream: Any, max_size: int) -> tuple[ProxyHeader, by
             return header, parser.rest
 
 
+class _Connection(Protocol):
+    """What ProxiedStream calls on the connection under it (a gevent socket, mostly)."""
+
+    def recv(self, bufsize: int, flags: int = ..., /) -> bytes: ...
+    def recv_into(self, buffer: Any, nbytes: int = ..., flags: int = ..., /) -> int: ...
+    def send(self, data: Any, flags: int = ..., /) -> int: ...
+    def sendall(self, data: Any, flags: int = ..., /) -> None: ...
+    def shutdown(self, how: int, /) -> None: ...
+    def close(self) -> None: ...
+
+
+# A PROXY header carries IP or UNIX addresses, and the connection's own are those too.
+_SocketAddress = IPv4Address | IPv6Address | UNIXAddress
+
+
 class ProxiedStream:
     """A connected stream whose addresses are the ones the PROXY header gave.
 
@@ -126,7 +141,7 @@ class ProxiedStream:
     def __init__(
         self, stream: Any, header: ProxyHeader, proxy_address: Address, rest: bytes = b""
     ) -> None:
-        self._stream = stream
+        self._stream: _Connection = stream
         self._pending = rest
         self.proxy_header = header
         self.proxy_address = proxy_address
@@ -154,10 +169,10 @@ class ProxiedStream:
         return self._host
 
     def getpeername(self) -> Any:
-        return self._peer.sockaddr()
+        return cast(_SocketAddress, self._peer).sockaddr()
 
     def getsockname(self) -> Any:
-        return self._host.sockaddr()
+        return cast(_SocketAddress, self._host).sockaddr()
 
     # Reading: replay what was read past the header first ----------------------------
 
@@ -224,11 +239,13 @@ class ProxiedStream:
         newline: str | None = None,
     ) -> Any:
         """A file object over this stream (reads replay the bytes past the header)."""
-        raw = _stdsocket.SocketIO(self, raw_file_mode(mode))
+        # SocketIO needs only recv_into, send and _decref_socketios (see _socket_file).
+        raw = _stdsocket.SocketIO(cast(_stdsocket.socket, self), raw_file_mode(mode))
         return layer_file(raw, mode, buffering, encoding, errors, newline)
 
 
 def _own_host(stream: Any) -> Address:
     if hasattr(stream, "getHost"):
-        return stream.getHost()
+        host: Address = stream.getHost()
+        return host
     return from_sockaddr(stream.family, stream.getsockname())

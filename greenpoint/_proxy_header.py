@@ -367,7 +367,9 @@ def _parse_v2(raw: bytes) -> ProxyHeader:
     )
 
 
-def _v2_addresses(family: int, block: bytes):
+def _v2_addresses(
+    family: int, block: bytes
+) -> tuple[IPv4Address | IPv6Address | UNIXAddress, IPv4Address | IPv6Address | UNIXAddress]:
     if family == V2_AF_INET:
         source_port, destination_port = struct.unpack("!HH", block[8:12])
         return (
@@ -427,7 +429,7 @@ def _parse_ssl(value: bytes) -> SSLInfo:
         raise ProxyHeaderError(f"PROXY v2 SSL TLV is {len(value)} bytes; it needs at least 5")
     client = value[0]
     verify = int.from_bytes(value[1:5], "big")
-    fields = {}
+    fields: dict[str, str] = {}
     for kind, sub_value in _parse_tlvs(value[5:], "PROXY v2 SSL sub-TLV"):
         if kind in _SSLSubtype._value2member_map_:
             fields.setdefault(_SSLSubtype(kind).name.lower(), sub_value.decode("utf-8", "replace"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Iterable
+from typing import cast
 
 from greenpoint._address import IPv4Address, IPv6Address, UNIXAddress
 from greenpoint._proxy_header import (
@@ -55,7 +56,10 @@ def encode_proxy_header(
     return _encode_v2(source, destination, tlvs, checksum)
 
 
-def _encode_v1(source, destination) -> bytes:
+def _encode_v1(
+    source: IPv4Address | IPv6Address | UNIXAddress | None,
+    destination: IPv4Address | IPv6Address | UNIXAddress | None,
+) -> bytes:
     if source is None:
         return b"PROXY UNKNOWN\r\n"
     if isinstance(source, UNIXAddress) or isinstance(destination, UNIXAddress):
@@ -63,6 +67,8 @@ def _encode_v1(source, destination) -> bytes:
     source_ip, destination_ip = _same_family(source, destination)
     protocol = "TCP4" if source_ip.version == 4 else "TCP6"
     source_text, destination_text = _ip_text(source_ip), _ip_text(destination_ip)
+    # encode_proxy_header checked that both addresses are given.
+    destination = cast("IPv4Address | IPv6Address", destination)
     return (
         f"PROXY {protocol} {source_text} {destination_text} {source.port} {destination.port}\r\n"
     ).encode("ascii")
@@ -76,7 +82,12 @@ def _ip_text(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return f"::ffff:{mapped}" if mapped is not None else str(ip)
 
 
-def _encode_v2(source, destination, tlvs: list[tuple[int, bytes]], checksum: bool) -> bytes:
+def _encode_v2(
+    source: IPv4Address | IPv6Address | UNIXAddress | None,
+    destination: IPv4Address | IPv6Address | UNIXAddress | None,
+    tlvs: list[tuple[int, bytes]],
+    checksum: bool,
+) -> bytes:
     if source is None:
         command, family_byte, block = 0x0, 0x00, b""
     elif isinstance(source, UNIXAddress) or isinstance(destination, UNIXAddress):
@@ -89,7 +100,8 @@ def _encode_v2(source, destination, tlvs: list[tuple[int, bytes]], checksum: boo
         family = V2_AF_INET if source_ip.version == 4 else V2_AF_INET6
         command, family_byte = 0x1, (family << 4) | 0x1
         block = source_ip.packed + destination_ip.packed
-        block += struct.pack("!HH", source.port, destination.port)
+        port = cast("IPv4Address | IPv6Address", destination).port  # both given: checked
+        block += struct.pack("!HH", source.port, port)
     if checksum:
         tlvs = [*tlvs, (ProxyTLV.CRC32C, b"\0\0\0\0")]
     body = block + b"".join(
@@ -104,7 +116,12 @@ def _encode_v2(source, destination, tlvs: list[tuple[int, bytes]], checksum: boo
     return header
 
 
-def _same_family(source, destination):
+def _same_family(
+    source: IPv4Address | IPv6Address | UNIXAddress | None,
+    destination: IPv4Address | IPv6Address | UNIXAddress | None,
+) -> tuple[
+    ipaddress.IPv4Address | ipaddress.IPv6Address, ipaddress.IPv4Address | ipaddress.IPv6Address
+]:
     source_ip = _ip_of(source)
     destination_ip = _ip_of(destination)
     if source_ip.version != destination_ip.version:
@@ -113,7 +130,7 @@ def _same_family(source, destination):
     return source_ip, destination_ip
 
 
-def _ip_of(address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def _ip_of(address: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if not isinstance(address, IPv4Address | IPv6Address):
         raise ValueError(f"expected an IPv4Address, IPv6Address or UNIXAddress, not {address!r}")
     try:

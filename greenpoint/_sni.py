@@ -46,7 +46,7 @@ def names_of(cert: x509.Certificate) -> tuple[str, ...]:
     """The lower-cased DNS names a certificate serves (SAN, else common name)."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = san.get_values_for_type(x509.DNSName)
+        names: Sequence[str | bytes] = san.get_values_for_type(x509.DNSName)
     except x509.ExtensionNotFound:
         names = [attr.value for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     return tuple(dict.fromkeys(str(name).lower().rstrip(".") for name in names if name))
@@ -77,7 +77,7 @@ def pair_identities(
 def _chain_for(
     leaf: x509.Certificate, others: Sequence[x509.Certificate]
 ) -> list[x509.Certificate]:
-    by_subject = {}
+    by_subject: dict[x509.Name, x509.Certificate] = {}
     for cert in others:
         by_subject.setdefault(cert.subject, cert)
     chain = [leaf]
@@ -198,7 +198,8 @@ class SNIStore:
 
     def context(self) -> SSL.Context:
         """The context to start a connection with (it switches by SNI itself)."""
-        return self._value.get().base
+        served: _Served = self._value.get()
+        return served.base
 
     def reload(self) -> None:
         self._value.reload()

@@ -8,18 +8,20 @@ layers, made here as ``socket.socket.makefile`` makes them.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Literal, cast
+
+RawMode = Literal["r", "w", "rw"]
 
 __all__ = ["raw_file_mode", "layer_file"]
 
 
-def raw_file_mode(mode: str) -> str:
+def raw_file_mode(mode: str) -> RawMode:
     """The ``SocketIO`` mode (``"r"``, ``"w"`` or ``"rw"``) for a ``makefile`` mode."""
     if not set(mode) <= {"r", "w", "b"}:
         raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
     writing = "w" in mode
     reading = "r" in mode or not writing
-    return ("r" if reading else "") + ("w" if writing else "")
+    return cast(RawMode, ("r" if reading else "") + ("w" if writing else ""))
 
 
 def layer_file(
@@ -46,5 +48,6 @@ def layer_file(
     if "b" in mode:
         return buffer
     text = io.TextIOWrapper(buffer, encoding, errors, newline)
-    text.mode = mode
+    # typeshed has TextIOWrapper.mode read-only; the instance takes it as socket.makefile sets it.
+    cast(Any, text).mode = mode
     return text

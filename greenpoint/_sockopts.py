@@ -24,7 +24,7 @@ import dataclasses
 import math
 import socket as _stdsocket
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, Union, cast
 
 from greenpoint._params import Param, boolean, integer, number
 from greenpoint._socket import connect_address
@@ -260,7 +260,7 @@ def apply_socket_options_hook(sock: Any, hook: SocketOptionsHook) -> None:
 def check_socket_options_hook(hook: Any) -> SocketOptionsHook:
     """``hook`` if it is a usable ``socket_options`` value (triples become a tuple)."""
     if hook is None or callable(hook):
-        return hook
+        return cast(SocketOptionsHook, hook)
     if isinstance(hook, str | bytes) or not isinstance(hook, Sequence):
         raise TypeError(
             "socket_options must be (level, option, value) triples or a callable(sock), "

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Union
+from typing import Any, Union, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -192,9 +192,10 @@ def load_certificate_and_key(
 
 
 def _public_der(public_key: Any) -> bytes:
-    return public_key.public_bytes(
+    der: bytes = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    return der
 
 
 def _leaf_for_key(certificates: Sequence[x509.Certificate], key: Any) -> x509.Certificate | None:
@@ -293,7 +294,7 @@ def check_cipher_settings(ciphers: str | None, groups: Sequence[str]) -> None:
 def groups_supported() -> bool:
     """Whether ``groups=`` can be honoured: pyOpenSSL has no call for it, and
     cryptography's OpenSSL bindings have ``SSL_CTX_set1_curves_list`` from 47.0."""
-    return hasattr(SSL._lib, "SSL_CTX_set1_curves_list")
+    return hasattr(SSL._lib, "SSL_CTX_set1_curves_list")  # type: ignore[attr-defined]
 
 
 def _set_groups(context: SSL.Context, groups: Sequence[str]) -> None:
@@ -347,7 +348,7 @@ def _log_keys_if_asked(context: SSL.Context) -> None:
 
 
 def _add_trust(context: SSL.Context, certificates: Iterable[x509.Certificate]) -> None:
-    store = context.get_cert_store()
+    store = cast(crypto.X509Store, context.get_cert_store())  # a Context always has one
     for cert in certificates:
         try:
             store.add_cert(crypto.X509.from_cryptography(cert))

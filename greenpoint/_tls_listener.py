@@ -83,7 +83,8 @@ class TLSListener:
         self.inner.close()
 
     def fileno(self) -> int:
-        return self.inner.fileno()
+        fd: int = self.inner.fileno()
+        return fd
 
     def getsockname(self) -> Any:
         return self.inner.getsockname()
@@ -98,7 +99,8 @@ class TLSListener:
 
     @property
     def family(self) -> int:
-        return self.inner.family
+        family: int = self.inner.family
+        return family
 
     def __enter__(self) -> TLSListener:
         return self

@@ -12,7 +12,7 @@ what one wants for a self-signed peer whose key is known in advance.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from greenpoint._tls_context import spki_pin
 from greenpoint.errors import TLSVerificationError
@@ -51,5 +51,5 @@ def check_pins(stream: Any, pins: Sequence[str], *, verified: bool, address: Any
         f"pin={','.join(pins)} (the server's key is {shown})",
         address=address,
     )
-    error.reason = PIN_MISMATCH
+    cast(Any, error).reason = PIN_MISMATCH  # TLSVerificationError declares no reason
     raise error

@@ -50,4 +50,4 @@ class SessionCache:
 
 def _same(one: SSL.Session, other: SSL.Session | None) -> bool:
     # OpenSSL makes a new SSL_SESSION for each ticket; the pointers tell them apart.
-    return other is not None and one._session == other._session  # type: ignore[attr-defined]
+    return other is not None and one._session == other._session

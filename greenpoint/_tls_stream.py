@@ -22,7 +22,7 @@ import os
 import socket as _stdsocket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import gevent
 from gevent import socket as gsocket
@@ -45,6 +45,7 @@ _WRITE = 2
 _BIO_CHUNK = 65536  # ciphertext moved per inner recv / bio_read
 _MAX_WRITE = 2**31 - 1  # SSL_write takes an int length
 _CLOSE_NOTIFY_TIMEOUT = 1.0  # seconds a close() spends on close_notify over a pipe
+_Result = TypeVar("_Result")  # what a read returns: bytes (recv) or a count (recv_into)
 _DISCARD_ROUNDS = 16  # at most this many _BIO_CHUNK reads of unread input at close()
 
 
@@ -115,7 +116,8 @@ class TLSStream:
         self._memory = memory
         # The socket OpenSSL reads and writes. Not named ``_sock``: gevent.pywsgi
         # treats an object's ``_sock`` as a non-blocking stdlib socket to drain.
-        self._wire = None if memory else (raw if sock is None else sock)
+        # None in memory mode (cast: the methods below only use it when it is not).
+        self._wire: Any = cast(Any, None if memory else (raw if sock is None else sock))
         self._fd = -1 if memory else self._wire.fileno()
         # A gevent socket already has a read and a write watcher on the
         # descriptor, and its close() wakes whoever waits on them: use those rather
@@ -218,7 +220,8 @@ class TLSStream:
             fileno = getattr(self._raw, "fileno", None)
             if fileno is None:
                 raise io.UnsupportedOperation("this TLS stream has no file descriptor")
-            return fileno()
+            fd: int = fileno()
+            return fd
         return self._fd
 
     def getPeer(self) -> Address:  # noqa: N802 - what greenpoint._address.peer_address asks
@@ -311,7 +314,9 @@ class TLSStream:
             self._flush(None, wait=False)  # see _read
         return count
 
-    def _read(self, error: SSL.Error, at_end: Any, read: Any, *args: Any) -> Any:
+    def _read(
+        self, error: SSL.Error, at_end: _Result, read: Callable[..., _Result], *args: Any
+    ) -> _Result:
         """Finish a read whose first ``read(*args)`` raised ``error``.
 
         Waits and calls again until there is plaintext; ``at_end`` at the end of
@@ -346,7 +351,7 @@ class TLSStream:
         finally:
             # The exception's traceback holds this frame: drop the reference back,
             # or each wait would leave a cycle for the garbage collector.
-            error = None
+            error = None  # type: ignore[assignment]  # only drops the reference
         self._read_eof = True
         if self._memory:
             self._flush(None, wait=False)
@@ -714,7 +719,8 @@ class TLSStream:
 
         The stream stays open until it and every file made from it are closed.
         """
-        raw = _stdsocket.SocketIO(self, raw_file_mode(mode))
+        # SocketIO needs only recv_into, send and _decref_socketios (see _socket_file).
+        raw = _stdsocket.SocketIO(cast(_stdsocket.socket, self), raw_file_mode(mode))
         self._io_refs += 1
         return layer_file(raw, mode, buffering, encoding, errors, newline)
 
@@ -788,7 +794,7 @@ def _run_handshake(stream: TLSStream, timeout: float | None, address: Any) -> No
             error = TLSVerificationError(
                 f"TLS verification of {address} failed: {state.detail}", address=address
             )
-            error.reason = state.reason
+            cast(Any, error).reason = state.reason  # TLSVerificationError declares no reason
             raise error from exc
         if isinstance(exc, SSL.SysCallError):
             raise TLSError(
@@ -858,7 +864,7 @@ def client_handshake(
             error = TLSVerificationError(
                 f"TLS verification of {address} failed: {problem}", address=address
             )
-            error.reason = "hostname mismatch"
+            cast(Any, error).reason = "hostname mismatch"  # as above
             raise error
     return stream
 

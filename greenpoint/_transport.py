@@ -41,7 +41,7 @@ from __future__ import annotations
 import collections
 import logging
 import socket as _stdsocket
-from typing import Any
+from typing import Any, cast
 
 import gevent
 from gevent import socket as gsocket
@@ -106,10 +106,10 @@ class Transport:
     _signal: Event | None = None  # made by the reader's first wait; most never wait
     _blocked = False  # the last send hit a full stream; wait for writability
     _buffered = 0
-    _writer = None
+    _writer: Any = None  # gevent Greenlet
     _in_send = False
     _writer_interrupt_pending = False
-    _reader = None
+    _reader: Any = None  # gevent Greenlet
     _in_recv = False
     _reader_interrupt_pending = False
     _closed_event = None
@@ -123,7 +123,7 @@ class Transport:
     _write_closed = False
     _pull = False
     _pulled = False
-    _due: collections.deque | None = None  # timers of this connection waiting to run
+    _due: collections.deque[Any] | None = None  # timers of this connection waiting to run
     _tls_pending: Any = None  # startTLS options until the reader switches to TLS
     write_high_water = WRITE_HIGH_WATER
     write_low_water = WRITE_LOW_WATER
@@ -157,7 +157,7 @@ class Transport:
             # Looked up once (not on gevent sockets: their __getattr__ makes a
             # missing attribute cost two exceptions).
             self._exit_reason = getattr(stream, "exit_reason", None)
-        self._buffer: collections.deque = collections.deque()
+        self._buffer: collections.deque[bytes | memoryview] = collections.deque()
 
     def __repr__(self) -> str:
         if self._protocol is None:  # let go of once closed
@@ -220,7 +220,8 @@ class Transport:
             return True
         if self._closed_event is None:
             self._closed_event = Event()
-        return self._closed_event.wait(timeout)
+        closed: bool = self._closed_event.wait(timeout)
+        return closed
 
     def _read_loop(self) -> None:
         stream = self._stream
@@ -581,7 +582,8 @@ class Transport:
                 return
             self._blocked = True
             if sent:
-                data = memoryview(data)[sent:]
+                # The rest as a view (cast: write() is typed for its callers, bytes).
+                data = cast(bytes, memoryview(data)[sent:])
         self._enqueue(data)
         self._start_writer()
 

@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from OpenSSL import SSL
 
@@ -292,7 +292,8 @@ class ClientTLSOptions:
 
     def _sessions(self) -> SessionCache:
         # setdefault: one cache even when two greenlets open at once.
-        return self._cache.setdefault("sessions", SessionCache())
+        sessions: SessionCache = self._cache.setdefault("sessions", SessionCache())
+        return sessions
 
 
 def options_for_client_tls(
@@ -440,7 +441,10 @@ class ServerTLSOptions(_ServerOptionsBase):
 
     def _build(self) -> SSL.Context:
         passphrase = read_passphrase(self.passphrase_file, self.passphrase_env)
-        chain, key = load_certificate_and_key(self.certificate, self.private_key, passphrase)
+        # __post_init__ refused a server without a certificate or a context, and
+        # _build is only called without a context.
+        certificate = cast(PemSource, self.certificate)
+        chain, key = load_certificate_and_key(certificate, self.private_key, passphrase)
         if self.extra_chain is not None:
             chain = chain + load_certificates(self.extra_chain, "extra certificate chain file")
         return server_context(chain, key, **self._context_settings())
@@ -471,7 +475,8 @@ class ServerTLSOptions(_ServerOptionsBase):
         if self.context is not None:
             return self.context
         # Called per connection: the cache lookup first, the method only once.
-        return (self._cache.get("value") or self._reloading()).get()
+        context: SSL.Context = (self._cache.get("value") or self._reloading()).get()
+        return context
 
     def reload(self) -> None:
         """Re-read the files now; errors propagate and the old context stays."""
@@ -596,7 +601,8 @@ def wrap_client_stream(
     number) raises ``ValueError``/``TypeError`` before the stream is touched.
     """
     check_timeout(timeout)
-    return options.handshake(stream, timeout, address)
+    tls_stream: TLSStream = options.handshake(stream, timeout, address)
+    return tls_stream
 
 
 def wrap_server_stream(
@@ -613,7 +619,8 @@ def wrap_server_stream(
     check_timeout(timeout)
     if isinstance(options, SSL.Context):
         return server_handshake(stream, options, timeout=timeout, address=address)
-    return options.handshake(stream, timeout, address)
+    tls_stream: TLSStream = options.handshake(stream, timeout, address)
+    return tls_stream
 
 
 def client_options_for(options: Any, hostname: str | None) -> ClientTLSOptions:

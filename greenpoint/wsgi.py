@@ -35,7 +35,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.socket
@@ -184,7 +184,7 @@ def _text(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes | bytearray) else str(value)
 
 
-class WSGIHandler(pywsgi.WSGIHandler):
+class WSGIHandler(pywsgi.WSGIHandler):  # type: ignore[misc]  # gevent ships no types
     """gevent's HTTP/1.1 handler, told about greenpoint's streams and graceful stops.
 
     Sets ``wsgi.url_scheme`` (``https`` over TLS), ``SERVER_NAME``/``SERVER_PORT``
@@ -251,14 +251,16 @@ class WSGIHandler(pywsgi.WSGIHandler):
         self._orig_status = None
         connection = self._connection
         if connection is None:
-            return super().read_requestline()
+            line: str = super().read_requestline()
+            return line
         if connection.served and self.server.closing and not self.server.drain_keep_alive:
             return ""  # stopping: this keep-alive connection ends here
         connection.state = _IDLE if connection.served else _NEW
         try:
             limits = getattr(self.server, "http_limits", None)
             if limits is None:
-                return super().read_requestline()
+                line = super().read_requestline()
+                return line
             return self._read_requestline_within(limits, connection)
         finally:
             connection.state = _BUSY
@@ -369,7 +371,9 @@ class WSGIHandler(pywsgi.WSGIHandler):
             if self._connection is not None:
                 self._connection.served += 1
 
-    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Any:
         if self.server.closing:
             self.close_connection = True
         # An HTTP/1.1 response on a connection about to close says so (RFC 9112 9.6),
@@ -401,8 +405,8 @@ class WSGIHandler(pywsgi.WSGIHandler):
         )
         return self._facts
 
-    def get_environ(self) -> dict:
-        environ = super().get_environ()
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
         scheme, server_name, server_port = self._facts or self._connection_facts()
         environ["wsgi.url_scheme"] = scheme
         environ.setdefault("SERVER_NAME", server_name)
@@ -423,7 +427,8 @@ class WSGIHandler(pywsgi.WSGIHandler):
     def format_request(self) -> str:
         log_format = getattr(self.server, "access_log_format", None)
         if log_format is None:
-            return super().format_request()
+            line: str = super().format_request()
+            return line
         finished = self.time_finish or time.time()
         environ = getattr(self, "environ", None)
         if not environ:  # a malformed request: no environment was made
@@ -476,7 +481,7 @@ class WSGIServer:
         self,
         application: Callable[..., Any],
         *,
-        environ: dict | None = None,
+        environ: dict[str, Any] | None = None,
         log: Any = _DEFAULT,
         error_log: Any = _DEFAULT,
         handler_class: type[pywsgi.WSGIHandler] | None = None,
@@ -510,7 +515,7 @@ class WSGIServer:
         self.error_log = _log_target(error_log, logging.ERROR)
         self.loop = _ErrorReporter(self)
         self.closing = False
-        self.environ: dict = {
+        self.environ: dict[str, Any] = {
             "GATEWAY_INTERFACE": "CGI/1.1",
             "SERVER_SOFTWARE": f"greenpoint/{__version__} gevent/{gevent.__version__} "
             f"Python/{sys.version_info[0]}.{sys.version_info[1]}",
@@ -524,7 +529,7 @@ class WSGIServer:
         self.environ.update(environ or {})
         self._connections: dict[Any, _Connection] = {}
 
-    def get_environ(self) -> dict:
+    def get_environ(self) -> dict[str, Any]:
         """A fresh copy of the base environment for one request."""
         return dict(self.environ)
 
@@ -588,7 +593,7 @@ class WSGIPort(ListeningPort):
     @property
     def wsgi_server(self) -> WSGIServer:
         """The :class:`WSGIServer` serving this port's connections."""
-        return self.handler
+        return cast(WSGIServer, self.handler)  # start() was given one
 
     @property
     def stats(self) -> PortStats:
@@ -599,7 +604,7 @@ class WSGIPort(ListeningPort):
         """Stop gracefully; blocks until every connection is closed."""
         check_timeout(timeout)
         grace = NEW_CONNECTION_GRACE if timeout is None else min(timeout, NEW_CONNECTION_GRACE)
-        self.handler.begin_stop(grace)
+        cast(WSGIServer, self.handler).begin_stop(grace)
         super().stop_listening(timeout)
 
     stopListening = stop_listening
@@ -622,7 +627,8 @@ def serve_listener(
     """
     limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
     server = WSGIServer(application, **options)
-    return WSGIPort.start(listener, server, pool=pool, limits=limits)
+    # ListeningPort.start is typed for the base class; it builds a cls().
+    return cast(WSGIPort, WSGIPort.start(listener, server, pool=pool, limits=limits))
 
 
 def serve(
@@ -666,7 +672,7 @@ def serve(
         endpoint = server_from_string(endpoint)
     limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
     server = WSGIServer(application, **options)
-    port = WSGIPort.start(endpoint.bind(), server, pool=pool, limits=limits)
+    port = cast(WSGIPort, WSGIPort.start(endpoint.bind(), server, pool=pool, limits=limits))
     port.endpoint = endpoint
     return port
 
@@ -693,4 +699,5 @@ def load_application(spec: str) -> Callable[..., Any]:
             raise ValueError(f"{module_name!r} has no attribute {attribute or part!r}") from None
     if not callable(target):
         raise ValueError(f"{spec!r} is not callable")
-    return target
+    application: Callable[..., Any] = target
+    return application
