@@ -38,6 +38,7 @@ test-min:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check greenpoint tests examples bench
 	$(VENV)/bin/ruff format --check greenpoint tests examples bench
+	$(VENV)/bin/mypy
 
 # mypy --strict on all of greenpoint/ and tests/typing/ (pyproject.toml [tool.mypy]).
 typecheck: $(STAMP)
