@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_MAX_DELAY",
     "Backoff",
     "DelayPolicy",
+    "retry_policy",
 ]
 
 DelayPolicy = Callable[[int], float]
@@ -134,3 +135,28 @@ def _attempt_number(attempt: int) -> int:
     if number < 1:
         raise ValueError(f"attempt numbers start at 1 (the first retry), not {number}")
     return number
+
+
+def retry_policy(
+    max_retries: int | None,
+    policy: DelayPolicy | None,
+    initial_delay: float,
+    max_delay: float,
+    factor: float,
+    jitter: float,
+) -> DelayPolicy:
+    """The delay policy a reconnecting client was given, its arguments checked:
+    ``policy`` or the four knobs (not both), and ``max_retries`` ``None`` or >= 0."""
+    if max_retries is not None and (
+        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+    ):
+        raise ValueError(f"max_retries must be None or an int >= 0, not {max_retries!r}")
+    knobs = (initial_delay, max_delay, factor, jitter)
+    defaults = (DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_FACTOR, DEFAULT_JITTER)
+    if policy is None:
+        return Backoff(initial_delay, max_delay, factor, jitter)
+    if not callable(policy):
+        raise TypeError(f"policy must be a callable (attempt) -> seconds, not {policy!r}")
+    if knobs != defaults:
+        raise ValueError("give either policy= or initial_delay/max_delay/factor/jitter")
+    return policy

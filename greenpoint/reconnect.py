@@ -36,8 +36,8 @@ from greenpoint._backoff import (
     DEFAULT_INITIAL_DELAY,
     DEFAULT_JITTER,
     DEFAULT_MAX_DELAY,
-    Backoff,
     DelayPolicy,
+    retry_policy,
 )
 from greenpoint._checks import check_timeout
 from greenpoint._happy_eyeballs import MonotonicClock
@@ -124,18 +124,7 @@ class ReconnectingClient:
             raise TypeError(f"endpoint must be a client endpoint, not {endpoint!r}")
         if not callable(getattr(factory, "buildProtocol", None)):
             raise TypeError(f"factory must have buildProtocol(), not {factory!r}")
-        if max_retries is not None and (
-            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
-        ):
-            raise ValueError(f"max_retries must be None or an int >= 0, not {max_retries!r}")
-        knobs = (initial_delay, max_delay, factor, jitter)
-        defaults = (DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_FACTOR, DEFAULT_JITTER)
-        if policy is None:
-            policy = Backoff(initial_delay, max_delay, factor, jitter)
-        elif not callable(policy):
-            raise TypeError(f"policy must be a callable (attempt) -> seconds, not {policy!r}")
-        elif knobs != defaults:
-            raise ValueError("give either policy= or initial_delay/max_delay/factor/jitter")
+        policy = retry_policy(max_retries, policy, initial_delay, max_delay, factor, jitter)
         self.endpoint = endpoint
         self.factory = factory
         self.policy: DelayPolicy = policy
