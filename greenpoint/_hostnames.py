@@ -17,6 +17,8 @@ Three questions every TCP client asks before any I/O:
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import socket
 import unicodedata
 from collections.abc import Mapping
@@ -25,11 +27,16 @@ from typing import Any
 import idna
 
 __all__ = [
+    "ANY_ADDRESS",
+    "IPLiteral",
     "encode_hostname",
     "encode_idna",
     "family_name",
+    "is_ip_literal",
+    "literal_family",
     "normalize_bind_address",
     "parse_ip_literal",
+    "split_ip_literal",
 ]
 
 _MAX_NAME_LENGTH = 253  # RFC 1035 §2.3.4 (255 octets on the wire, less the framing)
@@ -39,24 +46,72 @@ _MAX_LABEL_LENGTH = 63  # RFC 1035 §2.3.4
 _LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
-def family_name(family: int) -> str:
-    """``"IPv6"``/``"IPv4"`` for an address family, for messages."""
-    if family == socket.AF_INET6:
-        return "IPv6"
-    if family == socket.AF_INET:
-        return "IPv4"
-    return str(family)
+def family_name(family: int, *, constant: bool = False) -> str:
+    """``"IPv4"``, ``"IPv6"`` or ``"UNIX"`` for an address family, for messages.
+
+    ``constant=True`` adds the socket module's name, ``"IPv6 (AF_INET6)"``, where the
+    reader deals in socket constants (adopting a descriptor).
+    """
+    name = _FAMILY_NAMES.get(family)
+    try:
+        symbol = socket.AddressFamily(family).name
+    except ValueError:
+        symbol = ""
+    if name is None:
+        name = symbol.removeprefix("AF_") if symbol else f"address family {family}"
+    return f"{name} ({symbol})" if constant and symbol else name
 
 
-def parse_ip_literal(host: str, port: int) -> tuple[int, tuple[Any, ...]] | None:
-    """``(family, sockaddr)`` when ``host`` is an IP literal, ``None`` for a name.
+_FAMILY_NAMES: dict[int, str] = {
+    socket.AF_INET: "IPv4",
+    socket.AF_INET6: "IPv6",
+    socket.AF_UNIX: "UNIX",
+}
 
-    Accepts dotted-quad IPv4, IPv6 (optionally in brackets) and an IPv6 zone
-    (``%eth0`` or ``%2``), which becomes the sockaddr's scope id.
+# The unspecified ("any") address of each family, as bind() spells it.
+ANY_ADDRESS: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 
-    Raises:
-        ValueError: for brackets around something that is not an IPv6 literal, or an
-            unknown zone.
+
+@dataclasses.dataclass(frozen=True)
+class IPLiteral:
+    """An IP literal taken apart: ``family``, the bare ``address``, the IPv6 ``zone``.
+
+    ``fe80::1%eth0`` is ``IPLiteral(AF_INET6, "fe80::1", "eth0")``; the zone is ``""``
+    when there is none (always, for IPv4).
+    """
+
+    family: int
+    address: str
+    zone: str = ""
+
+    @property
+    def text(self) -> str:
+        """The literal without brackets, zone kept: what ``bind()`` and messages show."""
+        return f"{self.address}%{self.zone}" if self.zone else self.address
+
+    def sockaddr(self, port: int) -> tuple[Any, ...]:
+        """The ``sockaddr`` for ``port``; an IPv6 zone becomes the scope id.
+
+        Raises:
+            ValueError: the zone names no network interface of this machine.
+        """
+        if self.family == socket.AF_INET:
+            return (self.address, port)
+        return (self.address, port, 0, _scope_id(self.zone, self.text))
+
+    def ip_address(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """The :mod:`ipaddress` object (zone left out), for network membership tests."""
+        return ipaddress.ip_address(self.address)
+
+
+def split_ip_literal(host: str) -> IPLiteral | None:
+    """The one "is this an IP literal?" test: an :class:`IPLiteral`, or ``None`` for a name.
+
+    Accepts dotted-quad IPv4 (``inet_pton``'s strict form: ``127.1`` and ``010.0.0.1``
+    are names, as they would be to a resolver), IPv6 optionally in brackets, and an
+    IPv6 zone (``%eth0`` or ``%2``). Does no I/O: a zone is only looked up by
+    :meth:`IPLiteral.sockaddr`. Brackets around anything else (``[nope]``) are not a
+    literal; :func:`parse_ip_literal` says why.
     """
     text = host
     bracketed = text.startswith("[") and text.endswith("]")
@@ -65,20 +120,46 @@ def parse_ip_literal(host: str, port: int) -> tuple[int, tuple[Any, ...]] | None
     if not bracketed:
         try:
             socket.inet_pton(socket.AF_INET, text)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: an embedded NUL
             pass
         else:
-            return socket.AF_INET, (text, port)
+            return IPLiteral(socket.AF_INET, text)
         if ":" not in text:
             return None
     address, _, zone = text.partition("%")
     try:
         socket.inet_pton(socket.AF_INET6, address)
-    except OSError:
-        if bracketed:
-            raise ValueError(f"{host!r}: brackets hold an IPv6 address, not {text!r}") from None
+    except (OSError, ValueError):
         return None
-    return socket.AF_INET6, (address, port, 0, _scope_id(zone, host))
+    return IPLiteral(socket.AF_INET6, address, zone)
+
+
+def literal_family(host: str) -> int | None:
+    """``AF_INET`` or ``AF_INET6`` for an IP literal, ``None`` for anything else."""
+    literal = split_ip_literal(host)
+    return None if literal is None else literal.family
+
+
+def is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is an IP literal (see :func:`split_ip_literal`)."""
+    return literal_family(host) is not None
+
+
+def parse_ip_literal(host: str, port: int) -> tuple[int, tuple[Any, ...]] | None:
+    """``(family, sockaddr)`` when ``host`` is an IP literal, ``None`` for a name.
+
+    As :func:`split_ip_literal`, with the zone turned into the sockaddr's scope id.
+
+    Raises:
+        ValueError: for brackets around something that is not an IPv6 literal, or an
+            unknown zone.
+    """
+    literal = split_ip_literal(host)
+    if literal is None:
+        if host.startswith("[") and host.endswith("]"):
+            raise ValueError(f"{host!r}: brackets hold an IPv6 address, not {host[1:-1]!r}")
+        return None
+    return literal.family, literal.sockaddr(port)
 
 
 def _scope_id(zone: str, host: str) -> int:

@@ -17,7 +17,6 @@ operating system's ``bindv6only`` default.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import socket as _stdsocket
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -27,7 +26,7 @@ from gevent import socket as gsocket
 from greenpoint._address import IPv4Address, IPv6Address
 from greenpoint._checks import check_timeout
 from greenpoint._happy_eyeballs import open_tcp_connection
-from greenpoint._hostnames import encode_hostname
+from greenpoint._hostnames import encode_hostname, family_name, literal_family, split_ip_literal
 from greenpoint._socket import connect_address, set_nodelay
 from greenpoint._sockopts import (
     SocketOptionsHook,
@@ -54,7 +53,6 @@ DEFAULT_BACKLOG = 50  # Twisted's default
 
 AF_INET = _stdsocket.AF_INET
 AF_INET6 = _stdsocket.AF_INET6
-_FAMILY_NAMES: dict[int, str] = {AF_INET: "IPv4", AF_INET6: "IPv6"}
 ANY_ADDRESS: dict[int, str] = {AF_INET: "0.0.0.0", AF_INET6: "::"}
 
 
@@ -67,21 +65,6 @@ class FieldError(ValueError):
 
 
 # -- pure helpers ----------------------------------------------------------------
-
-
-def literal_family(host: str) -> int | None:
-    """``AF_INET`` or ``AF_INET6`` if ``host`` is an IP literal, else ``None`` (a name).
-
-    An IPv6 literal may carry a zone (``fe80::1%eth0``); brackets are not accepted
-    here (the description parser removes them).
-    """
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    if "%" in host and address.version == 4:
-        return None
-    return AF_INET if address.version == 4 else AF_INET6
 
 
 def _sockaddr(family: int, host: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
@@ -120,8 +103,8 @@ def _check_literal(field: str, value: str, family: int, owner: str) -> None:
         other = "TCP6" if family == AF_INET else "TCP4"
         raise FieldError(
             field,
-            f"{owner} is {_FAMILY_NAMES[family]}, but {field} {value!r} is an "
-            f"{_FAMILY_NAMES[found]} address (use the {other} endpoint)",
+            f"{owner} is {family_name(family)}, but {field} {value!r} is an "
+            f"{family_name(found)} address (use the {other} endpoint)",
         )
 
 
@@ -208,8 +191,10 @@ class _TCPClientEndpoint(ClientEndpoint):
         _check_socket_fields(self)
         if not isinstance(self.host, str) or not self.host:
             raise FieldError("host", f"host must be a non-empty str, not {self.host!r}")
-        found = literal_family(self.host)
-        if found is not None:
+        literal = split_ip_literal(self.host)
+        found = None if literal is None else literal.family
+        if literal is not None:
+            object.__setattr__(self, "host", literal.text)  # "[::1]" is "::1"
             _check_literal("host", self.host, self.family, owner)
         else:
             _check_name(self.host)

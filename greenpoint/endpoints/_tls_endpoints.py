@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from socket import AF_INET6
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._checks import check_timeout
 from greenpoint._description import Bracketed
+from greenpoint._hostnames import literal_family
 from greenpoint._sockopts import SocketOptionsHook, TCPOptions, description_keys
 from greenpoint._tls_listener import TLSListener
 from greenpoint._tls_settings import (
@@ -81,7 +83,7 @@ def _open_then_handshake(
 def _host_port(hostname: str | None, port_: Any) -> str:
     if hostname is None:
         return f"port {port_}"
-    if ":" in hostname:
+    if literal_family(hostname) == AF_INET6:
         return f"[{hostname}]:{port_}"
     return f"{hostname}:{port_}"
 
@@ -112,7 +114,7 @@ def tcp_server_endpoint(port: int, backlog: int, interface: str, **sockets: Any)
     """
     from greenpoint.endpoints._tcp_endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
-    family = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
+    family = TCP6ServerEndpoint if literal_family(interface) == AF_INET6 else TCP4ServerEndpoint
     return family(port, backlog=backlog, interface=interface, **sockets)
 
 
@@ -195,7 +197,8 @@ class SSL4ClientEndpoint(ClientEndpoint):
         """The TCP endpoint under TLS (its deadline is given to its ``open``)."""
         from greenpoint.endpoints._tcp_endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 
-        family = TCP6ClientEndpoint if ":" in self.host else TCP4ClientEndpoint
+        # A name is resolved for IPv4 only, as Twisted's SSL4ClientEndpoint does.
+        family = TCP6ClientEndpoint if literal_family(self.host) == AF_INET6 else TCP4ClientEndpoint
         return family(
             self.host,
             self.port,

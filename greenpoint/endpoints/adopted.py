@@ -24,6 +24,7 @@ from typing import Any, cast
 from gevent import socket as gsocket
 
 from greenpoint._description import Bracketed
+from greenpoint._hostnames import family_name
 from greenpoint._one_connection import OneConnectionListener
 from greenpoint._params import Param, choice, integer, text
 from greenpoint._registry import EndpointParser, server_from_string
@@ -49,13 +50,6 @@ DOMAINS = {
 }
 
 
-def _family_name(family: int) -> str:
-    try:
-        return _stdsocket.AddressFamily(family).name
-    except ValueError:
-        return f"address family {family}"
-
-
 def _type_name(sock_type: int) -> str:
     try:
         return _stdsocket.SocketKind(sock_type).name
@@ -67,7 +61,7 @@ def _domain_of(family: int) -> str:
     for name, value in DOMAINS.items():
         if value == family:
             return name
-    return _family_name(family).removeprefix("AF_")
+    return family_name(family)
 
 
 def _probe_stream(fileno: int, family: int) -> bool:
@@ -93,8 +87,8 @@ def _probe_stream(fileno: int, family: int) -> bool:
         probe.detach()
     if actual_family != family:
         raise ListenError(
-            f"cannot adopt {where}: expected an {_family_name(family)} socket, "
-            f"but it is {_family_name(actual_family)}"
+            f"cannot adopt {where}: expected a socket of family {family_name(family, constant=True)}, "
+            f"but it is {family_name(actual_family, constant=True)}"
         )
     if actual_type != _stdsocket.SOCK_STREAM:
         raise ListenError(
@@ -108,7 +102,7 @@ def _check_listening_stream(fileno: int, family: int) -> None:
     """Raise :class:`ListenError` unless ``fileno`` is a listening stream socket of ``family``."""
     if not _probe_stream(fileno, family):
         raise ListenError(
-            f"cannot adopt fd {fileno}: the {_family_name(family)} stream socket is not "
+            f"cannot adopt fd {fileno}: the {family_name(family, constant=True)} stream socket is not "
             "listening (call listen() on it before handing it over)"
         )
 
@@ -120,7 +114,7 @@ def _adopt_connected(fileno: int, family: int) -> OneConnectionListener:
         probe.getpeername()
     except OSError as exc:
         raise ListenError(
-            f"cannot adopt fd {fileno}: the {_family_name(family)} stream socket is "
+            f"cannot adopt fd {fileno}: the {family_name(family, constant=True)} stream socket is "
             "neither listening nor connected"
         ) from exc
     finally:

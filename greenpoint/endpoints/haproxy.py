@@ -35,6 +35,7 @@ from greenpoint._address import (
 )
 from greenpoint._checks import check_timeout
 from greenpoint._description import Description, parse_description
+from greenpoint._hostnames import split_ip_literal
 from greenpoint._params import Param, bind, integer, number
 from greenpoint._proxied_stream import ProxiedStream, read_proxy_header
 from greenpoint._proxy_header import DEFAULT_MAX_SIZE
@@ -251,7 +252,10 @@ def _allowed(proxy: Any, allow: tuple[IPNetwork, ...] | None) -> bool:
         return True
     if not isinstance(proxy, IPv4Address | IPv6Address):
         return True  # a UNIX peer has no address; the socket's file mode guards it
-    ip = ipaddress.ip_address(proxy.host.split("%", 1)[0])
+    literal = split_ip_literal(proxy.host)
+    if literal is None:
+        return False  # an address object always holds a literal; refuse, not crash
+    ip = literal.ip_address()
     return any(ip in network for network in allow)
 
 
