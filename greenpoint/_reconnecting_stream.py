@@ -30,7 +30,7 @@ from greenpoint._backoff import (
     DelayPolicy,
     retry_policy,
 )
-from greenpoint._checks import check_timeout
+from greenpoint._checks import check_timeout, whole_number
 from greenpoint._happy_eyeballs import MonotonicClock
 from greenpoint.errors import ConnectCancelledError, ConnectionDone, ConnectTimeoutError
 
@@ -194,14 +194,8 @@ class ReconnectingStream:
                 (``max_retries``); ``ConnectTimeoutError`` when ``timeout`` passed
                 first; ``ConnectCancelledError`` once stopped.
         """
-        if fail_after_failures is not None and (
-            isinstance(fail_after_failures, bool)
-            or not isinstance(fail_after_failures, int)
-            or fail_after_failures < 1
-        ):
-            raise ValueError(
-                f"fail_after_failures must be None or an int >= 1, not {fail_after_failures!r}"
-            )
+        if fail_after_failures is not None:
+            whole_number("fail_after_failures", fail_after_failures, 1)
         check_timeout(timeout)
         if self._stream is not None:
             return self._stream

@@ -26,6 +26,7 @@ import socket as _stdsocket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union, cast
 
+from greenpoint._checks import FieldError, FieldTypeError
 from greenpoint._params import Param, boolean, integer, number
 from greenpoint._socket import connect_address
 from greenpoint.errors import DescriptionError
@@ -64,11 +65,11 @@ SOCKET_OPTION_KEYS = {
 }
 
 
-class TCPOptionError(ValueError):
-    """A bad TCP option; ``key`` is its description key."""
+class TCPOptionError(FieldError):
+    """A bad TCP option; ``key`` (also ``field``) is its description key."""
 
     def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(key, message)
         self.key = key
 
 
@@ -292,18 +293,18 @@ def check_socket_fields(nodelay: Any, tcp_options: Any, hook: Any) -> SocketOpti
     """Check an endpoint's ``nodelay`` and ``tcp_options``; return its checked hook.
 
     Raises:
-        TCPOptionError: naming the field at fault (``key`` is the field name).
+        FieldTypeError: naming the field at fault.
     """
     if not isinstance(nodelay, bool):
-        raise TCPOptionError("nodelay", f"nodelay must be a bool, not {nodelay!r}")
+        raise FieldTypeError("nodelay", f"nodelay must be a bool, not {nodelay!r}")
     if not isinstance(tcp_options, TCPOptions):
-        raise TCPOptionError(
+        raise FieldTypeError(
             "tcp_options", f"tcp_options must be a TCPOptions, not {type(tcp_options).__name__}"
         )
     try:
         return check_socket_options_hook(hook)
     except TypeError as exc:
-        raise TCPOptionError("socket_options", str(exc)) from None
+        raise FieldTypeError("socket_options", str(exc)) from None
 
 
 def configured_connect(

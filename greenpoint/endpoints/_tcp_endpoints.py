@@ -24,13 +24,19 @@ from typing import Any, ClassVar
 from gevent import socket as gsocket
 
 from greenpoint._address import IPv4Address, IPv6Address
-from greenpoint._checks import check_timeout
+from greenpoint._checks import (
+    FieldError,
+    FieldTypeError,
+    check_backlog,
+    check_timeout,
+    port,
+    seconds,
+)
 from greenpoint._happy_eyeballs import open_tcp_connection
 from greenpoint._hostnames import encode_hostname, family_name, literal_family, split_ip_literal
 from greenpoint._socket import connect_address, set_nodelay
 from greenpoint._sockopts import (
     SocketOptionsHook,
-    TCPOptionError,
     TCPOptions,
     check_socket_fields,
     configured_connect,
@@ -56,14 +62,6 @@ AF_INET6 = _stdsocket.AF_INET6
 ANY_ADDRESS: dict[int, str] = {AF_INET: "0.0.0.0", AF_INET6: "::"}
 
 
-class FieldError(ValueError):
-    """A bad constructor argument; ``field`` names it, so parsers can name the key."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
 # -- pure helpers ----------------------------------------------------------------
 
 
@@ -82,18 +80,10 @@ def _sockaddr(family: int, host: str, port: int) -> tuple[str, int] | tuple[str,
     return (host or "0.0.0.0", port)
 
 
-def _check_port(value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError("port", f"port must be an int, not {type(value).__name__}")
-    if not minimum <= value <= 65535:
-        raise FieldError("port", f"port {value} is out of range ({minimum}-65535)")
-    return value
-
-
 def _check_literal(field: str, value: str, family: int, owner: str) -> None:
     """``value`` must be empty or an IP literal of ``family``."""
     if not isinstance(value, str):
-        raise FieldError(field, f"{field} must be a str, not {type(value).__name__}")
+        raise FieldTypeError(field, f"{field} must be a str, not {type(value).__name__}")
     if not value:
         return
     found = literal_family(value)
@@ -132,10 +122,7 @@ def _normalise_bind(value: Any, family: int, owner: str) -> tuple[str, int] | No
         )
     bind_host, bind_port = value
     _check_literal("bind_address", bind_host, family, owner)
-    try:
-        _check_port(bind_port, 0)
-    except FieldError as exc:
-        raise FieldError("bind_address", f"bind_address: {exc}") from None
+    port("bind_address port", bind_port, zero=True, field="bind_address")
     return (bind_host, bind_port)
 
 
@@ -145,10 +132,7 @@ def _format_seconds(seconds: float) -> str:
 
 def _check_socket_fields(endpoint: Any) -> None:
     """Check ``nodelay``, ``tcp_options`` and the ``socket_options`` hook of ``endpoint``."""
-    try:
-        hook = check_socket_fields(endpoint.nodelay, endpoint.tcp_options, endpoint.socket_options)
-    except TCPOptionError as exc:
-        raise FieldError(exc.key, str(exc)) from None
+    hook = check_socket_fields(endpoint.nodelay, endpoint.tcp_options, endpoint.socket_options)
     object.__setattr__(endpoint, "socket_options", hook)
 
 
@@ -189,8 +173,10 @@ class _TCPClientEndpoint(ClientEndpoint):
     def __post_init__(self) -> None:
         owner = type(self).__name__
         _check_socket_fields(self)
-        if not isinstance(self.host, str) or not self.host:
-            raise FieldError("host", f"host must be a non-empty str, not {self.host!r}")
+        if not isinstance(self.host, str):
+            raise FieldTypeError("host", f"host must be a str, not {type(self.host).__name__}")
+        if not self.host:
+            raise FieldError("host", "host must be a host name or IP address, not ''")
         literal = split_ip_literal(self.host)
         found = None if literal is None else literal.family
         if literal is not None:
@@ -200,11 +186,8 @@ class _TCPClientEndpoint(ClientEndpoint):
             _check_name(self.host)
         # Known once: open() then skips parsing the host (~6 µs) on every connect.
         object.__setattr__(self, "_host_is_literal", found is not None)
-        _check_port(self.port, 1)
-        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float):
-            raise FieldError("timeout", f"timeout must be a number, not {self.timeout!r}")
-        if not 0 < self.timeout < float("inf"):
-            raise FieldError("timeout", f"timeout must be positive and finite, not {self.timeout}")
+        port("port", self.port)
+        seconds("timeout", self.timeout, allow_none=False, zero=False)
         bind = _normalise_bind(self.bind_address, self.family, owner)
         object.__setattr__(self, "bind_address", bind)
 
@@ -356,11 +339,6 @@ def _reuse_port_option() -> int:
     return option
 
 
-def _check_backlog(backlog: Any) -> None:
-    if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:
-        raise FieldError("backlog", f"backlog must be an int of 0 or more, not {backlog!r}")
-
-
 class _TCPServerEndpoint(ServerEndpoint):
     """Shared by the IPv4 and IPv6 server endpoints; ``family`` tells them apart."""
 
@@ -377,8 +355,8 @@ class _TCPServerEndpoint(ServerEndpoint):
     any_interface: ClassVar[str] = ""  # the default interface: every address
 
     def __post_init__(self) -> None:
-        _check_port(self.port, 0)
-        _check_backlog(self.backlog)
+        port("port", self.port, zero=True)
+        check_backlog(self.backlog)
         _check_literal("interface", self.interface, self.family, type(self).__name__)
         _check_socket_fields(self)
 

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from gevent import socket as gsocket
 
+from greenpoint._checks import FieldError, whole_number
 from greenpoint._description import Bracketed
 from greenpoint._hostnames import family_name
 from greenpoint._one_connection import OneConnectionListener
@@ -139,8 +140,7 @@ class AdoptedStreamServerEndpoint(ServerEndpoint):
     _adopted: bool = dataclasses.field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.fileno, bool) or not isinstance(self.fileno, int) or self.fileno < 0:
-            raise ValueError(f"fileno must be a file descriptor number, not {self.fileno!r}")
+        whole_number("fileno", self.fileno, 0)
 
     def bind(self) -> Any:
         """Adopt the descriptor; return the listening gevent socket (which now owns it).
@@ -200,26 +200,19 @@ class SystemdServerEndpoint(ServerEndpoint):
     def __post_init__(self) -> None:
         folded = str(self.domain).strip().upper()
         if folded not in DOMAINS:
-            raise DescriptionError(
-                f"systemd: bad domain={self.domain!r}: expected one of {', '.join(DOMAINS)}",
-                prefix="systemd",
-                parameter="domain",
+            raise FieldError(
+                "domain", f"domain must be one of {', '.join(DOMAINS)}, not {self.domain!r}"
             )
         self.domain = folded
         if (self.index is None) == (self.name is None):
             given = "both were given" if self.index is not None else "neither was given"
-            raise DescriptionError(
-                "systemd: give exactly one of index= (position among the passed "
-                f"sockets, 0 is fd 3) or name= (FileDescriptorName=); {given}",
-                prefix="systemd",
-                parameter="index" if self.index is not None else "name",
+            raise FieldError(
+                "index" if self.index is not None else "name",
+                "give exactly one of index= (position among the passed sockets, 0 is fd 3) "
+                f"or name= (FileDescriptorName=); {given}",
             )
-        if self.index is not None and self.index < 0:
-            raise DescriptionError(
-                f"systemd: bad index={self.index!r}: must be at least 0",
-                prefix="systemd",
-                parameter="index",
-            )
+        if self.index is not None:
+            whole_number("index", self.index, 0)
 
     @property
     def address_family(self) -> int:

@@ -33,7 +33,7 @@ from greenpoint._address import (
     from_sockaddr,
     peer_address,
 )
-from greenpoint._checks import check_timeout
+from greenpoint._checks import check_timeout, seconds, whole_number
 from greenpoint._description import Description, parse_description
 from greenpoint._hostnames import split_ip_literal
 from greenpoint._params import Param, bind, integer, number
@@ -84,11 +84,8 @@ class HAProxyServerEndpoint(ServerEndpoint):
     prefix: ClassVar[str] = "haproxy"
 
     def __post_init__(self) -> None:
-        check_timeout(self.timeout)
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
-        if self.max_size < 16:
-            raise ValueError(f"max_size must be at least 16 bytes, not {self.max_size!r}")
+        seconds("timeout", self.timeout, zero=False)
+        whole_number("max_size", self.max_size, 16)  # bytes: the v2 header's fixed part
         self.allow = _networks(self.allow)
 
     def bind(self) -> HAProxyListener:

@@ -9,17 +9,15 @@ what ``tls:`` connects with underneath. The race itself is in
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Any
 
-from greenpoint._checks import check_timeout
+from greenpoint._checks import FieldError, FieldTypeError, check_timeout, port, seconds
 from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
 from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._sockopts import (
     SocketOptionsHook,
-    TCPOptionError,
     TCPOptions,
     check_socket_fields,
     configured_connect,
@@ -27,7 +25,6 @@ from greenpoint._sockopts import (
     socket_configurer,
 )
 from greenpoint.endpoints._base import ClientEndpoint
-from greenpoint.errors import DescriptionError
 
 __all__ = ["ConnectInfo", "HostnameEndpoint", "bind_address_text"]
 
@@ -69,28 +66,17 @@ class HostnameEndpoint(ClientEndpoint):
     )
 
     def __post_init__(self) -> None:
-        self.host = _checked_host(self.host)
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
-            raise DescriptionError(
-                f"port must be a whole number, not {self.port!r}", prefix="tcp", parameter="port"
-            )
-        if not 0 < self.port <= 65535:
-            raise DescriptionError(
-                f"port must be from 1 to 65535, not {self.port}", prefix="tcp", parameter="port"
-            )
-        if self.timeout is not None:
-            _check_seconds(self.timeout, "timeout")
-        _check_seconds(self.attempt_delay, "attemptDelay")
+        self.host = checked_host(self.host)
+        port("port", self.port)
+        seconds("timeout", self.timeout)
+        seconds("attempt_delay", self.attempt_delay, allow_none=False)
         try:
             self.bind_address = normalize_bind_address(self.bind_address)
-        except (ValueError, TypeError) as exc:
-            raise DescriptionError(str(exc), prefix="tcp", parameter="bindAddress") from exc
-        try:
-            self.socket_options = check_socket_fields(
-                self.nodelay, self.tcp_options, self.socket_options
-            )
-        except TCPOptionError as exc:
-            raise TypeError(str(exc)) from None
+        except ValueError as exc:
+            raise FieldError("bind_address", str(exc)) from None
+        self.socket_options = check_socket_fields(
+            self.nodelay, self.tcp_options, self.socket_options
+        )
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         kwargs: dict[str, Any] = {}
@@ -147,40 +133,27 @@ class HostnameEndpoint(ClientEndpoint):
         )
 
 
-def _checked_host(host: Any) -> str:
+def checked_host(host: Any, field: str = "host") -> str:
+    """``host`` (bytes decoded) if it is an IP literal or a valid host name.
+
+    Raises:
+        FieldTypeError: not a str or bytes. FieldError: naming what is wrong with it.
+    """
     if isinstance(host, bytes | bytearray):
         try:
             host = bytes(host).decode("ascii")
         except UnicodeDecodeError:
-            raise DescriptionError(
-                f"a host name given as bytes must be ASCII (IDNA-encoded), not {host!r}",
-                prefix="tcp",
-                parameter="host",
+            raise FieldError(
+                field, f"a host name given as bytes must be ASCII (IDNA-encoded), not {host!r}"
             ) from None
     if not isinstance(host, str):
-        raise DescriptionError(
-            f"host must be a str, not {type(host).__name__}", prefix="tcp", parameter="host"
-        )
+        raise FieldTypeError(field, f"{field} must be a str, not {type(host).__name__} {host!r}")
     try:
         if parse_ip_literal(host, 0) is None:
             encode_hostname(host)
     except ValueError as exc:
-        raise DescriptionError(str(exc), prefix="tcp", parameter="host") from exc
+        raise FieldError(field, str(exc)) from None
     return host
-
-
-def _check_seconds(value: Any, name: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise DescriptionError(
-            f"{name} must be a finite number of seconds, zero or more, not {value!r}",
-            prefix="tcp",
-            parameter=name,
-        )
 
 
 def _seconds_text(value: float) -> str:

@@ -8,8 +8,9 @@ one. The classes live in ``greenpoint.endpoints._tcp_endpoints``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+from greenpoint._checks import seconds
 from greenpoint._hostnames import normalize_bind_address
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._params import Param, boolean, choice, host, integer, ip_literal, number, port
@@ -22,7 +23,6 @@ from greenpoint.endpoints._tcp_endpoints import (
     ANY_ADDRESS,
     DEFAULT_BACKLOG,
     DEFAULT_TIMEOUT,
-    FieldError,
     TCP4ClientEndpoint,
     TCP4ServerEndpoint,
     TCP6ClientEndpoint,
@@ -46,9 +46,6 @@ __all__ = [
 
 # -- descriptions ----------------------------------------------------------------
 
-# Description keys for constructor fields, to name the key at fault.
-_KEYS = {"bind_address": "bindAddress", "reuse_port": "reusePort"}
-
 _NODELAY_CLIENT = Param("nodelay", boolean, default=True, help="TCP_NODELAY (0: leave Nagle on)")
 
 
@@ -65,17 +62,6 @@ def with_socket_options(prefix: str, build: Callable[..., Any]) -> Callable[...,
         return build(tcp_options=options, **values)
 
     return build_with_options
-
-
-_Endpoint = TypeVar("_Endpoint", ClientEndpoint, ServerEndpoint)
-
-
-def _construct(prefix: str, cls: type[_Endpoint], **kwargs: Any) -> _Endpoint:
-    try:
-        return cls(**kwargs)
-    except FieldError as exc:
-        key = _KEYS.get(exc.field, exc.field)
-        raise DescriptionError(f"{prefix}: bad {key}: {exc}", prefix=prefix, parameter=key) from exc
 
 
 def _bind_pair(bind_address: str | None, bind_port: int) -> tuple[str, int] | None:
@@ -222,23 +208,19 @@ def _build_tcp_client(
     sockets: dict[str, Any] = {"nodelay": nodelay, "tcp_options": tcp_options or TCPOptions()}
     family = literal_family(host)
     if family is None:
-        if timeout <= 0:  # what TCP4ClientEndpoint refuses for a literal
-            raise DescriptionError(
-                f"tcp: bad timeout={timeout!r}: must be more than 0 seconds",
-                prefix="tcp",
-                parameter="timeout",
-            )
+        # What TCP4ClientEndpoint refuses for a literal (HostnameEndpoint allows 0).
+        seconds("timeout", timeout, allow_none=False, zero=False)
         bind = _bind_for_name(bind_address, bind_port)
         return _endpoint_for_name(host, port, timeout, bind, attempt_delay, order, **sockets)
     # An IP literal: one address, nothing to race, so attemptDelay has no effect.
     bind = _bind_pair(_bind_for_literal(bind_address, family), bind_port)
     cls = TCP4ClientEndpoint if family == AF_INET else TCP6ClientEndpoint
-    return _construct(
-        "tcp", cls, host=host, port=port, timeout=timeout, bind_address=bind, **sockets
-    )
+    return cls(host=host, port=port, timeout=timeout, bind_address=bind, **sockets)
 
 
-def _family_client_builder(prefix: str, cls: type[ClientEndpoint]) -> Callable[..., Any]:
+def _family_client_builder(
+    prefix: str, cls: type[TCP4ClientEndpoint | TCP6ClientEndpoint]
+) -> Callable[..., Any]:
     def build(
         host: str,
         port: int,
@@ -248,9 +230,7 @@ def _family_client_builder(prefix: str, cls: type[ClientEndpoint]) -> Callable[.
         **sockets: Any,
     ) -> ClientEndpoint:
         bind = _bind_pair(bind_address, bind_port)
-        return _construct(
-            prefix, cls, host=host, port=port, timeout=timeout, bind_address=bind, **sockets
-        )
+        return cls(host=host, port=port, timeout=timeout, bind_address=bind, **sockets)
 
     return with_socket_options(prefix, build)
 
@@ -285,9 +265,7 @@ def _build_tcp_server(
 ) -> ServerEndpoint:
     # Twisted's tcp: is IPv4, but an IPv6 interface can only mean IPv6.
     if interface and literal_family(interface) == AF_INET6:
-        return _construct(
-            "tcp",
-            TCP6ServerEndpoint,
+        return TCP6ServerEndpoint(
             port=port,
             backlog=backlog,
             interface=interface,
@@ -302,10 +280,14 @@ def _build_tcp_server(
             prefix="tcp",
             parameter="ipv6only",
         )
-    return _construct(
-        "tcp", TCP4ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
-    )  # fmt: skip
+    return TCP4ServerEndpoint(
+        port=port,
+        backlog=backlog,
+        interface=interface,
+        reuse_port=reuse_port,
+        nodelay=nodelay,
+        tcp_options=tcp_options,
+    )
 
 
 def _build_tcp4_server(
@@ -316,10 +298,14 @@ def _build_tcp4_server(
     nodelay: bool,
     tcp_options: TCPOptions,
 ) -> ServerEndpoint:
-    return _construct(
-        "tcp4", TCP4ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
-    )  # fmt: skip
+    return TCP4ServerEndpoint(
+        port=port,
+        backlog=backlog,
+        interface=interface,
+        reuse_port=reuse_port,
+        nodelay=nodelay,
+        tcp_options=tcp_options,
+    )
 
 
 def _build_tcp6_server(
@@ -331,10 +317,15 @@ def _build_tcp6_server(
     ipv6only: bool,
     tcp_options: TCPOptions,
 ) -> ServerEndpoint:
-    return _construct(
-        "tcp6", TCP6ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        ipv6only=ipv6only, reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
-    )  # fmt: skip
+    return TCP6ServerEndpoint(
+        port=port,
+        backlog=backlog,
+        interface=interface,
+        ipv6only=ipv6only,
+        reuse_port=reuse_port,
+        nodelay=nodelay,
+        tcp_options=tcp_options,
+    )
 
 
 CLIENT_PARSERS = {
