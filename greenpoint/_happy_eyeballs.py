@@ -35,13 +35,7 @@ import gevent
 import gevent.queue
 
 from greenpoint._address import HostnameAddress, IPv4Address, IPv6Address, from_sockaddr
-from greenpoint._hostnames import (
-    bind_address_for,
-    encode_hostname,
-    family_name,
-    normalize_bind_address,
-    parse_ip_literal,
-)
+from greenpoint._hostnames import BindAddress, encode_hostname, family_name, parse_ip_literal
 from greenpoint._interleave import (
     DEFAULT_ATTEMPT_DELAY,
     MAX_ADDRESSES,
@@ -190,8 +184,8 @@ def open_tcp_connection(
             raise ValueError(f"families must be AF_INET6 and/or AF_INET, not {families!r}")
     clock = clock or _REAL_CLOCK
     connect = connect or connect_address
-    binds = normalize_bind_address(bind_address)
     target = HostnameAddress(_display_host(host), port)
+    binds = _bind_sockaddrs(bind_address, families, target)
     try:
         literal = parse_ip_literal(host, port) if isinstance(host, str) else None
     except ValueError as exc:
@@ -272,7 +266,7 @@ def open_tcp_connection_to_any(
         name=queries[0][0] if queries else shown,
         families=tuple(families),
         timeout=timeout,
-        binds=normalize_bind_address(bind_address),
+        binds=_bind_sockaddrs(bind_address, families, target),
         attempt_delay=clamp_attempt_delay(attempt_delay),
         resolver=resolver or gevent.get_hub().resolver.getaddrinfo,
         max_addresses=max_addresses,
@@ -287,6 +281,27 @@ def open_tcp_connection_to_any(
     return sock, info
 
 
+def _bind_sockaddrs(
+    bind_address: Any, families: Sequence[int], target: HostnameAddress
+) -> dict[int, tuple[Any, ...]]:
+    """What each family's attempts bind to (a family left out binds nothing).
+
+    Raises:
+        ValueError: ``bind_address`` is not one (``BindAddress.parse``).
+        ConnectError: its IPv6 zone names no interface of this machine.
+    """
+    bind = BindAddress.parse(bind_address)
+    if bind is None:
+        return {}
+    try:
+        sockaddrs = {family: bind.for_family(family) for family in families}
+    except ValueError as exc:
+        raise ConnectError(
+            f"cannot connect to {target}: bad bind address: {exc}", address=target
+        ) from exc
+    return {family: sockaddr for family, sockaddr in sockaddrs.items() if sockaddr is not None}
+
+
 def _display_host(host: str | bytes) -> str:
     if isinstance(host, bytes | bytearray):
         return bytes(host).decode("ascii", "backslashreplace")
@@ -298,7 +313,7 @@ def _connect_literal(
     literal: tuple[int, tuple[Any, ...]],
     families: Sequence[int],
     timeout: float | None,
-    binds: tuple[str, int] | dict[int, tuple[str, int]] | None,
+    binds: dict[int, tuple[Any, ...]],
     clock: Clock,
     connect: Callable[..., Any],
 ) -> tuple[Any, ConnectInfo]:
@@ -314,9 +329,7 @@ def _connect_literal(
         )
     start = clock.now()
     try:
-        sock = connect(
-            family, sockaddr, timeout=timeout, bind_address=bind_address_for(binds, family)
-        )
+        sock = connect(family, sockaddr, timeout=timeout, bind_address=binds.get(family))
     except ConnectError as exc:
         attempt = Attempt(address, "connect", exc, 0.0, clock.now() - start)
         raise type(exc)(exc.message, address=target, attempts=(attempt,), errno=exc.errno) from exc
@@ -348,7 +361,7 @@ class _Race:
         name: str,
         families: tuple[int, ...],
         timeout: float | None,
-        binds: Any,
+        binds: dict[int, tuple[Any, ...]],
         attempt_delay: float,
         resolver: Callable[..., Any],
         max_addresses: int,
@@ -513,7 +526,7 @@ class _Race:
 
     def _attempt(self, family: int, sockaddr: Any) -> Any:
         # No per-attempt timeout: the coordinator's deadline covers every attempt.
-        bind = bind_address_for(self.binds, family)
+        bind = self.binds.get(family)
         try:
             sock = self.connect(family, sockaddr, timeout=None, bind_address=bind)
         except Exception as exc:

@@ -26,17 +26,20 @@ from typing import Any
 
 import idna
 
+from greenpoint._checks import FieldError, FieldTypeError, whole_number
+
 __all__ = [
     "ANY_ADDRESS",
+    "BindAddress",
     "IPLiteral",
     "encode_hostname",
     "encode_idna",
     "family_name",
     "is_ip_literal",
     "literal_family",
-    "normalize_bind_address",
     "parse_ip_literal",
     "split_ip_literal",
+    "wrong_family",
 ]
 
 _MAX_NAME_LENGTH = 253  # RFC 1035 §2.3.4 (255 octets on the wire, less the framing)
@@ -231,84 +234,189 @@ def _check_ascii_name(name: str, shown: str) -> None:
             raise refuse(f"{bad[0]!r} cannot appear in a host name")
 
 
-def _one_bind_address(value: Any) -> tuple[int, tuple[str, int]]:
-    if isinstance(value, bytes | bytearray):
-        value = bytes(value).decode("ascii")
-    if isinstance(value, str):
-        host, port = value.strip(), 0
-    elif isinstance(value, tuple | list) and len(value) >= 2:
-        host, port = value[0], value[1]
-        if isinstance(host, bytes | bytearray):
-            host = bytes(host).decode("ascii")
-    else:
-        raise ValueError(f"a bind address is a host or (host, port), not {value!r}")
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ValueError(f"bind port must be a number from 0 to 65535, not {port!r}")
-    parsed = parse_ip_literal(host, port) if isinstance(host, str) else None
-    if parsed is None:
-        raise ValueError(f"a bind address must be an IP address, not {host!r}")
-    family, sockaddr = parsed
-    return family, (sockaddr[0] if family == socket.AF_INET else _v6_text(host), port)
+# -- bind addresses ---------------------------------------------------------------
 
 
-def _v6_text(host: str) -> str:
-    # Keep the zone (bind() understands "fe80::1%eth0"), drop the brackets.
-    return host[1:-1] if host.startswith("[") else host
+@dataclasses.dataclass(frozen=True)
+class BindAddress:
+    """The local address a client's sockets bind to before connecting, per family.
 
+    ``ipv4``/``ipv6`` is the IP literal (no brackets; an IPv6 zone kept) that
+    attempts of that family bind to; ``None`` leaves that family unbound (the
+    system picks), so one address binds only its own family. ``port`` (0: any) is
+    shared. With neither host set, ``port`` alone is bound, on the any-address of
+    every family (``tcp:host:80:bindPort=4000``).
 
-def normalize_bind_address(
-    value: Any,
-) -> tuple[str, int] | dict[int, tuple[str, int]] | None:
-    """The canonical form of a ``bind_address``: ``None``, ``(host, port)`` or a dict.
-
-    Accepts ``None``; an IP literal (``"192.0.2.1"``, ``"[::1]"``); several, comma
-    separated, at most one per family (``"192.0.2.1,2001:db8::1"``, the form a
-    description carries); ``(host, port)``; or ``{AF_INET: ..., AF_INET6: ...}``.
-    A single address comes back as ``(host, port)``, and it is used only for its own
-    family; addresses for both families come back as a dict keyed by family.
-
-    Raises:
-        ValueError: for a name, a bad port, two addresses of one family, or a dict key
-            that does not match its address.
+    Made by :meth:`parse` from whatever an endpoint was given; every client endpoint
+    holds one (or ``None``) in its ``bind_address``, and :meth:`description_keys`
+    writes it back as ``bindAddress``/``bindPort``.
     """
-    if value is None:
-        return None
-    by_family: dict[int, tuple[str, int]] = {}
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            family, address = _one_bind_address(item)
-            if key != family:
-                raise ValueError(
-                    f"bind address {item!r} is {family_name(family)}, but is listed under "
-                    f"{family_name(key)}"
-                )
-            by_family[family] = address
-    else:
+
+    ipv4: str | None = None
+    ipv6: str | None = None
+    port: int = 0
+
+    @classmethod
+    def parse(
+        cls, value: Any, *, port: int | None = None, field: str = "bind_address"
+    ) -> BindAddress | None:
+        """The one bind-address parser: ``None`` (bind nothing) or a :class:`BindAddress`.
+
+        ``value`` is ``None``; an IP literal (``"192.0.2.1"``, ``"[::1]"``); one per
+        family separated by a comma (``"192.0.2.1,2001:db8::1"``, a description's
+        form); ``(host, port)``, where host ``""`` is any address; a mapping
+        ``{AF_INET: host or (host, port), AF_INET6: ...}``; or a ``BindAddress``.
+        ``port`` is a description's ``bindPort``, for a text or ``None`` value. The
+        any-address of both families (``"0.0.0.0,::"``) is the same as a port alone.
+
+        Raises:
+            FieldError: naming ``field``: a host name (binding to one would block in
+                the C resolver), two addresses of one family, a bad port, a mapping
+                key that does not match its address, or different ports per family.
+        """
+        if isinstance(value, BindAddress):
+            return value
         if isinstance(value, bytes | bytearray):
-            value = bytes(value).decode("ascii")
-        items = [part for part in value.split(",")] if isinstance(value, str) else [value]
-        for item in items:
-            family, address = _one_bind_address(item)
-            if family in by_family:
-                raise ValueError(
-                    f"two {family_name(family)} bind addresses in {value!r}: give at most one "
-                    "per family"
-                )
-            by_family[family] = address
-    if not by_family:
-        return None
-    if len(by_family) == 1:
-        return next(iter(by_family.values()))
-    return dict(sorted(by_family.items()))
+            value = bytes(value).decode("ascii", "backslashreplace")
+        hosts: dict[int, str] = {}
+        ports: set[int] = set()
+        if value is None or isinstance(value, str):
+            items = [] if value is None or not value.strip() else value.split(",")
+            ports.add(_bind_port(0 if port is None else port, field))
+            for item in items:
+                _add_bind_host(hosts, item.strip(), value, field)
+        elif isinstance(value, tuple | list):
+            host, bind_port = _host_and_port(value, field)
+            ports.add(bind_port)
+            if host:
+                _add_bind_host(hosts, host, value, field)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                host, bind_port = _host_and_port(item, field)
+                ports.add(bind_port)
+                if _add_bind_host(hosts, host, value, field) != key:
+                    raise FieldError(
+                        field,
+                        f"{field} {item!r} is {family_name(_literal_of(host, field).family)}, "
+                        f"but is listed under {family_name(key)}",
+                    )
+        else:
+            raise FieldError(field, f"{field} must be a host or (host, port), not {value!r}")
+        if len(ports) > 1:
+            raise FieldError(
+                field, f"{field} {value!r} gives ports {sorted(ports)}: give one for every family"
+            )
+        return cls._made(hosts, ports.pop())
+
+    @classmethod
+    def _made(cls, hosts: dict[int, str], port: int) -> BindAddress | None:
+        if len(hosts) == 2 and all(_unspecified(host) for host in hosts.values()):
+            hosts = {}  # "0.0.0.0,::": every family's any-address is a port alone
+        if not hosts and not port:
+            return None  # nothing to bind: the system picks, as without one
+        return cls(hosts.get(socket.AF_INET), hosts.get(socket.AF_INET6), port)
+
+    def for_family(self, family: int) -> tuple[Any, ...] | None:
+        """The ``sockaddr`` an attempt of ``family`` binds to, or ``None`` (do not bind).
+
+        An IPv6 zone becomes the scope id (``bind()`` would drop it from text).
+
+        Raises:
+            ValueError: the zone names no network interface of this machine.
+        """
+        if self.ipv4 is None and self.ipv6 is None:
+            return (ANY_ADDRESS[family], self.port)
+        host = self.ipv4 if family == socket.AF_INET else self.ipv6
+        if host is None:
+            return None
+        literal = split_ip_literal(host)
+        assert literal is not None  # parse() let in literals only
+        return literal.sockaddr(self.port) if literal.zone else (literal.address, self.port)
+
+    def only(self, family: int, owner: str, field: str = "bind_address") -> BindAddress:
+        """This address for an endpoint of one ``family`` (named ``owner``).
+
+        Raises:
+            FieldError: no address of ``family`` was given.
+        """
+        if self.ipv4 is None and self.ipv6 is None:
+            return self
+        if family == socket.AF_INET and self.ipv4 is not None:
+            return BindAddress(ipv4=self.ipv4, port=self.port)
+        if family == socket.AF_INET6 and self.ipv6 is not None:
+            return BindAddress(ipv6=self.ipv6, port=self.port)
+        given = self.ipv6 if self.ipv6 is not None else self.ipv4
+        raise wrong_family(field, str(given), family, owner)
+
+    @property
+    def hosts_text(self) -> str | None:
+        """The ``bindAddress`` text: ``"192.0.2.1,::1"``, or ``None`` for a port alone."""
+        hosts = [host for host in (self.ipv4, self.ipv6) if host is not None]
+        return ",".join(hosts) if hosts else None
+
+    def description_keys(self) -> dict[str, Any]:
+        """``bindAddress`` and ``bindPort`` for a description, only those that are set."""
+        keys: dict[str, Any] = {}
+        if self.hosts_text is not None:
+            keys["bindAddress"] = self.hosts_text
+        if self.port:
+            keys["bindPort"] = self.port
+        return keys
 
 
-def bind_address_for(
-    bind_address: tuple[str, int] | dict[int, tuple[str, int]] | None, family: int
-) -> tuple[str, int] | None:
-    """The local address an attempt of ``family`` binds to, or ``None`` (any)."""
-    if bind_address is None:
-        return None
-    if isinstance(bind_address, dict):
-        return bind_address.get(family)
-    bind_family, _ = _one_bind_address(bind_address)
-    return bind_address if bind_family == family else None
+def wrong_family(field: str, value: str, family: int, owner: str) -> FieldError:
+    """The error for an address ``value`` of the other family than ``owner``'s."""
+    hint = "TCP6" if family == socket.AF_INET else "TCP4"
+    found = literal_family(value)
+    shown = family_name(found) if found is not None else "other-family"
+    return FieldError(
+        field,
+        f"{owner} is {family_name(family)}, but {field} {value!r} is an {shown} address "
+        f"(use the {hint} endpoint)",
+    )
+
+
+def _unspecified(host: str) -> bool:
+    literal = split_ip_literal(host)
+    return literal is not None and literal.ip_address().is_unspecified
+
+
+def _bind_port(value: Any, field: str) -> int:
+    return whole_number(f"{field} port", value, 0, 65535, field=field)
+
+
+def _host_and_port(value: Any, field: str) -> tuple[str, int]:
+    """``host`` or ``(host, port)`` (bytes decoded) as ``(host, port)``."""
+    if isinstance(value, tuple | list):
+        if len(value) != 2:
+            raise FieldError(field, f"{field} must be a host or (host, port), not {value!r}")
+        host, bind_port = value
+    else:
+        host, bind_port = value, 0
+    if isinstance(host, bytes | bytearray):
+        host = bytes(host).decode("ascii", "backslashreplace")
+    if not isinstance(host, str):
+        raise FieldTypeError(field, f"{field} host must be a str, not {type(host).__name__}")
+    return host.strip(), _bind_port(bind_port, field)
+
+
+def _literal_of(host: str, field: str) -> IPLiteral:
+    literal = split_ip_literal(host)
+    if literal is None:
+        if not host:
+            raise FieldError(field, f"{field}: expected IP addresses separated by a comma")
+        raise FieldError(field, f"{field} must be an IP address, not {host!r}")
+    return literal
+
+
+def _add_bind_host(hosts: dict[int, str], host: str, given: Any, field: str) -> int:
+    """Add ``host`` (an IP literal) under its family; return the family."""
+    literal = _literal_of(host, field)
+    if literal.family in hosts:
+        raise FieldError(
+            field,
+            f"two {family_name(literal.family)} addresses in {field} {given!r}: "
+            "give at most one per family",
+        )
+    hosts[literal.family] = literal.text
+    return literal.family

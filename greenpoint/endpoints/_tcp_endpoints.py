@@ -17,6 +17,7 @@ operating system's ``bindv6only`` default.
 from __future__ import annotations
 
 import dataclasses
+import errno as _errno
 import socket as _stdsocket
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -33,7 +34,15 @@ from greenpoint._checks import (
     seconds,
 )
 from greenpoint._happy_eyeballs import open_tcp_connection
-from greenpoint._hostnames import encode_hostname, family_name, literal_family, split_ip_literal
+from greenpoint._hostnames import (
+    ANY_ADDRESS,
+    BindAddress,
+    IPLiteral,
+    encode_hostname,
+    literal_family,
+    split_ip_literal,
+    wrong_family,
+)
 from greenpoint._socket import connect_address, set_nodelay
 from greenpoint._sockopts import (
     SocketOptionsHook,
@@ -59,25 +68,19 @@ DEFAULT_BACKLOG = 50  # Twisted's default
 
 AF_INET = _stdsocket.AF_INET
 AF_INET6 = _stdsocket.AF_INET6
-ANY_ADDRESS: dict[int, str] = {AF_INET: "0.0.0.0", AF_INET6: "::"}
 
 
 # -- pure helpers ----------------------------------------------------------------
 
 
-def _sockaddr(family: int, host: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+def _sockaddr(family: int, host: str, port: int) -> tuple[Any, ...]:
     """The sockaddr for an IP literal (or ``""``, any address) of ``family``.
 
     Raises:
-        OSError: for a zone naming an interface that does not exist.
+        ValueError: for a zone naming an interface that does not exist.
     """
-    if family == AF_INET6:
-        address, _, zone = host.partition("%")
-        scope_id = 0
-        if zone:
-            scope_id = int(zone) if zone.isdigit() else _stdsocket.if_nametoindex(zone)
-        return (address or "::", port, 0, scope_id)
-    return (host or "0.0.0.0", port)
+    literal = split_ip_literal(host)
+    return (ANY_ADDRESS[family], port) if literal is None else literal.sockaddr(port)
 
 
 def _check_literal(field: str, value: str, family: int, owner: str) -> None:
@@ -90,12 +93,7 @@ def _check_literal(field: str, value: str, family: int, owner: str) -> None:
     if found is None:
         raise FieldError(field, f"{field} must be an IP address, not {value!r}")
     if found != family:
-        other = "TCP6" if family == AF_INET else "TCP4"
-        raise FieldError(
-            field,
-            f"{owner} is {family_name(family)}, but {field} {value!r} is an "
-            f"{family_name(found)} address (use the {other} endpoint)",
-        )
+        raise wrong_family(field, value, family, owner)
 
 
 def _check_name(host: str) -> None:
@@ -104,26 +102,6 @@ def _check_name(host: str) -> None:
         encode_hostname(host)
     except ValueError as exc:
         raise FieldError("host", str(exc)) from None
-
-
-def _normalise_bind(value: Any, family: int, owner: str) -> tuple[str, int] | None:
-    """``None``, a host, or ``(host, port)`` -> ``None`` or ``(host, port)``.
-
-    The host must be an IP literal of the endpoint's family (or ``""``, any): binding
-    to a name would block in the C library's resolver.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = (value, 0)
-    if not (isinstance(value, tuple | list) and len(value) == 2):
-        raise FieldError(
-            "bind_address", f"bind_address must be a host or (host, port), not {value!r}"
-        )
-    bind_host, bind_port = value
-    _check_literal("bind_address", bind_host, family, owner)
-    port("bind_address port", bind_port, zero=True, field="bind_address")
-    return (bind_host, bind_port)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -157,7 +135,7 @@ class _TCPClientEndpoint(ClientEndpoint):
     host: str
     port: int
     timeout: float = DEFAULT_TIMEOUT
-    bind_address: Any = None
+    bind_address: Any = None  # any form BindAddress.parse takes; held as a BindAddress
     resolver: Callable[..., Any] | None = dataclasses.field(
         default=None, compare=False, repr=False, kw_only=True
     )
@@ -168,7 +146,7 @@ class _TCPClientEndpoint(ClientEndpoint):
     )
 
     family: ClassVar[int] = AF_INET
-    _host_is_literal: ClassVar[bool] = False  # per instance, set by __post_init__
+    _literal: ClassVar[IPLiteral | None] = None  # per instance, set by __post_init__
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -178,18 +156,19 @@ class _TCPClientEndpoint(ClientEndpoint):
         if not self.host:
             raise FieldError("host", "host must be a host name or IP address, not ''")
         literal = split_ip_literal(self.host)
-        found = None if literal is None else literal.family
         if literal is not None:
             object.__setattr__(self, "host", literal.text)  # "[::1]" is "::1"
             _check_literal("host", self.host, self.family, owner)
         else:
             _check_name(self.host)
-        # Known once: open() then skips parsing the host (~6 µs) on every connect.
-        object.__setattr__(self, "_host_is_literal", found is not None)
+        # Known once: open() then skips parsing the host on every connect.
+        object.__setattr__(self, "_literal", literal)
         port("port", self.port)
         seconds("timeout", self.timeout, allow_none=False, zero=False)
-        bind = _normalise_bind(self.bind_address, self.family, owner)
-        object.__setattr__(self, "bind_address", bind)
+        # The host must be an IP literal (or "", any address): binding to a name would
+        # block in the C library's resolver. Only this endpoint's family is kept.
+        bind = BindAddress.parse(self.bind_address)
+        object.__setattr__(self, "bind_address", bind and bind.only(self.family, owner))
 
     def open(self, timeout: float | None = None) -> Any:
         """Connect and return the connected gevent socket (``TCP_NODELAY`` on).
@@ -206,16 +185,15 @@ class _TCPClientEndpoint(ClientEndpoint):
         check_timeout(timeout)
         limit = self.timeout if timeout is None else timeout
         family = self.family
-        bind = None
-        try:
-            if self.bind_address is not None:
-                bind = _sockaddr(family, *self.bind_address)
-            literal = self._host_is_literal
-            sockaddr = _sockaddr(family, self.host, self.port) if literal else None
-        except OSError as exc:  # a zone naming no interface
-            raise ConnectError(f"cannot connect to {self.host}: {exc}", address=self.host) from exc
         configure = socket_configurer(self.tcp_options, self.socket_options)
-        if sockaddr is not None:
+        if self._literal is not None:
+            try:
+                sockaddr = self._literal.sockaddr(self.port)
+                bind = None if self.bind_address is None else self.bind_address.for_family(family)
+            except ValueError as exc:  # a zone naming no interface
+                raise ConnectError(
+                    f"cannot connect to {self.host}: {exc}", address=self.host
+                ) from exc
             return connect_address(
                 family,
                 sockaddr,
@@ -229,29 +207,18 @@ class _TCPClientEndpoint(ClientEndpoint):
             self.port,
             families=(family,),
             timeout=limit,
-            bind_address=self._bind_for_racer(),
+            bind_address=self.bind_address,
             resolver=self.resolver,
             connect=configured_connect(self.nodelay, configure),
         )
         return sock
-
-    def _bind_for_racer(self) -> tuple[str, int] | None:
-        # The racer takes an IP literal; "" (any address, a bind port alone) is
-        # spelt out for the family.
-        if self.bind_address is None:
-            return None
-        bind_host, bind_port = self.bind_address
-        return (bind_host or ANY_ADDRESS[self.family], bind_port)
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         kwargs: dict[str, Any] = {}
         if self.timeout != DEFAULT_TIMEOUT:
             kwargs["timeout"] = _format_seconds(self.timeout)
         if self.bind_address is not None:
-            bind_host, bind_port = self.bind_address
-            kwargs["bindAddress"] = bind_host
-            if bind_port:
-                kwargs["bindPort"] = bind_port
+            kwargs.update(self.bind_address.description_keys())
         kwargs.update(description_keys(self.tcp_options, self.nodelay))
         return (self.prefix, (self.host, self.port), kwargs)
 
@@ -297,9 +264,14 @@ def _listen(
     ``configure`` sets socket options on the listener before it binds; accepted
     connections inherit them (see ``greenpoint._sockopts``).
     """
+    literal = split_ip_literal(interface)
     shown = (IPv4Address if family == AF_INET else IPv6Address)(
-        _sockaddr(family, interface.partition("%")[0], port_number)[0], port_number
+        ANY_ADDRESS[family] if literal is None else literal.address, port_number
     )
+    try:
+        sockaddr = _sockaddr(family, interface, port_number)
+    except ValueError as exc:  # a zone naming no interface
+        raise _listen_error(shown, str(exc), _errno.ENODEV) from exc
     sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
     try:
         # A restarted server must not wait for TIME_WAIT connections of its
@@ -317,19 +289,22 @@ def _listen(
             set_nodelay(sock)
         if configure is not None:
             configure(sock)
-        sock.bind(_sockaddr(family, interface, port_number))
+        sock.bind(sockaddr)
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        reason = exc.strerror or str(exc)
-        error = ListenError(exc.errno, f"cannot listen on {shown}: {reason}")
-        # ListenError declares no ``address``; callers read it where it is set.
-        vars(error)["address"] = shown
-        raise error from exc
+        raise _listen_error(shown, exc.strerror or str(exc), exc.errno) from exc
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _listen_error(shown: Any, reason: str, errno: int | None) -> ListenError:
+    error = ListenError(errno, f"cannot listen on {shown}: {reason}")
+    # ListenError declares no ``address``; callers read it where it is set.
+    vars(error)["address"] = shown
+    return error
 
 
 def _reuse_port_option() -> int:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._checks import check_timeout
 from greenpoint._description import Bracketed
-from greenpoint._hostnames import literal_family
+from greenpoint._hostnames import BindAddress, literal_family
 from greenpoint._sockopts import SocketOptionsHook, TCPOptions, description_keys
 from greenpoint._tls_listener import TLSListener
 from greenpoint._tls_settings import (
@@ -88,23 +88,14 @@ def _host_port(hostname: str | None, port_: Any) -> str:
     return f"{hostname}:{port_}"
 
 
-def _bind_text(bind_address: Any) -> str | None:
+def _bind_text(bind_address: BindAddress | None) -> str | None:
+    """The ``bindAddress=`` of ``ssl:``/``tls:``, which have no ``bindPort``."""
     if bind_address is None:
         return None
-    if isinstance(bind_address, dict) and not any(port_ for _, port_ in bind_address.values()):
-        return ",".join(host_ for host_, _ in bind_address.values())  # HostnameEndpoint's
-    if isinstance(bind_address, tuple) and len(bind_address) == 2 and bind_address[1] == 0:
-        return str(bind_address[0])
-    if isinstance(bind_address, str):
-        return bind_address
-    raise ValueError(f"bind address {bind_address!r} has no description form")
-
-
-def bind_tuple(bind_address: Any) -> Any:
-    """A ``bindAddress`` string as the TCP endpoint takes it: ``(host, 0)``."""
-    if isinstance(bind_address, str):
-        return (bind_address, 0)
-    return bind_address
+    keys = bind_address.description_keys()
+    if "bindPort" in keys:
+        raise ValueError(f"bind address {bind_address!r} has no description form")
+    return str(keys["bindAddress"])
 
 
 def tcp_server_endpoint(port: int, backlog: int, interface: str, **sockets: Any) -> Any:
@@ -191,7 +182,8 @@ class SSL4ClientEndpoint(ClientEndpoint):
     def __post_init__(self) -> None:
         check_timeout(self.timeout)
         self.tls_options = tls_module().client_options_for(self.tls_options, self.host)
-        self._tcp()  # a bad host, port or bind address is refused now, not at open()
+        # A bad host, port or bind address is refused now, not at open().
+        self.bind_address = self._tcp().bind_address
 
     def _tcp(self) -> Any:
         """The TCP endpoint under TLS (its deadline is given to its ``open``)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from greenpoint._checks import FieldError, FieldTypeError, check_timeout, port, seconds
 from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
-from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
+from greenpoint._hostnames import BindAddress, encode_hostname, parse_ip_literal
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._sockopts import (
     SocketOptionsHook,
@@ -26,7 +26,7 @@ from greenpoint._sockopts import (
 )
 from greenpoint.endpoints._base import ClientEndpoint
 
-__all__ = ["ConnectInfo", "HostnameEndpoint", "bind_address_text"]
+__all__ = ["ConnectInfo", "HostnameEndpoint"]
 
 _DEFAULT_TIMEOUT = 30
 
@@ -52,7 +52,7 @@ class HostnameEndpoint(ClientEndpoint):
     host: str
     port: int
     timeout: float | None = _DEFAULT_TIMEOUT
-    bind_address: Any = None
+    bind_address: Any = None  # any form BindAddress.parse takes; held as a BindAddress
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY
     resolver: Callable[..., Any] | None = None
     clock: Any = dataclasses.field(default=None, compare=False, repr=False, kw_only=True)
@@ -70,10 +70,7 @@ class HostnameEndpoint(ClientEndpoint):
         port("port", self.port)
         seconds("timeout", self.timeout)
         seconds("attempt_delay", self.attempt_delay, allow_none=False)
-        try:
-            self.bind_address = normalize_bind_address(self.bind_address)
-        except ValueError as exc:
-            raise FieldError("bind_address", str(exc)) from None
+        self.bind_address = BindAddress.parse(self.bind_address)
         self.socket_options = check_socket_fields(
             self.nodelay, self.tcp_options, self.socket_options
         )
@@ -83,10 +80,7 @@ class HostnameEndpoint(ClientEndpoint):
         if self.timeout != _DEFAULT_TIMEOUT and self.timeout is not None:
             kwargs["timeout"] = _seconds_text(self.timeout)
         if self.bind_address is not None:
-            kwargs["bindAddress"] = bind_address_text(self.bind_address)
-            bind_port = _shared_bind_port(self.bind_address)
-            if bind_port:
-                kwargs["bindPort"] = bind_port
+            kwargs.update(self.bind_address.description_keys())
         if self.attempt_delay != DEFAULT_ATTEMPT_DELAY:
             kwargs["attemptDelay"] = _seconds_text(self.attempt_delay)
         kwargs.update(description_keys(self.tcp_options, self.nodelay))
@@ -160,25 +154,3 @@ def _seconds_text(value: float) -> str:
     if isinstance(value, int) or float(value).is_integer():
         return str(int(value))
     return repr(float(value))
-
-
-def bind_address_text(bind_address: Any) -> str:
-    """The ``bindAddress=`` text for a normalised bind address (hosts only).
-
-    The port goes in ``bindPort=`` (see :func:`_shared_bind_port`).
-    """
-    if isinstance(bind_address, dict):
-        return ",".join(host for host, _ in bind_address.values())
-    host: str = bind_address[0]
-    return host
-
-
-def _shared_bind_port(bind_address: Any) -> int:
-    """The ``bindPort=`` of a normalised bind address: its port, or the one port all
-    its families share. Different ports per family cannot be written in a
-    description; they are left out (0)."""
-    if isinstance(bind_address, dict):
-        ports = {bind_port for _, bind_port in bind_address.values()}
-        return ports.pop() if len(ports) == 1 else 0
-    bind_port: int = bind_address[1]
-    return bind_port

@@ -25,7 +25,7 @@ from greenpoint._happy_eyeballs import (
     open_tcp_connection,
     open_tcp_connection_to_any,
 )
-from greenpoint._hostnames import normalize_bind_address
+from greenpoint._hostnames import BindAddress
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._sockopts import (
     SocketOptionsHook,
@@ -36,7 +36,7 @@ from greenpoint._sockopts import (
     socket_configurer,
 )
 from greenpoint.endpoints._base import ClientEndpoint
-from greenpoint.endpoints.hostname import _seconds_text, bind_address_text, checked_host
+from greenpoint.endpoints.hostname import _seconds_text, checked_host
 from greenpoint.errors import Attempt, ConnectError, ConnectRefusedError, ConnectTimeoutError
 
 __all__ = ["ORDERS", "HostnamesEndpoint", "split_hosts"]
@@ -68,7 +68,7 @@ class HostnamesEndpoint(ClientEndpoint):
 
     hosts: Sequence[tuple[str, int]]
     timeout: float | None = _DEFAULT_TIMEOUT
-    bind_address: Any = None
+    bind_address: Any = None  # any form BindAddress.parse takes; held as a BindAddress
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY
     resolver: Callable[..., Any] | None = None
     order: str = "race"
@@ -92,10 +92,7 @@ class HostnamesEndpoint(ClientEndpoint):
         self.hosts = hosts
         seconds("timeout", self.timeout)
         seconds("attempt_delay", self.attempt_delay, allow_none=False)
-        try:
-            self.bind_address = normalize_bind_address(self.bind_address)
-        except ValueError as exc:
-            raise FieldError("bind_address", str(exc)) from None
+        self.bind_address = BindAddress.parse(self.bind_address)
         if self.order not in ORDERS:
             raise FieldError("order", f"order must be 'race' or 'sequence', not {self.order!r}")
         self.socket_options = check_socket_fields(
@@ -196,7 +193,7 @@ class HostnamesEndpoint(ClientEndpoint):
         if self.timeout != _DEFAULT_TIMEOUT and self.timeout is not None:
             kwargs["timeout"] = _seconds_text(self.timeout)
         if self.bind_address is not None:
-            kwargs["bindAddress"] = bind_address_text(self.bind_address)
+            kwargs.update(self.bind_address.description_keys())
         if self.attempt_delay != DEFAULT_ATTEMPT_DELAY:
             kwargs["attemptDelay"] = _seconds_text(self.attempt_delay)
         if self.order != "race":

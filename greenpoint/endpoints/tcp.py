@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from greenpoint._checks import seconds
-from greenpoint._hostnames import normalize_bind_address
+from greenpoint._hostnames import BindAddress
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._params import Param, boolean, choice, host, integer, ip_literal, number, port
 from greenpoint._registry import EndpointParser
@@ -20,7 +20,6 @@ from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints._tcp_endpoints import (
     AF_INET,
     AF_INET6,
-    ANY_ADDRESS,
     DEFAULT_BACKLOG,
     DEFAULT_TIMEOUT,
     TCP4ClientEndpoint,
@@ -64,12 +63,6 @@ def with_socket_options(prefix: str, build: Callable[..., Any]) -> Callable[...,
     return build_with_options
 
 
-def _bind_pair(bind_address: str | None, bind_port: int) -> tuple[str, int] | None:
-    if bind_address is None and not bind_port:
-        return None
-    return (bind_address or "", bind_port)
-
-
 def _endpoint_for_name(
     host: str,
     port: int,
@@ -106,49 +99,8 @@ def _endpoint_for_name(
 
 def _bind_hosts(value: str) -> str:
     """One local IP literal, or one per family separated by a comma (``tcp:`` only)."""
-    parts = [ip_literal(part) for part in value.split(",")]
-    if len(parts) > 1 and not all(parts):
-        raise ValueError(f"expected IP addresses separated by a comma, got {value!r}")
-    return ",".join(parts)
-
-
-def _normalised_bind(bind_address: str) -> tuple[str, int] | dict[int, tuple[str, int]]:
-    """``normalize_bind_address``, its errors naming ``tcp:``'s ``bindAddress``."""
-    try:
-        normalised = normalize_bind_address(bind_address)
-    except ValueError as exc:
-        raise DescriptionError(
-            f"tcp: bad bindAddress={bind_address!r}: {exc}", prefix="tcp", parameter="bindAddress"
-        ) from exc
-    # A str names at least one address (or raises), so None never comes back.
-    assert normalised is not None
-    return normalised
-
-
-def _bind_for_name(bind_address: str | None, bind_port: int) -> Any:
-    """``bindAddress``/``bindPort`` as ``HostnameEndpoint`` takes them.
-
-    Several hosts become one entry per family; a port alone binds the any-address of
-    both families to it.
-    """
-    if bind_address is None and not bind_port:
-        return None
-    if not bind_address:
-        return {family: (ANY_ADDRESS[family], bind_port) for family in (AF_INET, AF_INET6)}
-    normalised = _normalised_bind(bind_address)
-    if isinstance(normalised, dict):
-        return {family: (ip, bind_port) for family, (ip, _) in normalised.items()}
-    return (normalised[0], bind_port)
-
-
-def _bind_for_literal(bind_address: str | None, family: int) -> str | None:
-    """From ``a,b`` (one address per family), the one of the literal's ``family``."""
-    if bind_address is None or "," not in bind_address:
-        return bind_address
-    normalised = _normalised_bind(bind_address)
-    if isinstance(normalised, dict):
-        return normalised[family][0] if family in normalised else None
-    return normalised[0]
+    BindAddress.parse(value, field="bindAddress")  # refused here, naming the key
+    return value.strip()
 
 
 def _client_params(race: bool = False) -> tuple[Param, ...]:
@@ -206,14 +158,14 @@ def _build_tcp_client(
     tcp_options: TCPOptions | None = None,
 ) -> ClientEndpoint:
     sockets: dict[str, Any] = {"nodelay": nodelay, "tcp_options": tcp_options or TCPOptions()}
+    bind = BindAddress.parse(bind_address, port=bind_port)
     family = literal_family(host)
     if family is None:
         # What TCP4ClientEndpoint refuses for a literal (HostnameEndpoint allows 0).
         seconds("timeout", timeout, allow_none=False, zero=False)
-        bind = _bind_for_name(bind_address, bind_port)
         return _endpoint_for_name(host, port, timeout, bind, attempt_delay, order, **sockets)
-    # An IP literal: one address, nothing to race, so attemptDelay has no effect.
-    bind = _bind_pair(_bind_for_literal(bind_address, family), bind_port)
+    # An IP literal: one address, nothing to race, so attemptDelay has no effect. Of
+    # one bind address per family, the endpoint keeps its own family's.
     cls = TCP4ClientEndpoint if family == AF_INET else TCP6ClientEndpoint
     return cls(host=host, port=port, timeout=timeout, bind_address=bind, **sockets)
 
@@ -229,7 +181,7 @@ def _family_client_builder(
         bind_port: int,
         **sockets: Any,
     ) -> ClientEndpoint:
-        bind = _bind_pair(bind_address, bind_port)
+        bind = BindAddress.parse(bind_address, port=bind_port)
         return cls(host=host, port=port, timeout=timeout, bind_address=bind, **sockets)
 
     return with_socket_options(prefix, build)

@@ -43,7 +43,6 @@ from greenpoint.endpoints._tls_endpoints import (
     SSL4ServerEndpoint,
     TLSWrapperClientEndpoint,
     TLSWrapperServerEndpoint,
-    bind_tuple,
     tcp_server_endpoint,
     tls_module,
     wrap_client_tls,
@@ -251,7 +250,7 @@ def _build_ssl_client(
         port,
         options,
         timeout=timeout,
-        bind_address=bind_tuple(bind_address),
+        bind_address=bind_address,
         nodelay=nodelay,
         tcp_options=tcp_options,
     )
