@@ -60,6 +60,7 @@ __all__ = [
     "DNSQuery",
     "MonotonicClock",
     "Resolution",
+    "connect_literal",
     "open_tcp_connection",
     "open_tcp_connection_to_any",
 ]
@@ -317,24 +318,58 @@ def _connect_literal(
     clock: Clock,
     connect: Callable[..., Any],
 ) -> tuple[Any, ConnectInfo]:
-    """An IP literal: one attempt, in the caller's greenlet, no resolver, no racing."""
+    """An IP literal of one of ``families``: see :func:`connect_literal`."""
     family, sockaddr = literal
-    address = cast(_IPAddress, from_sockaddr(family, sockaddr))  # an IP literal's
     if family not in families:
         allowed = " or ".join(family_name(f) for f in families)
         raise ConnectError(
-            f"cannot connect to {address}: it is an {family_name(family)} address and only "
-            f"{allowed} is allowed here",
+            f"cannot connect to {from_sockaddr(family, sockaddr)}: it is an "
+            f"{family_name(family)} address and only {allowed} is allowed here",
             address=target,
         )
+    return connect_literal(
+        target,
+        family,
+        sockaddr,
+        timeout=timeout,
+        bind_address=binds.get(family),
+        connect=connect,
+        clock=clock,
+    )
+
+
+def connect_literal(
+    target: HostnameAddress | None,
+    family: int,
+    sockaddr: tuple[Any, ...],
+    *,
+    timeout: float | None,
+    bind_address: tuple[Any, ...] | None = None,
+    connect: Callable[..., Any] | None = None,
+    clock: Clock | None = None,
+) -> tuple[Any, ConnectInfo]:
+    """Connect to an IP literal's ``sockaddr``: one attempt, in the caller's greenlet.
+
+    No resolver, no racing. The one way to reach a literal, for
+    :func:`open_tcp_connection` and the TCP endpoints alike, so a failure is the same
+    from both: ``connect``'s own error, with ``address`` set to ``target`` (what the
+    caller asked for; ``None``: the literal's own address) and ``.attempts`` holding
+    the attempt.
+    """
+    clock = clock or _REAL_CLOCK
+    connect = connect or connect_address
+    address = cast(_IPAddress, from_sockaddr(family, sockaddr))  # an IP literal's
     start = clock.now()
     try:
-        sock = connect(family, sockaddr, timeout=timeout, bind_address=binds.get(family))
+        sock = connect(family, sockaddr, timeout=timeout, bind_address=bind_address)
     except ConnectError as exc:
         attempt = Attempt(address, "connect", exc, 0.0, clock.now() - start)
-        raise type(exc)(exc.message, address=target, attempts=(attempt,), errno=exc.errno) from exc
+        asked = address if target is None else target
+        raise type(exc)(exc.message, address=asked, attempts=(attempt,), errno=exc.errno) from exc
     elapsed = clock.now() - start
     attempt = Attempt(address, "connect", None, 0.0, elapsed)
+    if target is None:
+        target = HostnameAddress(address.host, address.port)
     return sock, ConnectInfo(target, address, (attempt,), (), elapsed)
 
 

@@ -33,7 +33,7 @@ from greenpoint._checks import (
     port,
     seconds,
 )
-from greenpoint._happy_eyeballs import open_tcp_connection
+from greenpoint._happy_eyeballs import connect_literal, open_tcp_connection
 from greenpoint._hostnames import (
     ANY_ADDRESS,
     BindAddress,
@@ -43,7 +43,7 @@ from greenpoint._hostnames import (
     split_ip_literal,
     wrong_family,
 )
-from greenpoint._socket import connect_address, set_nodelay
+from greenpoint._socket import set_nodelay
 from greenpoint._sockopts import (
     SocketOptionsHook,
     TCPOptions,
@@ -194,14 +194,17 @@ class _TCPClientEndpoint(ClientEndpoint):
                 raise ConnectError(
                     f"cannot connect to {self.host}: {exc}", address=self.host
                 ) from exc
-            return connect_address(
+            # The same single attempt as open_tcp_connection's for a literal, so a
+            # failure carries .attempts either way.
+            sock, _info = connect_literal(
+                None,
                 family,
                 sockaddr,
                 timeout=limit,
                 bind_address=bind,
-                nodelay=self.nodelay,
-                configure=configure,
+                connect=configured_connect(self.nodelay, configure),
             )
+            return sock
         sock, _info = open_tcp_connection(
             self.host,
             self.port,
