@@ -1,4 +1,4 @@
-"""Host names, IP literals and bind addresses: checked and normalised. Pure.
+"""Host names, IP literals and bind addresses: checked and normalized. Pure.
 
 Three questions every TCP client asks before any I/O:
 
@@ -6,13 +6,17 @@ Three questions every TCP client asks before any I/O:
   it is connected to directly and the resolver is never called (element-hq/synapse#9865:
   literals queued behind name lookups turned into 60 s "DNS failures");
 * otherwise, what ASCII name goes to the resolver? Internationalised names are
-  NFC-normalised and encoded with the ``idna`` package (IDNA 2008 with the UTS #46
+  NFC-normalized and encoded with the ``idna`` package (IDNA 2008 with the UTS #46
   mapping, non-transitional, as browsers do: ``faß.de`` is ``xn--fa-hia.de``, not
   ``fass.de`` as Python's IDNA 2003 codec says), and a name that cannot be a DNS name
   is refused with a sentence saying why. The same A-label is sent as SNI and checked
   against the certificate;
 * which local address does each family bind to? One address binds only its own family
   (Twisted binds one address to every attempt, which fails for the other family).
+
+Each answer has one home here, used by every endpoint: :func:`split_ip_literal` (and
+``literal_family``/``is_ip_literal``/``parse_ip_literal`` derived from it), the
+hostname encoders, :class:`BindAddress` with its one parser, and :func:`family_name`.
 """
 
 from __future__ import annotations
@@ -207,9 +211,9 @@ def encode_idna(host: str) -> bytes:
     Raises:
         ValueError: naming the host and the rule it breaks.
     """
-    normalised = unicodedata.normalize("NFC", host)
+    normalized = unicodedata.normalize("NFC", host)
     try:
-        return idna.encode(normalised, uts46=True, transitional=False)
+        return idna.encode(normalized, uts46=True, transitional=False)
     except (UnicodeError, ValueError) as exc:
         # idna.IDNAError is a UnicodeError.
         raise ValueError(f"invalid host name {host!r}: {exc}") from None
