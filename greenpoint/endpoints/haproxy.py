@@ -33,7 +33,7 @@ from greenpoint._address import (
     from_sockaddr,
     peer_address,
 )
-from greenpoint._checks import check_timeout, seconds, whole_number
+from greenpoint._checks import FieldError, check_timeout, seconds, whole_number
 from greenpoint._description import Description, parse_description
 from greenpoint._hostnames import split_ip_literal
 from greenpoint._params import Param, bind, integer, number
@@ -267,9 +267,11 @@ def _networks(value: str | Iterable[Any] | None) -> tuple[IPNetwork, ...] | None
         try:
             networks.append(ipaddress.ip_network(text, strict=False))
         except (ValueError, TypeError):
-            raise ValueError(f"{item!r} is not an IP network (such as 10.0.0.0/8 or ::1)") from None
+            raise FieldError(
+                "allow", f"{item!r} is not an IP network (such as 10.0.0.0/8 or ::1)"
+            ) from None
     if not networks:
-        raise ValueError("expected at least one IP network, such as 10.0.0.0/8")
+        raise FieldError("allow", "expected at least one IP network, such as 10.0.0.0/8")
     return tuple(networks)
 
 
