@@ -327,7 +327,8 @@ def _connect_literal(
             f"{family_name(family)} address and only {allowed} is allowed here",
             address=target,
         )
-    return connect_literal(
+    start = clock.now()
+    sock = connect_literal(
         target,
         family,
         sockaddr,
@@ -336,10 +337,14 @@ def _connect_literal(
         connect=connect,
         clock=clock,
     )
+    elapsed = clock.now() - start
+    address = cast(_IPAddress, from_sockaddr(family, sockaddr))  # an IP literal's
+    attempt = Attempt(address, "connect", None, 0.0, elapsed)
+    return sock, ConnectInfo(target, address, (attempt,), (), elapsed)
 
 
 def connect_literal(
-    target: HostnameAddress | None,
+    target: Any,
     family: int,
     sockaddr: tuple[Any, ...],
     *,
@@ -347,30 +352,27 @@ def connect_literal(
     bind_address: tuple[Any, ...] | None = None,
     connect: Callable[..., Any] | None = None,
     clock: Clock | None = None,
-) -> tuple[Any, ConnectInfo]:
+) -> Any:
     """Connect to an IP literal's ``sockaddr``: one attempt, in the caller's greenlet.
 
     No resolver, no racing. The one way to reach a literal, for
     :func:`open_tcp_connection` and the TCP endpoints alike, so a failure is the same
     from both: ``connect``'s own error, with ``address`` set to ``target`` (what the
     caller asked for; ``None``: the literal's own address) and ``.attempts`` holding
-    the attempt.
+    the attempt. Success costs nothing more than ``connect`` (the TCP endpoints' hot
+    path): the attempt is written down only for an error.
     """
     clock = clock or _REAL_CLOCK
-    connect = connect or connect_address
-    address = cast(_IPAddress, from_sockaddr(family, sockaddr))  # an IP literal's
     start = clock.now()
     try:
-        sock = connect(family, sockaddr, timeout=timeout, bind_address=bind_address)
+        return (connect or connect_address)(
+            family, sockaddr, timeout=timeout, bind_address=bind_address
+        )
     except ConnectError as exc:
+        address = from_sockaddr(family, sockaddr)
         attempt = Attempt(address, "connect", exc, 0.0, clock.now() - start)
         asked = address if target is None else target
         raise type(exc)(exc.message, address=asked, attempts=(attempt,), errno=exc.errno) from exc
-    elapsed = clock.now() - start
-    attempt = Attempt(address, "connect", None, 0.0, elapsed)
-    if target is None:
-        target = HostnameAddress(address.host, address.port)
-    return sock, ConnectInfo(target, address, (attempt,), (), elapsed)
 
 
 # Events the children put on the coordinator's queue.

@@ -36,6 +36,7 @@ __all__ = [
     "ANY_ADDRESS",
     "BindAddress",
     "IPLiteral",
+    "checked_host",
     "encode_hostname",
     "encode_idna",
     "family_name",
@@ -196,6 +197,32 @@ def encode_hostname(host: str | bytes) -> str:
     ascii_name = host if host.isascii() else _idna_encode(host)
     _check_ascii_name(ascii_name, shown=host)
     return ascii_name
+
+
+def checked_host(host: Any, field: str = "host") -> str:
+    """``host`` (ASCII bytes decoded) if it is an IP literal or a valid host name.
+
+    What a client endpoint's constructor checks, so that a bad name is refused when
+    the endpoint is made rather than at ``open()``.
+
+    Raises:
+        FieldTypeError: not a str or bytes. FieldError: naming what is wrong with it.
+    """
+    if isinstance(host, bytes | bytearray):
+        try:
+            host = bytes(host).decode("ascii")
+        except UnicodeDecodeError:
+            raise FieldError(
+                field, f"a host name given as bytes must be ASCII (IDNA-encoded), not {host!r}"
+            ) from None
+    if not isinstance(host, str):
+        raise FieldTypeError(field, f"{field} must be a str, not {type(host).__name__} {host!r}")
+    try:
+        if parse_ip_literal(host, 0) is None:
+            encode_hostname(host)
+    except ValueError as exc:
+        raise FieldError(field, str(exc)) from None
+    return host
 
 
 def _idna_encode(host: str) -> str:

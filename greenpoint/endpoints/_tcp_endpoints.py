@@ -196,7 +196,7 @@ class _TCPClientEndpoint(ClientEndpoint):
                 ) from exc
             # The same single attempt as open_tcp_connection's for a literal, so a
             # failure carries .attempts either way.
-            sock, _info = connect_literal(
+            return connect_literal(
                 None,
                 family,
                 sockaddr,
@@ -204,7 +204,6 @@ class _TCPClientEndpoint(ClientEndpoint):
                 bind_address=bind,
                 connect=configured_connect(self.nodelay, configure),
             )
-            return sock
         sock, _info = open_tcp_connection(
             self.host,
             self.port,

@@ -12,9 +12,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from greenpoint._checks import FieldError, FieldTypeError, check_timeout, port, seconds
+from greenpoint._checks import check_timeout, port, seconds
 from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
-from greenpoint._hostnames import BindAddress, encode_hostname, parse_ip_literal
+from greenpoint._hostnames import BindAddress, checked_host
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._sockopts import (
     SocketOptionsHook,
@@ -125,29 +125,6 @@ class HostnameEndpoint(ClientEndpoint):
             clock=self.clock,
             connect=self._connect(),
         )
-
-
-def checked_host(host: Any, field: str = "host") -> str:
-    """``host`` (bytes decoded) if it is an IP literal or a valid host name.
-
-    Raises:
-        FieldTypeError: not a str or bytes. FieldError: naming what is wrong with it.
-    """
-    if isinstance(host, bytes | bytearray):
-        try:
-            host = bytes(host).decode("ascii")
-        except UnicodeDecodeError:
-            raise FieldError(
-                field, f"a host name given as bytes must be ASCII (IDNA-encoded), not {host!r}"
-            ) from None
-    if not isinstance(host, str):
-        raise FieldTypeError(field, f"{field} must be a str, not {type(host).__name__} {host!r}")
-    try:
-        if parse_ip_literal(host, 0) is None:
-            encode_hostname(host)
-    except ValueError as exc:
-        raise FieldError(field, str(exc)) from None
-    return host
 
 
 def _seconds_text(value: float) -> str:

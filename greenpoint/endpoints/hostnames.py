@@ -25,7 +25,7 @@ from greenpoint._happy_eyeballs import (
     open_tcp_connection,
     open_tcp_connection_to_any,
 )
-from greenpoint._hostnames import BindAddress
+from greenpoint._hostnames import BindAddress, checked_host
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._sockopts import (
     SocketOptionsHook,
@@ -36,7 +36,7 @@ from greenpoint._sockopts import (
     socket_configurer,
 )
 from greenpoint.endpoints._base import ClientEndpoint
-from greenpoint.endpoints.hostname import _seconds_text, checked_host
+from greenpoint.endpoints.hostname import _seconds_text
 from greenpoint.errors import Attempt, ConnectError, ConnectRefusedError, ConnectTimeoutError
 
 __all__ = ["ORDERS", "HostnamesEndpoint", "split_hosts"]
