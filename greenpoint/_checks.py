@@ -122,6 +122,8 @@ def seconds(
 
 def check_timeout(value: Any, name: str = "timeout", *, zero: bool = True) -> float | None:
     """:func:`seconds` for a per-call ``timeout`` (``None``: the endpoint's, or none)."""
+    if value is None:  # the usual case, on every open(): no second call
+        return None
     return seconds(name, value, zero=zero)
 
 

@@ -362,15 +362,15 @@ def connect_literal(
     the attempt. Success costs nothing more than ``connect`` (the TCP endpoints' hot
     path): the attempt is written down only for an error.
     """
-    clock = clock or _REAL_CLOCK
-    start = clock.now()
+    now = time.monotonic if clock is None else clock.now
+    start = now()
     try:
         return (connect or connect_address)(
             family, sockaddr, timeout=timeout, bind_address=bind_address
         )
     except ConnectError as exc:
         address = from_sockaddr(family, sockaddr)
-        attempt = Attempt(address, "connect", exc, 0.0, clock.now() - start)
+        attempt = Attempt(address, "connect", exc, 0.0, now() - start)
         asked = address if target is None else target
         raise type(exc)(exc.message, address=asked, attempts=(attempt,), errno=exc.errno) from exc
 
