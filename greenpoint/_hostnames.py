@@ -314,6 +314,10 @@ class BindAddress:
         if value is None or isinstance(value, str):
             items = [] if value is None or not value.strip() else value.split(",")
             ports.add(_bind_port(0 if port is None else port, field))
+            if len(items) > 1 and not all(item.strip() for item in items):
+                raise FieldError(
+                    field, f"{field}: expected IP addresses separated by a comma, not {value!r}"
+                )
             for item in items:
                 _add_bind_host(hosts, item.strip(), value, field)
         elif isinstance(value, tuple | list):
@@ -398,12 +402,11 @@ class BindAddress:
 def wrong_family(field: str, value: str, family: int, owner: str) -> FieldError:
     """The error for an address ``value`` of the other family than ``owner``'s."""
     hint = "TCP6" if family == socket.AF_INET else "TCP4"
-    found = literal_family(value)
-    shown = family_name(found) if found is not None else "other-family"
+    other = socket.AF_INET6 if family == socket.AF_INET else socket.AF_INET
     return FieldError(
         field,
-        f"{owner} is {family_name(family)}, but {field} {value!r} is an {shown} address "
-        f"(use the {hint} endpoint)",
+        f"{owner} is {family_name(family)}, but {field} {value!r} is an "
+        f"{family_name(other)} address (use the {hint} endpoint)",
     )
 
 
@@ -434,8 +437,6 @@ def _host_and_port(value: Any, field: str) -> tuple[str, int]:
 def _literal_of(host: str, field: str) -> IPLiteral:
     literal = split_ip_literal(host)
     if literal is None:
-        if not host:
-            raise FieldError(field, f"{field}: expected IP addresses separated by a comma")
         raise FieldError(field, f"{field} must be an IP address, not {host!r}")
     return literal
 

@@ -140,6 +140,8 @@ def test_bind_address_parse(given, port, expected):
     [
         ("localhost", "bind_address must be an IP address, not 'localhost'"),
         ("192.0.2.1,", "expected IP addresses separated by a comma"),
+        (",::1", "expected IP addresses separated by a comma, not ',::1'"),
+        ({AF_INET: ""}, "bind_address must be an IP address, not ''"),
         ("192.0.2.1,192.0.2.2", "two IPv4 addresses in bind_address '192.0.2.1,192.0.2.2'"),
         ({AF_INET: "::1"}, "is IPv6, but is listed under IPv4"),
         (("192.0.2.1", 70000), "bind_address port must be an int from 0 to 65535, not 70000"),
