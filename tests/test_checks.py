@@ -99,6 +99,11 @@ def test_constructors_share_the_validator(make, field, words):
 
 
 def test_the_parser_names_the_description_key_of_a_refused_field():
+    from greenpoint import plugins
+
+    # What a plugin's endpoint class raises: public in greenpoint.plugins.
+    assert plugins.FieldError is FieldError and plugins.FieldTypeError is FieldTypeError
+
     def build(count: int, bind_address: str | None = None) -> None:
         raise FieldError("bind_address", "bind_address must be an IP address, not 'x'")
 
