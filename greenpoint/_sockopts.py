@@ -21,12 +21,12 @@ inherited), so servers set them once, on the listener.
 from __future__ import annotations
 
 import dataclasses
-import math
 import socket as _stdsocket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union, cast
 
-from greenpoint._checks import FieldError, FieldTypeError
+from greenpoint._checks import FieldError, FieldTypeError, whole_number
+from greenpoint._checks import seconds as check_seconds
 from greenpoint._params import Param, boolean, integer, number
 from greenpoint._socket import connect_address
 from greenpoint.errors import DescriptionError
@@ -76,10 +76,10 @@ class TCPOptionError(FieldError):
 def _whole(key: str, value: Any, maximum: int) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise TCPOptionError(
-            key, f"{key} must be a whole number from 1 to {maximum}, not {value!r}"
-        )
+    try:
+        whole_number(key, value, 1, maximum)
+    except FieldError as exc:  # the one check and wording, under the option's key
+        raise TCPOptionError(key, str(exc)) from None
 
 
 def device_name(value: str) -> str:
@@ -102,9 +102,11 @@ def user_timeout_seconds(value: str) -> float:
 def _check_user_timeout(seconds: Any) -> None:
     if seconds is None:
         return
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise TCPOptionError("userTimeout", f"userTimeout must be seconds, not {seconds!r}")
-    if not math.isfinite(seconds) or not 0 < seconds * 1000 <= _MAX_USER_TIMEOUT_MS:
+    try:
+        check_seconds("userTimeout", seconds, allow_none=False, zero=False)
+    except FieldError as exc:
+        raise TCPOptionError("userTimeout", str(exc)) from None
+    if not seconds * 1000 <= _MAX_USER_TIMEOUT_MS:
         raise TCPOptionError(
             "userTimeout",
             f"userTimeout must be more than 0 and at most {_MAX_USER_TIMEOUT_MS // 1000} "

@@ -142,3 +142,18 @@ def test_descriptions_report_constructor_errors_under_their_key(description, cli
         parse(description)
     assert caught.value.parameter == parameter
     assert str(caught.value).startswith(f"{description.split(':')[0]}: bad {parameter}")
+
+
+def test_tcp_options_use_the_same_checks_under_their_keys():
+    from greenpoint import TCPOptions
+    from greenpoint._sockopts import TCPOptionError
+
+    with pytest.raises(
+        TCPOptionError, match=r"^keepAliveIdle must be an int from 1 to \d+, not 0$"
+    ):
+        TCPOptions(keep_alive_idle=0)
+    with pytest.raises(TCPOptionError, match=r"^userTimeout must be a number of seconds, not str"):
+        TCPOptions(user_timeout="5")
+    with pytest.raises(FieldError) as caught:  # a TCPOptionError is a FieldError
+        TCPOptions(keep_alive_count=True)
+    assert caught.value.field == "keepAliveCount"
