@@ -296,7 +296,8 @@ class BindAddress:
         ``value`` is ``None``; an IP literal (``"192.0.2.1"``, ``"[::1]"``); one per
         family separated by a comma (``"192.0.2.1,2001:db8::1"``, a description's
         form); ``(host, port)``, where host ``""`` is any address; a mapping
-        ``{AF_INET: host or (host, port), AF_INET6: ...}``; or a ``BindAddress``.
+        ``{AF_INET: host or (host, port), AF_INET6: ...}``; an IPv6 sockaddr
+        ``(host, port, flowinfo, scope_id)``; or a ``BindAddress``.
         ``port`` is a description's ``bindPort``, for a text or ``None`` value. The
         any-address of both families (``"0.0.0.0,::"``) is the same as a port alone.
 
@@ -420,8 +421,12 @@ def _bind_port(value: Any, field: str) -> int:
 
 
 def _host_and_port(value: Any, field: str) -> tuple[str, int]:
-    """``host`` or ``(host, port)`` (bytes decoded) as ``(host, port)``."""
-    if isinstance(value, tuple | list):
+    """``host``, ``(host, port)`` or an IPv6 sockaddr (bytes decoded) as ``(host, port)``."""
+    if isinstance(value, tuple | list) and len(value) == 4:  # (host, port, flow, scope id)
+        host, bind_port, _flowinfo, scope_id = value
+        if scope_id and isinstance(host, str) and "%" not in host:
+            host = f"{host}%{scope_id}"
+    elif isinstance(value, tuple | list):
         if len(value) != 2:
             raise FieldError(field, f"{field} must be a host or (host, port), not {value!r}")
         host, bind_port = value

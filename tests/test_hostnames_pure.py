@@ -123,6 +123,7 @@ def test_family_name(family, name, with_constant):
         ("fe80::1%eth0", None, BindAddress(ipv6="fe80::1%eth0")),
         (("192.0.2.1", 4000), None, BindAddress(ipv4="192.0.2.1", port=4000)),
         (["::1", 0], None, BindAddress(ipv6="::1")),
+        (("fe80::1", 0, 0, 2), None, BindAddress(ipv6="fe80::1%2")),  # a sockaddr, as before
         (("", 4000), None, BindAddress(port=4000)),  # the TCP endpoints' "any address"
         (("", 0), None, None),  # binds nothing: the same as no bind address
         ({AF_INET: ("0.0.0.0", 5), AF_INET6: ("::", 5)}, None, BindAddress(port=5)),
