@@ -132,6 +132,9 @@ def test_the_parser_names_the_description_key_of_a_refused_field():
         ("tcp4:127.0.0.1:80:bindAddress=[::1]", True, "bindAddress"),
         ("ssl:127.0.0.1:443:bindAddress=[::1]", True, "bindAddress"),
         ("ssl:127.0.0.1:443:bindAddress=somewhere", True, "bindAddress"),
+        # The HostnameEndpoint under tls: used to say prefix "tcp" and no key.
+        ("tls:example.com:443:bindAddress=somewhere", True, "bindAddress"),
+        ("tls:example.com:443:bindAddress=127.0.0.1,127.0.0.2", True, "bindAddress"),
         ("socks5:h:80:proxy=[tcp:127.0.0.1:9]:user=u", True, "password"),
         ("tcp:80:backlog=-1", False, "backlog"),
     ],
