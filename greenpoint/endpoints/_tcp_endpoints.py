@@ -26,6 +26,7 @@ from gevent import socket as gsocket
 
 from greenpoint._address import IPv4Address, IPv6Address
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import open_tcp_connection
 from greenpoint._hostnames import encode_hostname
 from greenpoint._socket import connect_address, set_nodelay
@@ -48,9 +49,6 @@ __all__ = [
     "TCP6ServerEndpoint",
     "literal_family",
 ]
-
-DEFAULT_TIMEOUT = 30.0  # seconds, Twisted's default for every client endpoint
-DEFAULT_BACKLOG = 50  # Twisted's default
 
 AF_INET = _stdsocket.AF_INET
 AF_INET6 = _stdsocket.AF_INET6

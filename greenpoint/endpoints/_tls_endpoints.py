@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Bracketed
 from greenpoint._sockopts import SocketOptionsHook, TCPOptions, description_keys
 from greenpoint._tls_listener import TLSListener
@@ -42,8 +43,6 @@ __all__ = [
     "wrap_server_tls",
 ]
 
-DEFAULT_TIMEOUT = 30.0  # seconds, Twisted's connect timeout
-DEFAULT_BACKLOG = 50
 DEFAULT_SERVER_PEM = "server.pem"  # Twisted's default privateKey for ssl: servers
 
 

@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._params import Param, host, integer, number
 from greenpoint._proxy_env import ProxyURL, proxy_for
 from greenpoint._registry import EndpointParser
 from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.endpoints.proxy import (
-    DEFAULT_TIMEOUT,
     HTTPConnectClientEndpoint,
     SOCKS4aClientEndpoint,
     SOCKS5ClientEndpoint,

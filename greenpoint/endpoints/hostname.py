@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
 from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
@@ -30,8 +31,6 @@ from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.errors import DescriptionError
 
 __all__ = ["ConnectInfo", "HostnameEndpoint", "bind_address_text"]
-
-_DEFAULT_TIMEOUT = 30
 
 
 @dataclasses.dataclass(eq=True)
@@ -54,7 +53,7 @@ class HostnameEndpoint(ClientEndpoint):
 
     host: str
     port: int
-    timeout: float | None = _DEFAULT_TIMEOUT
+    timeout: float | None = DEFAULT_TIMEOUT
     bind_address: Any = None
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY
     resolver: Callable[..., Any] | None = None
@@ -94,7 +93,7 @@ class HostnameEndpoint(ClientEndpoint):
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         kwargs: dict[str, Any] = {}
-        if self.timeout != _DEFAULT_TIMEOUT and self.timeout is not None:
+        if self.timeout != DEFAULT_TIMEOUT and self.timeout is not None:
             kwargs["timeout"] = _seconds_text(self.timeout)
         if self.bind_address is not None:
             kwargs["bindAddress"] = bind_address_text(self.bind_address)

@@ -19,6 +19,7 @@ from typing import Any
 
 from greenpoint._address import HostnameAddress
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import (
     ConnectInfo,
     open_tcp_connection,
@@ -40,8 +41,6 @@ from greenpoint.endpoints.hostname import _seconds_text, bind_address_text
 from greenpoint.errors import Attempt, ConnectError, ConnectRefusedError, ConnectTimeoutError
 
 __all__ = ["ORDERS", "HostnamesEndpoint", "split_hosts"]
-
-_DEFAULT_TIMEOUT = 30
 ORDERS = ("race", "sequence")
 
 
@@ -67,7 +66,7 @@ class HostnamesEndpoint(ClientEndpoint):
     """
 
     hosts: Sequence[tuple[str, int]]
-    timeout: float | None = _DEFAULT_TIMEOUT
+    timeout: float | None = DEFAULT_TIMEOUT
     bind_address: Any = None
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY
     resolver: Callable[..., Any] | None = None
@@ -193,7 +192,7 @@ class HostnamesEndpoint(ClientEndpoint):
         if len(ports) != 1:
             raise ValueError("hosts on different ports have no description form")
         kwargs: dict[str, Any] = {}
-        if self.timeout != _DEFAULT_TIMEOUT and self.timeout is not None:
+        if self.timeout != DEFAULT_TIMEOUT and self.timeout is not None:
             kwargs["timeout"] = _seconds_text(self.timeout)
         if self.bind_address is not None:
             kwargs["bindAddress"] = bind_address_text(self.bind_address)

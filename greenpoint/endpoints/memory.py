@@ -40,6 +40,7 @@ from gevent import Timeout
 from gevent.event import Event
 
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._memory_stream import Faults, MemoryAddress, MemoryStream, stream_pair
 from greenpoint._params import Param, boolean, integer, number, text
 from greenpoint._registry import EndpointParser
@@ -55,8 +56,6 @@ __all__ = [
     "MemoryServerEndpoint",
     "memory_faults",
 ]
-
-DEFAULT_TIMEOUT = 30.0  # seconds, as Twisted's connect timeout
 
 # name -> the listener bound to it, in this process.
 _bound: dict[str, MemoryListener] = {}

@@ -31,6 +31,7 @@ from gevent import socket as gsocket
 from greenpoint import _http_connect, _socks
 from greenpoint._address import HostnameAddress
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT  # when the proxy endpoint has none
 from greenpoint._description import Bracketed
 from greenpoint._hostnames import encode_hostname
 from greenpoint._negotiation import NegotiationError
@@ -54,7 +55,6 @@ __all__ = [
     "SOCKS5ClientEndpoint",
 ]
 
-DEFAULT_TIMEOUT = 30.0  # seconds, when the proxy endpoint has no timeout of its own
 RESOLVE_CHOICES = ("proxy", "local")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._params import (
     Param,
     boolean,
@@ -36,9 +37,7 @@ from greenpoint._tls_settings import (
     normalize_tls_version,
 )
 from greenpoint.endpoints._tls_endpoints import (
-    DEFAULT_BACKLOG,
     DEFAULT_SERVER_PEM,
-    DEFAULT_TIMEOUT,
     SSL4ClientEndpoint,
     SSL4ServerEndpoint,
     TLSWrapperClientEndpoint,

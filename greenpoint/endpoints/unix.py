@@ -30,6 +30,7 @@ from gevent import socket as gsocket
 
 from greenpoint._address import UNIXAddress
 from greenpoint._checks import check_backlog, check_timeout
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Description
 from greenpoint._params import Param, boolean, integer, number, octal_mode
 from greenpoint._pidlock import LockHeldError, PidLock, lock_holder
@@ -51,8 +52,6 @@ __all__ = [
     "UNIXServerEndpoint",
 ]
 
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_BACKLOG = 50
 DEFAULT_MODE = 0o666
 LOCK_SUFFIX = ".lock"
 # How long to wait when asking an existing socket file whether anyone listens on it.
