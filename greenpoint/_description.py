@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, overload
 
+from greenpoint._params import format_value
 from greenpoint.errors import DescriptionError
 
 __all__ = [
@@ -247,8 +248,9 @@ def format_description(
 ) -> str:
     """Build a description string that :func:`parse_description` reads back.
 
-    Values are turned into text with ``str()`` (``bytes`` are decoded); IPv6-looking
-    values are bracketed (``[::1]``) rather than escaped, everything else is quoted
+    Values are turned into text as :func:`~greenpoint._params.format_value` writes
+    them (``str`` for text, ``1``/``0`` for booleans, ``2.5`` and ``30`` for numbers;
+    ``bytes`` are decoded); IPv6-looking values are bracketed (``[::1]``) rather than escaped, everything else is quoted
     with :func:`quote_string_argument`.
     """
     args = tuple(args)
@@ -287,7 +289,7 @@ def _balanced(text: str) -> bool:
 def _format_value(value: object) -> str:
     if isinstance(value, Bracketed) and _balanced(value):
         return _OPEN + value + _CLOSE
-    text = _as_text(value) if isinstance(value, bytes | bytearray) else str(value)
+    text = _as_text(value) if isinstance(value, bytes | bytearray) else format_value(value)
     # IPv6 literals read better bracketed ([::1]) than escaped (\:\:1).
     if _BRACKETABLE.fullmatch(text):
         return _OPEN + text + _CLOSE
