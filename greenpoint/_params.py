@@ -131,6 +131,8 @@ def format_value(value: Any) -> str:
     ``none`` for ``None``; anything else by ``str``. Quoting for the description
     grammar is :func:`~greenpoint._description.format_description`'s job, not this.
     """
+    if isinstance(value, str):
+        return value  # as it is: a Bracketed nested description stays one
     if value is None:
         return "none"
     if isinstance(value, bool):

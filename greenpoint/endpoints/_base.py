@@ -22,9 +22,12 @@ Listener protocol (what ``bind()`` returns and the serve loop relies on; typed a
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._description import format_description
+from greenpoint._params import describe
 
 if TYPE_CHECKING:
     from greenpoint._contracts import Listener, Stream
@@ -35,10 +38,23 @@ __all__ = ["ClientEndpoint", "ServerEndpoint"]
 
 class _Describable:
     prefix: ClassVar[str] = ""
+    side: ClassVar[str] = ""  # "client" or "server": which table ``prefix`` is in
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        """``(prefix, args, kwargs)`` for ``str(endpoint)``; only non-default keys."""
-        raise NotImplementedError
+        """``(prefix, args, kwargs)`` for ``str(endpoint)``; only non-default keys.
+
+        Written back from the built-in prefix's ``Param`` table
+        (:func:`~greenpoint._params.describe`) with :meth:`description_values`, so
+        each key and its default are declared once, where the parser reads them.
+        """
+        from greenpoint._registry import builtin_params
+
+        args, kwargs = describe(builtin_params(self.side, self.prefix), self.description_values())
+        return self.prefix, args, kwargs
+
+    def description_values(self) -> Mapping[str, Any]:
+        """The endpoint's values by ``Param`` keyword: by default its fields."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}  # type: ignore[arg-type]
 
     def __str__(self) -> str:
         prefix, args, kwargs = self.description_parts()
@@ -47,6 +63,8 @@ class _Describable:
 
 class ClientEndpoint(_Describable):
     """Base of every client endpoint."""
+
+    side: ClassVar[str] = "client"
 
     def open(self, timeout: float | None = None) -> Stream:
         """Connect and return a connected stream; blocks only the calling greenlet.
@@ -68,6 +86,8 @@ class ClientEndpoint(_Describable):
 
 class ServerEndpoint(_Describable):
     """Base of every server endpoint."""
+
+    side: ClassVar[str] = "server"
 
     def bind(self) -> Listener:
         """Bind and listen; return a listener (see the module docstring)."""

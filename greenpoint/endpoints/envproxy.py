@@ -107,14 +107,6 @@ class EnvironmentProxyEndpoint(ClientEndpoint):
         check_timeout(timeout)
         return self.resolved().open(timeout=self.timeout if timeout is None else timeout)
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.scheme != "https":
-            kwargs["scheme"] = self.scheme
-        if self.timeout != DEFAULT_TIMEOUT:
-            kwargs["timeout"] = self.timeout
-        return self.prefix, (self.host, self.port), kwargs
-
 
 def _scheme(value: str) -> str:
     value = value.strip().lower()

@@ -280,7 +280,7 @@ def _build_tls_client(
     if endpoint is not None:
         socket_keys = tcp_options.description_keys()
         if not nodelay:
-            socket_keys["nodelay"] = 0
+            socket_keys["nodelay"] = "0"
         for key in ("bindAddress", *socket_keys):
             if key in socket_keys or (key == "bindAddress" and bind_address is not None):
                 raise DescriptionError(
