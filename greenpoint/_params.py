@@ -149,25 +149,28 @@ def describe(
 ) -> tuple[tuple[str, ...], dict[str, str]]:
     """``(args, kwargs)`` texts that :func:`bind` reads back as ``values``.
 
-    ``values`` are keyed by ``Param.keyword`` (the constructor's names). A required
-    parameter of the usual form (positional, ``in_form``) is written by position, in
-    order; any other required one as ``key=value``; an optional one only when its
-    value is not the default. Left out as well: a keyword absent from ``values``, and
+    ``values`` are keyed by ``Param.keyword`` (the constructor's names). Required
+    parameters are always written, optional ones only when not at their default.
+    What the usual form shows by position (``positional`` and ``in_form``:
+    ``tls:HOST:PORT``) is written by position, in order, until one is not; every
+    other key as ``key=value``. Left out: a keyword absent from ``values``, and
     ``None`` for a key that has no word for it; both read back as the default. A
     secret is written as ``***``.
     """
     args: list[str] = []
     kwargs: dict[str, str] = {}
+    by_position = True  # every positional parameter so far was written by position
     for param in params:
-        if param.keyword not in values:
-            continue
-        value = values[param.keyword]
-        if not param.required and (
+        value = values.get(param.keyword, param.default)
+        written = param.required or not (
             value == param.default or (value is None and not param.says_none)
-        ):
+        )
+        if param.positional:
+            by_position = by_position and written and param.in_form
+        if not written:
             continue
         text_ = REDACTED if param.secret else param.format(value)
-        if param.required and param.positional and param.in_form:
+        if param.positional and by_position:
             args.append(text_)
         else:
             kwargs[param.name] = text_

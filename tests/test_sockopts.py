@@ -187,7 +187,7 @@ def test_bad_socket_options_hook_is_refused(hook):
         ("tcp:h:80:keepAliveCount=3:userTimeout=0.5", "tcp:h:80:keepAliveCount=3:userTimeout=0.5"),
         ("tcp:a,b:80:userTimeout=10:nodelay=0", "tcp:a,b:80:nodelay=0:userTimeout=10"),
         ("tcp6:h:80:bindToDevice=eth0", "tcp6:h:80:bindToDevice=eth0"),
-        ("tls:h:443:keepAliveIdle=30:nodelay=0", "tls:h:443:keepAliveIdle=30:nodelay=0"),
+        ("tls:h:443:keepAliveIdle=30:nodelay=0", "tls:h:443:nodelay=0:keepAliveIdle=30"),
     ],
 )
 def test_client_descriptions_round_trip(description, expected):

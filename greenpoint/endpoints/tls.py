@@ -21,6 +21,8 @@ from greenpoint._params import (
     ip_literal,
     number,
     port,
+    register_inverse,
+    seconds_text,
     text,
 )
 from greenpoint._registry import EndpointParser, client_from_string
@@ -84,6 +86,11 @@ def _seconds_or_none(value: str) -> float | None:
     """Seconds; ``0`` means no limit."""
     seconds = number(value)
     return None if seconds == 0 else seconds
+
+
+register_inverse(
+    _seconds_or_none, lambda seconds: "0" if seconds is None else seconds_text(seconds)
+)
 
 
 def _positional(*params: Param) -> tuple[Param, ...]:
