@@ -56,9 +56,14 @@ class _Describable:
         """The endpoint's values by ``Param`` keyword: by default its fields."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}  # type: ignore[arg-type]
 
+    def description_tail(self) -> str | None:
+        """Raw text after the keys: a wrapped endpoint's whole description
+        (``haproxy:timeout=2:tcp:8080``), or ``None``."""
+        return None
+
     def __str__(self) -> str:
         prefix, args, kwargs = self.description_parts()
-        return format_description(prefix, args, kwargs)
+        return format_description(prefix, args, kwargs, self.description_tail())
 
 
 class ClientEndpoint(_Describable):
