@@ -162,8 +162,9 @@ def describe(
     by_position = True  # every positional parameter so far was written by position
     for param in params:
         value = values.get(param.keyword, param.default)
-        written = param.required or not (
-            value == param.default or (value is None and not param.says_none)
+        written = param.keyword in values and (
+            param.required
+            or not (value == param.default or (value is None and not param.says_none))
         )
         if param.positional:
             by_position = by_position and written and param.in_form

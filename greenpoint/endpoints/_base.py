@@ -54,7 +54,8 @@ class _Describable:
 
     def description_values(self) -> Mapping[str, Any]:
         """The endpoint's values by ``Param`` keyword: by default its fields."""
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}  # type: ignore[arg-type]
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]  # endpoints are dataclasses
+        return {field.name: getattr(self, field.name) for field in fields}
 
     def description_tail(self) -> str | None:
         """Raw text after the keys: a wrapped endpoint's whole description
