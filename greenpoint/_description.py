@@ -19,7 +19,11 @@ and adds:
 * a trailing ``\\`` or an unclosed ``[`` is a :class:`DescriptionError` naming the
   position, never a crash;
 * :func:`quote_string_argument` escapes ``\\``, ``:``, ``=`` and ``[`` so that any
-  text comes back unchanged from :func:`parse_description`.
+  text comes back unchanged from :func:`parse_description`;
+* a wrapper's own keywords may come before a whole nested description
+  (``haproxy:timeout=2:tcp:8080``): :func:`split_leading_keywords` reads them by
+  these same rules, and :func:`format_description` writes the nested one as a raw
+  ``tail``.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ __all__ = ["ClientEndpoint", "ServerEndpoint"]
 
 class _Describable:
     prefix: ClassVar[str] = ""
-    side: ClassVar[str] = ""  # "client" or "server": which table ``prefix`` is in
+    _side: ClassVar[str] = ""  # "client" or "server": which table ``prefix`` is in
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         """``(prefix, args, kwargs)`` for ``str(endpoint)``; only non-default keys.
@@ -49,7 +49,7 @@ class _Describable:
         """
         from greenpoint._registry import builtin_params
 
-        args, kwargs = describe(builtin_params(self.side, self.prefix), self.description_values())
+        args, kwargs = describe(builtin_params(self._side, self.prefix), self.description_values())
         return self.prefix, args, kwargs
 
     def description_values(self) -> Mapping[str, Any]:
@@ -70,7 +70,7 @@ class _Describable:
 class ClientEndpoint(_Describable):
     """Base of every client endpoint."""
 
-    side: ClassVar[str] = "client"
+    _side: ClassVar[str] = "client"
 
     def open(self, timeout: float | None = None) -> Stream:
         """Connect and return a connected stream; blocks only the calling greenlet.
@@ -93,7 +93,7 @@ class ClientEndpoint(_Describable):
 class ServerEndpoint(_Describable):
     """Base of every server endpoint."""
 
-    side: ClassVar[str] = "server"
+    _side: ClassVar[str] = "server"
 
     def bind(self) -> Listener:
         """Bind and listen; return a listener (see the module docstring)."""
