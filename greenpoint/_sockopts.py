@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import socket as _stdsocket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Union, cast
 
 from greenpoint._params import Param, boolean, describe, integer, number
@@ -371,11 +371,3 @@ def tcp_options_from(prefix: str, values: dict[str, Any]) -> TCPOptions:
         return TCPOptions(**fields)
     except TCPOptionError as exc:
         raise DescriptionError(f"{prefix}: {exc}", prefix=prefix, parameter=exc.key) from exc
-
-
-def description_keys(options: TCPOptions, nodelay: bool = True) -> Mapping[str, str]:
-    """Description keys for ``options`` and ``nodelay`` (shown only when off)."""
-    keys = options.description_keys()
-    if not nodelay:
-        keys["nodelay"] = "0"
-    return keys
