@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import errno as _errno
 import socket as _stdsocket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from gevent import socket as gsocket
@@ -33,6 +33,7 @@ from greenpoint._checks import (
     port,
     seconds,
 )
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import connect_literal, open_tcp_connection
 from greenpoint._hostnames import (
     ANY_ADDRESS,
@@ -49,7 +50,6 @@ from greenpoint._sockopts import (
     TCPOptions,
     check_socket_fields,
     configured_connect,
-    description_keys,
     socket_configurer,
 )
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
@@ -62,9 +62,6 @@ __all__ = [
     "TCP6ServerEndpoint",
     "literal_family",
 ]
-
-DEFAULT_TIMEOUT = 30.0  # seconds, Twisted's default for every client endpoint
-DEFAULT_BACKLOG = 50  # Twisted's default
 
 AF_INET = _stdsocket.AF_INET
 AF_INET6 = _stdsocket.AF_INET6
@@ -102,10 +99,6 @@ def _check_name(host: str) -> None:
         encode_hostname(host)
     except ValueError as exc:
         raise FieldError("host", str(exc)) from None
-
-
-def _format_seconds(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
 def _check_socket_fields(endpoint: Any) -> None:
@@ -215,14 +208,12 @@ class _TCPClientEndpoint(ClientEndpoint):
         )
         return sock
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.timeout != DEFAULT_TIMEOUT:
-            kwargs["timeout"] = _format_seconds(self.timeout)
-        if self.bind_address is not None:
-            kwargs.update(self.bind_address.description_keys())
-        kwargs.update(description_keys(self.tcp_options, self.nodelay))
-        return (self.prefix, (self.host, self.port), kwargs)
+    def description_values(self) -> Mapping[str, Any]:
+        bind = self.bind_address
+        values = {**super().description_values(), **self.tcp_options.description_values()}
+        if bind is None:
+            return {**values, "bind_address": None, "bind_port": 0}
+        return {**values, "bind_address": bind.hosts_text, "bind_port": bind.port}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,7 +320,6 @@ class _TCPServerEndpoint(ServerEndpoint):
     socket_options: SocketOptionsHook
 
     family: ClassVar[int] = AF_INET
-    any_interface: ClassVar[str] = ""  # the default interface: every address
 
     def __post_init__(self) -> None:
         port("port", self.port, zero=True)
@@ -357,18 +347,8 @@ class _TCPServerEndpoint(ServerEndpoint):
             socket_configurer(self.tcp_options, self.socket_options),
         )
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.backlog != DEFAULT_BACKLOG:
-            kwargs["backlog"] = self.backlog
-        if self.interface != self.any_interface:
-            kwargs["interface"] = self.interface
-        if self._ipv6only():
-            kwargs["ipv6only"] = 1
-        if self.reuse_port:
-            kwargs["reusePort"] = 1
-        kwargs.update(description_keys(self.tcp_options, self.nodelay))
-        return (self.prefix, (self.port,), kwargs)
+    def description_values(self) -> Mapping[str, Any]:
+        return {**super().description_values(), **self.tcp_options.description_values()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -393,7 +373,6 @@ class TCP4ServerEndpoint(_TCPServerEndpoint):
     )
 
     family: ClassVar[int] = AF_INET
-    any_interface: ClassVar[str] = ""
     prefix: ClassVar[str] = "tcp4"
 
 
@@ -420,7 +399,6 @@ class TCP6ServerEndpoint(_TCPServerEndpoint):
     )
 
     family: ClassVar[int] = AF_INET6
-    any_interface: ClassVar[str] = "::"
     prefix: ClassVar[str] = "tcp6"
 
     def _ipv6only(self) -> bool | None:

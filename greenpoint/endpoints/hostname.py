@@ -9,10 +9,11 @@ what ``tls:`` connects with underneath. The race itself is in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from greenpoint._checks import check_timeout, port, seconds
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
 from greenpoint._hostnames import BindAddress, checked_host
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
@@ -21,14 +22,11 @@ from greenpoint._sockopts import (
     TCPOptions,
     check_socket_fields,
     configured_connect,
-    description_keys,
     socket_configurer,
 )
 from greenpoint.endpoints._base import ClientEndpoint
 
-__all__ = ["ConnectInfo", "HostnameEndpoint"]
-
-_DEFAULT_TIMEOUT = 30
+__all__ = ["ConnectInfo", "HostnameEndpoint", "tcp_description_values"]
 
 
 @dataclasses.dataclass(eq=True)
@@ -49,9 +47,11 @@ class HostnameEndpoint(ClientEndpoint):
     Creating one does no I/O, but an invalid name or bind address is refused here.
     """
 
+    prefix: ClassVar[str] = "tcp"
+
     host: str
     port: int
-    timeout: float | None = _DEFAULT_TIMEOUT
+    timeout: float | None = DEFAULT_TIMEOUT
     bind_address: Any = None  # any form BindAddress.parse takes; held as a BindAddress
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY
     resolver: Callable[..., Any] | None = None
@@ -75,16 +75,8 @@ class HostnameEndpoint(ClientEndpoint):
             self.nodelay, self.tcp_options, self.socket_options
         )
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.timeout != _DEFAULT_TIMEOUT and self.timeout is not None:
-            kwargs["timeout"] = _seconds_text(self.timeout)
-        if self.bind_address is not None:
-            kwargs.update(self.bind_address.description_keys())
-        if self.attempt_delay != DEFAULT_ATTEMPT_DELAY:
-            kwargs["attemptDelay"] = _seconds_text(self.attempt_delay)
-        kwargs.update(description_keys(self.tcp_options, self.nodelay))
-        return "tcp", (self.host, self.port), kwargs
+    def description_values(self) -> Mapping[str, Any]:
+        return tcp_description_values(self)
 
     def _connect(self) -> Callable[..., Any] | None:
         # The connector seam (tests) wins; otherwise one with the socket options.
@@ -127,7 +119,12 @@ class HostnameEndpoint(ClientEndpoint):
         )
 
 
-def _seconds_text(value: float) -> str:
-    if isinstance(value, int) or float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
+def tcp_description_values(endpoint: Any) -> dict[str, Any]:
+    """``endpoint``'s fields, socket options and bind address by ``tcp:`` keyword."""
+    values = {**ClientEndpoint.description_values(endpoint)}
+    values.update(endpoint.tcp_options.description_values())
+    bind = endpoint.bind_address
+    if bind is not None:
+        values["bind_address"] = bind.hosts_text
+        values["bind_port"] = bind.port
+    return values

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from greenpoint._checks import seconds
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._hostnames import BindAddress
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._params import Param, boolean, choice, host, integer, ip_literal, number, port
@@ -20,8 +21,6 @@ from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints._tcp_endpoints import (
     AF_INET,
     AF_INET6,
-    DEFAULT_BACKLOG,
-    DEFAULT_TIMEOUT,
     TCP4ClientEndpoint,
     TCP4ServerEndpoint,
     TCP6ClientEndpoint,
