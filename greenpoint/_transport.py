@@ -28,12 +28,11 @@ during one) and performs ``startTLS``: it waits for the clear text to be flushed
 handshakes over the stream, swaps the stream for the TLS one, then releases the
 writes made after the call, which were held meanwhile.
 
-A stream with ``exit_reason()`` (a child process's stdin/stdout) ends the way a
-Twisted process transport does: once the stream is closed after a clean end (end of
-file, ``loseConnection``) or a stream error (a broken pipe to a child that died),
-the reader waits for the child to exit and ``connectionLost`` gets its status
-(``ConnectionDone`` for 0, ``ProcessTerminated`` otherwise). ``abortConnection``
-and a killed reader do not wait.
+A stream may have ``final_reason(reason) -> reason``, which the reader calls once the
+stream is closed and whose answer ``connectionLost`` gets; it may block (a child
+process's stream waits there for the child to exit: greenpoint._process_stream owns
+that policy). If the hook raises, the reason stands; if the reader is killed while
+it blocks, ``connectionLost`` gets ``ConnectionLost`` and the kill goes on.
 """
 
 from __future__ import annotations
@@ -75,13 +74,6 @@ def _as_bytes(data: Any) -> bytes:
         raise TypeError(f"write() takes bytes, not {type(data).__name__}") from None
 
 
-def _child_status_applies(reason: BaseException) -> bool:
-    """A clean end, or a stream error: for a child process, its exit says more."""
-    if isinstance(reason, ConnectionDone):
-        return True
-    return type(reason) is ConnectionLost and isinstance(reason.__cause__, OSError)
-
-
 def _lost(exc: BaseException) -> ConnectionLost:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     reason = ConnectionLost(f"connection lost: {text}")
@@ -102,7 +94,7 @@ class Transport:
     _host = None
     _host_sockaddr = None  # getHost's raw address, kept at close if not yet asked for
     _on_socket = False  # a plain gevent socket: raw sends, waits on its write watcher
-    _exit_reason = None  # only process streams have it, and only _finish uses it
+    _final_reason: Any = None  # the stream's end hook (process streams); see _finish
     _signal: Event | None = None  # made by the reader's first wait; most never wait
     _blocked = False  # the last send hit a full stream; wait for writability
     _buffered = 0
@@ -156,7 +148,7 @@ class Transport:
             self._send_now = getattr(stream, "try_send", None)
             # Looked up once (not on gevent sockets: their __getattr__ makes a
             # missing attribute cost two exceptions).
-            self._exit_reason = getattr(stream, "exit_reason", None)
+            self._final_reason = getattr(stream, "final_reason", None)
         self._buffer: collections.deque[bytes | memoryview] = collections.deque()
 
     def __repr__(self) -> str:
@@ -331,10 +323,9 @@ class Transport:
     def _finish(self, reason: BaseException) -> None:
         """Close the stream and tell the protocol, once.
 
-        Over a process stream, a clean end or a stream error waits (in the calling
-        greenlet, the reader) for the child to exit and reports its status instead.
-        If that wait is interrupted (a kill), ``connectionLost`` gets
-        ``ConnectionLost`` and the interruption is raised again afterwards.
+        The stream's ``final_reason`` hook, if any, may replace ``reason`` (a child
+        process's exit status); if it is interrupted (a kill), ``connectionLost``
+        gets ``ConnectionLost`` and the interruption is raised again afterwards.
         """
         if self.disconnected:
             return
@@ -351,16 +342,8 @@ class Transport:
         except Exception:
             log.debug("closing %r failed", self._stream, exc_info=True)
         interrupted: BaseException | None = None
-        if self._exit_reason is not None and _child_status_applies(reason):
-            try:
-                status = self._exit_reason()
-                if not isinstance(reason, ConnectionDone):
-                    status.__context__ = reason  # the broken pipe that ended it
-                reason = status
-            except Exception:
-                log.exception("cannot learn how %r exited", self._stream)
-            except BaseException as exc:  # killed while waiting for the child
-                reason, interrupted = _lost(exc), exc
+        if self._final_reason is not None:
+            reason, interrupted = self._ask_final_reason(reason)
         try:
             producer, self.producer, self._pull = self.producer, None, False
             if producer is not None:
@@ -392,6 +375,16 @@ class Transport:
                     log.exception("Unhandled error after %r closed", self)
         if interrupted is not None:
             raise interrupted
+
+    def _ask_final_reason(self, reason: BaseException) -> tuple[BaseException, Any]:
+        """The stream's hook, and what interrupted it (raised again after the close)."""
+        try:
+            return self._final_reason(reason), None
+        except Exception:
+            log.exception("cannot learn how %r ended", self._stream)
+            return reason, None
+        except BaseException as exc:  # killed while it waited (for a child's exit)
+            return _lost(exc), exc
 
     # -- STARTTLS ---------------------------------------------------------------
 
@@ -446,7 +439,7 @@ class Transport:
         self._on_socket = False
         self._blocked = False
         self._send_now = getattr(stream, "try_send", None)
-        self._exit_reason = getattr(stream, "exit_reason", None)
+        self._final_reason = getattr(stream, "final_reason", None)
         del self.write  # the class's write() again
         held, self._held = self._held, []
         for data in held:
