@@ -155,7 +155,9 @@ class Transport:
 
     Attributes read by Twisted protocols: ``connected``, ``disconnecting`` (after
     ``loseConnection``), ``disconnected``, ``producer``, ``streamingProducer``,
-    ``producerPaused``.
+    ``producerPaused``. How it ended: :attr:`close_reason`, :meth:`wait_closed`.
+
+    ``on_close()`` is called once the connection has ended, after ``connectionLost``.
     """
 
     # Defaults as class attributes: a connection sets only what it changes, which
@@ -178,6 +180,7 @@ class Transport:
     _read = READING
     _write = WRITING
     _reason: BaseException | None = None  # why, from ABORTING on
+    _close_reason: BaseException | None = None  # what connectionLost got
     _reading_paused = False
     _pull = False
     _pulled = False
@@ -271,8 +274,28 @@ class Transport:
         """Run :meth:`run` in a new greenlet and return it."""
         return gevent.spawn(self.run)
 
+    @property
+    def close_reason(self) -> BaseException | None:
+        """Why the connection ended: the reason ``connectionLost`` got; ``None`` before.
+
+        Set just before ``connectionLost`` is called, so it is there inside it too,
+        and after :meth:`wait_closed` has returned ``True``.
+        """
+        return self._close_reason
+
+    def owns(self, greenlet: Any) -> bool:
+        """Is ``greenlet`` this connection's reader or its (current) writer?
+
+        Protocol callbacks and producers run in those; code that would block until
+        the connection ends must not run there (it would wait for itself).
+        """
+        return greenlet is not None and (greenlet is self._reader or greenlet is self._writer)
+
     def wait_closed(self, timeout: float | None = None) -> bool:
-        """Block until ``connectionLost`` has run; ``False`` if ``timeout`` passed first."""
+        """Block until ``connectionLost`` has run; ``False`` if ``timeout`` passed first.
+
+        :attr:`close_reason` then says why it ended.
+        """
         check_timeout(timeout)
         if self._conn is CLOSED:
             return True
@@ -433,6 +456,7 @@ class Transport:
                 log.exception("Unhandled error in %r.stopProducing", producer)
 
     def _tell_protocol(self, reason: BaseException) -> None:
+        self._close_reason = reason
         protocol = self._protocol
         try:
             protocol.connected = 0

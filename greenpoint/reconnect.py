@@ -40,8 +40,8 @@ from greenpoint._backoff import (
     retry_policy,
 )
 from greenpoint._checks import check_timeout
+from greenpoint._connect import set_factory
 from greenpoint._happy_eyeballs import MonotonicClock
-from greenpoint._reactor_time import adopt_twisted_timers
 from greenpoint._reconnecting_stream import ReconnectingStream  # the stream sibling
 from greenpoint.errors import ConnectCancelledError, ConnectionDone, ConnectTimeoutError
 
@@ -156,6 +156,14 @@ class ReconnectingClient:
     @property
     def protocol(self) -> Any:
         """The live protocol, or ``None`` while not connected."""
+        return self._live_protocol()
+
+    def _live_protocol(self) -> Any:
+        # None as soon as the transport has closed (before connectionLost is
+        # called), even though the loop has not woken up to forget it yet.
+        transport = self._transport
+        if self._protocol is None or transport is None or transport.disconnected:
+            return None
         return self._protocol
 
     @property
@@ -282,8 +290,9 @@ class ReconnectingClient:
                 f"fail_after_failures must be None or an int >= 1, not {fail_after_failures!r}"
             )
         check_timeout(timeout)
-        if self._protocol is not None:
-            return self._protocol
+        protocol = self._live_protocol()
+        if protocol is not None:
+            return protocol
         if self._state == "stopped":
             raise self._stopped_error()
         if self._in_own_greenlet():
@@ -324,11 +333,7 @@ class ReconnectingClient:
         if current is self._runner:
             return True
         transport = self._transport
-        # The transport's greenlets are private to it; we only compare identities.
-        return transport is not None and current in (
-            getattr(transport, "_reader", None),
-            getattr(transport, "_writer", None),
-        )
+        return transport is not None and bool(transport.owns(current))
 
     def _stopped_error(self) -> BaseException:
         if self._final_error is not None:
@@ -388,7 +393,7 @@ class ReconnectingClient:
         self._state = "connecting"
         self._lost_reason = None
         try:
-            proxy = self.endpoint.connect(self._factory)
+            protocol = self.endpoint.connect(self._factory)
         except _Stopped as exc:
             reason = ConnectCancelledError(
                 f"connecting to {self.endpoint} was stopped", address=self.endpoint
@@ -401,10 +406,10 @@ class ReconnectingClient:
             return False
         finally:
             self._connector = None
-        self._transport = proxy.transport
-        if self.prepare is not None and not self._prepared(proxy.wrapped):
+        self._transport = protocol.transport
+        if self.prepare is not None and not self._prepared(protocol):
             return False
-        self._protocol = proxy.wrapped
+        self._protocol = protocol
         self._state = "connected"
         self._retries = 0  # a successful connection resets the delay
         self._failures = 0
@@ -423,6 +428,7 @@ class ReconnectingClient:
             transport.abortConnection()
             transport.wait_closed()
             self._transport = None
+            self._lost_reason = transport.close_reason
             if not isinstance(exc, Exception):  # stopped or killed while preparing
                 self._call_factory("clientConnectionLost", self._lost_reason)
                 raise
@@ -462,7 +468,7 @@ class ReconnectingClient:
             if not transport.disconnected:
                 transport.loseConnection()
                 transport.wait_closed()
-            reason = self._lost_reason
+            reason = self._lost_reason = transport.close_reason
             self._protocol = None
             self._transport = None
             if isinstance(reason, ConnectionDone):
@@ -541,9 +547,10 @@ class _AttemptFactory:
     """The factory ``connect()`` gets on each attempt, in front of the user's.
 
     It passes the client (not the per-attempt connector) to ``startedConnecting``,
-    wraps each protocol so that the client learns why its connection ended, and holds
-    back ``doStop()`` until ``clientConnectionFailed``/``Lost`` has run, in Twisted's
-    order.
+    gives each protocol the user's factory (not this one), and holds back
+    ``doStop()`` until ``clientConnectionFailed``/``Lost`` has run, in Twisted's order.
+    The protocol itself is the user's: the client learns why its connection ended
+    from the transport (``close_reason``).
     """
 
     noisy = False
@@ -577,46 +584,6 @@ class _AttemptFactory:
 
     def buildProtocol(self, addr: Any) -> Any:
         protocol = self.client.factory.buildProtocol(addr)
-        if protocol is None:
-            return None
-        if getattr(protocol, "factory", None) is None:
-            try:
-                protocol.factory = self.client.factory
-            except AttributeError:
-                pass
-        return _ReconnectingProtocol(protocol, self.client)
-
-
-class _ReconnectingProtocol:
-    """Stands in front of the user's protocol to see ``connectionLost``'s reason.
-
-    Everything else is passed through, attribute reads and writes included, so the
-    transport drives the user's protocol as it would without us.
-    """
-
-    def __init__(self, wrapped: Any, client: ReconnectingClient) -> None:
-        object.__setattr__(self, "wrapped", wrapped)
-        object.__setattr__(self, "_client", client)
-
-    def __repr__(self) -> str:
-        return f"<reconnecting {self.wrapped!r}>"
-
-    def makeConnection(self, transport: Any) -> None:
-        object.__setattr__(self, "transport", transport)
-        adopt_twisted_timers(self.wrapped, transport)  # the transport saw only us
-        self.wrapped.makeConnection(transport)
-
-    def connectionLost(self, reason: BaseException) -> None:
-        client = self._client
-        client._lost_reason = reason
-        if client._protocol is self.wrapped:
-            client._protocol = None  # no longer live, even before the loop wakes
-        self.wrapped.connectionLost(reason)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "wrapped":  # not set yet (copy, pickle): no recursion
-            raise AttributeError(name)
-        return getattr(self.wrapped, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self.wrapped, name, value)
+        if protocol is not None:
+            set_factory(protocol, self.client.factory)  # before connect() sets ours
+        return protocol
