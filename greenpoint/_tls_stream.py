@@ -131,12 +131,12 @@ class TLSStream:
         if memory:
             self._write_lock = Semaphore()
             self._read_lock = Semaphore()
-            # Over a child process (pipes, so memory BIOs), pass on how it exited,
-            # so a transport over us reports it as it would without TLS. Only
-            # then: the transport looks for this attribute to decide to wait.
-            exit_reason = getattr(raw, "exit_reason", None)
-            if exit_reason is not None:
-                self.exit_reason = exit_reason
+            # Pass the raw stream's end-of-connection hook on (a child process's:
+            # its exit status), so a transport over us ends as it would without
+            # TLS. Only if it has one: the transport looks for the attribute.
+            final_reason = getattr(raw, "final_reason", None)
+            if final_reason is not None:
+                self.final_reason = final_reason
 
     # -- what was negotiated -------------------------------------------------
 
