@@ -27,7 +27,7 @@ import gevent
 from gevent.event import Event
 
 from greenpoint._accept import accept_function
-from greenpoint._address import UNIXAddress, from_sockaddr, with_peer_credentials
+from greenpoint._address import SOCKADDR_TYPES, as_address, listener_address
 from greenpoint._checks import check_timeout
 from greenpoint._limits import (
     ConnectionLimits,
@@ -37,7 +37,8 @@ from greenpoint._limits import (
     stream_idle_seconds,
 )
 from greenpoint._stamped_socket import stamped
-from greenpoint.errors import GreenpointError, IdleTimeoutError, ProxyHeaderError
+from greenpoint._wrapping_listener import log_prepare_failure
+from greenpoint.errors import IdleTimeoutError
 
 __all__ = ["ListeningPort", "next_backoff_delay"]
 
@@ -81,11 +82,6 @@ _RETRY_AT_ONCE = frozenset(
 # ConnectionRefusedError: that comes from a connection the handler itself made.
 _PEER_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
-# What a socket's accept() returns as the peer (an IP tuple, a UNIX path): made
-# into a greenpoint address. A tuple of types, not ``tuple | str | bytes``, which
-# would build a union object on every connection.
-_SOCKADDR_TYPES = (tuple, str, bytes)
-
 # The listener itself is gone or was never listening: nothing to retry.
 _FATAL = frozenset({errno.EBADF, errno.EINVAL, errno.ENOTSOCK})
 
@@ -110,47 +106,13 @@ def next_backoff_delay(previous: float) -> float:
     return min(MAX_ACCEPT_DELAY, max(MIN_ACCEPT_DELAY, previous * 2))
 
 
-def _as_address(family: int | None, address: Any, stream: Any = None) -> Any:
-    """A greenpoint address for what a listener's accept returned.
-
-    Addresses that are already greenpoint addresses (``PipeAddress("stdio")``, a
-    PROXY header's client) pass through. A raw sockaddr from a wrapping listener
-    without ``family`` (``haproxy:``) is read with the accepted socket's family.
-    """
-    if isinstance(address, _SOCKADDR_TYPES):
-        if family is None:
-            family = getattr(stream, "family", None)
-        if family is not None:
-            try:
-                converted = from_sockaddr(family, address)
-            except ValueError:
-                return address  # a family we have no address type for: keep what we got
-            if isinstance(converted, UNIXAddress) and stream is not None:
-                # Who connected, as the kernel says (SO_PEERCRED): one getsockopt.
-                converted = with_peer_credentials(converted, stream)
-            return converted
-    return address
-
-
 def _peer_of(stream: Any) -> Any:
     """The peer's address for a log line; the stream's repr if it cannot say."""
     try:
         address = stream.getpeername()
     except Exception:
         return stream
-    return _as_address(getattr(stream, "family", None), address)
-
-
-def _log_prepare_failure(address: Any, exc: Exception) -> None:
-    """Log a connection that failed before its handler, once and at the right level."""
-    if isinstance(exc, ProxyHeaderError):
-        # haproxy: already logged it (a WARNING naming the proxy and the reason).
-        logger.debug("connection from %s refused before the handler: %s", address, exc)
-    elif isinstance(exc, GreenpointError | OSError):
-        # One client's failure (a bad handshake, a reset): no traceback needed.
-        logger.info("connection from %s failed before the handler: %r", address, exc)
-    else:  # a bug in the listener's prepare()
-        logger.error("preparing the connection from %s failed", address, exc_info=exc)
+    return as_address(None, address, stream)
 
 
 class ListeningPort:
@@ -190,7 +152,7 @@ class ListeningPort:
         self.pool = pool
         self.closing = False
         self._on_stop = on_stop
-        self._host = self._bound_address(listener)
+        self._host = listener_address(listener)
         # greenlet -> the stream it serves, so that stop can close streams of
         # handlers that were killed before they ever ran.
         self._handlers: dict[Any, Any] = {}
@@ -464,7 +426,7 @@ class ListeningPort:
         owned_by_handler = False
         peer: str | None = None  # counted against max_per_peer
         try:
-            address = _as_address(family, address, stream)
+            address = as_address(family, address, stream)
             if prepare is not None:
                 self._unprepared.add(current)
                 try:
@@ -472,13 +434,13 @@ class ListeningPort:
                 except Exception as exc:
                     if _timed_out(exc):
                         self._events["handshake_timeouts"] += 1
-                    _log_prepare_failure(address, exc)
+                    log_prepare_failure(address, exc)
                     return
                 finally:
                     self._unprepared.discard(current)
                 stream = self._handlers[current] = prepared
-                if isinstance(address, _SOCKADDR_TYPES):  # prepare() gave a raw one
-                    address = _as_address(family, address, stream)
+                if isinstance(address, SOCKADDR_TYPES):  # prepare() gave a raw one
+                    address = as_address(family, address, stream)
             if self.limits.max_per_peer is not None:
                 admitted, peer = self._admit_peer(address)
                 if not admitted:
@@ -611,10 +573,3 @@ class ListeningPort:
         sweeper = self._sweeper
         if sweeper is not None and sweeper is not gevent.getcurrent():
             sweeper.kill(block=False)
-
-    @staticmethod
-    def _bound_address(listener: Any) -> Any:
-        get_host = getattr(listener, "get_host", None)
-        if get_host is not None:
-            return get_host()
-        return from_sockaddr(listener.family, listener.getsockname())

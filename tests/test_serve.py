@@ -316,13 +316,13 @@ def test_the_address_is_converted_once_per_prepared_connection(monkeypatch):
     import greenpoint._serve
 
     calls = []
-    convert = greenpoint._serve._as_address
+    convert = greenpoint._serve.as_address
 
     def counting(*args):
         calls.append(args)
         return convert(*args)
 
-    monkeypatch.setattr(greenpoint._serve, "_as_address", counting)
+    monkeypatch.setattr(greenpoint._serve, "as_address", counting)
     seen = []
 
     def handler(stream, address):
