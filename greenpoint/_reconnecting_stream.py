@@ -31,7 +31,7 @@ from greenpoint._backoff import (
     retry_policy,
 )
 from greenpoint._checks import check_timeout
-from greenpoint._happy_eyeballs import MonotonicClock
+from greenpoint._clock import MONOTONIC
 from greenpoint.errors import ConnectCancelledError, ConnectionDone, ConnectTimeoutError
 
 __all__ = ["ReconnectingStream"]
@@ -86,7 +86,7 @@ class ReconnectingStream:
         self.handler = handler
         self.policy: DelayPolicy = policy
         self.max_retries = max_retries
-        self.clock = clock if clock is not None else MonotonicClock()
+        self.clock = clock if clock is not None else MONOTONIC
         self.on_retry = on_retry
         self.timeout = check_timeout(timeout)
         self._runner: gevent.Greenlet | None = None

@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +28,7 @@ from gevent.event import Event
 from greenpoint._accept import accept_function
 from greenpoint._address import SOCKADDR_TYPES, as_address, listener_address
 from greenpoint._checks import check_timeout
+from greenpoint._clock import MONOTONIC, Clock
 from greenpoint._limits import (
     ConnectionLimits,
     PortStats,
@@ -128,8 +128,9 @@ class ListeningPort:
     graceful drain.
     """
 
-    # The one place the accept loop waits on time; tests replace it.
-    _sleep: Callable[[float], Any] = staticmethod(gevent.sleep)
+    # Where the accept back-off and the idle sweep wait (and the cap log reads the
+    # time): tests give a subclass a clock of their own.
+    _clock: Clock = MONOTONIC
 
     # The server endpoint that bound the listener (set by serve()/listen()), so that
     # client_description() knows about TLS; None for a bare listener.
@@ -364,7 +365,7 @@ class ListeningPort:
         SYNs are retried by their kernel): nothing is accepted and then dropped.
         """
         self._events["paused_at_cap"] += 1
-        now = time.monotonic()
+        now = self._clock.now()
         if now - self._cap_logged_at >= CAP_LOG_INTERVAL:
             self._cap_logged_at = now
             logger.info(
@@ -400,7 +401,7 @@ class ListeningPort:
             delay,
             exc_info=code is None,
         )
-        self._sleep(delay)
+        self._clock.sleep(delay)
         return delay
 
     def _give_up(self, exc: BaseException) -> None:
@@ -505,7 +506,7 @@ class ListeningPort:
         delay = idle_timeout
         closed: set[Any] = set()  # told to close, maybe not gone yet: told once
         while True:
-            self._sleep(delay)
+            self._clock.sleep(delay)
             soonest = idle_timeout
             try:
                 closed &= self._handlers.keys()

@@ -40,7 +40,7 @@ from greenpoint._backoff import (
     retry_policy,
 )
 from greenpoint._checks import check_timeout
-from greenpoint._happy_eyeballs import MonotonicClock
+from greenpoint._clock import MONOTONIC
 from greenpoint._reactor_time import adopt_twisted_timers
 from greenpoint._reconnecting_stream import ReconnectingStream  # the stream sibling
 from greenpoint.errors import ConnectCancelledError, ConnectionDone, ConnectTimeoutError
@@ -129,7 +129,7 @@ class ReconnectingClient:
         self.factory = factory
         self.policy: DelayPolicy = policy
         self.max_retries = max_retries
-        self.clock = clock if clock is not None else MonotonicClock()
+        self.clock = clock if clock is not None else MONOTONIC
         if prepare is not None and not callable(prepare):
             raise TypeError(f"prepare must be a callable (protocol) -> None, not {prepare!r}")
         self.on_retry = on_retry

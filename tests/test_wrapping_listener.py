@@ -7,6 +7,7 @@ import socket
 
 import gevent
 import pytest
+from _tls_support import make_certs
 from gevent import socket as gsocket
 
 from greenpoint import IPv4Address, encode_proxy_header
@@ -15,7 +16,6 @@ from greenpoint._tls_listener import TLSListener
 from greenpoint._wrapping_listener import WrappingListener
 from greenpoint.endpoints.haproxy import HAProxyListener
 from greenpoint.tls import options_for_client_tls, options_for_server_tls, wrap_client_stream
-from tests._tls_support import make_certs
 
 CLIENT = IPv4Address("203.0.113.7", 51000)
 DESTINATION = IPv4Address("198.51.100.1", 443)
