@@ -37,7 +37,8 @@ class TLSListener(WrappingListener):
         Raises:
             TLSError, ConnectTimeoutError: naming the peer.
         """
-        stream, address = self._prepare_inner(stream, address)
+        if self._inner_prepare is not None:  # no call at all over a plain socket
+            stream, address = self._prepare_inner(stream, address)
         peer = as_address(None, address, stream)  # for error messages
         tls_stream = self.options.handshake(
             stream, self.handshake_timeout, address=peer, **self._handshake_keywords
