@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 
 import gevent
 import pytest
 from _tls_support import make_certs
 from gevent import socket as gsocket
 
-from greenpoint import IPv4Address, encode_proxy_header
+from greenpoint import IPv4Address, encode_proxy_header, server_from_string
 from greenpoint._address import listener_address
 from greenpoint._tls_listener import TLSListener
 from greenpoint._wrapping_listener import WrappingListener
@@ -150,3 +151,29 @@ def test_both_listeners_pass_the_listening_socket_through(wrap, server_options):
         assert listener.family == socket.AF_INET
         assert repr(listener).startswith(f"<{type(listener).__name__} over <gevent")
     assert inner.fileno() == -1  # leaving the block closed the socket underneath
+
+
+@pytest.mark.timeout(20)
+def test_idle_timeout_reaches_proxied_unix_connections(tmp_path):
+    # The PROXY listener passes its socket's family through, so the serve loop knows
+    # a UNIX port and has its streams note their own last I/O (UNIX has no TCP_INFO).
+    path = tmp_path / "proxied.sock"
+    seen = []
+
+    def handler(stream, address):
+        seen.append(address)
+        while data := stream.recv(10):
+            stream.sendall(data)
+
+    with server_from_string(f"haproxy:unix:{path}").serve(handler, idle_timeout=0.4) as port:
+        client = gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with client:
+            client.settimeout(10)
+            client.connect(str(path))
+            client.sendall(HEADER + b"ping")
+            assert client.recv(10) == b"ping"
+            started = time.monotonic()
+            wait_closed_by_server(client)
+            assert 0.3 <= time.monotonic() - started < 5.0
+        assert seen == [CLIENT]
+        assert port.stats.closed_idle == 1
