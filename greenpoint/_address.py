@@ -167,6 +167,8 @@ def from_sockaddr(family: int, sockaddr: Any) -> Address:
     if family == socket.AF_UNIX:
         if isinstance(sockaddr, bytes):
             sockaddr = sockaddr.decode("utf-8", "surrogateescape")
+        elif sockaddr is not None and not isinstance(sockaddr, str):  # an IP pair, say
+            raise ValueError(f"not a UNIX socket address: {sockaddr!r}")
         return UNIXAddress(sockaddr or None)
     raise ValueError(f"unsupported address family {family!r}")
 

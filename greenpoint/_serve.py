@@ -26,7 +26,7 @@ import gevent
 from gevent.event import Event
 
 from greenpoint._accept import accept_function
-from greenpoint._address import SOCKADDR_TYPES, as_address, listener_address
+from greenpoint._address import SOCKADDR_TYPES, as_address, listener_address, peer_address
 from greenpoint._checks import check_timeout
 from greenpoint._clock import MONOTONIC, Clock
 from greenpoint._limits import (
@@ -107,12 +107,15 @@ def next_backoff_delay(previous: float) -> float:
 
 
 def _peer_of(stream: Any) -> Any:
-    """The peer's address for a log line; the stream's repr if it cannot say."""
+    """The peer's address for a log line; the stream's repr if it cannot say.
+
+    A prepared stream says itself (``getPeer``): a PROXY stream's peer is the
+    client its header named, an IP address even when the proxy came over UNIX.
+    """
     try:
-        address = stream.getpeername()
+        return peer_address(stream)
     except Exception:
         return stream
-    return as_address(None, address, stream)
 
 
 class ListeningPort:

@@ -101,6 +101,11 @@ def test_from_sockaddr(family, sockaddr, address):
     assert from_sockaddr(family, sockaddr) == address
 
 
+def test_from_sockaddr_refuses_an_ip_pair_as_a_unix_address():
+    with pytest.raises(ValueError, match="not a UNIX socket address"):
+        from_sockaddr(socket.AF_UNIX, ("192.0.2.1", 80))
+
+
 def test_from_sockaddr_refuses_other_families():
     with pytest.raises(ValueError, match="unsupported address family"):
         from_sockaddr(socket.AF_PACKET if hasattr(socket, "AF_PACKET") else 9999, ("eth0", 0))
@@ -165,6 +170,7 @@ def test_stream_with_its_own_addresses():
         (socket.AF_INET, ("192.0.2.1",), ("192.0.2.1",)),
         (None, ("192.0.2.1", 80), ("192.0.2.1", 80)),  # no family, no stream to ask
         (socket.AF_INET, None, None),
+        (socket.AF_UNIX, ("192.0.2.1", 80), ("192.0.2.1", 80)),  # not a path
     ],
 )
 def test_as_address(family, raw, expected):

@@ -154,7 +154,7 @@ def test_both_listeners_pass_the_listening_socket_through(wrap, server_options):
 
 
 @pytest.mark.timeout(20)
-def test_idle_timeout_reaches_proxied_unix_connections(tmp_path):
+def test_idle_timeout_reaches_proxied_unix_connections(tmp_path, caplog):
     # The PROXY listener passes its socket's family through, so the serve loop knows
     # a UNIX port and has its streams note their own last I/O (UNIX has no TCP_INFO).
     path = tmp_path / "proxied.sock"
@@ -165,6 +165,7 @@ def test_idle_timeout_reaches_proxied_unix_connections(tmp_path):
         while data := stream.recv(10):
             stream.sendall(data)
 
+    caplog.set_level(logging.INFO, logger="greenpoint")
     with server_from_string(f"haproxy:unix:{path}").serve(handler, idle_timeout=0.4) as port:
         client = gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with client:
@@ -177,3 +178,5 @@ def test_idle_timeout_reaches_proxied_unix_connections(tmp_path):
             assert 0.3 <= time.monotonic() - started < 5.0
         assert seen == [CLIENT]
         assert port.stats.closed_idle == 1
+    # Logged naming the client the header gave, not the proxy's UNIX socket.
+    assert f"connection from {CLIENT} on unix:{path} closed: no data" in caplog.text
