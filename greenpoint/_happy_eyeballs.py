@@ -14,7 +14,7 @@ Time, names and sockets go through three seams, so that tests (ours and users', 
 :mod:`greenpoint.testing`) can run the race on a fake clock against a scripted
 network with exact virtual times:
 
-* ``clock`` — an object with ``now()`` and ``sleep(seconds)``;
+* ``clock`` — a :class:`greenpoint._clock.Clock`: ``now()`` and ``sleep(seconds)``;
 * ``resolver`` — ``getaddrinfo``'s signature; called once per family with
   ``family=`` set;
 * ``connect`` — ``connect(family, sockaddr, *, timeout, bind_address)`` returning a
@@ -27,14 +27,14 @@ import dataclasses
 import errno as _errno
 import logging
 import socket
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import gevent
 import gevent.queue
 
 from greenpoint._address import HostnameAddress, IPv4Address, IPv6Address, from_sockaddr
+from greenpoint._clock import MONOTONIC, Clock
 from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._hostnames import BindAddress, encode_hostname, family_name, parse_ip_literal
 from greenpoint._interleave import (
@@ -56,10 +56,8 @@ from greenpoint.errors import (
 
 __all__ = [
     "BOTH_FAMILIES",
-    "Clock",
     "ConnectInfo",
     "DNSQuery",
-    "MonotonicClock",
     "Resolution",
     "connect_literal",
     "open_tcp_connection",
@@ -71,24 +69,6 @@ logger = logging.getLogger("greenpoint.happy_eyeballs")
 # RFC 8305 §3: query AAAA first, then A; IPv6 is preferred when both are known.
 BOTH_FAMILIES = (socket.AF_INET6, socket.AF_INET)
 _IPAddress = IPv4Address | IPv6Address  # what from_sockaddr gives for AF_INET/AF_INET6
-
-
-class Clock(Protocol):
-    """Where the racer reads and waits for time."""
-
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class MonotonicClock:
-    """The real clock: ``time.monotonic`` and ``gevent.sleep``."""
-
-    now = staticmethod(time.monotonic)
-    sleep = staticmethod(gevent.sleep)
-
-
-_REAL_CLOCK = MonotonicClock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +164,7 @@ def open_tcp_connection(
         families = tuple(families)
         if not families or not set(families) <= set(BOTH_FAMILIES):
             raise ValueError(f"families must be AF_INET6 and/or AF_INET, not {families!r}")
-    clock = clock or _REAL_CLOCK
+    clock = clock or MONOTONIC
     connect = connect or connect_address
     target = HostnameAddress(_display_host(host), port)
     binds = _bind_sockaddrs(bind_address, families, target)
@@ -272,7 +252,7 @@ def open_tcp_connection_to_any(
         attempt_delay=clamp_attempt_delay(attempt_delay),
         resolver=resolver or gevent.get_hub().resolver.getaddrinfo,
         max_addresses=max_addresses,
-        clock=clock or _REAL_CLOCK,
+        clock=clock or MONOTONIC,
         connect=connect or connect_address,
         queries=queries,
         literals=literals,
@@ -363,7 +343,7 @@ def connect_literal(
     the attempt. Success costs nothing more than ``connect`` (the TCP endpoints' hot
     path): the attempt is written down only for an error.
     """
-    now = time.monotonic if clock is None else clock.now
+    now = (clock or MONOTONIC).now
     start = now()
     try:
         return (connect or connect_address)(

@@ -28,7 +28,7 @@ from gevent.event import AsyncResult
 
 from greenpoint._backoff import DelayPolicy
 from greenpoint._checks import check_timeout, whole_number
-from greenpoint._happy_eyeballs import MonotonicClock
+from greenpoint._clock import MONOTONIC
 from greenpoint.errors import ConnectCancelledError, ConnectTimeoutError
 
 __all__ = ["RetryLoop", "Stopped"]
@@ -69,7 +69,7 @@ class RetryLoop:
         self.endpoint = endpoint
         self.policy: DelayPolicy = policy
         self.max_retries = max_retries
-        self.clock = clock if clock is not None else MonotonicClock()
+        self.clock = clock if clock is not None else MONOTONIC
         self.on_retry = on_retry
         self._runner: gevent.Greenlet | None = None
         self._state = "idle"

@@ -366,7 +366,7 @@ def test_wrapped_listener_prepares_after_the_header_and_nothing_is_lost(wrap_str
             stream, address = listener.accept()
             with contextlib.closing(stream):
                 assert address == CLIENT
-                assert listener.listener.prepared_with == (CLIENT, CLIENT)
+                assert listener.inner.prepared_with == (CLIENT, CLIENT)
                 assert stream.proxy_header.source == CLIENT
                 assert recv_exactly(stream, 4) == b"rest"
     finally:

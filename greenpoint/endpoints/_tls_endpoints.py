@@ -13,12 +13,12 @@ do each handshake in the connection's own greenlet, bounded by
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping
 from socket import AF_INET6
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._checks import check_timeout
+from greenpoint._clock import deadline_after, time_left
 from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Bracketed
 from greenpoint._hostnames import BindAddress, literal_family
@@ -55,20 +55,16 @@ def tls_module() -> Any:
     return tls
 
 
-def _deadline_left(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.monotonic()
-
-
 def _open_then_handshake(
     inner: Any, options: ClientTLSOptions, timeout: float | None, address: Any
 ) -> TLSStream:
     """Open ``inner`` and handshake, all within ``timeout`` seconds."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = deadline_after(timeout)
     # Read the trust roots and certificate first: a missing file is a local mistake,
     # to be reported (naming the file) before the network is touched.
     options.get_context()
     raw = inner.open(timeout=timeout)
-    remaining = _deadline_left(deadline)
+    remaining = time_left(deadline)
     if remaining is not None and remaining <= 0:
         raw.close()
         raise ConnectTimeoutError(
