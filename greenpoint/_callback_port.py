@@ -43,7 +43,7 @@ log = logging.getLogger("greenpoint")
 # listen(factory, dispatch=...): where protocol callbacks run.
 DISPATCH_MODES = ("loop", "greenlet")
 # What dispatch=None means.
-DEFAULT_DISPATCH = "greenlet"
+DEFAULT_DISPATCH = "loop"
 
 
 def check_dispatch(dispatch: str | None) -> str:
@@ -72,7 +72,7 @@ class LoopProtocolHandler(ProtocolHandler):
     """A ``ProtocolHandler`` that also ends loop-dispatched connections for idleness."""
 
     def close_idle(self, greenlet: Any, error: BaseException) -> bool:
-        if isinstance(greenlet, CallbackTransport):
+        if not isinstance(greenlet, gevent.Greenlet):  # a loop-dispatched connection
             greenlet._abort_with(error)
             return True
         return super().close_idle(greenlet, error)
