@@ -350,9 +350,17 @@ class CallbackTransport:
         self._stop_reading()
         self._stop_writing()
 
-    def throw(self, error: BaseException) -> None:
-        """The socket was closed under us (gevent cancels the waits on it this way)."""
-        self._abort_with(_lost(error))
+    def throw(self, error: Any = None, *args: Any) -> None:
+        """The socket was closed under us: gevent cancels the waits on a closed
+        socket by throwing into the watcher's callback owner, here us (in the hub:
+        so this only posts the end, and never raises)."""
+        try:
+            exc = error() if isinstance(error, type) else error
+            if not isinstance(exc, BaseException):
+                exc = OSError("the socket was closed")
+            self._abort_with(_lost(exc))
+        except Exception:  # pragma: no cover - nothing above should raise
+            log.exception("ending %r after its socket was closed", self)
 
     # -- writing ---------------------------------------------------------------------
 

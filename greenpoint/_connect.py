@@ -182,6 +182,7 @@ def listen_factory(
     listener = endpoint.bind()
     factory.doStart()
     try:
+        port: ListeningPort
         if dispatch == "loop":
             port = _callback_port.CallbackPort.start_for(
                 listener, factory, on_stop=factory.doStop, limits=limits
