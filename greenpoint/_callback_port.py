@@ -43,7 +43,7 @@ log = logging.getLogger("greenpoint")
 # listen(factory, dispatch=...): where protocol callbacks run.
 DISPATCH_MODES = ("loop", "greenlet")
 # What dispatch=None means.
-DEFAULT_DISPATCH = "greenlet"
+DEFAULT_DISPATCH = "loop"
 
 
 def check_dispatch(dispatch: str | None) -> str:
