@@ -30,6 +30,7 @@ connections as it does handler greenlets (see :mod:`greenpoint._callback_port`).
 from __future__ import annotations
 
 import collections
+import contextvars
 import logging
 import socket as _stdsocket
 from typing import Any, cast
@@ -131,6 +132,11 @@ class CallbackTransport:
         self._post = dispatcher.post
         self._factory = factory
         self._on_close = on_close
+        # Each connection's protocol code runs in a contextvars context of its own
+        # (as an asyncio task's would): entering it is cheaper than setting
+        # current_owner (the timers' owner) before every delivery, and context
+        # variables that protocol code sets stay with its connection.
+        self._context = contextvars.Context()
 
     def __repr__(self) -> str:
         if self._protocol is None:
@@ -145,10 +151,10 @@ class CallbackTransport:
     # -- starting (in the dispatcher) --------------------------------------------
 
     def begin(self) -> None:
-        """Post :meth:`_begin`: the protocol is built in the dispatcher, not here."""
-        self._post(self, self._begin)
+        """Post :meth:`_start`: the protocol is built in the dispatcher, not here."""
+        self._post(self, self._start)
 
-    def _begin(self) -> None:
+    def _start(self) -> None:
         from greenpoint._connect import _set_factory
 
         if self._reason is not None:  # killed before it started
@@ -169,7 +175,7 @@ class CallbackTransport:
         _set_factory(protocol, factory)
         self._protocol = protocol
         adopt_twisted_timers(protocol, self)
-        current_owner.set(self)
+        current_owner.set(self)  # in our own context (see _begin)
         try:
             protocol.makeConnection(self)
         except Exception as exc:
@@ -204,15 +210,14 @@ class CallbackTransport:
                 self._paused.append(item)
                 return
             if not item:
-                self._read_eof()
+                self._context.run(self._read_eof)
                 return
-            current_owner.set(self)
             try:
-                self._protocol.dataReceived(item)
+                self._context.run(self._protocol.dataReceived, item)
             except Exception as exc:
                 self._fail(exc, "dataReceived")
         else:
-            item()
+            self._context.run(item)
 
     def _killed(self, exc: BaseException) -> None:
         # A kill (or SystemExit...) interrupted protocol code of ours: end now.
@@ -260,8 +265,7 @@ class CallbackTransport:
         if not data:
             self._read_eof()
             return
-        current_owner.set(self)
-        try:
+        try:  # already in our context: _flush_paused is a posted item
             self._protocol.dataReceived(data)
         except Exception as exc:
             self._fail(exc, "dataReceived")
@@ -293,10 +297,31 @@ class CallbackTransport:
                 event.stop()
 
     def _readable(self) -> None:
+        # The hot path: one recv, one post. Reads that fill the buffer go on below.
         size = self._size
-        recv = self._sock.recv
+        try:
+            data = self._sock.recv(size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._abort_with(_lost(exc))
+            return
+        self._post(self, data)  # b"" (end of file) too
+        got = len(data)
+        if got < size:
+            if not got:
+                self._stop_reading()
+            elif size > MIN_READ_SIZE and got < size >> 1:
+                self._size = next_read_size(size, got)
+            return
+        self._read_more(size)
+
+    def _read_more(self, size: int) -> None:
+        """After a read that filled its buffer: a few more at once, growing the size."""
         post = self._post
-        for _ in range(READS_PER_EVENT):
+        recv = self._sock.recv
+        for _ in range(READS_PER_EVENT - 1):
+            size = self._size = next_read_size(size, size)
             try:
                 data = recv(size)
             except (BlockingIOError, InterruptedError):
@@ -304,17 +329,14 @@ class CallbackTransport:
             except OSError as exc:
                 self._abort_with(_lost(exc))
                 return
-            if not data:
-                self._stop_reading()
-                post(self, _EOF)
-                return
-            got = len(data)
             post(self, data)
+            got = len(data)
             if got < size:
-                if size > MIN_READ_SIZE and got < size >> 1:
+                if not got:
+                    self._stop_reading()
+                elif size > MIN_READ_SIZE and got < size >> 1:
                     self._size = next_read_size(size, got)
                 return
-            size = self._size = next_read_size(size, got)
 
     def _want_writable(self) -> None:
         if not self._writing and not self.disconnected:
