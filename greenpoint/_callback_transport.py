@@ -624,9 +624,11 @@ class CallbackTransport:
                 except Exception:
                     log.exception("Unhandled error in %r.connectionLost", protocol)
         finally:
-            # Let go of the protocol (it points back at us): no cycle per connection.
+            # Let go of the protocol (it points back at us), and of our context
+            # (current_owner in it is us): no cycle per connection.
             self._protocol = None
             self._factory = None
+            self._context = contextvars.Context()
             self._ended()
 
     def _ended(self) -> None:

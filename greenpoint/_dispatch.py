@@ -141,7 +141,7 @@ class Dispatcher:
                     # We blocked in there and were left to this connection.
                     self._run_held(receiver)
                     return
-            self._busy = None
+            self._busy = receiver = item = None  # hold no connection while idle
             switch()  # until _wake has a new batch
 
     @staticmethod

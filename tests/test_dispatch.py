@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import weakref
 
 import gevent
 import greenlet
@@ -167,6 +168,33 @@ def test_idle_connections_have_no_greenlet_each(server_endpoint):
             for sock in socks:
                 sock.close()
         wait_for(lambda: port.handler_count == 0, what="every connection closed")
+
+
+def test_a_closed_loop_dispatched_connection_is_freed_without_the_garbage_collector():
+    factory = Built(Echo)
+    endpoint = tcp_server()
+    with endpoint.listen(factory, dispatch="loop") as port:
+        gc.disable()
+        try:
+            sock = raw_client(port, endpoint)
+            try:
+                assert exchange(sock, b"ping") == b"ping"
+                sock.shutdown(socket.SHUT_WR)
+                assert sock.recv(10) == b""
+            finally:
+                sock.close()
+            protocol = factory.built.pop()
+            assert protocol.closed.wait(5)
+            wait_for(lambda: port.handler_count == 0, what="the port to forget it")
+            gevent.sleep(0.01)  # the dispatcher goes idle
+            refs = weakref.ref(protocol), weakref.ref(protocol.transport)
+            del protocol
+            # The accept loop's locals hold the latest connection until the next.
+            with raw_client(port, endpoint) as following:
+                assert exchange(following, b"next") == b"next"
+            assert [ref() for ref in refs] == [None, None]
+        finally:
+            gc.enable()
 
 
 def test_data_received_runs_in_one_dispatcher_with_one_switch_per_loop_turn():
