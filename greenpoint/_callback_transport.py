@@ -146,7 +146,7 @@ class CallbackTransport:
         # (as an asyncio task's would): entering it is cheaper than setting
         # current_owner (the timers' owner) before every delivery, and context
         # variables that protocol code sets stay with its connection.
-        self._context = contextvars.Context()
+        self._context: contextvars.Context | None = contextvars.Context()
 
     def __repr__(self) -> str:
         if self._protocol is None:
@@ -219,15 +219,18 @@ class CallbackTransport:
                     self._paused = collections.deque()
                 self._paused.append(item)
                 return
+            context: contextvars.Context = self._context  # type: ignore[assignment]  # None only once closed, and then reading has stopped
             if not item:
-                self._context.run(self._read_eof)
+                context.run(self._read_eof)
                 return
             try:
-                self._context.run(self._protocol.dataReceived, item)
+                context.run(self._protocol.dataReceived, item)
             except Exception as exc:
                 self._fail(exc, "dataReceived")
-        else:
+        elif self._context is not None:
             self._context.run(item)
+        else:  # a timer that fell due as the connection closed
+            item()
 
     def _killed(self, exc: BaseException) -> None:
         # A kill (or SystemExit...) interrupted protocol code of ours: end now.
@@ -628,7 +631,7 @@ class CallbackTransport:
             # (current_owner in it is us): no cycle per connection.
             self._protocol = None
             self._factory = None
-            self._context = contextvars.Context()
+            self._context = None
             self._ended()
 
     def _ended(self) -> None:
