@@ -219,7 +219,8 @@ class CallbackTransport:
                     self._paused = collections.deque()
                 self._paused.append(item)
                 return
-            context: contextvars.Context = self._context  # type: ignore[assignment]  # None only once closed, and then reading has stopped
+            # None only once closed, and by then reading has stopped (above).
+            context: contextvars.Context = self._context  # type: ignore[assignment]
             if not item:
                 context.run(self._read_eof)
                 return
