@@ -53,9 +53,11 @@ WRITE_HIGH_WATER = 64 * 1024  # as the greenlet Transport (Twisted's bufferSize)
 WRITE_LOW_WATER = 16 * 1024
 SMALL_WRITE = 16 * 1024  # queued writes smaller than this are joined before sending...
 SEND_COALESCE = 256 * 1024  # ...into sends of up to this size
-# Reads per readable event while each read fills its buffer: a bulk sender gets
-# up to 1 MiB read per loop turn without starving the other connections.
-READS_PER_EVENT = 4
+# After a read that filled its buffer, the dispatcher reads on by itself, up to
+# this many more reads (each delivered before the next): a bulk sender is read
+# and answered as a greenlet reader would, one chunk alive at a time, and the
+# other connections wait at most this many chunks.
+READS_IN_DISPATCHER = 16
 
 _EOF = b""  # posted as the item that means "the peer closed its sending side"
 
@@ -328,14 +330,17 @@ class CallbackTransport:
             elif size > MIN_READ_SIZE and got < size >> 1:
                 self._size = next_read_size(size, got)
             return
-        self._read_more(size)
+        self._size = next_read_size(size, got)
+        self._post(self, self._read_on)
 
-    def _read_more(self, size: int) -> None:
-        """After a read that filled its buffer: a few more at once, growing the size."""
-        post = self._post
+    def _read_on(self) -> None:
+        """In the dispatcher, after a read that filled its buffer: read and deliver
+        more at once while reads stay full (a posted item: runs in our context)."""
         recv = self._sock.recv
-        for _ in range(READS_PER_EVENT - 1):
-            size = self._size = next_read_size(size, size)
+        for _ in range(READS_IN_DISPATCHER):
+            if not self._reading or self._paused or self._holder is not None:
+                return  # paused, stopped, closed or held meanwhile: the watcher decides
+            size = self._size
             try:
                 data = recv(size)
             except (BlockingIOError, InterruptedError):
@@ -343,13 +348,19 @@ class CallbackTransport:
             except OSError as exc:
                 self._abort_with(_lost(exc))
                 return
-            post(self, data)
             got = len(data)
+            if not got:
+                self._stop_reading()
+                self._read_eof()
+                return
+            if got >= size or (size > MIN_READ_SIZE and got < size >> 1):
+                self._size = next_read_size(size, got)
+            try:
+                self._protocol.dataReceived(data)
+            except Exception as exc:
+                self._fail(exc, "dataReceived")
+                return
             if got < size:
-                if not got:
-                    self._stop_reading()
-                elif size > MIN_READ_SIZE and got < size >> 1:
-                    self._size = next_read_size(size, got)
                 return
 
     def _want_writable(self) -> None:
