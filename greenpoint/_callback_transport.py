@@ -132,6 +132,7 @@ class CallbackTransport:
         self._peer = peer
         self._dispatcher = dispatcher
         self._post = dispatcher.post
+        dispatcher.connections += 1
         self._factory = factory
         self._on_close = on_close
         # Read on every message: instance attributes are found faster than class
@@ -647,6 +648,7 @@ class CallbackTransport:
             self._ended()
 
     def _ended(self) -> None:
+        self._dispatcher.connections -= 1
         if self._closed_event is not None:
             self._closed_event.set()
         on_close, self._on_close = self._on_close, None

@@ -64,6 +64,9 @@ class Dispatcher:
         self._scheduled = False
         self._greenlet: Any = None  # the current dispatcher; None until needed
         self._busy: Any = None  # the connection whose item is being delivered
+        # Open connections posting here: with none, the idle dispatcher ends (a
+        # stopped server leaves no greenlet behind; the next batch makes one).
+        self.connections = 0
 
     def __repr__(self) -> str:
         return f"<Dispatcher {len(self._queue)} queued>"
@@ -142,6 +145,9 @@ class Dispatcher:
                     self._run_held(receiver)
                     return
             self._busy = receiver = item = None  # hold no connection while idle
+            if not self.connections:
+                self._greenlet = None
+                return
             switch()  # until _wake has a new batch
 
     @staticmethod
