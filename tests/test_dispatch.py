@@ -197,6 +197,20 @@ def test_a_closed_loop_dispatched_connection_is_freed_without_the_garbage_collec
             gc.enable()
 
 
+def test_no_dispatcher_greenlet_outlives_the_last_connection():
+    factory = Built(Echo)
+    endpoint = tcp_server()
+    with endpoint.listen(factory, dispatch="loop") as port:
+        with raw_client(port, endpoint) as sock:
+            assert exchange(sock, b"ping") == b"ping"
+        dispatcher = factory.built[0].greenlets[0]
+        assert factory.built[0].closed.wait(5)
+        wait_for(lambda: dispatcher.dead, what="the idle dispatcher to end")
+        with raw_client(port, endpoint) as sock:  # the next connection gets a fresh one
+            assert exchange(sock, b"again") == b"again"
+        assert factory.built[1].greenlets[0] is not dispatcher
+
+
 def test_data_received_runs_in_one_dispatcher_with_one_switch_per_loop_turn():
     """All connections ready in one loop turn are served by one switch into the dispatcher."""
     factory = Built(Echo)
