@@ -52,6 +52,13 @@ PLAIN = [
     ServerContender(
         "greenpoint-protocol-nagle", "greenpoint_protocol.py", ("--no-nodelay",), optional=True
     ),
+    # listen() with a greenlet per connection, the default before loop dispatch.
+    ServerContender(
+        "greenpoint-protocol-greenlet",
+        "greenpoint_protocol.py",
+        ("--dispatch", "greenlet"),
+        optional=True,
+    ),
     # A prototype of callback dispatch on gevent's loop (not greenpoint): the floor
     # for the design in bench/README.md.
     ServerContender("gevent-callback", "gevent_callback_echo.py", optional=True),

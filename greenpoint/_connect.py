@@ -163,23 +163,34 @@ class _OneShotFactory(Factory):
         return self._protocol
 
 
-def listen_factory(endpoint: Any, factory: Any, limits: Any = None) -> Any:
+def listen_factory(
+    endpoint: Any, factory: Any, limits: Any = None, dispatch: str | None = None
+) -> Any:
     """Bind ``endpoint`` and give each accepted connection a protocol from ``factory``.
 
     Returns the bound ``ListeningPort``. ``factory.doStart()`` runs once the endpoint
     is bound (nothing is called on the factory if binding fails) and
     ``factory.doStop()`` when the port stops. ``limits`` is a
-    ``ConnectionLimits`` for the port.
+    ``ConnectionLimits`` for the port. ``dispatch`` is ``"loop"`` or ``"greenlet"``
+    (``None``: the default, see greenpoint._callback_port).
     """
+    from greenpoint import _callback_port
     from greenpoint._serve import ListeningPort
 
     check_factory(factory, "listen")
+    dispatch = _callback_port.check_dispatch(dispatch)
     listener = endpoint.bind()
     factory.doStart()
     try:
-        port = ListeningPort.start(
-            listener, ProtocolHandler(factory), on_stop=factory.doStop, limits=limits
-        )
+        port: ListeningPort
+        if dispatch == "loop":
+            port = _callback_port.CallbackPort.start_for(
+                listener, factory, on_stop=factory.doStop, limits=limits
+            )
+        else:
+            port = ListeningPort.start(
+                listener, ProtocolHandler(factory), on_stop=factory.doStop, limits=limits
+            )
         port.endpoint = endpoint
         return port
     except BaseException:

@@ -259,7 +259,7 @@ class ListeningPort:
         when the handler returns.
         """
         check_timeout(timeout)
-        current = gevent.getcurrent()
+        current = self._caller()
         if self._stop_started:
             if current not in self._handlers:  # a handler waiting here would deadlock
                 self._stopped.wait()
@@ -287,6 +287,10 @@ class ListeningPort:
                 self._stopped.set()
 
     stopListening = stop_listening
+
+    def _caller(self) -> Any:
+        """The handler (table key) whose code calls ``stop_listening``, if any."""
+        return gevent.getcurrent()
 
     def serve_forever(self) -> None:
         """Block the calling greenlet until the port is stopped.

@@ -7,6 +7,7 @@ import socket
 
 import gevent
 import pytest
+from _dispatch_modes import dispatch_mode  # noqa: F401 - runs each test in both modes
 from _protocol_helpers import client_for, raw_client, tcp_server
 from gevent.event import Event
 

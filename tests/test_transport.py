@@ -12,6 +12,7 @@ import weakref
 
 import gevent
 import pytest
+from _dispatch_modes import dispatch_mode  # noqa: F401 - runs each test in both modes
 from _protocol_helpers import client_for, raw_client, tcp_server
 from gevent import socket as gsocket
 from gevent.event import Event

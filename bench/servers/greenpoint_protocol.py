@@ -5,9 +5,13 @@ from __future__ import annotations
 from _common import arguments, ready, unavailable
 from greenpoint_serve import LIMITS, LIMITS_FLAG, NODELAY_OFF_FLAG, description
 
+# listen(dispatch=...) (issue 21): only passed when asked, so that a tree without
+# the argument (BENCH_GREENPOINT_ROOT=main) still runs its default.
+DISPATCH_FLAG = ("--dispatch", {"choices": ("loop", "greenlet"), "help": "listen(dispatch=)"})
+
 
 def main() -> None:
-    args = arguments(__doc__, [LIMITS_FLAG, NODELAY_OFF_FLAG])
+    args = arguments(__doc__, [LIMITS_FLAG, NODELAY_OFF_FLAG, DISPATCH_FLAG])
     try:
         from greenpoint import Factory, Protocol, server_from_string
 
@@ -16,7 +20,10 @@ def main() -> None:
                 self.transport.write(data)
 
         endpoint = server_from_string(description(args.tls, not args.no_nodelay))
-        port = endpoint.listen(Factory.forProtocol(Echo), **(LIMITS if args.limits else {}))
+        options = dict(LIMITS) if args.limits else {}
+        if args.dispatch:
+            options["dispatch"] = args.dispatch
+        port = endpoint.listen(Factory.forProtocol(Echo), **options)
     except (ImportError, AttributeError, NotImplementedError, KeyError, ValueError) as exc:
         unavailable(f"{type(exc).__name__}: {exc}")
     ready(port.get_host().port)

@@ -141,16 +141,20 @@ class ServerEndpoint(_Describable):
         max_connections: int | None = None,
         max_per_peer: int | None = None,
         idle_timeout: float | None = None,
+        dispatch: str | None = None,
     ) -> ListeningPort:
         """Bind and give each connection a protocol from ``factory``.
 
         Returns the already-bound :class:`~greenpoint.ListeningPort`. The limits are
         :meth:`serve`'s; a connection closed for idleness gets ``connectionLost``
-        with an :class:`~greenpoint.IdleTimeoutError`.
+        with an :class:`~greenpoint.IdleTimeoutError`. ``dispatch="greenlet"`` runs
+        each connection in a greenlet of its own; ``"loop"`` runs the protocol
+        callbacks of plain TCP and UNIX connections from the event loop, in one
+        shared greenlet (docs/protocols.md, "Dispatch").
         """
         from greenpoint._connect import listen_factory
         from greenpoint._limits import ConnectionLimits
 
         limits = ConnectionLimits(max_connections, max_per_peer, idle_timeout)
-        port: ListeningPort = listen_factory(self, factory, limits=limits)
+        port: ListeningPort = listen_factory(self, factory, limits=limits, dispatch=dispatch)
         return port

@@ -1,0 +1,146 @@
+"""``listen()`` with loop dispatch: the port's bookkeeping keyed by connection.
+
+A :class:`CallbackPort` is a :class:`~greenpoint._serve.ListeningPort` whose
+accepted plain gevent sockets (TCP, UNIX) become
+:class:`~greenpoint._callback_transport.CallbackTransport` connections instead
+of handler greenlets. The port's accept loop hands each accepted socket to its
+``pool`` (:class:`_Starter` here, which has the ``spawn`` signature the accept
+loop calls); the connection object is what the port then keeps in its table,
+counts against ``max_connections``, sweeps for idleness, drains (``join`` /
+``rawlink``) and kills (``kill``), exactly where it would keep a greenlet.
+
+Connections that are not plain gevent sockets keep the greenlet
+:class:`~greenpoint._transport.Transport`, through the usual
+``ProtocolHandler``: TLS and PROXY-header listeners (their ``prepare()`` runs in
+the connection's greenlet), UNIX sockets re-made as ``StampedSocket`` for an
+``idle_timeout``, memory and standard-I/O streams.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent
+from gevent import socket as gsocket
+
+from greenpoint._callback_transport import CallbackTransport
+from greenpoint._connect import ProtocolHandler
+from greenpoint._dispatch import dispatcher
+from greenpoint._reactor_time import current_owner
+from greenpoint._serve import ListeningPort, _as_address
+
+__all__ = [
+    "DEFAULT_DISPATCH",
+    "DISPATCH_MODES",
+    "CallbackPort",
+    "LoopProtocolHandler",
+    "check_dispatch",
+]
+
+log = logging.getLogger("greenpoint")
+
+# listen(factory, dispatch=...): where protocol callbacks run.
+DISPATCH_MODES = ("loop", "greenlet")
+# What dispatch=None means.
+DEFAULT_DISPATCH = "loop"
+
+
+def check_dispatch(dispatch: str | None) -> str:
+    """``dispatch`` checked, ``None`` made the default; ``ValueError`` names the choices."""
+    if dispatch is None:
+        return DEFAULT_DISPATCH
+    if dispatch not in DISPATCH_MODES:
+        raise ValueError(
+            f"dispatch must be 'loop' (protocol callbacks run from the event loop, "
+            f"one greenlet for all connections) or 'greenlet' (a greenlet per "
+            f"connection), not {dispatch!r}"
+        )
+    return dispatch
+
+
+class _Refused:
+    """What the starter gives the accept loop for a connection it did not keep."""
+
+    dead = True
+
+
+_REFUSED = _Refused()
+
+
+class LoopProtocolHandler(ProtocolHandler):
+    """A ``ProtocolHandler`` that also ends loop-dispatched connections for idleness."""
+
+    def close_idle(self, greenlet: Any, error: BaseException) -> bool:
+        if not isinstance(greenlet, gevent.Greenlet):  # a loop-dispatched connection
+            greenlet._abort_with(error)
+            return True
+        return super().close_idle(greenlet, error)
+
+
+class _Starter:
+    """The accept loop's ``pool``: starts each connection, loop-dispatched if it can."""
+
+    def __init__(self, port: CallbackPort, factory: Any) -> None:
+        self._port = port
+        self._factory = factory
+        self._dispatcher = dispatcher()
+
+    def spawn(self, run: Any, stream: Any, address: Any, family: int | None, prepare: Any) -> Any:
+        if prepare is not None or type(stream) is not gsocket.socket:
+            return gevent.spawn(run, stream, address, family, prepare)
+        port = self._port
+        try:
+            address = _as_address(family, address, stream)
+            peer = None
+            if port.limits.max_per_peer is not None:
+                admitted, peer = port._admit_peer(address)
+                if not admitted:
+                    stream.close()
+                    return _REFUSED
+            connection = CallbackTransport(
+                stream, address, self._dispatcher, self._factory, port._connection_ended
+            )
+            if peer is not None:
+                port._peer_keys[connection] = peer
+            connection.begin()
+        except Exception:
+            # The accept loop must go on: one connection failed to start.
+            log.exception("starting the connection from %s failed", address)
+            stream.close()
+            return _REFUSED
+        return connection
+
+
+class CallbackPort(ListeningPort):
+    """A listening port whose plain-socket connections are loop-dispatched."""
+
+    @classmethod
+    def start_for(cls, listener: Any, factory: Any, on_stop: Any, limits: Any) -> CallbackPort:
+        """Start serving ``listener`` with ``factory``'s protocols (as ``start``)."""
+        port = cls(listener, LoopProtocolHandler(factory), None, on_stop, limits)
+        port._peer_keys = {}
+        port.pool = _Starter(port, factory)
+        port._accept_greenlet = gevent.spawn(port._accept_loop)
+        if port.limits.idle_timeout is not None:
+            port._sweeper = gevent.spawn(port._sweep_idle, port.limits.idle_timeout)
+        return port
+
+    _peer_keys: dict[Any, str]
+
+    def _connection_ended(self, connection: Any) -> None:
+        """A loop-dispatched connection closed: what a handler greenlet's end does."""
+        self._handlers.pop(connection, None)
+        peer = self._peer_keys.pop(connection, None)
+        if peer is not None:
+            self._release_peer(peer)
+        if self._below_cap is not None:
+            self._below_cap.set()
+
+    def _caller(self) -> Any:
+        # Inside a loop-dispatched connection's protocol code, "the caller's own
+        # connection" is that connection, not the shared dispatcher greenlet.
+        owner = current_owner.get()
+        if owner is not None and owner in self._handlers:
+            return owner
+        return gevent.getcurrent()

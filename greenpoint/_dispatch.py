@@ -1,0 +1,180 @@
+"""The dispatcher: protocol callbacks of many connections, one greenlet switch per batch.
+
+Loop-dispatched connections (:mod:`greenpoint._callback_transport`) do their I/O in
+the gevent loop's watcher callbacks, which run in the hub itself. Protocol code
+must not run there (gevent refuses a blocking call in the hub, and the hub's
+stack cannot be suspended to finish one later), so those callbacks only *post*
+``(connection, item)`` to the dispatcher's queue. The first post of a loop
+iteration schedules one hub callback, :meth:`Dispatcher._wake`, which switches
+once into the dispatcher greenlet; it delivers every queued item in order and
+switches back. A connection's items are delivered in the order posted.
+
+A protocol that blocks (``gevent.sleep``, a socket call, a lock) switches the
+dispatcher out in the middle of a delivery. The hub then resumes inside
+``_wake``, right after its switch, and sees the dispatcher still *busy* with a
+connection: it leaves that greenlet to the connection (the connection is *held*:
+its reading stops and its later items wait in its own list until the call
+returns, then the greenlet delivers them and exits) and starts a fresh
+dispatcher for everyone else. A protocol that never blocks costs a share of one
+switch pair per loop iteration; one that blocks costs a greenlet, as it would
+with a greenlet per connection, and never stalls the others.
+
+A greenlet killed (or a ``BaseException`` raised by protocol code) ends the
+connection being delivered, ``connectionLost`` gets ``ConnectionLost``, and the
+greenlet dies; the next batch gets a fresh dispatcher.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any, Protocol
+
+import gevent
+
+__all__ = ["Dispatcher", "Receiver", "dispatcher"]
+
+
+class Receiver(Protocol):
+    """What the dispatcher delivers to (a loop-dispatched connection)."""
+
+    _holder: Any  # the greenlet this connection is held by, or None
+    _held: collections.deque[Any] | None
+
+    def _deliver(self, item: Any) -> None:
+        """Run one posted item's protocol code; may block; raises only BaseException."""
+
+    def _killed(self, exc: BaseException) -> None:
+        """End the connection: ``exc`` interrupted its protocol code."""
+
+    def _hold(self) -> None:
+        """Stop reading: a greenlet blocked in this connection's code holds it."""
+
+    def _release(self) -> None:
+        """The holding greenlet is done: read again if the state says so."""
+
+
+class Dispatcher:
+    """The queue of posted items and the greenlet that delivers them (one per hub)."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self._run_callback = hub.loop.run_callback
+        self._queue: collections.deque[tuple[Any, Any]] = collections.deque()
+        self._scheduled = False
+        self._greenlet: Any = None  # the current dispatcher; None until needed
+        self._busy: Any = None  # the connection whose item is being delivered
+        # Open connections posting here: with none, the idle dispatcher ends (a
+        # stopped server leaves no greenlet behind; the next batch makes one).
+        self.connections = 0
+
+    def __repr__(self) -> str:
+        return f"<Dispatcher {len(self._queue)} queued>"
+
+    def post(self, receiver: Any, item: Any) -> None:
+        """Queue ``item`` for ``receiver``; delivered in this loop iteration or the next."""
+        self._queue.append((receiver, item))
+        if not self._scheduled:
+            self._scheduled = True
+            self._run_callback(self._wake)
+
+    def post_soon(self, receiver: Any, item: Any) -> None:
+        """:meth:`post` after the loop's other callbacks (a turn for other connections)."""
+        self._run_callback(self.post, receiver, item)
+
+    # -- in the hub ---------------------------------------------------------------
+
+    def _wake(self) -> None:
+        # Runs in the hub. Never raises: an exception here would reach the hub's
+        # error handler (and the callbacks queued behind it would wait a turn).
+        self._scheduled = False
+        queue = self._queue
+        while queue:
+            glet = self._greenlet
+            if glet is None or glet.dead:
+                glet = self._greenlet = gevent.Greenlet(self._serve)
+            self._busy = None
+            glet.switch()
+            # Back in the hub: the dispatcher waits for the next batch, died, or
+            # is blocked inside the protocol code of the connection it is busy with.
+            busy = self._busy
+            if busy is not None:
+                self._busy = None
+                self._greenlet = None
+                if not glet.dead:
+                    self._hand_over(busy, glet)
+
+    def _hand_over(self, receiver: Any, glet: Any) -> None:
+        """Leave ``glet`` (blocked in ``receiver``'s code) to ``receiver`` alone."""
+        held: collections.deque[Any] = collections.deque()
+        rest: collections.deque[tuple[Any, Any]] = collections.deque()
+        for pair in self._queue:
+            if pair[0] is receiver:
+                held.append(pair[1])
+            else:
+                rest.append(pair)
+        self._queue.clear()
+        self._queue.extend(rest)
+        receiver._holder = glet
+        receiver._held = held
+        try:
+            receiver._hold()
+        except Exception:  # pragma: no cover - _hold only stops a watcher
+            pass
+
+    # -- in the dispatcher greenlet ---------------------------------------------------
+
+    def _serve(self) -> None:
+        me = gevent.getcurrent()
+        queue = self._queue
+        switch = self.hub.switch
+        while True:
+            while queue:
+                receiver, item = queue.popleft()
+                if receiver._holder is not None:
+                    receiver._held.append(item)  # its blocked call has not returned
+                    continue
+                self._busy = receiver
+                try:
+                    receiver._deliver(item)
+                except BaseException as exc:
+                    receiver._killed(exc)
+                    raise
+                if self._greenlet is not me:
+                    # We blocked in there and were left to this connection.
+                    self._run_held(receiver)
+                    return
+            self._busy = receiver = item = None  # hold no connection while idle
+            if not self.connections:
+                self._greenlet = None
+                return
+            switch()  # until _wake has a new batch
+
+    @staticmethod
+    def _run_held(receiver: Any) -> None:
+        """In a greenlet left to ``receiver``: deliver what waited, then let go."""
+        held = receiver._held
+        try:
+            while held:
+                item = held.popleft()
+                try:
+                    receiver._deliver(item)
+                except BaseException as exc:
+                    receiver._killed(exc)
+                    raise
+        finally:
+            receiver._holder = None
+            receiver._held = None
+        receiver._release()
+
+
+_local = threading.local()
+
+
+def dispatcher() -> Dispatcher:
+    """The dispatcher of the current thread's hub (made on first use)."""
+    hub = gevent.get_hub()
+    found: Dispatcher | None = getattr(_local, "dispatcher", None)
+    if found is None or found.hub is not hub:
+        found = _local.dispatcher = Dispatcher(hub)
+    return found
