@@ -24,11 +24,12 @@ from typing import Any
 import gevent
 from gevent import socket as gsocket
 
+from greenpoint._address import as_address
 from greenpoint._callback_transport import CallbackTransport
 from greenpoint._connect import ProtocolHandler
 from greenpoint._dispatch import dispatcher
 from greenpoint._reactor_time import current_owner
-from greenpoint._serve import ListeningPort, _as_address
+from greenpoint._serve import ListeningPort
 
 __all__ = [
     "DEFAULT_DISPATCH",
@@ -91,7 +92,7 @@ class _Starter:
             return gevent.spawn(run, stream, address, family, prepare)
         port = self._port
         try:
-            address = _as_address(family, address, stream)
+            address = as_address(family, address, stream)
             peer = None
             if port.limits.max_per_peer is not None:
                 admitted, peer = port._admit_peer(address)

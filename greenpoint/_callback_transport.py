@@ -139,6 +139,7 @@ class CallbackTransport:
         # defaults (CPython specializes them), for 8 bytes each per connection.
         self._size = MIN_READ_SIZE
         self._holder = None
+        self._close_reason: BaseException | None = None
         self._reading_stopped = False
         self._reading_paused = False
         self._paused = None
@@ -168,7 +169,7 @@ class CallbackTransport:
         self._post(self, self._start)
 
     def _start(self) -> None:
-        from greenpoint._connect import _set_factory
+        from greenpoint._connect import set_factory
 
         if self._reason is not None:  # killed before it started
             self._finish(self._reason)
@@ -185,7 +186,7 @@ class CallbackTransport:
             log.debug("%r.buildProtocol(%s) returned None; connection closed", factory, address)
             self._close_unstarted()
             return
-        _set_factory(protocol, factory)
+        set_factory(protocol, factory)
         self._protocol = protocol
         adopt_twisted_timers(protocol, self)
         current_owner.set(self)  # in our own context (see _begin)
@@ -630,6 +631,7 @@ class CallbackTransport:
                 except Exception:
                     log.exception("Unhandled error in %r.stopProducing", producer)
             protocol = self._protocol
+            self._close_reason = reason
             if protocol is not None:
                 try:
                     protocol.connected = 0
@@ -752,6 +754,25 @@ class CallbackTransport:
             return False
         self._post(self, call)
         return True
+
+    @property
+    def close_reason(self) -> BaseException | None:
+        """Why the connection ended: the reason ``connectionLost`` got; ``None`` before."""
+        return self._close_reason
+
+    def owns(self, greenlet: Any) -> bool:
+        """Is ``greenlet`` running this connection's protocol code right now?
+
+        That is the dispatcher while it delivers to this connection, or the
+        greenlet left to it while one of its calls blocks; code that would block
+        until the connection ends must not run there (it would wait for itself).
+        """
+        if greenlet is None:
+            return False
+        if greenlet is self._holder:
+            return True
+        dispatcher = self._dispatcher
+        return dispatcher._busy is self and greenlet is dispatcher._greenlet
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Block until ``connectionLost`` has run; ``False`` if ``timeout`` passed first."""
