@@ -357,9 +357,43 @@ def reqresp_mode(port: int, count: int, requests: int) -> None:
 # -- many idle connections ----------------------------------------------------------
 
 
+# Linux's IP_BIND_ADDRESS_NO_PORT (socket.h; Python 3.11 lacks the constant): bind()
+# takes the source address only and connect() picks the port, unique per 4-tuple.
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+# Of the ephemeral ports of one source address, use at most this share (the rest stay
+# for the other programs on the machine, and for ports in TIME_WAIT).
+PORT_SHARE = 0.7
+
+
+def ephemeral_ports() -> int:
+    """How many ports ``net.ipv4.ip_local_port_range`` gives one source address."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(n) for n in f.read().split())
+        return high - low + 1
+    except (OSError, ValueError):
+        return 28232  # Linux's default range, 32768-60999
+
+
+def source_addresses(count: int) -> list[str | None]:
+    """Loopback source addresses enough for ``count`` connections to one port.
+
+    One source address gives each destination only as many connections as there are
+    ephemeral ports (28,232 by default); past that, connections come from 127.0.0.2,
+    127.0.0.3, ... (all of 127/8 is loopback on Linux). ``None``: the kernel's choice.
+    """
+    per_source = int(ephemeral_ports() * PORT_SHARE)
+    if count <= per_source:
+        return [None]
+    return [f"127.0.0.{2 + i}" for i in range(-(-count // per_source))]
+
+
 def open_idle(port: int, count: int, batch: int = 200) -> list[socket.socket]:
     """Open ``count`` connections, each proven served by a one-byte echo, and keep them."""
     held: list[socket.socket] = []
+    sources = source_addresses(count)
+    opened = 0
     selector = selectors.DefaultSelector()
     pending: dict[socket.socket, int] = {}
     try:
@@ -367,6 +401,11 @@ def open_idle(port: int, count: int, batch: int = 200) -> list[socket.socket]:
             while len(held) + len(pending) < count and len(pending) < batch:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sock.setblocking(False)
+                source = sources[opened % len(sources)]
+                opened += 1
+                if source is not None:
+                    sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+                    sock.bind((source, 0))
                 code = sock.connect_ex(("127.0.0.1", port))
                 if code not in (0, errno.EINPROGRESS):
                     sock.close()
