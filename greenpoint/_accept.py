@@ -18,19 +18,24 @@ from gevent import socket as gsocket
 __all__ = ["accept_function"]
 
 
-def accept_function(listener: Any) -> Callable[[], tuple[Any, Any]]:
-    """``accept()`` for ``listener``: a fast one for a plain gevent socket, else its own."""
+def accept_function(
+    listener: Any, make: type[Any] = gsocket.socket
+) -> Callable[[], tuple[Any, Any]]:
+    """``accept()`` for ``listener``: a fast one for a plain gevent socket, else its own.
+
+    The fast one makes each accepted socket as ``make`` (gevent's socket class or a
+    subclass of it: ``serve()`` hands its handlers a ``ServedSocket``).
+    """
     if type(listener) is not gsocket.socket:
         accept: Callable[[], tuple[Any, Any]] = listener.accept
         return accept
-    return _raw_accept(listener)
+    return _raw_accept(listener, make)
 
 
-def _raw_accept(listener: Any) -> Callable[[], tuple[Any, Any]]:
+def _raw_accept(listener: Any, make: type[Any]) -> Callable[[], tuple[Any, Any]]:
     # What gevent's accept() gives every new socket, read once: the listener's
     # family, type and protocol do not change while it listens.
     family, kind, proto = listener.family, listener.type, listener.proto
-    make = gsocket.socket
 
     def accept() -> tuple[Any, Any]:
         while True:

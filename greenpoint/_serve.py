@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent import socket as gsocket
 from gevent.event import Event
 
 from greenpoint._accept import accept_function
@@ -36,6 +37,7 @@ from greenpoint._limits import (
     peer_key,
     stream_idle_seconds,
 )
+from greenpoint._served_socket import ServedSocket
 from greenpoint._stamped_socket import stamped
 from greenpoint.errors import GreenpointError, IdleTimeoutError, ProxyHeaderError
 
@@ -346,7 +348,6 @@ class ListeningPort:
     def _accept_loop(self) -> None:
         listener = self.listener
         accept_unprepared = getattr(listener, "accept_unprepared", None)
-        accept = accept_unprepared or accept_function(listener)
         prepare = getattr(listener, "prepare", None) if accept_unprepared else None
         family = getattr(listener, "family", None)
         one_connection = bool(getattr(listener, "one_connection", False))
@@ -359,6 +360,12 @@ class ListeningPort:
         # UNIX sockets keep no time of their last data: on a port with idle_timeout
         # they are re-made as sockets that note it themselves.
         stamp = self.limits.idle_timeout is not None and family == socket.AF_UNIX
+        # A user's handler gets the cheaper ServedSocket; a handler that runs a
+        # Transport (closes_stream) reads and writes the raw socket itself.
+        served = not (self._handler_closes or stamp)
+        accept = accept_unprepared or accept_function(
+            listener, ServedSocket if served else gsocket.socket
+        )
         delay = 0.0
         while True:
             if wait_for_slot is not None:
