@@ -27,7 +27,7 @@ import gevent
 from gevent import socket as gsocket
 from gevent.event import Event
 
-from greenpoint._accept import accept_function
+from greenpoint._accept import AcceptWatcher, accept_function, can_watch
 from greenpoint._address import UNIXAddress, from_sockaddr, with_peer_credentials
 from greenpoint._checks import check_timeout
 from greenpoint._limits import (
@@ -197,6 +197,7 @@ class ListeningPort:
         # handlers that were killed before they ever ran.
         self._handlers: dict[Any, Any] = {}
         self._accept_greenlet: Any = None  # set by start()
+        self._acceptor: AcceptWatcher | None = None  # when the hub accepts
         self._stop_started = False
         self._stopped = Event()
         self._fatal_error: BaseException | None = None
@@ -362,10 +363,11 @@ class ListeningPort:
         stamp = self.limits.idle_timeout is not None and family == socket.AF_UNIX
         # A user's handler gets the cheaper ServedSocket; a handler that runs a
         # Transport (closes_stream) reads and writes the raw socket itself.
-        served = not (self._handler_closes or stamp)
-        accept = accept_unprepared or accept_function(
-            listener, ServedSocket if served else gsocket.socket
-        )
+        make = gsocket.socket if (self._handler_closes or stamp) else ServedSocket
+        if pool is None and not one_connection and not accept_unprepared and can_watch(listener):
+            self._accept_in_hub(AcceptWatcher(listener, make), family, stamp)
+            return
+        accept = accept_unprepared or accept_function(listener, make)
         delay = 0.0
         while True:
             if wait_for_slot is not None:
@@ -401,6 +403,50 @@ class ListeningPort:
                 greenlet.join()
                 gevent.spawn(self.stop_listening)
                 return
+
+    def _accept_in_hub(self, acceptor: AcceptWatcher, family: int | None, stamp: bool) -> None:
+        """The accept loop for a plain gevent listener: the hub accepts (no switch to
+        this greenlet per connection); this greenlet wakes only at the cap or on an
+        error, and decides as the loop above does."""
+        handlers = self._handlers
+        run = self._run_handler
+        spawn = gevent.spawn
+        cap = self.limits.max_connections
+
+        def on_accept(stream: Any, address: Any) -> bool:
+            # Runs in the hub: nothing here may block.
+            if self.closing:  # a listener that still accepted after close()
+                stream.close()
+                return False
+            if stamp:
+                stream = stamped(stream)
+            try:
+                handlers[spawn(run, stream, address, family, None)] = stream
+            except BaseException:
+                stream.close()
+                raise
+            self._accepted += 1
+            return cap is None or len(handlers) < cap
+
+        self._acceptor = acceptor
+        delay = 0.0
+        try:
+            while True:
+                if cap is not None and len(handlers) >= cap:
+                    self._wait_below_cap(cap)
+                accepted = self._accepted
+                error = acceptor.run(on_accept)
+                if self.closing:
+                    return
+                if error is None:
+                    continue
+                if self._accepted != accepted:
+                    delay = 0.0
+                delay = self._accept_failed(error, delay)
+                if delay < 0:
+                    return
+        finally:
+            acceptor.close()
 
     def _wait_below_cap(self, cap: int) -> None:
         """Stop accepting until fewer than ``cap`` connections are open.
@@ -587,6 +633,8 @@ class ListeningPort:
     # -- stopping --------------------------------------------------------------
 
     def _close_listener(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.close()  # before the listener's fd is freed for reuse
         try:
             self.listener.close()
         except OSError as exc:

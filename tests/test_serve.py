@@ -712,3 +712,32 @@ def test_handler_calling_stop_while_a_stop_is_draining_does_not_deadlock():
         stopper.join(timeout=5)
         assert stopper.successful()
     assert finished == [True]
+
+
+def test_a_gevent_listener_closed_under_the_port_stops_it():
+    # A plain gevent listener is accepted from in the hub (AcceptWatcher); closing
+    # it from outside must still end the port with the error, as a waiting accept would.
+    listener = loopback_listener()
+    port = ListeningPort.start(listener, lambda s, a: None)
+    gevent.sleep(0.01)
+    gevent.spawn_later(0.02, listener.close)
+    with gevent.Timeout(5), pytest.raises(OSError) as info:
+        port.serve_forever()
+    assert info.value.errno == errno.EBADF
+    assert port.closing
+
+
+def test_hub_accepting_serves_many_connections_at_once_and_counts_them():
+    listener = loopback_listener()
+
+    def echo_once(stream, _address):
+        stream.sendall(stream.recv(100))
+
+    with ListeningPort.start(listener, echo_once) as port:
+        clients = [connect(port) for _ in range(30)]
+        for i, client in enumerate(clients):
+            client.sendall(b"%d" % i)
+        for i, client in enumerate(clients):
+            assert client.recv(100) == b"%d" % i
+            client.close()
+        assert port.stats.accepted == 30
