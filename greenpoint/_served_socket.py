@@ -18,6 +18,7 @@ One slot per socket (no ``__dict__``), so an idle connection holds 8 bytes more.
 
 from __future__ import annotations
 
+from errno import EAGAIN
 from typing import Any
 
 from gevent import socket as gsocket
@@ -42,7 +43,11 @@ class ServedSocket(gsocket.socket):  # type: ignore[misc]  # gevent's class is u
             return peeked
         if self._emptied:
             self._wait_readable()
-        data: bytes = super().recv(bufsize)
+        try:
+            data: bytes = self._sock.recv(bufsize)
+        except BlockingIOError:  # nothing there yet: wait, then gevent's loop
+            self._wait_after_eagain()
+            data = super().recv(bufsize)
         self._emptied = 0 < len(data) < bufsize
         return data
 
@@ -52,9 +57,18 @@ class ServedSocket(gsocket.socket):  # type: ignore[misc]  # gevent's class is u
             return peeked
         if self._emptied:
             self._wait_readable()
-        count: int = super().recv_into(buffer, nbytes)
+        try:
+            count: int = self._sock.recv_into(buffer, nbytes)
+        except BlockingIOError:
+            self._wait_after_eagain()
+            count = super().recv_into(buffer, nbytes)
         self._emptied = 0 < count < (nbytes or memoryview(buffer).nbytes)
         return count
+
+    def _wait_after_eagain(self) -> None:
+        if self.timeout == 0.0:  # a non-blocking socket's read fails at once
+            raise BlockingIOError(EAGAIN, "Resource temporarily unavailable")
+        self._wait(self._read_event)
 
     def _wait_readable(self) -> None:
         # Level-triggered: a socket that got data since the last read is readable at

@@ -289,3 +289,14 @@ def test_a_protocol_transport_keeps_the_plain_gevent_socket():
     finally:
         port.stop_listening(timeout=1)
     assert seen == [gsocket.socket]
+
+
+def test_a_first_read_with_nothing_there_fails_once_then_waits(pair):
+    served, peer = pair
+    counter = counting(served)
+    try:
+        gevent.spawn_later(0.02, peer.sendall, b"late")
+        assert served.recv(100) == b"late"
+    finally:
+        uncount(served, counter)
+    assert counter.calls == ["recv:EAGAIN", "recv"]  # as gevent: one failed read
