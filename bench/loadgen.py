@@ -6,7 +6,7 @@ contender. It speaks to the harness in lines on stdout and waits for ``GO`` on s
     echo      --port P --bytes N [--tls]             WARM, GO, RESULT {...}
     connrate  --port P --count N --concurrency C [--tls]   WARM, GO, RESULT {...}
     idle      --port P --count N                     WARM, GO, HELD {...}, GO, RESULT {...}
-    first-byte-server --port P                       READY port (then serves until stdin closes)
+    first-byte-server --port P [--tls-files C K]     READY port (then serves until stdin closes)
 
 The echo and connection loops are single-threaded, non-blocking and selector-driven,
 the same for plain TCP and TLS (the stdlib ``ssl`` client; certificates are not
@@ -458,8 +458,17 @@ def idle(port: int, count: int) -> None:
 # -- a fixed peer for client benchmarks ---------------------------------------------
 
 
-def first_byte_server(port: int, host: str) -> None:
-    """Accept connections and write one byte to each at once; serve until stdin closes."""
+def first_byte_server(port: int, host: str, tls: tuple[str, str] | None = None) -> None:
+    """Accept connections and write one byte to each at once; serve until stdin closes.
+
+    With ``tls=(cert, key)``: finish a TLS handshake first (stdlib ``ssl``, no session
+    tickets, so that every client does a full handshake), then write the byte.
+    """
+    context = None
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        context.num_tickets = 0  # no TLS 1.3 resumption: full handshakes only
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
@@ -469,6 +478,29 @@ def first_byte_server(port: int, host: str) -> None:
     selector.register(listener, selectors.EVENT_READ, "listener")
     selector.register(sys.stdin, selectors.EVENT_READ, "stdin")
     say("READY", listener.getsockname()[1])
+
+    def handshake(conn: Any) -> None:
+        """Go on with a TLS handshake; at its end, the byte."""
+        try:
+            conn.do_handshake()
+        except ssl.SSLWantReadError:
+            selector.modify(conn, selectors.EVENT_READ, "handshake")
+            return
+        except ssl.SSLWantWriteError:
+            selector.modify(conn, selectors.EVENT_WRITE, "handshake")
+            return
+        except (ssl.SSLError, OSError):
+            selector.unregister(conn)
+            conn.close()
+            return
+        try:
+            conn.send(b"x")
+        except (ssl.SSLError, OSError):
+            selector.unregister(conn)
+            conn.close()
+            return
+        selector.modify(conn, selectors.EVENT_READ, "conn")
+
     while True:
         for key, _events in selector.select():
             if key.data == "stdin":
@@ -481,6 +513,14 @@ def first_byte_server(port: int, host: str) -> None:
                     except BlockingIOError:
                         break
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if context is not None:
+                        conn.setblocking(False)
+                        conn = context.wrap_socket(
+                            conn, server_side=True, do_handshake_on_connect=False
+                        )
+                        selector.register(conn, selectors.EVENT_READ, "handshake")
+                        handshake(conn)
+                        continue
                     try:
                         conn.send(b"x")
                     except OSError:
@@ -488,11 +528,13 @@ def first_byte_server(port: int, host: str) -> None:
                         continue
                     conn.setblocking(False)
                     selector.register(conn, selectors.EVENT_READ, "conn")
+            elif key.data == "handshake":
+                handshake(key.fileobj)
             else:
                 conn = key.fileobj
                 try:
                     data = conn.recv(4096)
-                except BlockingIOError:
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     continue
                 except OSError:
                     data = b""
@@ -513,13 +555,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--tls", action="store_true")
+    parser.add_argument(
+        "--tls-files", nargs=2, metavar=("CERT", "KEY"), help="first-byte-server: TLS"
+    )
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     if args.mode == "first-byte-server":
-        first_byte_server(args.port, args.host)
+        first_byte_server(args.port, args.host, args.tls_files)
     elif args.mode == "echo":
         echo(args.port, min(args.bytes, WARMUP_ECHO_BYTES), args.tls)
         say("WARM")
