@@ -1,4 +1,5 @@
-"""The accept loop: one greenlet accepts, one greenlet per connection runs the handler.
+"""The accept loop: one greenlet (for a plain gevent listener, the hub) accepts, and one
+greenlet per connection runs the handler.
 
 :class:`ListeningPort` is what ``ServerEndpoint.serve()`` (and ``listen()``, through
 the protocol layer) gives back. It works with any listener that follows the protocol
