@@ -21,6 +21,7 @@ from service_identity.cryptography import (
 )
 
 from greenpoint._hostnames import encode_idna
+from greenpoint._identity_cache import identity_problem
 
 __all__ = [
     "VerifyState",
@@ -153,7 +154,7 @@ def verify_callback(connection: SSL.Connection, cert: Any, code: int, depth: int
         state.fail(reason, f"{reason} ({name}) for {subject} at depth {depth}")
         return False
     if depth == 0 and state.expected is not None:
-        problem = check_identity(cert.to_cryptography(), state.expected)
+        problem = identity_problem(cert, state.expected, check_identity)
         if problem is not None:
             state.fail(HOSTNAME_MISMATCH, problem)
             return False
