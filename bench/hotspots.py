@@ -77,19 +77,6 @@ def top_from_collapsed(path: Path, limit: int) -> str:
     return "\n".join(lines)
 
 
-def self_cost_lines(report: str, units: float, unit: str, limit: int) -> str:
-    """The top functions of ``callgrind_annotate``'s report, per unit."""
-    lines = [f"instructions per {unit}, by function (self):"]
-    for line in report.splitlines():
-        match = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*)", line)
-        if match and "PROGRAM TOTALS" not in line:
-            count = int(match.group(1).replace(",", ""))
-            lines.append(f"{count / units:10,.0f}  {match.group(2)[:110]}")
-            if len(lines) > limit:
-                break
-    return "\n".join(lines)
-
-
 def strace_summary(path: Path, units: float, unit: str, limit: int) -> str:
     """System calls per unit from ``strace -c`` output."""
     lines = [f"system calls per {unit}:"]
@@ -116,11 +103,6 @@ def main() -> None:
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--size", type=int, default=0, help="bytes (echo), connections or requests")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument(
-        "--functions",
-        action="store_true",
-        help="callgrind: also print the functions with the most instructions of their own",
-    )
     args = parser.parse_args()
     size = args.size or DEFAULT_SIZE[args.load]
     units, unit = {
@@ -218,10 +200,6 @@ def main() -> None:
             instructions = int(totals.group(1).replace(",", ""))
             print(f"user-space instructions in the measured phase: {instructions:,}")
             print(f"per {unit}: {instructions / units:,.0f}")
-            if args.functions:
-                # Self cost per function is sound even where greenlet switches confuse
-                # callgrind's call tree (inclusive costs are not printed).
-                print(self_cost_lines(report, units, unit, args.top))
 
 
 if __name__ == "__main__":
