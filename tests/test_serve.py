@@ -741,3 +741,23 @@ def test_hub_accepting_serves_many_connections_at_once_and_counts_them():
             assert client.recv(100) == b"%d" % i
             client.close()
         assert port.stats.accepted == 30
+
+
+def test_handlers_spawned_by_the_hub_keep_a_one_frame_spawning_stack():
+    # gevent keeps each greenlet's spawning stack; from the hub's accept callback it
+    # would be several frames deeper than from an accept greenlet (~200 bytes more per
+    # idle connection). One frame is kept.
+    depths = []
+
+    def handler(stream, _address):
+        frame, depth = gevent.getcurrent().spawning_stack, 0
+        while frame is not None:
+            depth, frame = depth + 1, frame.f_back
+        depths.append(depth)
+
+    listener = loopback_listener()
+    with ListeningPort.start(listener, handler) as port:
+        client = connect(port)
+        assert client.recv(1) == b""  # the handler ran and the port closed the stream
+        client.close()
+    assert depths == [1]
