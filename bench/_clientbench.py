@@ -18,11 +18,18 @@ class ClientContender:
     name: str
     script: str
     args: tuple[str, ...] = ()
+    tls: bool = False  # against the TLS first-byte peer, trusting the run's CA
 
 
-def start_peer(ctx: Context, port: int = 0) -> tuple[Child, int]:
-    """Start the fixed first-byte server on 127.0.0.1 (``port`` 0: any free port)."""
-    peer = ctx.loadgen(["first-byte-server", "--port", str(port)])
+def start_peer(ctx: Context, port: int = 0, tls: bool = False) -> tuple[Child, int]:
+    """Start the fixed first-byte server on 127.0.0.1 (``port`` 0: any free port).
+
+    ``tls``: it finishes a TLS handshake (the run's certificate) before the byte.
+    """
+    args = ["first-byte-server", "--port", str(port)]
+    if tls:
+        args += ["--tls-files", *map(str, ctx.tls_files())]
+    peer = ctx.loadgen(args)
     try:
         return peer, int(peer.expect("READY", START_TIMEOUT))
     except BaseException:

@@ -56,11 +56,23 @@ def pinning_available() -> bool:
         return False
 
 
-def raise_fd_limit() -> int:
-    """Raise this process's open-file limit to its hard limit; return the new soft limit."""
+def raise_fd_limit(wanted: int = 0) -> int:
+    """Raise this process's open-file limit to its hard limit; return the new soft limit.
+
+    With ``wanted`` above the hard limit, first try to raise the hard limit itself to
+    ``wanted`` (allowed to root, up to ``/proc/sys/fs/nr_open``): the ``idle-100k``
+    regime needs more files than this machine's default hard limit of 20,000.
+    Children inherit the raised hard limit, and each raises its soft limit to it.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = 1 << 20
+    if wanted > hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            soft = hard = wanted
+        except (ValueError, OSError):
+            pass  # not root, or above nr_open: the caller sees the lower limit
     if soft < hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -6,7 +6,7 @@ contender. It speaks to the harness in lines on stdout and waits for ``GO`` on s
     echo      --port P --bytes N [--tls]             WARM, GO, RESULT {...}
     connrate  --port P --count N --concurrency C [--tls]   WARM, GO, RESULT {...}
     idle      --port P --count N                     WARM, GO, HELD {...}, GO, RESULT {...}
-    first-byte-server --port P                       READY port (then serves until stdin closes)
+    first-byte-server --port P [--tls-files C K]     READY port (then serves until stdin closes)
 
 The echo and connection loops are single-threaded, non-blocking and selector-driven,
 the same for plain TCP and TLS (the stdlib ``ssl`` client; certificates are not
@@ -357,9 +357,43 @@ def reqresp_mode(port: int, count: int, requests: int) -> None:
 # -- many idle connections ----------------------------------------------------------
 
 
+# Linux's IP_BIND_ADDRESS_NO_PORT (socket.h; Python 3.11 lacks the constant): bind()
+# takes the source address only and connect() picks the port, unique per 4-tuple.
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+# Of the ephemeral ports of one source address, use at most this share (the rest stay
+# for the other programs on the machine, and for ports in TIME_WAIT).
+PORT_SHARE = 0.7
+
+
+def ephemeral_ports() -> int:
+    """How many ports ``net.ipv4.ip_local_port_range`` gives one source address."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(n) for n in f.read().split())
+        return high - low + 1
+    except (OSError, ValueError):
+        return 28232  # Linux's default range, 32768-60999
+
+
+def source_addresses(count: int) -> list[str | None]:
+    """Loopback source addresses enough for ``count`` connections to one port.
+
+    One source address gives each destination only as many connections as there are
+    ephemeral ports (28,232 by default); past that, connections come from 127.0.0.2,
+    127.0.0.3, ... (all of 127/8 is loopback on Linux). ``None``: the kernel's choice.
+    """
+    per_source = int(ephemeral_ports() * PORT_SHARE)
+    if count <= per_source:
+        return [None]
+    return [f"127.0.0.{2 + i}" for i in range(-(-count // per_source))]
+
+
 def open_idle(port: int, count: int, batch: int = 200) -> list[socket.socket]:
     """Open ``count`` connections, each proven served by a one-byte echo, and keep them."""
     held: list[socket.socket] = []
+    sources = source_addresses(count)
+    opened = 0
     selector = selectors.DefaultSelector()
     pending: dict[socket.socket, int] = {}
     try:
@@ -367,6 +401,11 @@ def open_idle(port: int, count: int, batch: int = 200) -> list[socket.socket]:
             while len(held) + len(pending) < count and len(pending) < batch:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sock.setblocking(False)
+                source = sources[opened % len(sources)]
+                opened += 1
+                if source is not None:
+                    sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+                    sock.bind((source, 0))
                 code = sock.connect_ex(("127.0.0.1", port))
                 if code not in (0, errno.EINPROGRESS):
                     sock.close()
@@ -419,8 +458,17 @@ def idle(port: int, count: int) -> None:
 # -- a fixed peer for client benchmarks ---------------------------------------------
 
 
-def first_byte_server(port: int, host: str) -> None:
-    """Accept connections and write one byte to each at once; serve until stdin closes."""
+def first_byte_server(port: int, host: str, tls: tuple[str, str] | None = None) -> None:
+    """Accept connections and write one byte to each at once; serve until stdin closes.
+
+    With ``tls=(cert, key)``: finish a TLS handshake first (stdlib ``ssl``, no session
+    tickets, so that every client does a full handshake), then write the byte.
+    """
+    context = None
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        context.num_tickets = 0  # no TLS 1.3 resumption: full handshakes only
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
@@ -430,6 +478,29 @@ def first_byte_server(port: int, host: str) -> None:
     selector.register(listener, selectors.EVENT_READ, "listener")
     selector.register(sys.stdin, selectors.EVENT_READ, "stdin")
     say("READY", listener.getsockname()[1])
+
+    def handshake(conn: Any) -> None:
+        """Go on with a TLS handshake; at its end, the byte."""
+        try:
+            conn.do_handshake()
+        except ssl.SSLWantReadError:
+            selector.modify(conn, selectors.EVENT_READ, "handshake")
+            return
+        except ssl.SSLWantWriteError:
+            selector.modify(conn, selectors.EVENT_WRITE, "handshake")
+            return
+        except (ssl.SSLError, OSError):
+            selector.unregister(conn)
+            conn.close()
+            return
+        try:
+            conn.send(b"x")
+        except (ssl.SSLError, OSError):
+            selector.unregister(conn)
+            conn.close()
+            return
+        selector.modify(conn, selectors.EVENT_READ, "conn")
+
     while True:
         for key, _events in selector.select():
             if key.data == "stdin":
@@ -442,6 +513,14 @@ def first_byte_server(port: int, host: str) -> None:
                     except BlockingIOError:
                         break
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if context is not None:
+                        conn.setblocking(False)
+                        conn = context.wrap_socket(
+                            conn, server_side=True, do_handshake_on_connect=False
+                        )
+                        selector.register(conn, selectors.EVENT_READ, "handshake")
+                        handshake(conn)
+                        continue
                     try:
                         conn.send(b"x")
                     except OSError:
@@ -449,11 +528,13 @@ def first_byte_server(port: int, host: str) -> None:
                         continue
                     conn.setblocking(False)
                     selector.register(conn, selectors.EVENT_READ, "conn")
+            elif key.data == "handshake":
+                handshake(key.fileobj)
             else:
                 conn = key.fileobj
                 try:
                     data = conn.recv(4096)
-                except BlockingIOError:
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     continue
                 except OSError:
                     data = b""
@@ -474,13 +555,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--tls", action="store_true")
+    parser.add_argument(
+        "--tls-files", nargs=2, metavar=("CERT", "KEY"), help="first-byte-server: TLS"
+    )
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     if args.mode == "first-byte-server":
-        first_byte_server(args.port, args.host)
+        first_byte_server(args.port, args.host, args.tls_files)
     elif args.mode == "echo":
         echo(args.port, min(args.bytes, WARMUP_ECHO_BYTES), args.tls)
         say("WARM")

@@ -23,6 +23,12 @@ CONTENDERS = [
     ClientContender("twisted", "twisted_client.py"),
     ClientContender("asyncio", "asyncio_client.py"),
     ClientContender("trio", "trio_client.py"),
+    # tls: against the TLS first-byte peer; judged against the bare pyOpenSSL client.
+    ClientContender("gevent-pyopenssl", "gevent_client.py", ("--variant", "pyopenssl"), tls=True),
+    ClientContender(
+        "gevent-pyopenssl-control", "gevent_client.py", ("--variant", "pyopenssl"), tls=True
+    ),
+    ClientContender("greenpoint-tls", "greenpoint_client.py", ("--variant", "tls"), tls=True),
 ]
 
 
@@ -32,7 +38,7 @@ def settings(quick: bool) -> dict[str, Any]:
 
 def latency_measure(ctx: Context, contender: ClientContender, settings: dict) -> dict:
     try:
-        peer, port = start_peer(ctx)
+        peer, port = start_peer(ctx, tls=contender.tls)
     except BenchError as exc:
         return {"error": str(exc)}
     with peer:
@@ -42,6 +48,8 @@ def latency_measure(ctx: Context, contender: ClientContender, settings: dict) ->
             f"--trials={settings['trials']}",
             f"--warmup={settings['warmup']}",
         ]
+        if contender.tls:
+            args.append(f"--ca={ctx.cert_dir / 'ca.pem'}")
         result = run_client(ctx, contender, args, timeout=120)
     times = result.get("times")
     if times:
@@ -55,6 +63,7 @@ def latency_measure(ctx: Context, contender: ClientContender, settings: dict) ->
 
 _TARGET = "IP-literal connect+first byte <= 0.70x gevent create_connection"
 _BARE = "IP-literal connect+first byte <= 1.10x a bare gevent connect() (issue 21)"
+_BARE_TLS = "tls: connect+handshake+first byte <= 1.10x a bare pyOpenSSL handshake (issue 21)"
 
 SCENARIO = Scenario(
     name="latency",
@@ -75,5 +84,6 @@ SCENARIO = Scenario(
             Target(name, "median_us", 1.10, text=_BARE, reference="gevent-socket")
             for name in ("greenpoint-hostname", "greenpoint-tcp4", "greenpoint-description")
         ),
+        Target("greenpoint-tls", "median_us", 1.10, text=_BARE_TLS, reference="gevent-pyopenssl"),
     ],
 )

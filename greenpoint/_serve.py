@@ -1,4 +1,5 @@
-"""The accept loop: one greenlet accepts, one greenlet per connection runs the handler.
+"""The accept loop: one greenlet (for a plain gevent listener, the hub) accepts, and one
+greenlet per connection runs the handler.
 
 :class:`ListeningPort` is what ``ServerEndpoint.serve()`` (and ``listen()``, through
 the protocol layer) gives back. It works with any listener that follows the protocol
@@ -23,10 +24,16 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent import socket as gsocket
 from gevent.event import Event
 
-from greenpoint._accept import accept_function
-from greenpoint._address import SOCKADDR_TYPES, as_address, listener_address, peer_address
+from greenpoint._accept import MAX_ACCEPTS_PER_WAKE, AcceptWatcher, accept_function, can_watch
+from greenpoint._address import (
+    SOCKADDR_TYPES,
+    as_address,
+    listener_address,
+    peer_address,
+)
 from greenpoint._checks import check_timeout
 from greenpoint._clock import MONOTONIC, Clock
 from greenpoint._limits import (
@@ -36,6 +43,7 @@ from greenpoint._limits import (
     peer_key,
     stream_idle_seconds,
 )
+from greenpoint._served_socket import ServedSocket
 from greenpoint._stamped_socket import stamped
 from greenpoint._wrapping_listener import log_prepare_failure
 from greenpoint.errors import IdleTimeoutError
@@ -92,6 +100,18 @@ CAP_LOG_INTERVAL = 10.0
 _NO_LIMITS = ConnectionLimits()
 
 
+class _HandlerGreenlet(gevent.Greenlet):  # type: ignore[misc]  # gevent is untyped
+    """A handler's greenlet spawned by the hub's accept callback.
+
+    gevent keeps each greenlet's spawning stack (for its greenlet tree) up to ten
+    frames; spawned from the hub that is several frames more than from an accept
+    greenlet, about 200 bytes per idle connection. One frame (the accept callback)
+    says where it came from.
+    """
+
+    spawning_stack_limit = 1
+
+
 def _timed_out(exc: BaseException) -> bool:
     """A TLS handshake or PROXY header that did not finish in time."""
     return isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError)
@@ -139,12 +159,22 @@ class ListeningPort:
     # client_description() knows about TLS; None for a bare listener.
     endpoint: Any = None
 
-    # True when other processes accept on the same socket (``greenpoint wsgi
-    # --workers N``): after each accept the loop lets this process's other work run
-    # before it accepts again, so a burst of connections is shared between the
-    # processes instead of all going to whichever woke first (gunicorn sets gevent's
-    # max_accept to 1 for the same reason).
-    shares_listener: bool = False
+    _shares_listener = False
+
+    @property
+    def shares_listener(self) -> bool:
+        """Whether other processes accept on the same socket (``greenpoint wsgi
+        --workers N``). Then the port takes one connection per wake-up and lets it run
+        before it takes the next, so that a burst of connections is shared between the
+        processes instead of all going to whichever woke first (gunicorn sets
+        gevent's ``max_accept`` to 1 for the same reason)."""
+        return self._shares_listener
+
+    @shares_listener.setter
+    def shares_listener(self, value: bool) -> None:
+        self._shares_listener = bool(value)
+        if self._acceptor is not None:
+            self._acceptor.max_per_wake = 1 if value else MAX_ACCEPTS_PER_WAKE
 
     def __init__(
         self,
@@ -168,6 +198,7 @@ class ListeningPort:
         # handlers that were killed before they ever ran.
         self._handlers: dict[Any, Any] = {}
         self._accept_greenlet: Any = None  # set by start()
+        self._acceptor: AcceptWatcher | None = None  # when the hub accepts
         self._stop_started = False
         self._stopped = Event()
         self._fatal_error: BaseException | None = None
@@ -323,7 +354,6 @@ class ListeningPort:
     def _accept_loop(self) -> None:
         listener = self.listener
         accept_unprepared = getattr(listener, "accept_unprepared", None)
-        accept = accept_unprepared or accept_function(listener)
         prepare = getattr(listener, "prepare", None) if accept_unprepared else None
         family = getattr(listener, "family", None)
         one_connection = bool(getattr(listener, "one_connection", False))
@@ -336,6 +366,13 @@ class ListeningPort:
         # UNIX sockets keep no time of their last data: on a port with idle_timeout
         # they are re-made as sockets that note it themselves.
         stamp = self.limits.idle_timeout is not None and family == socket.AF_UNIX
+        # A user's handler gets the cheaper ServedSocket; a handler that runs a
+        # Transport (closes_stream) reads and writes the raw socket itself.
+        make = gsocket.socket if (self._handler_closes or stamp) else ServedSocket
+        if pool is None and not one_connection and not accept_unprepared and can_watch(listener):
+            self._accept_in_hub(AcceptWatcher(listener, make), family, stamp)
+            return
+        accept = accept_unprepared or accept_function(listener, make)
         delay = 0.0
         while True:
             if wait_for_slot is not None:
@@ -367,12 +404,58 @@ class ListeningPort:
             if not greenlet.dead:
                 handlers[greenlet] = stream
             self._accepted += 1
-            if self.shares_listener:
+            if self._shares_listener:
                 gevent.sleep(0)
             if one_connection:  # systemd Accept=yes: the port ends with its connection
                 greenlet.join()
                 gevent.spawn(self.stop_listening)
                 return
+
+    def _accept_in_hub(self, acceptor: AcceptWatcher, family: int | None, stamp: bool) -> None:
+        """The accept loop for a plain gevent listener: the hub accepts (no switch to
+        this greenlet per connection); this greenlet wakes only at the cap or on an
+        error, and decides as the loop above does."""
+        handlers = self._handlers
+        run = self._run_handler
+        spawn = _HandlerGreenlet.spawn
+        cap = self.limits.max_connections
+
+        def on_accept(stream: Any, address: Any) -> bool:
+            # Runs in the hub: nothing here may block.
+            if self.closing:  # a listener that still accepted after close()
+                stream.close()
+                return False
+            if stamp:
+                stream = stamped(stream)
+            try:
+                handlers[spawn(run, stream, address, family, None)] = stream
+            except BaseException:
+                stream.close()
+                raise
+            self._accepted += 1
+            return cap is None or len(handlers) < cap
+
+        self._acceptor = acceptor
+        if self._shares_listener:
+            acceptor.max_per_wake = 1
+        delay = 0.0
+        try:
+            while True:
+                if cap is not None and len(handlers) >= cap:
+                    self._wait_below_cap(cap)
+                accepted = self._accepted
+                error = acceptor.run(on_accept)
+                if self.closing:
+                    return
+                if error is None:
+                    continue
+                if self._accepted != accepted:
+                    delay = 0.0
+                delay = self._accept_failed(error, delay)
+                if delay < 0:
+                    return
+        finally:
+            acceptor.close()
 
     def _wait_below_cap(self, cap: int) -> None:
         """Stop accepting until fewer than ``cap`` connections are open.
@@ -559,6 +642,8 @@ class ListeningPort:
     # -- stopping --------------------------------------------------------------
 
     def _close_listener(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.close()  # before the listener's fd is freed for reuse
         try:
             self.listener.close()
         except OSError as exc:

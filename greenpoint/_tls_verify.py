@@ -21,6 +21,7 @@ from service_identity.cryptography import (
 
 # is_ip_literal is re-exported: the TLS modules ask it here.
 from greenpoint._hostnames import encode_idna, is_ip_literal, split_ip_literal
+from greenpoint._identity_cache import identity_problem
 
 __all__ = [
     "VerifyState",
@@ -146,7 +147,7 @@ def verify_callback(connection: SSL.Connection, cert: Any, code: int, depth: int
         state.fail(reason, f"{reason} ({name}) for {subject} at depth {depth}")
         return False
     if depth == 0 and state.expected is not None:
-        problem = check_identity(cert.to_cryptography(), state.expected)
+        problem = identity_problem(cert, state.expected, check_identity)
         if problem is not None:
             state.fail(HOSTNAME_MISMATCH, problem)
             return False

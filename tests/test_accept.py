@@ -9,7 +9,7 @@ import gevent
 import pytest
 from gevent import socket as gsocket
 
-from greenpoint._accept import accept_function
+from greenpoint._accept import AcceptWatcher, accept_function, can_watch
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -95,3 +95,60 @@ def test_accept_after_close_fails_with_ebadf(listener):
     with pytest.raises(OSError) as caught:
         accept()
     assert caught.value.errno == errno.EBADF
+
+
+def test_accept_watcher_accepts_in_the_hub(listener):
+    accepted = []
+
+    def on_accept(stream, address):
+        accepted.append(stream)
+        return len(accepted) < 2
+
+    acceptor = AcceptWatcher(listener)
+    clients = [gsocket.create_connection(listener.getsockname()) for _ in range(2)]
+    try:
+        assert acceptor.run(on_accept) is None  # on_accept said stop after two
+        assert len(accepted) == 2
+        assert all(type(s) is gsocket.socket for s in accepted)
+        clients[0].sendall(b"hi")
+        assert accepted[0].recv(10) == b"hi"
+    finally:
+        acceptor.close()
+        for sock in accepted + clients:
+            sock.close()
+
+
+def test_accept_watcher_makes_what_it_is_told(listener):
+    class Mine(gsocket.socket):
+        __slots__ = ()
+
+    acceptor = AcceptWatcher(listener, Mine)
+    client = gsocket.create_connection(listener.getsockname())
+    got = []
+    try:
+        assert acceptor.run(lambda s, a: got.append(s)) is None
+        assert type(got[0]) is Mine
+    finally:
+        acceptor.close()
+        client.close()
+        for sock in got:
+            sock.close()
+
+
+def test_accept_watcher_hands_back_the_error_when_the_listener_closes_under_it(listener):
+    acceptor = AcceptWatcher(listener)
+    gevent.spawn_later(0.02, listener.close)
+    error = acceptor.run(lambda s, a: True)
+    assert isinstance(error, OSError)
+    assert error.errno == errno.EBADF
+    acceptor.close()
+
+
+def test_accept_watcher_only_for_blocking_gevent_listeners(listener):
+    assert can_watch(listener)
+    listener.settimeout(1.0)
+    assert not can_watch(listener)
+    listener.settimeout(None)
+    listener.setblocking(False)
+    assert not can_watch(listener)
+    assert not can_watch(object())

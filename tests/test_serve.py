@@ -721,3 +721,52 @@ def test_handler_calling_stop_while_a_stop_is_draining_does_not_deadlock():
         stopper.join(timeout=5)
         assert stopper.successful()
     assert finished == [True]
+
+
+def test_a_gevent_listener_closed_under_the_port_stops_it():
+    # A plain gevent listener is accepted from in the hub (AcceptWatcher); closing
+    # it from outside must still end the port with the error, as a waiting accept would.
+    listener = loopback_listener()
+    port = ListeningPort.start(listener, lambda s, a: None)
+    gevent.sleep(0.01)
+    gevent.spawn_later(0.02, listener.close)
+    with gevent.Timeout(5), pytest.raises(OSError) as info:
+        port.serve_forever()
+    assert info.value.errno == errno.EBADF
+    assert port.closing
+
+
+def test_hub_accepting_serves_many_connections_at_once_and_counts_them():
+    listener = loopback_listener()
+
+    def echo_once(stream, _address):
+        stream.sendall(stream.recv(100))
+
+    with ListeningPort.start(listener, echo_once) as port:
+        clients = [connect(port) for _ in range(30)]
+        for i, client in enumerate(clients):
+            client.sendall(b"%d" % i)
+        for i, client in enumerate(clients):
+            assert client.recv(100) == b"%d" % i
+            client.close()
+        assert port.stats.accepted == 30
+
+
+def test_handlers_spawned_by_the_hub_keep_a_one_frame_spawning_stack():
+    # gevent keeps each greenlet's spawning stack; from the hub's accept callback it
+    # would be several frames deeper than from an accept greenlet (~200 bytes more per
+    # idle connection). One frame is kept.
+    depths = []
+
+    def handler(stream, _address):
+        frame, depth = gevent.getcurrent().spawning_stack, 0
+        while frame is not None:
+            depth, frame = depth + 1, frame.f_back
+        depths.append(depth)
+
+    listener = loopback_listener()
+    with ListeningPort.start(listener, handler) as port:
+        client = connect(port)
+        assert client.recv(1) == b""  # the handler ran and the port closed the stream
+        client.close()
+    assert depths == [1]

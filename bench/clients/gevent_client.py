@@ -4,6 +4,9 @@
 literal and tries addresses one after another, each with the full timeout.
 ``--variant socket``: a gevent socket and ``connect()`` to the sockaddr, no resolver:
 the floor for an IP literal.
+``--variant pyopenssl --ca CA``: the bare socket, then a pyOpenSSL client handshake by
+hand (TLS 1.2 minimum, the peer verified against ``CA``, ``TCP_NODELAY``), waiting on
+the hub whenever OpenSSL wants to read or write: the floor for ``tls:``.
 """
 
 from __future__ import annotations
@@ -14,9 +17,69 @@ import gevent.socket
 from _client_common import HOST_NAME, Trials, arguments, fake_getaddrinfo, now
 
 
+def pyopenssl_context(ca: str):
+    from OpenSSL import SSL
+
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_min_proto_version(SSL.TLS1_2_VERSION)
+    context.load_verify_locations(ca)
+    context.set_verify(SSL.VERIFY_PEER, lambda conn, cert, errno, depth, ok: bool(ok))
+    return context
+
+
+def pyopenssl_open(context, host: str, port: int):
+    """Connect and finish a TLS handshake by hand; the connection and its socket."""
+    from gevent.socket import wait_read, wait_write
+    from OpenSSL import SSL
+
+    sock = gevent.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.connect((host, port))
+    conn = SSL.Connection(context, sock)
+    conn.set_connect_state()
+    fd = sock.fileno()
+    while True:
+        try:
+            conn.do_handshake()
+            return conn, sock
+        except SSL.WantReadError:
+            wait_read(fd)
+        except SSL.WantWriteError:
+            wait_write(fd)
+
+
+def pyopenssl_recv(conn, fd: int, size: int) -> bytes:
+    from gevent.socket import wait_read
+    from OpenSSL import SSL
+
+    while True:
+        try:
+            return conn.recv(size)
+        except SSL.WantReadError:
+            wait_read(fd)
+
+
 def main() -> None:
-    args = arguments(__doc__, [("--variant", {"default": "create_connection"})])
+    args = arguments(
+        __doc__, [("--variant", {"default": "create_connection"}), ("--ca", {"default": None})]
+    )
     trials = Trials(args)
+    if args.variant == "pyopenssl":
+        from OpenSSL import SSL
+
+        context = pyopenssl_context(args.ca)
+        for _ in range(trials.total):
+            started = now()
+            try:
+                conn, sock = pyopenssl_open(context, "127.0.0.1", args.port)
+                pyopenssl_recv(conn, sock.fileno(), 1)
+                ended = now()
+                trials.record(started, ended, sock.family)
+                sock.close()
+            except (OSError, SSL.Error) as exc:
+                trials.failed(exc)
+        trials.report()
+        return
     if args.mode == "happy":
         # create_connection looks getaddrinfo up in its module at call time.
         gevent.socket.getaddrinfo = fake_getaddrinfo(args.port)

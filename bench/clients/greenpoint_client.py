@@ -4,6 +4,8 @@
 (happy eyeballs; for an IP literal it must skip the resolver).
 ``--variant tcp4``: ``TCP4ClientEndpoint("127.0.0.1", port)`` (latency only).
 ``--variant description``: ``client_from_string("tcp:127.0.0.1:PORT")`` (latency only).
+``--variant tls --ca CA``: ``client_from_string("tls:127.0.0.1:PORT:trustRoots=CA")``
+(latency only; the peer gives no session tickets, so every handshake is a full one).
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ def make_endpoint(args):
         )
     if args.variant == "tcp4":
         return greenpoint.TCP4ClientEndpoint("127.0.0.1", args.port, timeout=args.timeout)
+    if args.variant == "tls":
+        quoted = greenpoint.quote_string_argument(args.ca)
+        return greenpoint.client_from_string(f"tls:127.0.0.1:{args.port}:trustRoots={quoted}")
     if args.variant == "description":
         return greenpoint.client_from_string(f"tcp:127.0.0.1:{args.port}")
     return greenpoint.HostnameEndpoint("127.0.0.1", args.port, timeout=args.timeout)
 
 
 def main() -> None:
-    args = arguments(__doc__, [("--variant", {"default": "hostname"})])
+    args = arguments(__doc__, [("--variant", {"default": "hostname"}), ("--ca", {"default": None})])
     try:
         endpoint = make_endpoint(args)
     except (ImportError, AttributeError, NotImplementedError, TypeError) as exc:
