@@ -15,7 +15,7 @@ import pytest
 import greenpoint
 from greenpoint.__main__ import main
 from tests._cli_helpers import Child, greenpoint_command, run_greenpoint
-from tests._tls_support import write_localhost_pems
+from tests._tls_helpers import write_localhost_pems
 
 pytestmark = pytest.mark.timeout(30)
 

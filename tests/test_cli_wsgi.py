@@ -15,7 +15,7 @@ import pytest
 
 import greenpoint
 from tests._cli_helpers import EXAMPLES, Child, child_env, greenpoint_command, run
-from tests._tls_support import write_localhost_pems
+from tests._tls_helpers import write_localhost_pems
 
 pytestmark = pytest.mark.timeout(40)
 

@@ -17,7 +17,7 @@ import pytest
 import greenpoint
 from greenpoint import tls
 from tests._cli_helpers import EXAMPLES, Child, child_env, run
-from tests._tls_support import make_certs
+from tests._tls_helpers import make_certs
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -174,7 +174,7 @@ def test_systemd_unit_pair_runs_under_socket_activation():
 
 
 def test_http_through_proxy_via_microsocks(tmp_path):
-    from tests._proxy_support import microsocks
+    from tests._proxy_helpers import microsocks
 
     def http(stream, address):
         request = b""

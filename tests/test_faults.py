@@ -24,7 +24,7 @@ import time
 
 import gevent
 import pytest
-from _reliability import (
+from _reliability_helpers import (
     APIS,
     KINDS,
     Baseline,
@@ -36,7 +36,7 @@ from _reliability import (
     random_chunks,
     record,
 )
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 from gevent import socket as gsocket
 from gevent.event import Event
 
@@ -365,11 +365,11 @@ def test_tls_client_stalling_mid_handshake_holds_up_nobody(api, certs, caplog):
     description = f"ssl:0:interface=127.0.0.1:privateKey={q(certs.server_pem)}:handshakeTimeout=0.5"
     endpoint = server_from_string(description)
     if api == "serve":
-        from _reliability import echo_handler
+        from _reliability_helpers import echo_handler
 
         port = endpoint.serve(echo_handler)
     else:
-        from _reliability import EchoProtocol
+        from _reliability_helpers import EchoProtocol
 
         port = endpoint.listen(Factory.forProtocol(EchoProtocol))
     hello = client_hello()

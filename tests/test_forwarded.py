@@ -20,7 +20,7 @@ from greenpoint._forwarded import (
 )
 from greenpoint._proxy_header import ProxyTLV
 from greenpoint._proxy_header_encode import encode_proxy_header
-from tests._haproxy_support import HAPROXY, haproxy_process
+from tests._haproxy_helpers import HAPROXY, haproxy_process
 from tests.test_wsgi import EndpointHTTPConnection, environ_app, get, parse
 
 pytestmark = pytest.mark.timeout(20)

@@ -20,7 +20,7 @@ from gevent import socket as gsocket
 from gevent import ssl as gssl
 
 from greenpoint import IPv4Address, ServerEndpoint, UNIXAddress, wrap_haproxy
-from tests._haproxy_support import HAPROXY, haproxy_process
+from tests._haproxy_helpers import HAPROXY, haproxy_process
 
 pytestmark = [
     pytest.mark.skipif(

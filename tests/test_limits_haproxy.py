@@ -9,7 +9,7 @@ import pytest
 from gevent import socket as gsocket
 
 from greenpoint import server_from_string
-from tests._haproxy_support import HAPROXY, haproxy_process
+from tests._haproxy_helpers import HAPROXY, haproxy_process
 
 pytestmark = [
     pytest.mark.skipif(

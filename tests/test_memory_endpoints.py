@@ -19,7 +19,7 @@ from greenpoint.errors import (
     ListenError,
 )
 from greenpoint.testing import memory_faults
-from tests._tls_support import make_certs
+from tests._tls_helpers import make_certs
 
 
 def upper_echo(stream, address):

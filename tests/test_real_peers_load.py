@@ -21,11 +21,11 @@ import time
 
 import gevent
 import pytest
-from _reliability import Baseline, KiB, echo_exchange, record
+from _reliability_helpers import Baseline, KiB, echo_exchange, record
 from gevent import socket as gsocket
 
 from greenpoint import IPv4Address, TCP4ClientEndpoint, server_from_string
-from tests._haproxy_support import HAPROXY, haproxy_process
+from tests._haproxy_helpers import HAPROXY, haproxy_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")

@@ -12,8 +12,8 @@ import socket
 import gevent.queue
 import pytest
 from _cli_helpers import Child, greenpoint_command
-from _haproxy_support import HAPROXY, haproxy_process
-from _tls_support import make_certs
+from _haproxy_helpers import HAPROXY, haproxy_process
+from _tls_helpers import make_certs
 from gevent import socket as gsocket
 from gevent import ssl as gssl
 

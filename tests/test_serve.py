@@ -13,6 +13,7 @@ import time
 
 import gevent
 import pytest
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from gevent.event import Event
 from gevent.pool import Pool
@@ -164,8 +165,8 @@ def test_pool_caps_concurrent_handlers():
     with ListeningPort.start(loopback_listener(), handler, pool=pool) as port:
         clients = [connect(port) for _ in range(5)]
         try:
-            gevent.sleep(0.2)
-            assert len(running) == 2  # the other three wait in the backlog
+            # The other three wait in the backlog (the peak checked below: never more).
+            wait_until(lambda: len(running) == 2)
             release.set()
             assert [recv_all(c) for c in clients] == [b"done"] * 5
             assert max(peak) == 2
@@ -177,7 +178,7 @@ def test_pool_caps_concurrent_handlers():
 def test_serve_forever_blocks_until_stopped():
     port = ListeningPort.start(loopback_listener(), lambda s, a: None)
     waiter = gevent.spawn(port.serve_forever)
-    gevent.sleep(0.05)
+    gevent.idle()  # every greenlet has run: the waiter is blocked, not finished
     assert not waiter.ready()
     port.stop_listening()
     waiter.join(timeout=5)
@@ -476,7 +477,7 @@ def test_real_emfile_in_a_low_rlimit_process():
                 pass
 
         port = TCP4ServerEndpoint(0, interface="127.0.0.1").serve(handler)
-        gevent.sleep(0.1)
+        gevent.idle()  # the accept loop has started and holds what it needs
         # New descriptors take the lowest free numbers: leave exactly three below the limit.
         probes = [os.open(os.devnull, os.O_RDONLY) for _ in range(3)]
         for fd in probes:
@@ -528,12 +529,14 @@ def test_real_emfile_in_a_low_rlimit_process():
 def test_stop_refuses_new_clients_lets_handlers_finish_then_kills_the_rest():
     events = []
     stopped = []
+    started = []
 
     def handler(stream, address):
         kind = stream.recv(10)
+        started.append(kind)
         try:
             if kind == b"quick":
-                gevent.sleep(0.3)
+                gevent.sleep(0.3)  # the sleep is the behaviour: a handler that takes a while
                 stream.sendall(b"finished")
             else:
                 gevent.sleep(30)
@@ -551,11 +554,10 @@ def test_stop_refuses_new_clients_lets_handlers_finish_then_kills_the_rest():
     try:
         quick.sendall(b"quick")
         slow.sendall(b"slow")
-        gevent.sleep(0.1)
+        wait_until(lambda: len(started) == 2, what="both handlers to read their kind")
         began = time.monotonic()
         stopper = gevent.spawn(port.stop_listening, timeout=1.0)
-        gevent.sleep(0.05)
-        assert port.closing
+        wait_until(lambda: port.closing)  # set as the listener is closed, with no switch
         with pytest.raises(ConnectionRefusedError):
             gsocket.create_connection((address.host, address.port), timeout=2)
         assert recv_all(quick) == b"finished"  # finished within the timeout
@@ -576,28 +578,30 @@ def test_stop_refuses_new_clients_lets_handlers_finish_then_kills_the_rest():
 
 def test_stop_without_timeout_waits_for_handlers():
     def handler(stream, address):
-        gevent.sleep(0.3)
+        gevent.sleep(0.3)  # the sleep is the behaviour: a handler that takes a while
         stream.sendall(b"complete")
 
     port = ListeningPort.start(loopback_listener(), handler)
     with connect(port) as client:
-        gevent.sleep(0.05)
+        wait_until(lambda: port.handler_count == 1)
         port.stop_listening()
         assert recv_all(client) == b"complete"
 
 
 def test_context_manager_exit_aborts_running_handlers():
+    receiving = Event()
     killed = Event()
 
     def handler(stream, address):
         try:
+            receiving.set()
             stream.recv(100)  # the client never sends
         except gevent.GreenletExit:
             killed.set()
             raise
 
     with connect_after_start(handler) as (port, client):
-        gevent.sleep(0.05)
+        assert receiving.wait(5)
     assert killed.is_set()
     assert recv_all(client) == b""
     client.close()
@@ -638,13 +642,13 @@ def test_second_stop_waits_for_the_first_and_on_stop_runs_once():
     stopped = []
 
     def handler(stream, address):
-        gevent.sleep(0.2)
+        gevent.sleep(0.2)  # the sleep is the behaviour: the first stop waits for it
 
     port = ListeningPort.start(loopback_listener(), handler, on_stop=lambda: stopped.append(1))
     with connect(port):
-        gevent.sleep(0.05)
+        wait_until(lambda: port.handler_count == 1)
         first = gevent.spawn(port.stop_listening)
-        gevent.sleep(0.01)
+        wait_until(lambda: port.closing, what="the first stop to begin")
         port.stop_listening(timeout=0)  # returns only when the first stop is done
         assert first.dead
         assert stopped == [1]
@@ -687,7 +691,7 @@ def test_stop_interrupted_by_a_timeout_still_closes_everything():
 
     port = ListeningPort.start(loopback_listener(), handler)
     with connect(port) as client:
-        gevent.sleep(0.05)
+        wait_until(lambda: port.handler_count == 1)
         with pytest.raises(gevent.Timeout), gevent.Timeout(0.2):
             port.stop_listening()  # would wait for the handler forever
         assert port.handler_count == 0
@@ -698,16 +702,19 @@ def test_handler_calling_stop_while_a_stop_is_draining_does_not_deadlock():
     entered = Event()
     finished = []
 
+    running = Event()
+
     def handler(stream, address):
+        running.set()
         entered.wait()
         port.stop_listening()  # a stop is already waiting for this handler
         finished.append(True)
 
     port = ListeningPort.start(loopback_listener(), handler)
     with connect(port):
-        gevent.sleep(0.05)
+        assert running.wait(5)
         stopper = gevent.spawn(port.stop_listening)
-        gevent.sleep(0.05)
+        wait_until(lambda: port.closing, what="the stop to begin")
         entered.set()
         stopper.join(timeout=5)
         assert stopper.successful()

@@ -20,7 +20,7 @@ import time
 
 import gevent
 import pytest
-from _reliability import (
+from _reliability_helpers import (
     Baseline,
     KiB,
     MiB,
@@ -31,7 +31,7 @@ from _reliability import (
     record,
     rss_bytes,
 )
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 from gevent import socket as gsocket
 
 from greenpoint import (

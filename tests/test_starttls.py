@@ -15,7 +15,7 @@ import greenpoint
 from greenpoint import tls
 from greenpoint.errors import TLSVerificationError
 from tests._protocol_helpers import LOOPBACK
-from tests._tls_support import make_certs
+from tests._tls_helpers import make_certs
 
 
 def in_thread(function, *args):

@@ -10,7 +10,7 @@ import time
 
 import gevent
 import pytest
-from _tls_support import (
+from _tls_helpers import (
     LOOPBACK,
     Server,
     echo,

@@ -8,7 +8,7 @@ import socket as _stdsocket
 import time
 
 import pytest
-from _tls_support import (
+from _tls_helpers import (
     LOOPBACK,
     Server,
     echo,

@@ -21,7 +21,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python.systemd import ListenFDs
 
 import greenpoint
-from tests._tls_support import make_certs
+from tests._tls_helpers import make_certs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

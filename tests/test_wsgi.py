@@ -13,7 +13,7 @@ import pytest
 
 import greenpoint
 from greenpoint import wsgi
-from tests._tls_support import write_localhost_pems
+from tests._tls_helpers import write_localhost_pems
 
 pytestmark = pytest.mark.timeout(20)
 
