@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket as stdsocket
 
-import gevent
+import gevent.socket
 from gevent import socket as gsocket
 
 
@@ -29,7 +29,8 @@ def black_hole(family: int, host: str):
             filler.setblocking(False)
             with contextlib.suppress(BlockingIOError):
                 filler.connect(address)
-        gevent.sleep(0.05)
+        # The first filler's handshake completes and fills the queue; the second hangs.
+        gevent.socket.wait_write(fillers[0].fileno(), timeout=5)
         yield address[1]
     finally:
         for filler in fillers:

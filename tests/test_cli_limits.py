@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gevent
 import pytest
+from _cli_helpers import EXAMPLES, Child, greenpoint_command
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
 import greenpoint
 from greenpoint._cli import build_parser
 from greenpoint._cli_limits import front_end_limits, max_connections_for
-from tests._cli_helpers import EXAMPLES, Child, greenpoint_command
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -103,7 +104,7 @@ def test_relay_says_a_connection_cut_by_grace_was_cut():
         with Child(command) as relay:
             port = relay.port()
             with _connect(port):
-                gevent.sleep(0.2)
+                wait_until(lambda: upstream.handler_count == 1, what="the relayed connection")
                 relay.process.terminate()
                 relay.wait_for(r"cut: the relay was stopping and --grace ran out")
             relay.finish()
@@ -123,7 +124,7 @@ def test_wsgi_flags_reach_the_worker():
         port = int(server.wait_for(r"serving .* on 127\.0\.0\.1:(\d+)").group(1))
         with _connect(port) as slow:
             slow.sendall(b"GET / HTTP/1.1\r\n")
-            gevent.sleep(0.1)
+            gevent.sleep(0.1)  # the child accepts it (no signal from the child to wait on)
             with _connect(port) as second:  # the same client address: over max_per_peer
                 assert _read_all(second) == b""
             assert _read_all(slow).startswith(b"HTTP/1.1 408")

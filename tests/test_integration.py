@@ -23,6 +23,8 @@ import time
 import gevent
 import pytest
 import trustme
+from _net_helpers import black_hole, echo_once
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,7 +60,6 @@ from greenpoint import (
 from greenpoint.endpoints.adopted import SystemdServerEndpoint
 from greenpoint.testing import FakeResolver
 from greenpoint.tls import options_for_client_tls
-from tests._net_helpers import black_hole, echo_once
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -422,7 +423,7 @@ def test_a_listener_that_gives_addresses_keeps_them():
             OneStreamListener(left, PipeAddress("stdio")), lambda s, a: seen.append(a)
         )
         with port:
-            gevent.sleep(0.05)
+            wait_until(lambda: seen)
     assert seen == [PipeAddress("stdio")]
 
 

@@ -315,8 +315,9 @@ def test_a_proxy_header_that_never_comes_counts_as_a_handshake_timeout():
 
 
 def test_idle_timeout_over_tls_and_a_handshake_that_never_comes(tmp_path):
+    from _tls_helpers import make_certs
+
     from greenpoint import client_from_string, quote_string_argument
-    from tests._tls_helpers import make_certs
 
     certs = make_certs(tmp_path)
     errors = []

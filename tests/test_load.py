@@ -236,7 +236,7 @@ def sequential_connects(total):
                     hole.open()
             elif kind == "killed":
                 opening = gevent.spawn(hanging.open)
-                gevent.sleep(0.001 * (1 + i % 3))
+                gevent.sleep(0.001 * (1 + i % 3))  # the behaviour: killed at varied moments
                 opening.kill(timeout=5)
                 assert opening.dead and isinstance(opening.value, gevent.GreenletExit)
             elif kind == "stop_connecting":

@@ -15,6 +15,7 @@ import sys
 
 import gevent
 import pytest
+from _wait_helpers import wait_until
 
 import greenpoint
 from greenpoint import (
@@ -221,10 +222,7 @@ def test_cancelling_open_kills_the_child_being_started(seconds):
     for stream in opened:  # the ones that finished starting in time
         stream.kill()
         stream.close()
-    with gevent.Timeout(5, False):
-        while children_running(marker):
-            gevent.sleep(0.02)
-    assert children_running(marker) == []
+    wait_until(lambda: children_running(marker) == [], what="every child to be gone")
 
 
 MONKEY_PATCHED_CLIENT = """
@@ -279,7 +277,7 @@ def test_stderr_dropped(caplog):
         assert read_all(stream) == b"out\n"
         stream.wait(timeout=5)
         assert stream.stderr_logger is None
-    gevent.sleep(0.05)
+    gevent.sleep(0.05)  # the sleep is the check: nothing logs the dropped stderr later
     assert "secret" not in caplog.text
 
 

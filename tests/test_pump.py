@@ -6,6 +6,7 @@ import socket
 
 import gevent
 import pytest
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
 from greenpoint._pump import Pump
@@ -56,7 +57,7 @@ class Resetting:
         self.shut = []
 
     def recv(self, size: int) -> bytes:
-        gevent.sleep(0.01)
+        gevent.sleep(0.01)  # the behaviour: a read that waits a moment, then fails
         raise ConnectionResetError(104, "Connection reset by peer")
 
     def sendall(self, data: bytes) -> None:
@@ -78,7 +79,7 @@ def test_killing_the_caller_stops_both_directions(pairs):
     left, left_peer, right, right_peer = pairs
     pump = Pump(left, right)
     running = gevent.spawn(pump.run)
-    gevent.sleep(0.05)
+    gevent.idle()  # every greenlet has run: both directions wait for data
     running.kill(timeout=5)
     assert running.dead
     assert pump.finished is not None
@@ -142,8 +143,9 @@ class SlowSink:
 
 
 def test_a_pump_killed_mid_chunk_counts_what_really_left():
-    pump = Pump(OneChunkThenSilence(), SlowSink())
+    sink = SlowSink()
+    pump = Pump(OneChunkThenSilence(), sink)
     running = gevent.spawn(pump.run)
-    gevent.sleep(0.05)
+    wait_until(lambda: sink.taken, what="the sink to take its 1000 bytes")
     running.kill()
     assert pump.up == 1000  # not 0 (the chunk not yet all sent), not 5000

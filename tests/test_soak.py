@@ -184,7 +184,7 @@ def soak(seconds, tmp_path, certs):
         def sampler():
             while True:
                 samples.append((time.monotonic() - started, rss_bytes()))
-                gevent.sleep(0.25)
+                gevent.sleep(0.25)  # the behaviour: a sample every 0.25 s
 
         watching = gevent.spawn(sampler)
         workers = [gevent.spawn(worker, seed) for seed in range(WORKERS)]

@@ -49,7 +49,7 @@ ECHO_SERVER = textwrap.dedent(
     stream.close()
 
     second = gevent.spawn(listener.accept)
-    gevent.sleep(0.1)
+    gevent.idle()  # every greenlet has run: the second accept waits or has returned
     print("second accept waiting:", not second.ready(), file=sys.stderr)
     listener.close()
     try:

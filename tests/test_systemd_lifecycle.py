@@ -484,7 +484,7 @@ def test_restart_under_load_with_the_fd_store_refuses_no_client(tmp_path):
             clients = [gevent.spawn(client_loop, address) for _ in range(8)]
             restored = dict(environ, LISTEN_FDS="1", LISTEN_FDNAMES=fd_name(description))
             for _ in range(3):  # three restarts while clients keep connecting
-                gevent.sleep(0.5)
+                gevent.sleep(0.5)  # the behaviour: clients connect meanwhile
                 processes[-1].terminate()
                 assert wait_exit(processes[-1], 30) == 0
                 processes.append(
@@ -492,7 +492,7 @@ def test_restart_under_load_with_the_fd_store_refuses_no_client(tmp_path):
                 )
                 _, again = receive_notifications(notify_socket, "READY=1", time.monotonic() + 20)
                 fds.extend(again)
-            gevent.sleep(0.5)
+            gevent.sleep(0.5)  # the behaviour: clients connect meanwhile
             stop_clients.set()
             gevent.joinall(clients, timeout=30)
         finally:

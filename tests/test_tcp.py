@@ -8,6 +8,7 @@ import time
 
 import gevent
 import pytest
+from _net_helpers import black_hole, echo_once
 from gevent import socket as gsocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,7 +31,6 @@ from greenpoint import (
 )
 from greenpoint.endpoints import tcp
 from greenpoint.errors import ConnectRefusedError, ListenError
-from tests._net_helpers import black_hole, echo_once
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -197,7 +197,7 @@ def test_cancelled_open_closes_its_socket(how):
                 endpoint.open()
         else:
             opener = gevent.spawn(endpoint.open)
-            gevent.sleep(0.2)
+            gevent.sleep(0.2)  # the setup: killed when the other case times out
             opener.kill(block=True, timeout=2)
             assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
 
@@ -221,7 +221,7 @@ def test_cancelled_open_of_a_name_closes_every_attempt(how):
                 endpoint.open()
         else:
             opener = gevent.spawn(endpoint.open)
-            gevent.sleep(0.4)
+            gevent.sleep(0.4)  # the setup: both attempts run (see above)
             opener.kill(block=True, timeout=2)
             assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
 
