@@ -127,13 +127,19 @@ class RecordingFactory(ClientFactory):
         return self.built[0]
 
 
-def read_all(sock, pause: float = 0.0) -> bytes:
-    """Read until EOF (or a reset); ``pause`` between reads keeps the sender queueing."""
+def read_all(sock, pause: float = 0.0, *, reset_ends: bool = False) -> bytes:
+    """Read until EOF; ``pause`` between reads keeps the sender queueing.
+
+    A reset raises ``ConnectionResetError``, unless ``reset_ends``: then it ends the
+    reading as EOF does (an aborted connection may end either way).
+    """
     chunks = []
     while True:
         try:
             data = sock.recv(256 * 1024)
         except ConnectionResetError:
+            if not reset_ends:
+                raise
             break
         if not data:
             break
@@ -157,8 +163,8 @@ def exchange(
     The server listens on ``server_endpoint`` with a :class:`RecordingFactory` of
     ``protocol``. The client sends ``send`` (a list: one piece at a time, each received by
     the server, which must then be a :class:`Recorder`, before the next is sent),
-    half-closes unless ``half_close`` is false, and reads to EOF (``pause``: see
-    :func:`read_all`). It returns once the server side has run ``connectionLost``.
+    half-closes unless ``half_close`` is false, and reads to EOF or a reset (``pause``:
+    see :func:`read_all`). It returns once the server side has run ``connectionLost``.
     """
     server = RecordingFactory(protocol)
     pieces = [send] if isinstance(send, bytes) else send
@@ -178,7 +184,7 @@ def exchange(
                     )
             if half_close:
                 sock.shutdown(socket.SHUT_WR)
-            received = read_all(sock, pause)
+            received = read_all(sock, pause, reset_ends=True)
         finally:
             sock.close()
         protocol = server.one()
