@@ -19,7 +19,11 @@ and adds:
 * a trailing ``\\`` or an unclosed ``[`` is a :class:`DescriptionError` naming the
   position, never a crash;
 * :func:`quote_string_argument` escapes ``\\``, ``:``, ``=`` and ``[`` so that any
-  text comes back unchanged from :func:`parse_description`.
+  text comes back unchanged from :func:`parse_description`;
+* a wrapper's own keywords may come before a whole nested description
+  (``haproxy:timeout=2:tcp:8080``): :func:`split_leading_keywords` reads them by
+  these same rules, and :func:`format_description` writes the nested one as a raw
+  ``tail``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, overload
 
+from greenpoint._params import format_value
 from greenpoint.errors import DescriptionError
 
 __all__ = [
@@ -37,6 +42,7 @@ __all__ = [
     "format_description",
     "parse_description",
     "quote_string_argument",
+    "split_leading_keywords",
 ]
 
 _ESCAPE = "\\"
@@ -97,13 +103,18 @@ def _as_text(description: object) -> str:
 @dataclasses.dataclass
 class _Tokens:
     segments: list[tuple[str | None, str]]  # (key or None, value), escapes resolved
-    rest_start: int  # index just after the first separator, or len(text)
+    ends: list[int]  # per segment, the index of the separator ending it, or len(text)
+
+    @property
+    def rest_start(self) -> int:
+        """The index just after the first separator, or ``len(text)``."""
+        return self.ends[0] + 1 if len(self.ends) > 1 else self.ends[0]
 
 
 def _tokenize(text: str) -> _Tokens:
     """Split into ``(key or None, value)`` segments, honouring escapes and brackets."""
     segments: list[tuple[str | None, str]] = []
-    rest_start = len(text)
+    ends: list[int] = []
     key: str | None = None
     value: list[str] = []
     at_value_start = True  # a "[" only opens a bracket at the start of a value
@@ -143,9 +154,8 @@ def _tokenize(text: str) -> _Tokens:
             bracket_closed = True
             continue
         if char == _SEPARATOR:
-            if not segments:
-                rest_start = i + 1
             segments.append((key, "".join(value)))
+            ends.append(i)
             key, value, at_value_start, bracket_closed = None, [], True, False
         elif char == _ASSIGN and key is None:
             key = "".join(value)
@@ -155,7 +165,8 @@ def _tokenize(text: str) -> _Tokens:
             at_value_start = False
         i += 1
     segments.append((key, "".join(value)))
-    return _Tokens(segments, rest_start)
+    ends.append(length)
+    return _Tokens(segments, ends)
 
 
 def _matching_close(text: str, start: int) -> int:
@@ -221,6 +232,30 @@ def parse_description(description: str | bytes) -> Description:
     return Description(prefix, tuple(args), kwargs, text[tokens.rest_start :])
 
 
+def split_leading_keywords(rest: str) -> tuple[dict[str, str], str]:
+    """The leading ``key=value`` segments of ``rest``, and the raw text after them.
+
+    For a wrapper whose own keywords come before a whole nested description
+    (``haproxy:timeout=2:tcp:8080``, where ``rest`` is ``timeout=2:tcp:8080``): the
+    first positional segment (the nested prefix) starts the rest, which is kept
+    raw, escapes and brackets and all, for its own parse. The segments are read by
+    the grammar's own rules, so a bracketed or escaped ``:`` never ends one.
+
+    Raises:
+        DescriptionError: ``rest`` does not tokenize (a lone ``\\``, an unclosed ``[``).
+    """
+    tokens = _tokenize(rest)
+    keywords: dict[str, str] = {}
+    start = 0
+    for (key, value), end in zip(tokens.segments, tokens.ends, strict=True):
+        if key is None:
+            return keywords, rest[start:]
+        keywords.pop(key, None)  # the last duplicate wins, as in parse_description
+        keywords[key] = value
+        start = end + 1
+    return keywords, ""
+
+
 @overload
 def quote_string_argument(argument: str) -> str: ...
 @overload
@@ -243,20 +278,29 @@ def quote_string_argument(argument: str | bytes) -> str | bytes:
 
 
 def format_description(
-    prefix: str, args: Iterable[object] = (), kwargs: Mapping[str, object] | None = None
+    prefix: str,
+    args: Iterable[object] = (),
+    kwargs: Mapping[str, object] | None = None,
+    tail: str | None = None,
 ) -> str:
     """Build a description string that :func:`parse_description` reads back.
 
-    Values are turned into text with ``str()`` (``bytes`` are decoded); IPv6-looking
-    values are bracketed (``[::1]``) rather than escaped, everything else is quoted
+    ``tail``, when given, is a whole nested description appended raw after the keys
+    (``haproxy:timeout=2:`` + ``tcp:8080``; see :func:`split_leading_keywords`).
+
+    Values are turned into text as :func:`~greenpoint._params.format_value` writes
+    them (``str`` for text, ``1``/``0`` for booleans, ``2.5`` and ``30`` for numbers;
+    ``bytes`` are decoded); IPv6-looking values are bracketed (``[::1]``) rather than escaped, everything else is quoted
     with :func:`quote_string_argument`.
     """
     args = tuple(args)
     kwargs = kwargs or {}
-    head = quote_string_argument(_as_text(prefix))
-    if not args and not kwargs:
-        return head
-    return head + _SEPARATOR + _format_parts(args, kwargs)
+    parts = [quote_string_argument(_as_text(prefix))]
+    if args or kwargs:
+        parts.append(_format_parts(args, kwargs))
+    if tail is not None:
+        parts.append(tail)
+    return _SEPARATOR.join(parts)
 
 
 def _format_parts(args: Iterable[object], kwargs: Mapping[str, object]) -> str:
@@ -287,7 +331,7 @@ def _balanced(text: str) -> bool:
 def _format_value(value: object) -> str:
     if isinstance(value, Bracketed) and _balanced(value):
         return _OPEN + value + _CLOSE
-    text = _as_text(value) if isinstance(value, bytes | bytearray) else str(value)
+    text = _as_text(value) if isinstance(value, bytes | bytearray) else format_value(value)
     # IPv6 literals read better bracketed ([::1]) than escaped (\:\:1).
     if _BRACKETABLE.fullmatch(text):
         return _OPEN + text + _CLOSE

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from greenpoint._description import parse_description
-from greenpoint._params import REQUIRED, Param, bind, file_path, octal_mode
+from greenpoint._params import REQUIRED, Param, bind, file_path
 from greenpoint._redact import REDACTED, redact_description
 from greenpoint._registry import _CLIENTS, _SERVERS, _build, parser_params
 from greenpoint._tls_verify import is_ip_literal
@@ -67,24 +67,18 @@ class Explanation:
 
 
 def format_value(param: Param, value: Any) -> str:
-    """A parameter value written as it would be in a description."""
+    """A parameter value as ``check`` and the README show it: as a description writes
+    it (:meth:`Param.format`), with ``required``, ``none`` and ``""`` spelt out."""
     if value is REQUIRED:
         return "required"
     if value is None:
         return "none"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if param.coerce is octal_mode and isinstance(value, int):
-        return format(value, "o")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, tuple | list | frozenset):
-        return ",".join(str(item) for item in value)
-    if value == "":
+    text = param.format(value)
+    if text == "":
         return '""'
-    if isinstance(value, str) and ":" in value and is_ip_literal(value):
-        return f"[{value}]"  # pasted back as one value; a bare :: reads as three
-    return str(value)
+    if ":" in text and is_ip_literal(text):
+        return f"[{text}]"  # pasted back as one value; a bare :: reads as three
+    return text
 
 
 def explain(text: str | bytes, side: str) -> Explanation:

@@ -35,6 +35,7 @@ import gevent
 import gevent.queue
 
 from greenpoint._address import HostnameAddress, IPv4Address, IPv6Address, from_sockaddr
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._hostnames import (
     bind_address_for,
     encode_hostname,
@@ -160,7 +161,7 @@ def open_tcp_connection(
     port: int,
     *,
     families: Sequence[int] = BOTH_FAMILIES,
-    timeout: float | None = 30.0,
+    timeout: float | None = DEFAULT_TIMEOUT,
     bind_address: Any = None,
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY,
     resolver: Callable[..., Any] | None = None,
@@ -224,7 +225,7 @@ def open_tcp_connection_to_any(
     hosts: Sequence[tuple[str, int]],
     *,
     families: Sequence[int] = BOTH_FAMILIES,
-    timeout: float | None = 30.0,
+    timeout: float | None = DEFAULT_TIMEOUT,
     bind_address: Any = None,
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY,
     resolver: Callable[..., Any] | None = None,

@@ -5,6 +5,11 @@ matches a :class:`~greenpoint._description.Description`'s positional and keyword
 values against them, coerces every value, and raises :class:`DescriptionError` naming
 the prefix and the parameter (with a "did you mean" for a near miss) for anything
 wrong. The same declarations drive ``python -m greenpoint check`` and the README table.
+
+The way back: :meth:`Param.format` writes a value as its key takes it (each coercer's
+inverse), and :func:`describe` writes an endpoint's values back as description
+parts, only the keys not at their default. So each key and its default are written
+once, in the declaration, for parsing, checking and ``str(endpoint)`` alike.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from greenpoint._redact import REDACTED
 from greenpoint.errors import DescriptionError
 
 __all__ = [
@@ -26,13 +32,17 @@ __all__ = [
     "boolean",
     "choice",
     "closest",
+    "describe",
     "file_path",
+    "format_value",
     "host",
     "integer",
     "ip_literal",
     "number",
     "octal_mode",
     "port",
+    "register_inverse",
+    "seconds_text",
     "text",
 ]
 
@@ -48,6 +58,8 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
+
+_Coerce = TypeVar("_Coerce", bound=Callable[[str], Any])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +91,91 @@ class Param:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    def format(self, value: Any) -> str:
+        """``value`` written as this key takes it: the inverse of ``coerce``."""
+        return _INVERSES.get(self.coerce, format_value)(value)
+
+    @property
+    def says_none(self) -> bool:
+        """Whether the key has a word for ``None`` (its coercer has an inverse that
+        writes it, such as ``timeout=none``)."""
+        return self.coerce in _INVERSES
+
+
+# coercer -> its inverse, for coercers whose value is not written by format_value.
+_INVERSES: dict[Callable[[str], Any], Callable[[Any], str]] = {}
+
+
+def register_inverse(coerce: _Coerce, write: Callable[[Any], str]) -> _Coerce:
+    """Declare ``write`` as the inverse of ``coerce``; returns ``coerce``.
+
+    ``coerce(write(value)) == value`` must hold for every value ``coerce`` returns.
+    Only coercers that :func:`format_value` cannot invert need one: a value spelt
+    differently (an octal mode), or ``None`` written as a word (``none``, ``0``).
+    """
+    _INVERSES[coerce] = write
+    return coerce
+
+
+def seconds_text(seconds: float) -> str:
+    """Seconds as a description writes them: ``30``, ``2.5``; ``repr`` is exact, so
+    ``10.46875`` never comes back as ``10.4688`` (as ``%g`` would give)."""
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
+
+
+def format_value(value: Any) -> str:
+    """A value written as the built-in coercers read it back.
+
+    ``1``/``0`` for booleans, whole floats without ``.0``, comma lists for sequences,
+    ``none`` for ``None``; anything else by ``str``. Quoting for the description
+    grammar is :func:`~greenpoint._description.format_description`'s job, not this.
+    """
+    if isinstance(value, str):
+        return value  # as it is: a Bracketed nested description stays one
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return seconds_text(value)
+    if isinstance(value, tuple | list | frozenset):
+        return ",".join(format_value(item) for item in value)
+    return str(value)
+
+
+def describe(
+    params: Sequence[Param], values: Mapping[str, Any]
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """``(args, kwargs)`` texts that :func:`bind` reads back as ``values``.
+
+    ``values`` are keyed by ``Param.keyword`` (the constructor's names). Required
+    parameters are always written, optional ones only when not at their default.
+    What the usual form shows by position (``positional`` and ``in_form``:
+    ``tls:HOST:PORT``) is written by position, in order, until one is not; every
+    other key as ``key=value``. Left out: a keyword absent from ``values``, and
+    ``None`` for a key that has no word for it; both read back as the default. A
+    secret is written as ``***``.
+    """
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    by_position = True  # every positional parameter so far was written by position
+    for param in params:
+        value = values.get(param.keyword, param.default)
+        written = param.keyword in values and (
+            param.required
+            or not (value == param.default or (value is None and not param.says_none))
+        )
+        if param.positional:
+            by_position = by_position and written and param.in_form
+        if not written:
+            continue
+        text_ = REDACTED if param.secret else param.format(value)
+        if param.positional and by_position:
+            args.append(text_)
+        else:
+            kwargs[param.name] = text_
+    return tuple(args), kwargs
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
@@ -250,6 +347,9 @@ def octal_mode(value: str) -> int:
         # setuid, setgid and sticky mean nothing on a socket file
         raise ValueError("only permission bits are allowed: 0 to 777 (octal)")
     return mode
+
+
+register_inverse(octal_mode, lambda mode: format(mode, "o"))
 
 
 def file_path(value: str) -> str:

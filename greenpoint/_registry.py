@@ -312,6 +312,23 @@ def server_from_string(description: str | bytes) -> ServerEndpoint:
     return endpoint
 
 
+def builtin_params(side: str, prefix: str) -> tuple[Param, ...]:
+    """The ``Param`` table of a built-in ``side`` ("client"/"server") ``prefix``.
+
+    Raises:
+        NotImplementedError: no such built-in prefix (an endpoint of a plugin
+            writes its own ``description_parts``).
+    """
+    table = _CLIENTS if side == "client" else _SERVERS
+    module = table.builtin_modules.get(prefix)
+    if module is None:
+        raise NotImplementedError(
+            f"no built-in {side} prefix {prefix!r}: its endpoints need their own "
+            "description_parts()"
+        )
+    return tuple(parser_params(table._builtin(module, prefix)))
+
+
 def parser_params(parser: Any) -> Sequence[Param]:
     """The declared parameters of a parser, or ``()`` for a plugin that declares none."""
     return tuple(getattr(parser, "params", ()))

@@ -173,6 +173,13 @@ class ListeningPort:
     # client_description() knows about TLS; None for a bare listener.
     endpoint: Any = None
 
+    # True when other processes accept on the same socket (``greenpoint wsgi
+    # --workers N``): after each accept the loop lets this process's other work run
+    # before it accepts again, so a burst of connections is shared between the
+    # processes instead of all going to whichever woke first (gunicorn sets gevent's
+    # max_accept to 1 for the same reason).
+    shares_listener: bool = False
+
     def __init__(
         self,
         listener: Any,
@@ -390,6 +397,8 @@ class ListeningPort:
             if not greenlet.dead:
                 handlers[greenlet] = stream
             self._accepted += 1
+            if self.shares_listener:
+                gevent.sleep(0)
             if one_connection:  # systemd Accept=yes: the port ends with its connection
                 greenlet.join()
                 gevent.spawn(self.stop_listening)

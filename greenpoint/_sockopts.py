@@ -23,10 +23,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import socket as _stdsocket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Union, cast
 
-from greenpoint._params import Param, boolean, integer, number
+from greenpoint._params import Param, boolean, describe, integer, number
 from greenpoint._socket import connect_address
 from greenpoint.errors import DescriptionError
 
@@ -211,21 +211,17 @@ class TCPOptions:
             except OSError as exc:
                 raise _option_failed(exc, key, value) from exc
 
-    def description_keys(self) -> dict[str, Any]:
+    def description_values(self) -> dict[str, Any]:
+        """The fields for :func:`~greenpoint._params.describe` with
+        :func:`tcp_option_params`; ``keepAlive`` is left out when the timers imply it."""
+        values = dataclasses.asdict(self)
+        if self.keep_alive and self._timers():
+            values["keep_alive"] = None
+        return values
+
+    def description_keys(self) -> dict[str, str]:
         """The description keys of the options set (none for the defaults)."""
-        keys: dict[str, Any] = {}
-        if self.keep_alive is not None and not (self.keep_alive and self._timers()):
-            keys["keepAlive"] = int(self.keep_alive)
-        for field, value in self._timers().items():
-            keys[SOCKET_OPTION_KEYS[field]] = value
-        if self.user_timeout is not None:
-            seconds = self.user_timeout
-            keys["userTimeout"] = (
-                str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
-            )
-        if self.bind_to_device is not None:
-            keys["bindToDevice"] = self.bind_to_device
-        return keys
+        return describe(tcp_option_params(), self.description_values())[1]
 
 
 _NONE = TCPOptions()
@@ -375,11 +371,3 @@ def tcp_options_from(prefix: str, values: dict[str, Any]) -> TCPOptions:
         return TCPOptions(**fields)
     except TCPOptionError as exc:
         raise DescriptionError(f"{prefix}: {exc}", prefix=prefix, parameter=exc.key) from exc
-
-
-def description_keys(options: TCPOptions, nodelay: bool = True) -> Mapping[str, Any]:
-    """Description keys for ``options`` and ``nodelay`` (shown only when off)."""
-    keys = dict(options.description_keys())
-    if not nodelay:
-        keys["nodelay"] = 0
-    return keys

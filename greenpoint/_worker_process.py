@@ -218,6 +218,8 @@ class _Worker:
         for port in ports:
             # A reload or a recycle must not cut a busy keep-alive client's next request.
             port.wsgi_server.drain_keep_alive = True
+            # The other workers accept on the same sockets: share bursts with them.
+            port.shares_listener = settings.workers > 1
         return ports
 
     def counted(self, application: Callable[..., Any], limit: int) -> Callable[..., Any]:

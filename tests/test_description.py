@@ -12,7 +12,7 @@ from greenpoint import (
     quote_string_argument,
     quoteStringArgument,
 )
-from greenpoint._description import format_description
+from greenpoint._description import format_description, split_leading_keywords
 
 # (description, prefix, args, kwargs)
 PARSES = [
@@ -265,3 +265,39 @@ def test_agrees_with_twisted(text):
     parsed = parse_description(text)
     assert [parsed.prefix, *parsed.args] == twisted_args
     assert parsed.kwargs == twisted_kwargs
+
+
+# -- a wrapper's own keywords before a nested description (haproxy:) ----------------
+
+
+@pytest.mark.parametrize(
+    ("rest", "keywords", "tail"),
+    [
+        ("tcp:8080", {}, "tcp:8080"),
+        ("timeout=2:tcp:8080", {"timeout": "2"}, "tcp:8080"),
+        # A bracketed or escaped ":" never ends a segment; the tail stays raw.
+        (
+            "allow=[10.0.0.0/8,fd00::/8]:tcp:8080:interface=[::1]",
+            {"allow": "10.0.0.0/8,fd00::/8"},
+            "tcp:8080:interface=[::1]",
+        ),
+        ("a=x\\:y:unix:/p\\:q", {"a": "x:y"}, "unix:/p\\:q"),
+        ("a=[x:[y]]:tcp:80", {"a": "x:[y]"}, "tcp:80"),  # brackets nest, as in the parser
+        ("a=1:a=2:tcp:80", {"a": "2"}, "tcp:80"),  # the last duplicate wins
+        ("timeout=2", {"timeout": "2"}, ""),  # nothing wrapped: the caller says so
+        ("", {}, ""),
+    ],
+)
+def test_split_leading_keywords(rest, keywords, tail):
+    assert split_leading_keywords(rest) == (keywords, tail)
+
+
+def test_split_leading_keywords_reports_what_the_parser_reports():
+    with pytest.raises(DescriptionError, match="unclosed"):
+        split_leading_keywords("allow=[10.0.0.0/8:tcp:80")
+
+
+def test_format_description_appends_a_raw_tail_after_the_keys():
+    text = format_description("haproxy", (), {"timeout": 2.5}, tail="tcp:[::1]:80")
+    assert text == "haproxy:timeout=2.5:tcp:[::1]:80"
+    assert format_description("haproxy", tail="unix:/p\\:q") == "haproxy:unix:/p\\:q"

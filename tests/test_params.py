@@ -15,12 +15,15 @@ from greenpoint._params import (
     boolean,
     choice,
     closest,
+    describe,
+    format_value,
     host,
     integer,
     ip_literal,
     number,
     octal_mode,
     port,
+    register_inverse,
     text,
 )
 
@@ -297,3 +300,83 @@ def test_bracketed_ipv6_values_are_accepted():
     assert server_from_string("tcp6:0:interface=[::]")
     assert server_from_string("tcp6:0:interface=\\:\\:")
     assert client_from_string("tcp:[::1]:80:bindAddress=[::1]")
+
+
+# -- the way back: Param.format and describe --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text_"),
+    [
+        (True, "1"),
+        (False, "0"),
+        (30.0, "30"),
+        (2.5, "2.5"),
+        (10.46875, "10.46875"),  # exact, not %g's 10.4688
+        (1e-05, "1e-05"),
+        (7, "7"),
+        (("h2", "http/1.1"), "h2,http/1.1"),
+        (None, "none"),
+        ("a:b", "a:b"),  # quoting is format_description's job
+    ],
+)
+def test_format_value(value, text_):
+    assert format_value(value) == text_
+
+
+def test_param_format_is_the_coercers_inverse():
+    assert Param("mode", octal_mode).format(0o640) == "640"
+    assert octal_mode(Param("mode", octal_mode).format(0o640)) == 0o640
+    assert Param("timeout", number).format(2.0) == "2"
+
+
+def _none_or_seconds(value: str) -> float | None:
+    return None if value == "0" else number(value)
+
+
+register_inverse(_none_or_seconds, lambda value: "0" if value is None else format_value(value))
+
+
+def test_describe_writes_required_by_position_and_only_non_default_keys():
+    values = {"host": "example.com", "port": 80, "timeout": 30.0}
+    assert describe(TCP, values) == (("example.com", "80"), {})
+    values["timeout"] = 2.5
+    assert describe(TCP, values) == (("example.com", "80"), {"timeout": "2.5"})
+
+
+def test_describe_writes_an_optional_positional_by_position_while_the_form_does():
+    params = (
+        Param("path", text, positional=True),
+        Param("port", port, 443, positional=True),
+        Param("backlog", integer(0), 50, positional=True, in_form=False),
+        Param("interface", text, "", positional=True, in_form=False),
+    )
+    assert describe(params, {"path": "/p", "port": 8443, "backlog": 7}) == (
+        ("/p", "8443"),
+        {"backlog": "7"},
+    )
+    # port at its default: the positional run stops there, so backlog is a keyword
+    assert describe(params, {"path": "/p", "port": 443, "interface": "::1"}) == (
+        ("/p",),
+        {"interface": "::1"},
+    )
+
+
+def test_describe_leaves_out_what_reads_back_as_the_default():
+    params = (
+        Param("timeout", number, 30.0),
+        Param("limit", _none_or_seconds, 5.0),
+        Param("label", text, None),
+    )
+    # None with no word for it (number), and a keyword absent from the values
+    assert describe(params, {"timeout": None}) == ((), {})
+    # None that the key can say
+    assert describe(params, {"limit": None}) == ((), {"limit": "0"})
+
+
+def test_describe_never_writes_a_secret():
+    params = (Param("user", text, None), Param("password", text, None, secret=True))
+    assert describe(params, {"user": "u", "password": "hunter2"}) == (
+        (),
+        {"user": "u", "password": "***"},
+    )

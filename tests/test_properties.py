@@ -30,6 +30,7 @@ from greenpoint._params import (
     Param,
     boolean,
     choice,
+    format_value,
     host,
     integer,
     ip_literal,
@@ -89,7 +90,10 @@ values = st.one_of(any_text, st.integers(), st.floats(allow_nan=False, allow_inf
 @given(prefixes, st.lists(values, max_size=5), st.dictionaries(any_text, values, max_size=5))
 def test_format_then_parse_gives_the_same_description(prefix, args, kwargs):
     text = format_description(prefix, args, kwargs)
-    expected = Description(prefix, [str(a) for a in args], {k: str(v) for k, v in kwargs.items()})
+    # Numbers are written as descriptions write them (30.0 as 30): format_value.
+    expected = Description(
+        prefix, [format_value(a) for a in args], {k: format_value(v) for k, v in kwargs.items()}
+    )
     assert parse_description(text) == expected
     assert parse_description(str(expected)) == expected
 

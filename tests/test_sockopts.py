@@ -185,9 +185,9 @@ def test_bad_socket_options_hook_is_refused(hook):
         ("tcp:127.0.0.1:80:keepAlive=0", "tcp4:127.0.0.1:80:keepAlive=0"),
         ("tcp:127.0.0.1:80:keepAlive=1:keepAliveIdle=60", "tcp4:127.0.0.1:80:keepAliveIdle=60"),
         ("tcp:h:80:keepAliveCount=3:userTimeout=0.5", "tcp:h:80:keepAliveCount=3:userTimeout=0.5"),
-        ("tcp:a,b:80:userTimeout=10:nodelay=0", "tcp:a,b:80:userTimeout=10:nodelay=0"),
+        ("tcp:a,b:80:userTimeout=10:nodelay=0", "tcp:a,b:80:nodelay=0:userTimeout=10"),
         ("tcp6:h:80:bindToDevice=eth0", "tcp6:h:80:bindToDevice=eth0"),
-        ("tls:h:443:keepAliveIdle=30:nodelay=0", "tls:h:443:keepAliveIdle=30:nodelay=0"),
+        ("tls:h:443:keepAliveIdle=30:nodelay=0", "tls:h:443:nodelay=0:keepAliveIdle=30"),
     ],
 )
 def test_client_descriptions_round_trip(description, expected):

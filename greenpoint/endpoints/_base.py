@@ -22,9 +22,12 @@ Listener protocol (what ``bind()`` returns and the serve loop relies on; typed a
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._description import format_description
+from greenpoint._params import describe
 
 if TYPE_CHECKING:
     from greenpoint._contracts import Listener, Stream
@@ -35,18 +38,39 @@ __all__ = ["ClientEndpoint", "ServerEndpoint"]
 
 class _Describable:
     prefix: ClassVar[str] = ""
+    _side: ClassVar[str] = ""  # "client" or "server": which table ``prefix`` is in
 
     def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        """``(prefix, args, kwargs)`` for ``str(endpoint)``; only non-default keys."""
-        raise NotImplementedError
+        """``(prefix, args, kwargs)`` for ``str(endpoint)``; only non-default keys.
+
+        Written back from the built-in prefix's ``Param`` table
+        (:func:`~greenpoint._params.describe`) with :meth:`description_values`, so
+        each key and its default are declared once, where the parser reads them.
+        """
+        from greenpoint._registry import builtin_params
+
+        args, kwargs = describe(builtin_params(self._side, self.prefix), self.description_values())
+        return self.prefix, args, kwargs
+
+    def description_values(self) -> Mapping[str, Any]:
+        """The endpoint's values by ``Param`` keyword: by default its fields."""
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]  # endpoints are dataclasses
+        return {field.name: getattr(self, field.name) for field in fields}
+
+    def description_tail(self) -> str | None:
+        """Raw text after the keys: a wrapped endpoint's whole description
+        (``haproxy:timeout=2:tcp:8080``), or ``None``."""
+        return None
 
     def __str__(self) -> str:
         prefix, args, kwargs = self.description_parts()
-        return format_description(prefix, args, kwargs)
+        return format_description(prefix, args, kwargs, self.description_tail())
 
 
 class ClientEndpoint(_Describable):
     """Base of every client endpoint."""
+
+    _side: ClassVar[str] = "client"
 
     def open(self, timeout: float | None = None) -> Stream:
         """Connect and return a connected stream; blocks only the calling greenlet.
@@ -68,6 +92,8 @@ class ClientEndpoint(_Describable):
 
 class ServerEndpoint(_Describable):
     """Base of every server endpoint."""
+
+    _side: ClassVar[str] = "server"
 
     def bind(self) -> Listener:
         """Bind and listen; return a listener (see the module docstring)."""

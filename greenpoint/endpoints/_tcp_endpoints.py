@@ -19,13 +19,14 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import socket as _stdsocket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from gevent import socket as gsocket
 
 from greenpoint._address import IPv4Address, IPv6Address
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import open_tcp_connection
 from greenpoint._hostnames import encode_hostname
 from greenpoint._socket import connect_address, set_nodelay
@@ -35,7 +36,6 @@ from greenpoint._sockopts import (
     TCPOptions,
     check_socket_fields,
     configured_connect,
-    description_keys,
     socket_configurer,
 )
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
@@ -48,9 +48,6 @@ __all__ = [
     "TCP6ServerEndpoint",
     "literal_family",
 ]
-
-DEFAULT_TIMEOUT = 30.0  # seconds, Twisted's default for every client endpoint
-DEFAULT_BACKLOG = 50  # Twisted's default
 
 AF_INET = _stdsocket.AF_INET
 AF_INET6 = _stdsocket.AF_INET6
@@ -154,10 +151,6 @@ def _normalise_bind(value: Any, family: int, owner: str) -> tuple[str, int] | No
     except FieldError as exc:
         raise FieldError("bind_address", f"bind_address: {exc}") from None
     return (bind_host, bind_port)
-
-
-def _format_seconds(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
 def _check_socket_fields(endpoint: Any) -> None:
@@ -275,17 +268,10 @@ class _TCPClientEndpoint(ClientEndpoint):
         bind_host, bind_port = self.bind_address
         return (bind_host or ANY_ADDRESS[self.family], bind_port)
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.timeout != DEFAULT_TIMEOUT:
-            kwargs["timeout"] = _format_seconds(self.timeout)
-        if self.bind_address is not None:
-            bind_host, bind_port = self.bind_address
-            kwargs["bindAddress"] = bind_host
-            if bind_port:
-                kwargs["bindPort"] = bind_port
-        kwargs.update(description_keys(self.tcp_options, self.nodelay))
-        return (self.prefix, (self.host, self.port), kwargs)
+    def description_values(self) -> Mapping[str, Any]:
+        bind_host, bind_port = self.bind_address or (None, 0)
+        values = {**super().description_values(), **self.tcp_options.description_values()}
+        return {**values, "bind_address": bind_host, "bind_port": bind_port}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,7 +375,6 @@ class _TCPServerEndpoint(ServerEndpoint):
     socket_options: SocketOptionsHook
 
     family: ClassVar[int] = AF_INET
-    any_interface: ClassVar[str] = ""  # the default interface: every address
 
     def __post_init__(self) -> None:
         _check_port(self.port, 0)
@@ -417,18 +402,8 @@ class _TCPServerEndpoint(ServerEndpoint):
             socket_configurer(self.tcp_options, self.socket_options),
         )
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.backlog != DEFAULT_BACKLOG:
-            kwargs["backlog"] = self.backlog
-        if self.interface != self.any_interface:
-            kwargs["interface"] = self.interface
-        if self._ipv6only():
-            kwargs["ipv6only"] = 1
-        if self.reuse_port:
-            kwargs["reusePort"] = 1
-        kwargs.update(description_keys(self.tcp_options, self.nodelay))
-        return (self.prefix, (self.port,), kwargs)
+    def description_values(self) -> Mapping[str, Any]:
+        return {**super().description_values(), **self.tcp_options.description_values()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,7 +428,6 @@ class TCP4ServerEndpoint(_TCPServerEndpoint):
     )
 
     family: ClassVar[int] = AF_INET
-    any_interface: ClassVar[str] = ""
     prefix: ClassVar[str] = "tcp4"
 
 
@@ -480,7 +454,6 @@ class TCP6ServerEndpoint(_TCPServerEndpoint):
     )
 
     family: ClassVar[int] = AF_INET6
-    any_interface: ClassVar[str] = "::"
     prefix: ClassVar[str] = "tcp6"
 
     def _ipv6only(self) -> bool | None:

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Bracketed
-from greenpoint._sockopts import SocketOptionsHook, TCPOptions, description_keys
+from greenpoint._sockopts import SocketOptionsHook, TCPOptions
 from greenpoint._tls_listener import TLSListener
 from greenpoint._tls_settings import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MINIMUM_VERSION,
-    DEFAULT_RELOAD_INTERVAL,
 )
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.errors import ConnectTimeoutError, ListenError
@@ -42,8 +43,6 @@ __all__ = [
     "wrap_server_tls",
 ]
 
-DEFAULT_TIMEOUT = 30.0  # seconds, Twisted's connect timeout
-DEFAULT_BACKLOG = 50
 DEFAULT_SERVER_PEM = "server.pem"  # Twisted's default privateKey for ssl: servers
 
 
@@ -116,49 +115,21 @@ def tcp_server_endpoint(port: int, backlog: int, interface: str, **sockets: Any)
     return family(port, backlog=backlog, interface=interface, **sockets)
 
 
-def _pem_text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+# Fields that hold a PEM file's path, or its data (which no description can say).
+_PEM_FIELDS = ("trust_root", "certificate", "private_key", "extra_chain", "client_ca")
 
 
-def _client_option_keys(
-    options: ClientTLSOptions, *, trust_key: str, cert_key: str
-) -> dict[str, Any]:
-    """Description keys (only non-default ones) for client options."""
-    keys: dict[str, Any] = {}
-    if _pem_text(options.certificate):
-        keys[cert_key] = options.certificate
-    # Also when it names the certificate's file: left out, it would parse back as
-    # None ("the key is in the certificate file"), an unequal options value.
-    if _pem_text(options.private_key):
-        keys["privateKey"] = options.private_key
-    if _pem_text(options.trust_root):
-        keys[trust_key] = options.trust_root
-    if options.alpn:
-        keys["alpn"] = ",".join(options.alpn)
-    if options.minimum_version != DEFAULT_MINIMUM_VERSION:
-        keys["minimumVersion"] = options.minimum_version
-    if not options.verify:
-        keys["verify"] = "no"
-    keys.update(_shared_option_keys(options))
-    if options.passphrase_file is not None:
-        keys["passphraseFile"] = options.passphrase_file
-    if options.passphrase_env is not None:
-        keys["passphraseEnv"] = options.passphrase_env
-    if options.pins:
-        keys["pin"] = ",".join(options.pins)
-    return keys
-
-
-def _shared_option_keys(options: Any) -> dict[str, Any]:
-    """Keys for the settings clients and servers share: version range, ciphers."""
-    keys: dict[str, Any] = {}
-    if options.maximum_version is not None:
-        keys["maximumVersion"] = options.maximum_version
-    if options.ciphers is not None:
-        keys["ciphers"] = options.ciphers
-    if options.groups:
-        keys["groups"] = ",".join(options.groups)
-    return keys
+def _tls_values(options: Any, **keywords: str) -> dict[str, Any]:
+    """The TLS options' fields by ``Param`` keyword (``keywords`` renames the fields
+    whose keys differ between ``ssl:`` and ``tls:``). A PEM given as data rather
+    than a file, and an empty list, read as not given: the key is left out."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        if field.name in _PEM_FIELDS and not isinstance(value, str):
+            value = None
+        values[keywords.get(field.name, field.name)] = None if value == () else value
+    return values
 
 
 # -- clients ---------------------------------------------------------------
@@ -219,19 +190,16 @@ class SSL4ClientEndpoint(ClientEndpoint):
         address = _host_port(self.host, self.port)
         return _open_then_handshake(self._tcp(), self.tls_options, total, address)
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        options = self.tls_options
-        keys: dict[str, Any] = {}
-        if self.timeout != DEFAULT_TIMEOUT:
-            keys["timeout"] = self.timeout
-        bind = _bind_text(self.bind_address)
-        if bind is not None:
-            keys["bindAddress"] = bind
-        if options.hostname != self.host:
-            keys["hostname"] = options.hostname
-        keys.update(_client_option_keys(options, trust_key="caCertsDir", cert_key="certKey"))
-        keys.update(description_keys(self.tcp_options, self.nodelay))
-        return "ssl", (self.host, self.port), keys
+    def description_values(self) -> Mapping[str, Any]:
+        options = _tls_values(self.tls_options, certificate="cert_key", trust_root="ca_certs_dir")
+        hostname = None if self.tls_options.hostname == self.host else self.tls_options.hostname
+        return {
+            **options,
+            **super().description_values(),
+            **self.tcp_options.description_values(),
+            "bind_address": _bind_text(self.bind_address),
+            "hostname": hostname,
+        }
 
 
 @dataclasses.dataclass(eq=True)
@@ -267,26 +235,21 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
             timeout = getattr(self.endpoint, "timeout", DEFAULT_TIMEOUT)
         return _open_then_handshake(self.endpoint, self.tls_options, timeout, self._address())
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        options = self.tls_options
-        keys = _client_option_keys(options, trust_key="trustRoots", cert_key="certificate")
+    def description_values(self) -> Mapping[str, Any]:
+        options = _tls_values(self.tls_options, trust_root="trust_roots")
         inner = self.endpoint
         # tls:host:port parses to a wrapper without a timeout of its own (the inner
         # HostnameEndpoint has it); a wrapper that has one keeps the endpoint= form.
         plain = _is_plain_hostname_endpoint(inner) and self.timeout is None
-        if plain and inner.host == options.hostname:
-            head: dict[str, Any] = {}
-            if inner.timeout != DEFAULT_TIMEOUT:
-                head["timeout"] = inner.timeout
-            bind = _bind_text(inner.bind_address)
-            if bind is not None:
-                head["bindAddress"] = bind
-            head.update(description_keys(inner.tcp_options, inner.nodelay))
-            return "tls", (inner.host, inner.port), {**head, **keys}
-        head = {"endpoint": Bracketed(str(inner))}
-        if self.timeout is not None:
-            head["timeout"] = self.timeout
-        return "tls", (options.hostname,), {**head, **keys}
+        if plain and inner.host == self.tls_options.hostname:
+            timeout = None if inner.timeout == DEFAULT_TIMEOUT else inner.timeout
+            return {**options, **inner.description_values(), "timeout": timeout}
+        return {
+            **options,
+            "host": self.tls_options.hostname,
+            "endpoint": Bracketed(str(inner)),
+            "timeout": self.timeout,
+        }
 
 
 def _is_plain_hostname_endpoint(endpoint: Any) -> bool:
@@ -382,25 +345,20 @@ class SSL4ServerEndpoint(ServerEndpoint):
         ).bind()
         return TLSListener(inner, options, self.handshake_timeout, self.nodelay)
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        options = self.tls_options
-        keys: dict[str, Any] = {}
-        if self.interface:
-            keys["interface"] = self.interface
-        if self.backlog != DEFAULT_BACKLOG:
-            keys["backlog"] = self.backlog
-        if isinstance(options, tls_module().ServerTLSOptions):
-            certificate = _pem_text(options.certificate)
-            key = _pem_text(options.private_key) or certificate
-            if key is not None and key != DEFAULT_SERVER_PEM:
-                keys["privateKey"] = key
-            if certificate is not None and certificate != key:
-                keys["certKey"] = certificate
-            if _pem_text(options.extra_chain):
-                keys["extraCertChain"] = options.extra_chain
-        keys.update(_server_option_keys(options, self.handshake_timeout))
-        keys.update(description_keys(self.tcp_options, self.nodelay))
-        return "ssl", (self.port,), keys
+    def description_values(self) -> Mapping[str, Any]:
+        options = _tls_values(self.tls_options, extra_chain="extra_cert_chain")
+        # privateKey names the key file, and the certificate too unless certKey does.
+        certificate = options.pop("certificate", None)
+        key = options.get("private_key") or certificate
+        if options.get("minimum_version") == DEFAULT_MINIMUM_VERSION:
+            options["minimum_version"] = None  # ssl:'s default: none given (sslmethod may say)
+        return {
+            **options,
+            **super().description_values(),
+            **self.tcp_options.description_values(),
+            "private_key": key,
+            "cert_key": None if certificate == key else certificate,
+        }
 
 
 @dataclasses.dataclass(eq=True)
@@ -423,23 +381,18 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
         nodelay = getattr(self.endpoint, "nodelay", True) is not False
         return TLSListener(self.endpoint.bind(), options, self.handshake_timeout, nodelay)
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    def description_values(self) -> Mapping[str, Any]:
         options = self.tls_options
         inner = self.endpoint
         if not isinstance(options, tls_module().SNIServerOptions) or not _is_tcp_server(inner):
             raise ValueError(
                 "only a PEM directory over TCP (tls:DIRECTORY:port=...) has a description"
             )
-        keys: dict[str, Any] = {}
-        if inner.port != 443:
-            keys["port"] = inner.port
-        if inner.backlog != DEFAULT_BACKLOG:
-            keys["backlog"] = inner.backlog
-        if inner.interface != "::":
-            keys["interface"] = inner.interface
-        keys.update(_server_option_keys(options, self.handshake_timeout))
-        keys.update(description_keys(inner.tcp_options, inner.nodelay))
-        return "tls", (options.directory,), keys
+        return {
+            **_tls_values(options, directory="path"),
+            **inner.description_values(),
+            "handshake_timeout": self.handshake_timeout,
+        }
 
     def __str__(self) -> str:
         try:
@@ -459,31 +412,6 @@ def _is_tcp_server(endpoint: Any) -> bool:
     if type(endpoint) is TCP4ServerEndpoint:
         return bool(endpoint.interface) and not endpoint.reuse_port
     return False
-
-
-def _server_option_keys(options: Any, handshake_timeout: float | None) -> dict[str, Any]:
-    keys: dict[str, Any] = {}
-    if handshake_timeout != DEFAULT_HANDSHAKE_TIMEOUT:
-        keys["handshakeTimeout"] = 0 if handshake_timeout is None else handshake_timeout
-    if not isinstance(options, tls_module().ServerTLSOptions | tls_module().SNIServerOptions):
-        return keys
-    if _pem_text(options.dh_parameters):
-        keys["dhParameters"] = options.dh_parameters
-    if options.alpn:
-        keys["alpn"] = ",".join(options.alpn)
-    if _pem_text(options.client_ca):
-        keys["clientCA"] = options.client_ca
-    if not options.require_client_certificate:  # with or without clientCA, to round-trip
-        keys["requireClientCertificate"] = "no"
-    if options.minimum_version != DEFAULT_MINIMUM_VERSION:
-        keys["minimumVersion"] = options.minimum_version
-    if options.reload_interval != DEFAULT_RELOAD_INTERVAL:
-        keys["reloadInterval"] = 0 if options.reload_interval is None else options.reload_interval
-    keys.update(_shared_option_keys(options))
-    for field, key in (("passphrase_file", "passphraseFile"), ("passphrase_env", "passphraseEnv")):
-        if getattr(options, field, None) is not None:
-            keys[key] = getattr(options, field)
-    return keys
 
 
 def wrap_server_tls(

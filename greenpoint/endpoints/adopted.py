@@ -19,13 +19,14 @@ import dataclasses
 import logging
 import os
 import socket as _stdsocket
+from collections.abc import Mapping
 from typing import Any, cast
 
 from gevent import socket as gsocket
 
 from greenpoint._description import Bracketed
 from greenpoint._one_connection import OneConnectionListener
-from greenpoint._params import Param, choice, integer, text
+from greenpoint._params import Param, choice, integer, register_inverse, text
 from greenpoint._registry import EndpointParser, server_from_string
 from greenpoint._socket import set_nodelay
 from greenpoint._systemd import ListenFDs, listen_fds
@@ -170,8 +171,8 @@ class AdoptedStreamServerEndpoint(ServerEndpoint):
         self._adopted = True
         return sock
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        return ("fd", (self.fileno,), {"domain": _domain_of(self.address_family)})
+    def description_values(self) -> Mapping[str, Any]:
+        return {"fileno": self.fileno, "domain": _domain_of(self.address_family)}
 
 
 # systemd descriptors are handed to a process once: remember those adopted, so that
@@ -275,16 +276,6 @@ class SystemdServerEndpoint(ServerEndpoint):
         _ADOPTED_SYSTEMD_FDS.add(fd)
         return sock
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {"domain": self.domain}
-        if self.index is not None:
-            kwargs["index"] = self.index
-        else:
-            kwargs["name"] = self.name
-        if self.fallback is not None:
-            kwargs["fallback"] = Bracketed(str(self.fallback))
-        return ("systemd", (), kwargs)
-
 
 # Descriptions.
 #
@@ -315,6 +306,8 @@ def _server_description(value: str) -> ServerEndpoint:
         raise ValueError(str(exc)) from None
     return endpoint
 
+
+register_inverse(_server_description, lambda endpoint: Bracketed(str(endpoint)))
 
 _SYSTEMD_PARAMS = (
     # Positional as in Twisted's _SystemdParser: domain, index, name.

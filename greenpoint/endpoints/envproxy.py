@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._params import Param, host, integer, number
 from greenpoint._proxy_env import ProxyURL, proxy_for
 from greenpoint._registry import EndpointParser
 from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.endpoints.proxy import (
-    DEFAULT_TIMEOUT,
     HTTPConnectClientEndpoint,
     SOCKS4aClientEndpoint,
     SOCKS5ClientEndpoint,
@@ -106,14 +106,6 @@ class EnvironmentProxyEndpoint(ClientEndpoint):
         """Open :meth:`resolved`; see the proxy endpoints for the errors."""
         check_timeout(timeout)
         return self.resolved().open(timeout=self.timeout if timeout is None else timeout)
-
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.scheme != "https":
-            kwargs["scheme"] = self.scheme
-        if self.timeout != DEFAULT_TIMEOUT:
-            kwargs["timeout"] = self.timeout
-        return self.prefix, (self.host, self.port), kwargs
 
 
 def _scheme(value: str) -> str:

@@ -34,8 +34,8 @@ from greenpoint._address import (
     peer_address,
 )
 from greenpoint._checks import check_timeout
-from greenpoint._description import Description, parse_description
-from greenpoint._params import Param, bind, integer, number
+from greenpoint._description import Bracketed, Description, split_leading_keywords
+from greenpoint._params import Param, bind, format_value, integer, number, register_inverse
 from greenpoint._proxied_stream import ProxiedStream, read_proxy_header
 from greenpoint._proxy_header import DEFAULT_MAX_SIZE
 from greenpoint._proxy_header_encode import encode_proxy_header
@@ -96,21 +96,9 @@ class HAProxyServerEndpoint(ServerEndpoint):
             self.endpoint.bind(), timeout=self.timeout, allow=self.allow, max_size=self.max_size
         )
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        """The wrapper's own keywords; ``str()`` appends the wrapped description."""
-        kwargs: dict[str, Any] = {}
-        if self.timeout != DEFAULT_HEADER_TIMEOUT:
-            kwargs["timeout"] = "none" if self.timeout is None else _seconds_text(self.timeout)
-        if self.allow is not None:
-            kwargs["allow"] = ",".join(str(network) for network in self.allow)
-        if self.max_size != DEFAULT_MAX_SIZE:
-            kwargs["maxSize"] = self.max_size
-        return self.prefix, (), kwargs
-
-    def __str__(self) -> str:
-        prefix, _, kwargs = self.description_parts()
-        own = [f"{key}={_format_value(str(value))}" for key, value in kwargs.items()]
-        return ":".join([prefix, *own, str(self.endpoint)])
+    def description_tail(self) -> str:
+        """After the wrapper's own keys: the wrapped endpoint's whole description."""
+        return str(self.endpoint)
 
 
 def wrap_haproxy(
@@ -284,6 +272,15 @@ def _timeout(text: str) -> float | None:
     return seconds
 
 
+def _networks_text(networks: tuple[IPNetwork, ...]) -> str:
+    text = ",".join(str(network) for network in networks)
+    return Bracketed(text) if ":" in text else text  # IPv6 networks read better bracketed
+
+
+register_inverse(_timeout, format_value)  # None is "none"
+register_inverse(_networks, _networks_text)
+
+
 _PARAMS = (
     Param("timeout", _timeout, DEFAULT_HEADER_TIMEOUT, help="seconds allowed for the header"),
     Param("allow", _networks, None, help="allowed proxy networks, comma-separated"),
@@ -302,7 +299,7 @@ class _HAProxyServerParser:
         from greenpoint._registry import server_from_string
 
         assert description.rest is not None  # Description.__post_init__ fills it in
-        own, inner = _split_own_keywords(description.rest)
+        own, inner = split_leading_keywords(description.rest)
         if not inner:
             raise DescriptionError(
                 "haproxy: missing the wrapped server description, as in haproxy:tcp:8080",
@@ -310,57 +307,6 @@ class _HAProxyServerParser:
             )
         values = bind(self.prefix, (), own, self.params)
         return HAProxyServerEndpoint(server_from_string(inner), **values)
-
-
-def _split_own_keywords(rest: str) -> tuple[dict[str, str], str]:
-    """Leading ``key=value`` segments are the wrapper's; the first positional segment
-    (the wrapped description's prefix) starts the rest, kept raw."""
-    own: dict[str, str] = {}
-    while rest:
-        end = _segment_end(rest)
-        segment = parse_description("x:" + rest[:end])
-        if not segment.kwargs:
-            break
-        own.update(segment.kwargs)
-        rest = rest[end + 1 :]
-    return own, rest
-
-
-def _segment_end(text: str) -> int:
-    """Index of the ``:`` that ends the first raw segment (or ``len(text)``), by the
-    rules of :mod:`greenpoint._description`: ``\\`` escapes, ``[...]`` at the start
-    of a value hides ``:``."""
-    i, at_value_start, seen_assign = 0, True, False
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i, at_value_start = i + 2, False
-            continue
-        if char == "[" and at_value_start:
-            close = text.find("]", i + 1)
-            if close < 0:
-                return len(text)  # the real parser reports the unclosed bracket
-            i, at_value_start = close + 1, False
-            continue
-        if char == ":":
-            return i
-        at_value_start = char == "=" and not seen_assign
-        seen_assign = seen_assign or char == "="
-        i += 1
-    return len(text)
-
-
-def _seconds_text(seconds: float) -> str:
-    # repr, not "%g": 10.46875 must not come back as 10.4688.
-    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
-
-
-def _format_value(value: str) -> str:
-    if ":" in value and "]" not in value:
-        return f"[{value}]"  # IPv6 networks read better bracketed
-    from greenpoint._description import quote_string_argument
-
-    return quote_string_argument(value)
 
 
 SERVER_PARSERS = {"haproxy": _HAProxyServerParser()}

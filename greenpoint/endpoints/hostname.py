@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
 from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
@@ -23,15 +24,12 @@ from greenpoint._sockopts import (
     TCPOptions,
     check_socket_fields,
     configured_connect,
-    description_keys,
     socket_configurer,
 )
 from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.errors import DescriptionError
 
-__all__ = ["ConnectInfo", "HostnameEndpoint", "bind_address_text"]
-
-_DEFAULT_TIMEOUT = 30
+__all__ = ["ConnectInfo", "HostnameEndpoint", "bind_address_text", "tcp_description_values"]
 
 
 @dataclasses.dataclass(eq=True)
@@ -52,9 +50,11 @@ class HostnameEndpoint(ClientEndpoint):
     Creating one does no I/O, but an invalid name or bind address is refused here.
     """
 
+    prefix: ClassVar[str] = "tcp"
+
     host: str
     port: int
-    timeout: float | None = _DEFAULT_TIMEOUT
+    timeout: float | None = DEFAULT_TIMEOUT
     bind_address: Any = None
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY
     resolver: Callable[..., Any] | None = None
@@ -92,19 +92,8 @@ class HostnameEndpoint(ClientEndpoint):
         except TCPOptionError as exc:
             raise TypeError(str(exc)) from None
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.timeout != _DEFAULT_TIMEOUT and self.timeout is not None:
-            kwargs["timeout"] = _seconds_text(self.timeout)
-        if self.bind_address is not None:
-            kwargs["bindAddress"] = bind_address_text(self.bind_address)
-            bind_port = _shared_bind_port(self.bind_address)
-            if bind_port:
-                kwargs["bindPort"] = bind_port
-        if self.attempt_delay != DEFAULT_ATTEMPT_DELAY:
-            kwargs["attemptDelay"] = _seconds_text(self.attempt_delay)
-        kwargs.update(description_keys(self.tcp_options, self.nodelay))
-        return "tcp", (self.host, self.port), kwargs
+    def description_values(self) -> Mapping[str, Any]:
+        return tcp_description_values(self)
 
     def _connect(self) -> Callable[..., Any] | None:
         # The connector seam (tests) wins; otherwise one with the socket options.
@@ -183,10 +172,14 @@ def _check_seconds(value: Any, name: str) -> None:
         )
 
 
-def _seconds_text(value: float) -> str:
-    if isinstance(value, int) or float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
+def tcp_description_values(endpoint: Any) -> dict[str, Any]:
+    """``endpoint``'s fields, socket options and bind address by ``tcp:`` keyword."""
+    values = {**ClientEndpoint.description_values(endpoint)}
+    values.update(endpoint.tcp_options.description_values())
+    if endpoint.bind_address is not None:
+        values["bind_address"] = bind_address_text(endpoint.bind_address)
+        values["bind_port"] = _shared_bind_port(endpoint.bind_address)
+    return values
 
 
 def bind_address_text(bind_address: Any) -> str:

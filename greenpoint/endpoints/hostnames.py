@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 from greenpoint._address import HostnameAddress
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import (
     ConnectInfo,
     open_tcp_connection,
@@ -32,16 +33,13 @@ from greenpoint._sockopts import (
     TCPOptions,
     check_socket_fields,
     configured_connect,
-    description_keys,
     socket_configurer,
 )
 from greenpoint.endpoints._base import ClientEndpoint
-from greenpoint.endpoints.hostname import _seconds_text, bind_address_text
+from greenpoint.endpoints.hostname import tcp_description_values
 from greenpoint.errors import Attempt, ConnectError, ConnectRefusedError, ConnectTimeoutError
 
 __all__ = ["ORDERS", "HostnamesEndpoint", "split_hosts"]
-
-_DEFAULT_TIMEOUT = 30
 ORDERS = ("race", "sequence")
 
 
@@ -66,8 +64,10 @@ class HostnamesEndpoint(ClientEndpoint):
     :class:`~greenpoint.HostnameEndpoint`.
     """
 
+    prefix: ClassVar[str] = "tcp"
+
     hosts: Sequence[tuple[str, int]]
-    timeout: float | None = _DEFAULT_TIMEOUT
+    timeout: float | None = DEFAULT_TIMEOUT
     bind_address: Any = None
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY
     resolver: Callable[..., Any] | None = None
@@ -188,21 +188,12 @@ class HostnamesEndpoint(ClientEndpoint):
             cls = ConnectError
         return cls(message, address=self._target(), attempts=attempts)
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    def description_values(self) -> Mapping[str, Any]:
         ports = {port for _, port in self.hosts}
         if len(ports) != 1:
             raise ValueError("hosts on different ports have no description form")
-        kwargs: dict[str, Any] = {}
-        if self.timeout != _DEFAULT_TIMEOUT and self.timeout is not None:
-            kwargs["timeout"] = _seconds_text(self.timeout)
-        if self.bind_address is not None:
-            kwargs["bindAddress"] = bind_address_text(self.bind_address)
-        if self.attempt_delay != DEFAULT_ATTEMPT_DELAY:
-            kwargs["attemptDelay"] = _seconds_text(self.attempt_delay)
-        if self.order != "race":
-            kwargs["order"] = self.order
-        kwargs.update(description_keys(self.tcp_options, self.nodelay))
-        return "tcp", (",".join(host for host, _ in self.hosts), ports.pop()), kwargs
+        host = ",".join(host for host, _ in self.hosts)
+        return {**tcp_description_values(self), "host": host, "port": ports.pop()}
 
 
 def _shifted(value: Any, offset: float) -> Any:

@@ -33,15 +33,16 @@ import collections
 import contextlib
 import dataclasses
 import errno
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gevent import Timeout
 from gevent.event import Event
 
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._memory_stream import Faults, MemoryAddress, MemoryStream, stream_pair
-from greenpoint._params import Param, boolean, integer, number, text
+from greenpoint._params import Param, boolean, format_value, integer, number, register_inverse, text
 from greenpoint._registry import EndpointParser
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.errors import ConnectRefusedError, ConnectTimeoutError, ListenError
@@ -55,8 +56,6 @@ __all__ = [
     "MemoryServerEndpoint",
     "memory_faults",
 ]
-
-DEFAULT_TIMEOUT = 30.0  # seconds, as Twisted's connect timeout
 
 # name -> the listener bound to it, in this process.
 _bound: dict[str, MemoryListener] = {}
@@ -180,9 +179,6 @@ class MemoryServerEndpoint(ServerEndpoint):
         listener = _bound[self.name] = MemoryListener(self.name)
         return listener
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        return ("memory", (self.name,), {})
-
 
 @dataclasses.dataclass(frozen=True)
 class MemoryClientEndpoint(ClientEndpoint):
@@ -244,22 +240,8 @@ class MemoryClientEndpoint(ClientEndpoint):
             )
         return listener.connect(faults)
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.timeout != DEFAULT_TIMEOUT:
-            kwargs["timeout"] = "none" if self.timeout is None else f"{self.timeout:g}"
-        if self.refuse:
-            kwargs["refuse"] = 1
-        if self.blackhole:
-            kwargs["blackhole"] = 1
-        faults = self.faults
-        if faults.reset_after is not None:
-            kwargs["resetAfter"] = faults.reset_after
-        if faults.delay:
-            kwargs["delay"] = f"{faults.delay:g}"
-        if faults.chunk is not None:
-            kwargs["chunk"] = faults.chunk
-        return ("memory", (self.name,), kwargs)
+    def description_values(self) -> Mapping[str, Any]:
+        return {**super().description_values(), **dataclasses.asdict(self.faults)}
 
 
 def _check_name(name: object) -> None:
@@ -272,6 +254,9 @@ def _check_name(name: object) -> None:
 
 def _timeout(value: str) -> float | None:
     return None if value.strip().lower() == "none" else number(value)
+
+
+register_inverse(_timeout, format_value)  # None is "none"
 
 
 def _build_client(

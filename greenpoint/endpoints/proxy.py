@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import socket as _stdsocket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import gevent
@@ -31,11 +31,12 @@ from gevent import socket as gsocket
 from greenpoint import _http_connect, _socks
 from greenpoint._address import HostnameAddress
 from greenpoint._checks import check_timeout
+from greenpoint._defaults import DEFAULT_TIMEOUT  # when the proxy endpoint has none
 from greenpoint._description import Bracketed
 from greenpoint._hostnames import encode_hostname
 from greenpoint._negotiation import NegotiationError
 from greenpoint._params import Param, choice, host, integer, number, text
-from greenpoint._redact import REDACTED, redact_description
+from greenpoint._redact import redact_description
 from greenpoint._registry import EndpointParser, client_from_string
 from greenpoint.endpoints._base import ClientEndpoint
 from greenpoint.errors import (
@@ -54,7 +55,6 @@ __all__ = [
     "SOCKS5ClientEndpoint",
 ]
 
-DEFAULT_TIMEOUT = 30.0  # seconds, when the proxy endpoint has no timeout of its own
 RESOLVE_CHOICES = ("proxy", "local")
 
 
@@ -260,25 +260,11 @@ class _ProxyClientEndpoint(ClientEndpoint):
     def _negotiate(self, stream: Any, target_host: str, step: list[str]) -> None:
         raise NotImplementedError
 
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {"proxy": Bracketed(str(self.proxy))}
-        if self.user is not None:
-            kwargs["user"] = self.user
-        if self.password is not None:
-            kwargs["password"] = REDACTED
-        kwargs.update(self._extra_keys())
-        if self.timeout != (getattr(self.proxy, "timeout", None) or DEFAULT_TIMEOUT):
-            kwargs["timeout"] = _seconds_text(self.timeout)
-        return self.prefix, (self.host, self.port), kwargs
-
-    def _extra_keys(self) -> dict[str, Any]:
-        return {}
-
-
-def _seconds_text(value: float | None) -> str:
-    if value is not None and float(value).is_integer():
-        return str(int(value))
-    return repr(value)
+    def description_values(self) -> Mapping[str, Any]:
+        inherited = getattr(self.proxy, "timeout", None) or DEFAULT_TIMEOUT
+        timeout = None if self.timeout == inherited else self.timeout
+        values = {**super().description_values(), "proxy": Bracketed(str(self.proxy))}
+        return {**values, "timeout": timeout}
 
 
 def _resolve_locally(
@@ -357,9 +343,6 @@ class SOCKS5ClientEndpoint(_ProxyClientEndpoint):
         rest = _read_exactly(stream, _socks.reply_length(head) - len(head))
         _socks.parse_connect_reply(head + rest)
 
-    def _extra_keys(self) -> dict[str, Any]:
-        return {"resolve": self.resolve} if self.resolve != "proxy" else {}
-
 
 @dataclasses.dataclass(eq=True)
 class SOCKS4aClientEndpoint(_ProxyClientEndpoint):
@@ -397,9 +380,6 @@ class SOCKS4aClientEndpoint(_ProxyClientEndpoint):
         step[0] = "CONNECT"
         stream.sendall(_socks.socks4_connect_request(target_host, self.port, self.user or ""))
         _socks.parse_socks4_reply(_read_exactly(stream, _socks.SOCKS4_REPLY_SIZE))
-
-    def _extra_keys(self) -> dict[str, Any]:
-        return {"resolve": self.resolve} if self.resolve != "proxy" else {}
 
 
 @dataclasses.dataclass(eq=True)

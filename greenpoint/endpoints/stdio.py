@@ -30,7 +30,7 @@ import errno
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent.event
 
@@ -56,6 +56,8 @@ _owner_lock = threading.Lock()
 class StandardIOEndpoint(ServerEndpoint):
     """A server endpoint whose single connection is this process's stdin/stdout."""
 
+    prefix: ClassVar[str] = "stdio"
+
     def bind(self) -> StandardIOListener:
         """Take over fds 0 and 1 and return the listener holding them.
 
@@ -63,9 +65,6 @@ class StandardIOEndpoint(ServerEndpoint):
             ListenError: stdin or stdout is closed, or another listener has them.
         """
         return StandardIOListener._take_stdio()
-
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        return ("stdio", (), {})
 
 
 class StandardIOListener:

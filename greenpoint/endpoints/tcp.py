@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._hostnames import normalize_bind_address
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._params import Param, boolean, choice, host, integer, ip_literal, number, port
@@ -20,8 +21,6 @@ from greenpoint.endpoints._tcp_endpoints import (
     AF_INET,
     AF_INET6,
     ANY_ADDRESS,
-    DEFAULT_BACKLOG,
-    DEFAULT_TIMEOUT,
     FieldError,
     TCP4ClientEndpoint,
     TCP4ServerEndpoint,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._params import (
     Param,
     boolean,
@@ -20,6 +21,8 @@ from greenpoint._params import (
     ip_literal,
     number,
     port,
+    register_inverse,
+    seconds_text,
     text,
 )
 from greenpoint._registry import EndpointParser, client_from_string
@@ -36,9 +39,7 @@ from greenpoint._tls_settings import (
     normalize_tls_version,
 )
 from greenpoint.endpoints._tls_endpoints import (
-    DEFAULT_BACKLOG,
     DEFAULT_SERVER_PEM,
-    DEFAULT_TIMEOUT,
     SSL4ClientEndpoint,
     SSL4ServerEndpoint,
     TLSWrapperClientEndpoint,
@@ -85,6 +86,11 @@ def _seconds_or_none(value: str) -> float | None:
     """Seconds; ``0`` means no limit."""
     seconds = number(value)
     return None if seconds == 0 else seconds
+
+
+register_inverse(
+    _seconds_or_none, lambda seconds: "0" if seconds is None else seconds_text(seconds)
+)
 
 
 def _positional(*params: Param) -> tuple[Param, ...]:
@@ -281,7 +287,7 @@ def _build_tls_client(
     if endpoint is not None:
         socket_keys = tcp_options.description_keys()
         if not nodelay:
-            socket_keys["nodelay"] = 0
+            socket_keys["nodelay"] = "0"
         for key in ("bindAddress", *socket_keys):
             if key in socket_keys or (key == "bindAddress" and bind_address is not None):
                 raise DescriptionError(

@@ -30,8 +30,9 @@ from gevent import socket as gsocket
 
 from greenpoint._address import UNIXAddress
 from greenpoint._checks import check_backlog, check_timeout
+from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Description
-from greenpoint._params import Param, boolean, integer, number, octal_mode
+from greenpoint._params import Param, boolean, integer, number, octal_mode, register_inverse
 from greenpoint._pidlock import LockHeldError, PidLock, lock_holder
 from greenpoint._registry import EndpointParser
 from greenpoint._socket import connect_address
@@ -51,8 +52,6 @@ __all__ = [
     "UNIXServerEndpoint",
 ]
 
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_BACKLOG = 50
 DEFAULT_MODE = 0o666
 LOCK_SUFFIX = ".lock"
 # How long to wait when asking an existing socket file whether anyone listens on it.
@@ -116,8 +115,7 @@ def _socket_path(value: str) -> str:
     return _display_path(_normalize_path(value))
 
 
-def _format_seconds(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
+register_inverse(_socket_path, _display_path)  # the field holds the kernel's "\0name"
 
 
 @dataclasses.dataclass(eq=True)
@@ -168,14 +166,6 @@ class UNIXClientEndpoint(ClientEndpoint):
             timeout=self.timeout if timeout is None else timeout,
             nodelay=False,
         )
-
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.timeout is not None and self.timeout != DEFAULT_TIMEOUT:
-            kwargs["timeout"] = _format_seconds(self.timeout)
-        if self.check_pid:
-            kwargs["lockfile"] = 1
-        return ("unix", (_display_path(self.path),), kwargs)
 
 
 class UNIXListener:
@@ -472,16 +462,6 @@ class UNIXServerEndpoint(ServerEndpoint):
         sock.close()
         if identity is not None:
             _unlink_if_same(self.path, identity)
-
-    def description_parts(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        kwargs: dict[str, Any] = {}
-        if self.backlog != DEFAULT_BACKLOG:
-            kwargs["backlog"] = self.backlog
-        if self.mode != DEFAULT_MODE:
-            kwargs["mode"] = format(self.mode, "o")
-        if self.want_pid:
-            kwargs["lockfile"] = 1
-        return ("unix", (_display_path(self.path),), kwargs)
 
 
 # Descriptions. Keys are Twisted's (``lockfile``, ``mode``, ``backlog``, ``timeout``).
