@@ -1,4 +1,4 @@
-"""Loopback helpers shared by the TCP tests: echo handlers and a black-holed address."""
+"""Loopback helpers: reading a stream to its end, an echo handler, a black-holed address."""
 
 from __future__ import annotations
 
@@ -7,6 +7,28 @@ import socket as stdsocket
 
 import gevent.socket
 from gevent import socket as gsocket
+
+
+def read_all(sock, pause: float = 0.0, *, reset_ends: bool = False) -> bytes:
+    """Read until EOF; ``pause`` between reads keeps the sender queueing.
+
+    A reset raises ``ConnectionResetError``, unless ``reset_ends``: then it ends the
+    reading as EOF does (an aborted connection may end either way).
+    """
+    chunks = []
+    while True:
+        try:
+            data = sock.recv(256 * 1024)
+        except ConnectionResetError:
+            if not reset_ends:
+                raise
+            break
+        if not data:
+            break
+        chunks.append(data)
+        if pause:
+            gevent.sleep(pause)  # a slow reader on purpose: the sender's queue fills
+    return b"".join(chunks)
 
 
 def echo_once(stream, address):

@@ -4,8 +4,8 @@
   TCP and UNIX ones.
 * :class:`Recorder` and :class:`RecordingFactory`: a protocol and a factory that keep
   everything they are told, in order, for the test to check.
-* :func:`read_all` and :func:`exchange`: a raw client reading to EOF, and the whole
-  "listen, send, half-close, read everything, wait for the server side to close" round.
+* :func:`exchange`: the whole "listen, raw client, send, half-close, read everything,
+  wait for the server side to close" round (:func:`_net_helpers.read_all` reads).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-import gevent
+from _net_helpers import read_all
 from _wait_helpers import wait_until
 from gevent.event import Event
 
@@ -125,28 +125,6 @@ class RecordingFactory(ClientFactory):
         """The first protocol built, once there is one."""
         wait_until(lambda: self.built, timeout, what="a connection to be made")
         return self.built[0]
-
-
-def read_all(sock, pause: float = 0.0, *, reset_ends: bool = False) -> bytes:
-    """Read until EOF; ``pause`` between reads keeps the sender queueing.
-
-    A reset raises ``ConnectionResetError``, unless ``reset_ends``: then it ends the
-    reading as EOF does (an aborted connection may end either way).
-    """
-    chunks = []
-    while True:
-        try:
-            data = sock.recv(256 * 1024)
-        except ConnectionResetError:
-            if not reset_ends:
-                raise
-            break
-        if not data:
-            break
-        chunks.append(data)
-        if pause:
-            gevent.sleep(pause)  # a slow reader on purpose: the sender's queue fills
-    return b"".join(chunks)
 
 
 def exchange(

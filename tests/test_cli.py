@@ -12,6 +12,7 @@ import time
 import gevent
 import pytest
 from _cli_helpers import Child, greenpoint_command, run_greenpoint
+from _net_helpers import read_all
 from _tls_helpers import write_localhost_pems
 from gevent.event import Event
 
@@ -30,13 +31,6 @@ def certificates(tmp_path_factory):
 def echo(stream, address):
     while data := stream.recv(65536):
         stream.sendall(data)
-
-
-def read_all(stream) -> bytes:
-    received = b""
-    while data := stream.recv(65536):
-        received += data
-    return received
 
 
 def exchange(description: str, message: bytes) -> bytes:

@@ -15,6 +15,7 @@ import sys
 
 import gevent
 import pytest
+from _net_helpers import read_all
 from _wait_helpers import wait_until
 
 import greenpoint
@@ -36,13 +37,6 @@ SH = shutil.which("sh")
 
 def sh(script: str, **options) -> ProcessEndpoint:
     return ProcessEndpoint("sh", ("sh", "-c", script), **options)
-
-
-def read_all(stream) -> bytes:
-    chunks = []
-    while chunk := stream.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def is_gone(pid: int) -> bool:

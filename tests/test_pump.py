@@ -6,6 +6,7 @@ import socket
 
 import gevent
 import pytest
+from _net_helpers import read_all
 from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
@@ -25,13 +26,6 @@ def pairs():
         sock.close()
 
 
-def read_to_end(sock) -> bytes:
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
-
-
 def test_copies_both_ways_and_passes_half_closes_on(pairs):
     left, left_peer, right, right_peer = pairs
     pump = Pump(left, right)
@@ -39,12 +33,12 @@ def test_copies_both_ways_and_passes_half_closes_on(pairs):
 
     left_peer.sendall(b"x" * 300_000)
     left_peer.shutdown(socket.SHUT_WR)
-    assert read_to_end(right_peer) == b"x" * 300_000  # end-of-file passed on
+    assert read_all(right_peer) == b"x" * 300_000  # end-of-file passed on
     assert not running.dead  # the other direction is still open
 
     right_peer.sendall(b"answer after the half-close")
     right_peer.shutdown(socket.SHUT_WR)
-    assert read_to_end(left_peer) == b"answer after the half-close"
+    assert read_all(left_peer) == b"answer after the half-close"
     running.get(timeout=5)
     assert (pump.up, pump.down, pump.error) == (300_000, 27, None)
     assert pump.finished is not None and pump.elapsed >= 0

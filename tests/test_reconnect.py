@@ -12,6 +12,7 @@ import socket as stdsocket
 
 import gevent
 import pytest
+from _net_helpers import read_all
 from _protocol_helpers import Recorder, RecordingFactory
 from gevent import socket as gsocket
 from gevent.event import Event
@@ -386,7 +387,7 @@ def test_stop_flushes_what_the_live_connection_wrote(clock):
     client.start()
     protocol = client.when_connected()
     protocol.transport.write(payload)
-    reader = gevent.spawn(_read_all, endpoint.peers[0])
+    reader = gevent.spawn(read_all, endpoint.peers[0])
     assert client.stop(timeout=5) is True
     assert reader.get(timeout=5) == payload
     assert protocol.closed.is_set() and isinstance(protocol.reason, ConnectionDone)
@@ -490,15 +491,6 @@ def test_a_description_string_is_parsed():
     assert client.state == "idle" and client.protocol is None
 
 
-def _read_all(sock):
-    chunks = []
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 def test_a_gevent_timeout_around_when_connected_leaves_the_client_running(clock):
     client, endpoint, _ = make_client(clock, ["hang"])
     client.start()
@@ -574,7 +566,7 @@ def test_stop_from_the_protocol_closes_the_connection_and_stops(clock):
     protocol = client.when_connected()
     peer = endpoint.peers[0]
     peer.sendall(b"quit")
-    assert _read_all(peer) == b"bye"  # flushed, then closed
+    assert read_all(peer) == b"bye"  # flushed, then closed
     assert protocol.closed.wait(5)
     assert protocol.stopped_with is True and protocol.connected_check is protocol
     with pytest.raises(ConnectCancelledError):

@@ -15,6 +15,7 @@ import textwrap
 
 import gevent
 import pytest
+from _net_helpers import read_all
 from gevent import subprocess as gsubprocess
 
 import greenpoint
@@ -92,13 +93,6 @@ HALF_CLOSE_SERVER = textwrap.dedent(
 def python_child(script: str, *args: str, **options) -> ProcessEndpoint:
     argv = (sys.executable, "-c", script, REPO, *args)
     return ProcessEndpoint(sys.executable, argv, **options)
-
-
-def read_all(stream) -> bytes:
-    chunks = []
-    while chunk := stream.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def stderr_lines(caplog) -> list[str]:

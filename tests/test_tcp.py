@@ -8,7 +8,7 @@ import time
 
 import gevent
 import pytest
-from _net_helpers import black_hole, echo_once
+from _net_helpers import black_hole, echo_once, read_all
 from gevent import socket as gsocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,13 +41,6 @@ LOOPBACKS = [
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-def recv_all(sock) -> bytes:
-    chunks = []
-    while chunk := sock.recv(4096):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def closed_port(family: int, host: str) -> int:
@@ -97,7 +90,7 @@ def test_round_trip_over_loopback(family, host, client_cls, server_cls):
             assert sock.family == family
             assert sock.getsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY)
             sock.sendall(b"round trip")
-            assert recv_all(sock) == b"round trip"
+            assert read_all(sock) == b"round trip"
             local_port = sock.getsockname()[1]
     address_type = IPv4Address if family == stdsocket.AF_INET else IPv6Address
     assert peers == [address_type(host, local_port)]
@@ -121,7 +114,7 @@ def test_dual_stack_listener_sees_ipv4_clients_as_ipv4_addresses():
         assert port.get_host() == IPv6Address("::", port.get_host().port)
         assert not port.listener.getsockopt(stdsocket.IPPROTO_IPV6, stdsocket.IPV6_V6ONLY)
         with TCP4ClientEndpoint("127.0.0.1", port.get_host().port).open(timeout=5) as sock:
-            assert recv_all(sock) == b"hi"
+            assert read_all(sock) == b"hi"
             assert peers == [IPv4Address("127.0.0.1", sock.getsockname()[1])]
 
 
@@ -237,7 +230,7 @@ def test_bind_address_sets_the_local_address_and_port():
         )
         with endpoint.open(timeout=5) as sock:
             assert sock.getsockname() == ("127.0.0.1", local_port)
-            assert recv_all(sock) == b""
+            assert read_all(sock) == b""
     assert peers == [IPv4Address("127.0.0.1", local_port)]
 
 

@@ -17,6 +17,7 @@ import time
 
 import gevent
 import pytest
+from _net_helpers import read_all
 from _protocol_helpers import Recorder, RecordingFactory
 from _tls_helpers import LOOPBACK, echo, expired, make_certs, not_yet_valid
 from _wait_helpers import wait_until
@@ -92,13 +93,6 @@ def ssl_server(certs, extra=""):
     return f"ssl:0:interface=127.0.0.1:privateKey={q(certs.server_pem)}{extra}"
 
 
-def read_to_end(stream):
-    chunks = []
-    while data := stream.recv(65536):
-        chunks.append(data)
-    return b"".join(chunks)
-
-
 # -- serve(): handshakes in the connection greenlets ---------------------------
 
 
@@ -139,7 +133,7 @@ def test_serve_ssl_logs_handshake_failures_quietly_and_keeps_serving(
             garbage.sendall(b"GET / HTTP/1.0\r\n\r\n")
             garbage.settimeout(5)
             try:
-                read_to_end(garbage)  # the server gives up and closes...
+                read_all(garbage)  # the server gives up and closes...
             except ConnectionResetError:
                 pass  # ...with the rest of our request unread: a reset
         # 2. A client that does not trust the server's certificate.
@@ -741,7 +735,7 @@ def test_openssl_s_client_as_a_child_talks_to_a_greenpoint_server(certs):
         with endpoint.open() as child:
             child.sendall(b"hello from s_client\n")
             child.settimeout(10)
-            assert read_to_end(child) == b"greenpoint heard hello from s_client\n"
+            assert read_all(child) == b"greenpoint heard hello from s_client\n"
             assert child.wait(timeout=10) == 0
     assert seen == [("localhost", "http/1.1", "TLSv1.3")]
 
