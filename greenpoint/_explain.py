@@ -175,8 +175,12 @@ def _key_values(
     return tuple(
         KeyValue(
             name=param.name,
-            value=_shown_value(param, values[param.keyword]),
-            default=format_value(param, param.default),
+            value=(
+                param.shown_default
+                if param.shown_default and values[param.keyword] is None
+                else _shown_value(param, values[param.keyword])
+            ),
+            default=param.shown_default or format_value(param, param.default),
             given=param.name in given,
             help=param.help,
             missing_file=_missing_file(param, values[param.keyword]),
@@ -262,7 +266,7 @@ def _form(side: str, prefix: str, params: Sequence[Param]) -> str:
 
 def _optional_keys(params: Sequence[Param]) -> str:
     keys = [
-        f"`{param.name}={format_value(param, param.default)}`"
+        f"`{param.name}={param.shown_default or format_value(param, param.default)}`"
         for param in params
         if not param.required
     ]

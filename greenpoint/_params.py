@@ -73,6 +73,9 @@ class Param:
     ``in_form`` whether the usual form (``greenpoint check``, the README table) shows
     it by position: ``False`` for values positional only because Twisted's parser
     signature makes them so (``tcp:80:127.0.0.1``), which are shown as ``key=value``.
+    ``shown_default`` is what ``greenpoint check`` and the README table print as the
+    default when ``default`` is ``None`` only so that the builder can tell "not
+    given" apart (``tls:``'s ``timeout``: 30, unless ``endpoint=`` brings its own).
     """
 
     name: str
@@ -83,6 +86,7 @@ class Param:
     help: str = ""
     secret: bool = False
     in_form: bool = True
+    shown_default: str | None = None
 
     @property
     def keyword(self) -> str:

@@ -142,3 +142,29 @@ def test_check_shows_the_ipv6_default_bracketed_and_it_parses():
     explanation = explain("tcp6:443", "server")
     assert keys(explanation)["interface"][1] == "[::]"
     assert explain("tcp6:443:interface=[::]", "server").canonical == "tcp6:443"
+
+
+def test_the_defaults_check_shows_for_tls_are_the_ones_used(monkeypatch, tmp_path):
+    # Issue 19: the README and check said timeout=none and minimumVersion=none where
+    # the endpoints use 30 s and TLSv1.2.
+    from greenpoint.endpoints import _tls_endpoints
+
+    client = explain("tls:example.com:443", "client")
+    assert keys(client)["timeout"] == ("30", "30", False)
+    used = []
+    monkeypatch.setattr(
+        _tls_endpoints,
+        "_open_then_handshake",
+        lambda inner, options, timeout, address: used.append(timeout),
+    )
+    client.endpoint.open()
+    assert used == [30.0]
+
+    import trustme
+
+    pem = tmp_path / "server.pem"
+    trustme.CA().issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    server = explain(f"ssl:0:privateKey={pem}", "server")
+    assert keys(server)["minimumVersion"] == ("TLSv1.2", "TLSv1.2", False)
+    assert server.endpoint.tls_options.minimum_version == "TLSv1.2"
+    assert "`minimumVersion=TLSv1.2`" in prefix_table().split("| `ssl:PORT`")[1].split("\n")[0]

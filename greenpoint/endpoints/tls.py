@@ -352,7 +352,13 @@ _TLS_CLIENT = EndpointParser(
         Param("port", port, None, positional=True, help="server port"),
         # Positional up to endpoint, as in Twisted's _parseClientTLS signature.
         *_positional(
-            Param("timeout", number, None, help="seconds for connect and handshake (default 30)"),
+            Param(
+                "timeout",
+                number,
+                None,
+                help="seconds for connect and handshake (with endpoint=: that endpoint's)",
+                shown_default=f"{DEFAULT_TIMEOUT:g}",
+            ),
             Param("bindAddress", host, None, target="bind_address", help="local address"),
             Param("certificate", _path, None, help="client certificate PEM"),
             Param("privateKey", _path, None, target="private_key", help="client key PEM"),
@@ -500,9 +506,10 @@ _SSL_SERVER = EndpointParser(
         Param(
             "minimumVersion",
             normalize_tls_version,
-            None,
+            None,  # None: not given, so that sslmethod may say it instead
             target="minimum_version",
-            help="TLSv1.2 (default) or TLSv1.3",
+            help="TLSv1.2 or TLSv1.3 (or sslmethod)",
+            shown_default=DEFAULT_MINIMUM_VERSION,
         ),
         *_server_tls_params(),
         *_passphrase_params(),
