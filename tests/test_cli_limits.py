@@ -10,8 +10,8 @@ from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
 import greenpoint
-from greenpoint._cli import build_parser
-from greenpoint._cli_limits import front_end_limits, max_connections_for
+from greenpoint.cli._limit_flags import front_end_limits, max_connections_for
+from greenpoint.cli._main import build_parser
 
 pytestmark = pytest.mark.timeout(40)
 

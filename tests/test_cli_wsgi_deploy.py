@@ -17,7 +17,7 @@ import pytest
 from _cli_helpers import EXAMPLES, Child, greenpoint_command, run, run_greenpoint
 from _wait_helpers import wait_until
 
-from greenpoint._privileges import Identity, PrivilegeError, drop_privileges
+from greenpoint.cli._privileges import Identity, PrivilegeError, drop_privileges
 from tests.test_cli_wsgi import EndpointHTTPConnection, fetch, served_ports
 
 pytestmark = pytest.mark.timeout(40)
@@ -332,7 +332,7 @@ def test_bad_flags_are_clear_errors(flags, message):
 
 def test_monkey_patching_is_not_done_by_importing_greenpoint():
     code = (
-        "import greenpoint, greenpoint.wsgi, greenpoint._cli, greenpoint._worker_app\n"
+        "import greenpoint, greenpoint.wsgi, greenpoint.cli._main, greenpoint.cli._worker_app\n"
         "from gevent import monkey\n"
         "print(monkey.is_module_patched('socket'), monkey.is_module_patched('time'))\n"
     )

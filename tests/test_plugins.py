@@ -11,7 +11,7 @@ from _wait_helpers import wait_until
 import greenpoint
 import greenpoint.plugins as plugins
 from greenpoint import _registry, client_from_string, server_from_string
-from greenpoint._explain import explain, format_explanation
+from greenpoint.cli._explain import explain, format_explanation
 
 pytestmark = pytest.mark.timeout(20)
 

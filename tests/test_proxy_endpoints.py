@@ -14,8 +14,8 @@ from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
 from greenpoint import client_from_string
-from greenpoint._cli import main
-from greenpoint._explain import explain, format_explanation
+from greenpoint.cli._explain import explain, format_explanation
+from greenpoint.cli._main import main
 from greenpoint.endpoints._tcp_endpoints import TCP4ClientEndpoint
 from greenpoint.endpoints.proxy import (
     HTTPConnectClientEndpoint,
@@ -368,7 +368,7 @@ def socket_that_refuses():
 
 
 def test_relay_logs_name_the_proxy_without_its_password(caplog):
-    from greenpoint._relay import Relay
+    from greenpoint.cli._relay import Relay
 
     with socket_that_refuses() as port:
         upstream = client_from_string(

@@ -260,7 +260,7 @@ def test_tinyproxy_reached_over_tls(tmp_path, echo_port, tls_echo):
     CONNECT and its answer travel over TLS (read without peeking)."""
     from _tls_helpers import make_certs
 
-    from greenpoint._relay import Relay
+    from greenpoint.cli._relay import Relay
 
     (tmp_path / "proxy-certs").mkdir()
     certs = make_certs(tmp_path / "proxy-certs")

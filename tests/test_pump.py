@@ -10,8 +10,8 @@ from _net_helpers import read_all
 from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
-from greenpoint._pump import Pump
-from greenpoint._relay import format_bytes
+from greenpoint.cli._pump import Pump
+from greenpoint.cli._relay import format_bytes
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -21,8 +21,8 @@ from greenpoint import client_from_string, server_from_string
 from greenpoint._address import IPv4Address, PipeAddress, UNIXAddress
 from greenpoint._proxy_header import parse_header
 from greenpoint._proxy_header_encode import encode_proxy_header
-from greenpoint._relay import Relay
-from greenpoint._send_proxy import TLSFacts, header_for, tls_tlvs
+from greenpoint.cli._relay import Relay
+from greenpoint.cli._send_proxy import TLSFacts, header_for, tls_tlvs
 
 LOOPBACK = "127.0.0.1"
 

@@ -282,7 +282,7 @@ def test_user_timeout_fractions_become_milliseconds():
 
 
 def test_check_explains_every_socket_key():
-    from greenpoint._explain import explain, format_explanation
+    from greenpoint.cli._explain import explain, format_explanation
 
     text = format_explanation(explain(f"tcp:h:80:{KEYS}:bindToDevice=lo:nodelay=0", "client"))
     for word in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT"):

@@ -72,7 +72,7 @@ APPS = {
         import sys
 
         import greenpoint
-        from greenpoint._workers import serve_wsgi
+        from greenpoint.cli._workers import serve_wsgi
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         listener = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").bind()
@@ -85,8 +85,8 @@ APPS = {
         import sys
 
         import greenpoint
-        from greenpoint import _worker_process
-        from greenpoint._workers import serve_wsgi
+        from greenpoint.cli import _worker_process
+        from greenpoint.cli._workers import serve_wsgi
 
         _worker_process.set_parent_death_signal = lambda signum: False
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -107,7 +107,7 @@ APPS = {
         import sys
 
         import greenpoint
-        from greenpoint._workers import serve_wsgi
+        from greenpoint.cli._workers import serve_wsgi
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         listener = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").bind()
