@@ -19,8 +19,13 @@ __all__ = [
     "IPv4Address",
     "IPv6Address",
     "PipeAddress",
+    "SOCKADDR_TYPES",
     "UNIXAddress",
+    "as_address",
     "from_sockaddr",
+    "host_address",
+    "listener_address",
+    "peer_address",
 ]
 
 _V4_MAPPED_PREFIX = "::ffff:"
@@ -162,6 +167,8 @@ def from_sockaddr(family: int, sockaddr: Any) -> Address:
     if family == socket.AF_UNIX:
         if isinstance(sockaddr, bytes):
             sockaddr = sockaddr.decode("utf-8", "surrogateescape")
+        elif sockaddr is not None and not isinstance(sockaddr, str):  # an IP pair, say
+            raise ValueError(f"not a UNIX socket address: {sockaddr!r}")
         return UNIXAddress(sockaddr or None)
     raise ValueError(f"unsupported address family {family!r}")
 
@@ -200,3 +207,50 @@ def host_address(stream: Any) -> Address:
         host: Address = stream.getHost()
         return host
     return from_sockaddr(stream.family, stream.getsockname())
+
+
+# What the socket layer gives as an address (an IP tuple, a UNIX path). A tuple of
+# types, not ``tuple | str | bytes``, which would build a union object on every call.
+SOCKADDR_TYPES = (tuple, str, bytes)
+
+
+def as_address(family: int | None, raw: Any, stream: Any = None) -> Any:
+    """A greenpoint address for what an ``accept()`` or ``connect()`` dealt with.
+
+    ``raw`` is a sockaddr of ``family`` (``None``: ``stream``'s own family, which a
+    wrapping listener without a ``family`` needs). Anything that is not a sockaddr
+    (already a greenpoint address: ``PipeAddress("stdio")``, a PROXY header's client)
+    passes through, and so does a sockaddr that cannot be read (a family with no
+    address type here): in a log line or an error message it is still the best
+    description there is. A UNIX peer accepted on ``stream`` gets its ``SO_PEERCRED``
+    credentials (:func:`with_peer_credentials`).
+
+    On the accept path of every connection: keep it short.
+    """
+    if not isinstance(raw, SOCKADDR_TYPES):
+        return raw
+    if family is None:
+        family = getattr(stream, "family", None)
+        if family is None:
+            return raw
+    try:
+        address = from_sockaddr(family, raw)
+    except (ValueError, IndexError, TypeError):
+        return raw
+    if stream is not None and isinstance(address, UNIXAddress):
+        # Who connected, as the kernel says (SO_PEERCRED): one getsockopt.
+        return with_peer_credentials(address, stream)
+    return address
+
+
+def listener_address(listener: Any) -> Address:
+    """The address a listener is bound to (the real port when port 0 was asked).
+
+    A wrapping listener (TLS, PROXY protocol) or a stdio "listener" says itself
+    (``get_host()``); a listening socket is asked for its ``getsockname()``.
+    """
+    get_host = getattr(listener, "get_host", None)
+    if get_host is not None:
+        bound: Address = get_host()
+        return bound
+    return from_sockaddr(listener.family, listener.getsockname())

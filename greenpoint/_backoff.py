@@ -32,10 +32,11 @@ What Twisted gets wrong, and this does not (see ANCHORS.md §1.10):
 from __future__ import annotations
 
 import dataclasses
-import math
 import operator
 import random as _random
 from collections.abc import Callable
+
+from greenpoint._checks import finite_number, whole_number
 
 __all__ = [
     "DEFAULT_FACTOR",
@@ -85,11 +86,7 @@ class Backoff:
 
     def __post_init__(self) -> None:
         for name in ("initial_delay", "max_delay", "factor", "jitter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{name} must be a number, not {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be finite, not {value!r}")
+            finite_number(name, getattr(self, name))
         if self.initial_delay < 0:
             raise ValueError(f"initial_delay must be 0 or more, not {self.initial_delay!r}")
         if self.max_delay < self.initial_delay:
@@ -147,10 +144,8 @@ def retry_policy(
 ) -> DelayPolicy:
     """The delay policy a reconnecting client was given, its arguments checked:
     ``policy`` or the four knobs (not both), and ``max_retries`` ``None`` or >= 0."""
-    if max_retries is not None and (
-        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
-    ):
-        raise ValueError(f"max_retries must be None or an int >= 0, not {max_retries!r}")
+    if max_retries is not None:
+        whole_number("max_retries", max_retries, 0)
     knobs = (initial_delay, max_delay, factor, jitter)
     defaults = (DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_FACTOR, DEFAULT_JITTER)
     if policy is None:

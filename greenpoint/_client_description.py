@@ -20,11 +20,11 @@ wrong. The rules, from the bound address and the server endpoint:
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from greenpoint._address import IPv4Address, IPv6Address, UNIXAddress
 from greenpoint._description import Bracketed, format_description
+from greenpoint._hostnames import split_ip_literal
 
 __all__ = ["client_description_for", "loopback_host", "self_signed_pem"]
 
@@ -34,11 +34,9 @@ _LOOPBACK = {4: "127.0.0.1", 6: "::1"}
 
 def loopback_host(host: str) -> str:
     """``host``, or the loopback address of its family when it is a wildcard."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if address.is_unspecified:
+    literal = split_ip_literal(host)
+    address = None if literal is None else literal.ip_address()
+    if address is not None and address.is_unspecified:
         return _LOOPBACK[address.version]
     return host
 

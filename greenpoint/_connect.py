@@ -23,7 +23,7 @@ from greenpoint._protocol import Factory
 from greenpoint._transport import Transport
 from greenpoint.errors import ConnectCancelledError, NoProtocolError
 
-__all__ = ["Connector", "connect_factory", "connect_protocol", "listen_factory"]
+__all__ = ["Connector", "connect_factory", "connect_protocol", "listen_factory", "set_factory"]
 
 log = logging.getLogger("greenpoint")
 
@@ -128,7 +128,7 @@ def connect_factory(endpoint: Any, factory: Any, timeout: float | None = None) -
                 f"{factory!r}.buildProtocol({address}) returned None; connection closed",
                 address=address,
             )
-        _set_factory(protocol, factory)
+        set_factory(protocol, factory)
     except BaseException:
         stream.close()
         stopped()
@@ -233,7 +233,7 @@ class ProtocolHandler:
             log.debug("%r.buildProtocol(%s) returned None; connection closed", factory, address)
             stream.close()
             return
-        _set_factory(protocol, factory)
+        set_factory(protocol, factory)
         # The transport closes the stream when the connection ends, however it ends.
         transport = Transport(stream, protocol, peer=address)
         current = gevent.getcurrent()
@@ -249,9 +249,12 @@ class ProtocolHandler:
             self._transports.pop(current, None)
 
 
-def _set_factory(protocol: Any, factory: Any) -> None:
-    # Twisted's Factory.buildProtocol sets it; a custom buildProtocol may not. One
-    # that deliberately set another factory (a wrapper's) keeps it.
+def set_factory(protocol: Any, factory: Any) -> None:
+    """Set ``protocol.factory`` unless it has one, as Twisted's ``Factory.buildProtocol`` does.
+
+    A custom ``buildProtocol`` may not set it; one that deliberately set another
+    factory (a wrapper's) keeps it.
+    """
     if getattr(protocol, "factory", None) is None:
         try:
             protocol.factory = factory

@@ -20,6 +20,8 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from greenpoint._hostnames import split_ip_literal
+
 __all__ = [
     "DEFAULT_FORWARDED_ALLOW_IPS",
     "ForwardedAllowList",
@@ -55,13 +57,10 @@ class ForwardedAllowList:
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    text = text.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
+    literal = split_ip_literal(text.strip())
+    if literal is None:
         return None
+    address = literal.ip_address()
     mapped = getattr(address, "ipv4_mapped", None)
     return mapped if mapped is not None else address
 

@@ -14,7 +14,7 @@ Time, names and sockets go through three seams, so that tests (ours and users', 
 :mod:`greenpoint.testing`) can run the race on a fake clock against a scripted
 network with exact virtual times:
 
-* ``clock`` — an object with ``now()`` and ``sleep(seconds)``;
+* ``clock`` — a :class:`greenpoint._clock.Clock`: ``now()`` and ``sleep(seconds)``;
 * ``resolver`` — ``getaddrinfo``'s signature; called once per family with
   ``family=`` set;
 * ``connect`` — ``connect(family, sockaddr, *, timeout, bind_address)`` returning a
@@ -27,22 +27,16 @@ import dataclasses
 import errno as _errno
 import logging
 import socket
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import gevent
 import gevent.queue
 
 from greenpoint._address import HostnameAddress, IPv4Address, IPv6Address, from_sockaddr
+from greenpoint._clock import MONOTONIC, Clock
 from greenpoint._defaults import DEFAULT_TIMEOUT
-from greenpoint._hostnames import (
-    bind_address_for,
-    encode_hostname,
-    family_name,
-    normalize_bind_address,
-    parse_ip_literal,
-)
+from greenpoint._hostnames import BindAddress, encode_hostname, family_name, parse_ip_literal
 from greenpoint._interleave import (
     DEFAULT_ATTEMPT_DELAY,
     MAX_ADDRESSES,
@@ -62,11 +56,10 @@ from greenpoint.errors import (
 
 __all__ = [
     "BOTH_FAMILIES",
-    "Clock",
     "ConnectInfo",
     "DNSQuery",
-    "MonotonicClock",
     "Resolution",
+    "connect_literal",
     "open_tcp_connection",
     "open_tcp_connection_to_any",
 ]
@@ -76,24 +69,6 @@ logger = logging.getLogger("greenpoint.happy_eyeballs")
 # RFC 8305 §3: query AAAA first, then A; IPv6 is preferred when both are known.
 BOTH_FAMILIES = (socket.AF_INET6, socket.AF_INET)
 _IPAddress = IPv4Address | IPv6Address  # what from_sockaddr gives for AF_INET/AF_INET6
-
-
-class Clock(Protocol):
-    """Where the racer reads and waits for time."""
-
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class MonotonicClock:
-    """The real clock: ``time.monotonic`` and ``gevent.sleep``."""
-
-    now = staticmethod(time.monotonic)
-    sleep = staticmethod(gevent.sleep)
-
-
-_REAL_CLOCK = MonotonicClock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,10 +164,10 @@ def open_tcp_connection(
         families = tuple(families)
         if not families or not set(families) <= set(BOTH_FAMILIES):
             raise ValueError(f"families must be AF_INET6 and/or AF_INET, not {families!r}")
-    clock = clock or _REAL_CLOCK
+    clock = clock or MONOTONIC
     connect = connect or connect_address
-    binds = normalize_bind_address(bind_address)
     target = HostnameAddress(_display_host(host), port)
+    binds = _bind_sockaddrs(bind_address, families, target)
     try:
         literal = parse_ip_literal(host, port) if isinstance(host, str) else None
     except ValueError as exc:
@@ -273,11 +248,11 @@ def open_tcp_connection_to_any(
         name=queries[0][0] if queries else shown,
         families=tuple(families),
         timeout=timeout,
-        binds=normalize_bind_address(bind_address),
+        binds=_bind_sockaddrs(bind_address, families, target),
         attempt_delay=clamp_attempt_delay(attempt_delay),
         resolver=resolver or gevent.get_hub().resolver.getaddrinfo,
         max_addresses=max_addresses,
-        clock=clock or _REAL_CLOCK,
+        clock=clock or MONOTONIC,
         connect=connect or connect_address,
         queries=queries,
         literals=literals,
@@ -286,6 +261,27 @@ def open_tcp_connection_to_any(
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("%s", info.describe())
     return sock, info
+
+
+def _bind_sockaddrs(
+    bind_address: Any, families: Sequence[int], target: HostnameAddress
+) -> dict[int, tuple[Any, ...]]:
+    """What each family's attempts bind to (a family left out binds nothing).
+
+    Raises:
+        ValueError: ``bind_address`` is not one (``BindAddress.parse``).
+        ConnectError: its IPv6 zone names no interface of this machine.
+    """
+    bind = BindAddress.parse(bind_address)
+    if bind is None:
+        return {}
+    try:
+        sockaddrs = {family: bind.for_family(family) for family in families}
+    except ValueError as exc:
+        raise ConnectError(
+            f"cannot connect to {target}: bad bind address: {exc}", address=target
+        ) from exc
+    return {family: sockaddr for family, sockaddr in sockaddrs.items() if sockaddr is not None}
 
 
 def _display_host(host: str | bytes) -> str:
@@ -299,31 +295,65 @@ def _connect_literal(
     literal: tuple[int, tuple[Any, ...]],
     families: Sequence[int],
     timeout: float | None,
-    binds: tuple[str, int] | dict[int, tuple[str, int]] | None,
+    binds: dict[int, tuple[Any, ...]],
     clock: Clock,
     connect: Callable[..., Any],
 ) -> tuple[Any, ConnectInfo]:
-    """An IP literal: one attempt, in the caller's greenlet, no resolver, no racing."""
+    """An IP literal of one of ``families``: see :func:`connect_literal`."""
     family, sockaddr = literal
-    address = cast(_IPAddress, from_sockaddr(family, sockaddr))  # an IP literal's
     if family not in families:
         allowed = " or ".join(family_name(f) for f in families)
         raise ConnectError(
-            f"cannot connect to {address}: it is an {family_name(family)} address and only "
-            f"{allowed} is allowed here",
+            f"cannot connect to {from_sockaddr(family, sockaddr)}: it is an "
+            f"{family_name(family)} address and only {allowed} is allowed here",
             address=target,
         )
     start = clock.now()
-    try:
-        sock = connect(
-            family, sockaddr, timeout=timeout, bind_address=bind_address_for(binds, family)
-        )
-    except ConnectError as exc:
-        attempt = Attempt(address, "connect", exc, 0.0, clock.now() - start)
-        raise type(exc)(exc.message, address=target, attempts=(attempt,), errno=exc.errno) from exc
+    sock = connect_literal(
+        target,
+        family,
+        sockaddr,
+        timeout=timeout,
+        bind_address=binds.get(family),
+        connect=connect,
+        clock=clock,
+    )
     elapsed = clock.now() - start
+    address = cast(_IPAddress, from_sockaddr(family, sockaddr))  # an IP literal's
     attempt = Attempt(address, "connect", None, 0.0, elapsed)
     return sock, ConnectInfo(target, address, (attempt,), (), elapsed)
+
+
+def connect_literal(
+    target: Any,
+    family: int,
+    sockaddr: tuple[Any, ...],
+    *,
+    timeout: float | None,
+    bind_address: tuple[Any, ...] | None = None,
+    connect: Callable[..., Any] | None = None,
+    clock: Clock | None = None,
+) -> Any:
+    """Connect to an IP literal's ``sockaddr``: one attempt, in the caller's greenlet.
+
+    No resolver, no racing. The one way to reach a literal, for
+    :func:`open_tcp_connection` and the TCP endpoints alike, so a failure is the same
+    from both: ``connect``'s own error, with ``address`` set to ``target`` (what the
+    caller asked for; ``None``: the literal's own address) and ``.attempts`` holding
+    the attempt. Success costs nothing more than ``connect`` (the TCP endpoints' hot
+    path): the attempt is written down only for an error.
+    """
+    now = (clock or MONOTONIC).now
+    start = now()
+    try:
+        return (connect or connect_address)(
+            family, sockaddr, timeout=timeout, bind_address=bind_address
+        )
+    except ConnectError as exc:
+        address = from_sockaddr(family, sockaddr)
+        attempt = Attempt(address, "connect", exc, 0.0, now() - start)
+        asked = address if target is None else target
+        raise type(exc)(exc.message, address=asked, attempts=(attempt,), errno=exc.errno) from exc
 
 
 # Events the children put on the coordinator's queue.
@@ -349,7 +379,7 @@ class _Race:
         name: str,
         families: tuple[int, ...],
         timeout: float | None,
-        binds: Any,
+        binds: dict[int, tuple[Any, ...]],
         attempt_delay: float,
         resolver: Callable[..., Any],
         max_addresses: int,
@@ -514,7 +544,7 @@ class _Race:
 
     def _attempt(self, family: int, sockaddr: Any) -> Any:
         # No per-attempt timeout: the coordinator's deadline covers every attempt.
-        bind = bind_address_for(self.binds, family)
+        bind = self.binds.get(family)
         try:
             sock = self.connect(family, sockaddr, timeout=None, bind_address=bind)
         except Exception as exc:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from greenpoint._hostnames import is_ip_literal
 from greenpoint._redact import REDACTED
 from greenpoint.errors import DescriptionError
 
@@ -374,11 +374,8 @@ def host(value: str) -> str:
 def ip_literal(value: str) -> str:
     """An IP address literal, or empty for "every interface"."""
     value = value.strip()
-    if value:
-        try:
-            ipaddress.ip_address(value.split("%", 1)[0])
-        except ValueError:
-            raise ValueError(f"expected an IP address, got {value!r}") from None
+    if value and not is_ip_literal(value):
+        raise ValueError(f"expected an IP address, got {value!r}")
     return value
 
 

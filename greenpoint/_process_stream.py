@@ -13,6 +13,10 @@ writes get ``EPIPE``); it does not wait for the child nor signal it.
 The exit status becomes a reason for ``connectionLost`` through
 :meth:`ProcessStream.exit_reason` (``ConnectionDone`` for status 0,
 ``ProcessTerminated`` otherwise), built by the pure function :func:`exit_reason`.
+When a transport runs over the stream, the policy of which endings wait for that
+status (Twisted's ``processEnded``) lives here too, in
+:meth:`ProcessStream.final_reason`, the hook the generic transport calls once the
+stream is closed.
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ from greenpoint._address import PipeAddress
 from greenpoint._checks import check_timeout
 from greenpoint._child_setup import ChildSetup, child_preexec, popen_user
 from greenpoint._pipe_stream import READ_CHUNK, PipeStream, close_fd
-from greenpoint.errors import ConnectError, ConnectionClosed, ConnectionDone, ProcessTerminated
+from greenpoint.errors import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionDone,
+    ConnectionLost,
+    ProcessTerminated,
+)
 
 __all__ = ["ProcessStream", "StandardErrorBehavior", "exit_reason", "spawn_process"]
 
@@ -75,6 +85,16 @@ def exit_reason(returncode: int, label: str) -> ConnectionClosed:
     return ProcessTerminated(
         f"process {label} exited with status {returncode}", exit_code=returncode
     )
+
+
+def child_status_applies(reason: BaseException) -> bool:
+    """A clean end, or a stream error: for a child process, its exit says more.
+
+    Not an abort, a killed reader or a protocol's own error: those do not wait.
+    """
+    if isinstance(reason, ConnectionDone):
+        return True
+    return type(reason) is ConnectionLost and isinstance(reason.__cause__, OSError)
 
 
 class ProcessStream(PipeStream):
@@ -147,6 +167,22 @@ class ProcessStream(PipeStream):
         the signal otherwise (with ``exit_code`` / ``signal`` set).
         """
         return exit_reason(self.wait(timeout), self.label)
+
+    def final_reason(self, reason: BaseException) -> BaseException:
+        """The reason a transport over this stream gives ``connectionLost``.
+
+        Called by the transport (in its reader greenlet) once the stream is closed.
+        After a clean end (end of output, ``loseConnection``) or a stream error (a
+        broken pipe to a child that died, kept as the status's ``__context__``) it
+        waits for the child to exit and returns :meth:`exit_reason`; any other
+        ``reason`` is returned at once.
+        """
+        if not child_status_applies(reason):
+            return reason
+        status = self.exit_reason()
+        if not isinstance(reason, ConnectionDone):
+            status.__context__ = reason  # the broken pipe that ended it
+        return status
 
     def send_signal(self, signum: int) -> None:
         """Send ``signum`` to the child (nothing happens once it has been reaped)."""

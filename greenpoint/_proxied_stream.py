@@ -16,7 +16,7 @@ from typing import Any, Protocol, cast
 import gevent
 from gevent import socket as gsocket
 
-from greenpoint._address import Address, IPv4Address, IPv6Address, UNIXAddress, from_sockaddr
+from greenpoint._address import Address, IPv4Address, IPv6Address, UNIXAddress, host_address
 from greenpoint._proxy_header import (
     DEFAULT_MAX_SIZE,
     ProxyHeader,
@@ -146,7 +146,7 @@ class ProxiedStream:
         self.proxy_header = header
         self.proxy_address = proxy_address
         self._peer = header.source if header.source is not None else proxy_address
-        self._host = header.destination if header.destination is not None else _own_host(stream)
+        self._host = header.destination if header.destination is not None else host_address(stream)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -242,10 +242,3 @@ class ProxiedStream:
         # SocketIO needs only recv_into, send and _decref_socketios (see _socket_file).
         raw = _stdsocket.SocketIO(cast(_stdsocket.socket, self), raw_file_mode(mode))
         return layer_file(raw, mode, buffering, encoding, errors, newline)
-
-
-def _own_host(stream: Any) -> Address:
-    if hasattr(stream, "getHost"):
-        host: Address = stream.getHost()
-        return host
-    return from_sockaddr(stream.family, stream.getsockname())

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import cast
 
 from greenpoint._address import IPv4Address, IPv6Address, UNIXAddress
+from greenpoint._hostnames import split_ip_literal
 from greenpoint._proxy_header import (
     UNIX_PATH_LENGTH,
     V2_AF_INET,
@@ -133,10 +134,10 @@ def _same_family(
 def _ip_of(address: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if not isinstance(address, IPv4Address | IPv6Address):
         raise ValueError(f"expected an IPv4Address, IPv6Address or UNIXAddress, not {address!r}")
-    try:
-        return ipaddress.ip_address(address.host.split("%", 1)[0])
-    except ValueError:
-        raise ValueError(f"{address.host!r} is not an IP address") from None
+    literal = split_ip_literal(address.host)
+    if literal is None:
+        raise ValueError(f"{address.host!r} is not an IP address")
+    return literal.ip_address()
 
 
 def _as_v6(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv6Address:

@@ -16,6 +16,12 @@ connection has closed) runs in a greenlet of its own.
 
 Time is ``time.monotonic()``, not the wall clock ``reactor.seconds()`` gives:
 timers must not jump when the system clock is set.
+
+Not the same seam as :mod:`greenpoint._clock`: that one (``now()``/``sleep()``,
+faked in tests by ``greenpoint.testing.FakeClock``) is where greenpoint's own
+blocking-style code reads and waits for time; this one schedules callbacks for
+ported Twisted protocols (faked by ``greenpoint.testing.ManualClock``). Both read
+the same monotonic time.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from greenpoint._checks import FieldError
 from greenpoint._description import Description, parse_description
 from greenpoint._params import Param, bind, closest
 from greenpoint.errors import DescriptionError
@@ -90,7 +91,22 @@ class EndpointParser:
 
     def parse(self, description: Description) -> Any:
         values = bind(self.prefix, description.args, description.kwargs, self.params)
-        return self.build(**values)
+        try:
+            return self.build(**values)
+        except FieldError as exc:
+            # The endpoint's constructor refused a value: name the key it came from.
+            key = self.key_for(exc.field)
+            raise DescriptionError(
+                f"{self.prefix}: bad {key}: {exc}", prefix=self.prefix, parameter=key
+            ) from exc
+
+    def key_for(self, field: str) -> str:
+        """The description key of a constructor argument (``bind_address`` ->
+        ``bindAddress``); ``field`` itself when no parameter declares it."""
+        for param in self.params:
+            if field in (param.keyword, param.name):
+                return param.name
+        return field
 
     def __call__(self, *args: str, **kwargs: str) -> Any:
         return self.parse(Description(self.prefix, tuple(args), kwargs))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from greenpoint._clock import MONOTONIC, Clock
 
 __all__ = ["ReloadingValue", "file_fingerprint", "tree_fingerprint"]
 
@@ -58,13 +59,13 @@ class ReloadingValue:
         fingerprint: Callable[[], Fingerprint],
         *,
         interval: float | None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = MONOTONIC,
         what: str = "TLS certificates",
     ) -> None:
         self._build = build
         self._fingerprint = fingerprint
         self._interval = interval
-        self._clock = clock
+        self._now = clock.now
         self._what = what
         self._value: Any = None
         self._built = False
@@ -74,13 +75,13 @@ class ReloadingValue:
     def get(self) -> Any:
         if not self._built:
             self.reload()
-        elif self._interval is not None and self._clock() - self._checked >= self._interval:
+        elif self._interval is not None and self._now() - self._checked >= self._interval:
             self._check()
         return self._value
 
     def reload(self) -> Any:
         """Rebuild now, whatever the files say; errors propagate."""
-        checked = self._clock()
+        checked = self._now()
         fingerprint = self._fingerprint()
         self._value = self._build()
         self._built = True
@@ -89,7 +90,7 @@ class ReloadingValue:
         return self._value
 
     def _check(self) -> None:
-        self._checked = self._clock()
+        self._checked = self._now()
         fingerprint = self._fingerprint()
         if fingerprint == self._print:
             return

@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +26,9 @@ import gevent
 from gevent.event import Event
 
 from greenpoint._accept import accept_function
-from greenpoint._address import UNIXAddress, from_sockaddr, with_peer_credentials
+from greenpoint._address import SOCKADDR_TYPES, as_address, listener_address, peer_address
 from greenpoint._checks import check_timeout
+from greenpoint._clock import MONOTONIC, Clock
 from greenpoint._limits import (
     ConnectionLimits,
     PortStats,
@@ -37,7 +37,8 @@ from greenpoint._limits import (
     stream_idle_seconds,
 )
 from greenpoint._stamped_socket import stamped
-from greenpoint.errors import GreenpointError, IdleTimeoutError, ProxyHeaderError
+from greenpoint._wrapping_listener import log_prepare_failure
+from greenpoint.errors import IdleTimeoutError
 
 __all__ = ["ListeningPort", "next_backoff_delay"]
 
@@ -81,11 +82,6 @@ _RETRY_AT_ONCE = frozenset(
 # ConnectionRefusedError: that comes from a connection the handler itself made.
 _PEER_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
-# What a socket's accept() returns as the peer (an IP tuple, a UNIX path): made
-# into a greenpoint address. A tuple of types, not ``tuple | str | bytes``, which
-# would build a union object on every connection.
-_SOCKADDR_TYPES = (tuple, str, bytes)
-
 # The listener itself is gone or was never listening: nothing to retry.
 _FATAL = frozenset({errno.EBADF, errno.EINVAL, errno.ENOTSOCK})
 
@@ -110,47 +106,16 @@ def next_backoff_delay(previous: float) -> float:
     return min(MAX_ACCEPT_DELAY, max(MIN_ACCEPT_DELAY, previous * 2))
 
 
-def _as_address(family: int | None, address: Any, stream: Any = None) -> Any:
-    """A greenpoint address for what a listener's accept returned.
-
-    Addresses that are already greenpoint addresses (``PipeAddress("stdio")``, a
-    PROXY header's client) pass through. A raw sockaddr from a wrapping listener
-    without ``family`` (``haproxy:``) is read with the accepted socket's family.
-    """
-    if isinstance(address, _SOCKADDR_TYPES):
-        if family is None:
-            family = getattr(stream, "family", None)
-        if family is not None:
-            try:
-                converted = from_sockaddr(family, address)
-            except ValueError:
-                return address  # a family we have no address type for: keep what we got
-            if isinstance(converted, UNIXAddress) and stream is not None:
-                # Who connected, as the kernel says (SO_PEERCRED): one getsockopt.
-                converted = with_peer_credentials(converted, stream)
-            return converted
-    return address
-
-
 def _peer_of(stream: Any) -> Any:
-    """The peer's address for a log line; the stream's repr if it cannot say."""
+    """The peer's address for a log line; the stream's repr if it cannot say.
+
+    A prepared stream says itself (``getPeer``): a PROXY stream's peer is the
+    client its header named, an IP address even when the proxy came over UNIX.
+    """
     try:
-        address = stream.getpeername()
+        return peer_address(stream)
     except Exception:
         return stream
-    return _as_address(getattr(stream, "family", None), address)
-
-
-def _log_prepare_failure(address: Any, exc: Exception) -> None:
-    """Log a connection that failed before its handler, once and at the right level."""
-    if isinstance(exc, ProxyHeaderError):
-        # haproxy: already logged it (a WARNING naming the proxy and the reason).
-        logger.debug("connection from %s refused before the handler: %s", address, exc)
-    elif isinstance(exc, GreenpointError | OSError):
-        # One client's failure (a bad handshake, a reset): no traceback needed.
-        logger.info("connection from %s failed before the handler: %r", address, exc)
-    else:  # a bug in the listener's prepare()
-        logger.error("preparing the connection from %s failed", address, exc_info=exc)
 
 
 class ListeningPort:
@@ -166,8 +131,9 @@ class ListeningPort:
     graceful drain.
     """
 
-    # The one place the accept loop waits on time; tests replace it.
-    _sleep: Callable[[float], Any] = staticmethod(gevent.sleep)
+    # Where the accept back-off and the idle sweep wait (and the cap log reads the
+    # time): tests give a subclass a clock of their own.
+    _clock: Clock = MONOTONIC
 
     # The server endpoint that bound the listener (set by serve()/listen()), so that
     # client_description() knows about TLS; None for a bare listener.
@@ -197,7 +163,7 @@ class ListeningPort:
         self.pool = pool
         self.closing = False
         self._on_stop = on_stop
-        self._host = self._bound_address(listener)
+        self._host = listener_address(listener)
         # greenlet -> the stream it serves, so that stop can close streams of
         # handlers that were killed before they ever ran.
         self._handlers: dict[Any, Any] = {}
@@ -411,7 +377,7 @@ class ListeningPort:
         SYNs are retried by their kernel): nothing is accepted and then dropped.
         """
         self._events["paused_at_cap"] += 1
-        now = time.monotonic()
+        now = self._clock.now()
         if now - self._cap_logged_at >= CAP_LOG_INTERVAL:
             self._cap_logged_at = now
             logger.info(
@@ -447,7 +413,7 @@ class ListeningPort:
             delay,
             exc_info=code is None,
         )
-        self._sleep(delay)
+        self._clock.sleep(delay)
         return delay
 
     def _give_up(self, exc: BaseException) -> None:
@@ -473,7 +439,7 @@ class ListeningPort:
         owned_by_handler = False
         peer: str | None = None  # counted against max_per_peer
         try:
-            address = _as_address(family, address, stream)
+            address = as_address(family, address, stream)
             if prepare is not None:
                 self._unprepared.add(current)
                 try:
@@ -481,13 +447,13 @@ class ListeningPort:
                 except Exception as exc:
                     if _timed_out(exc):
                         self._events["handshake_timeouts"] += 1
-                    _log_prepare_failure(address, exc)
+                    log_prepare_failure(address, exc)
                     return
                 finally:
                     self._unprepared.discard(current)
                 stream = self._handlers[current] = prepared
-                if isinstance(address, _SOCKADDR_TYPES):  # prepare() gave a raw one
-                    address = _as_address(family, address, stream)
+                if isinstance(address, SOCKADDR_TYPES):  # prepare() gave a raw one
+                    address = as_address(family, address, stream)
             if self.limits.max_per_peer is not None:
                 admitted, peer = self._admit_peer(address)
                 if not admitted:
@@ -552,7 +518,7 @@ class ListeningPort:
         delay = idle_timeout
         closed: set[Any] = set()  # told to close, maybe not gone yet: told once
         while True:
-            self._sleep(delay)
+            self._clock.sleep(delay)
             soonest = idle_timeout
             try:
                 closed &= self._handlers.keys()
@@ -620,10 +586,3 @@ class ListeningPort:
         sweeper = self._sweeper
         if sweeper is not None and sweeper is not gevent.getcurrent():
             sweeper.kill(block=False)
-
-    @staticmethod
-    def _bound_address(listener: Any) -> Any:
-        get_host = getattr(listener, "get_host", None)
-        if get_host is not None:
-            return get_host()
-        return from_sockaddr(listener.family, listener.getsockname())

@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
+from greenpoint._clock import Clock
 from greenpoint._reload import ReloadingValue, tree_fingerprint
 from greenpoint._tls_context import _leaf_for_key, load_pem, read_source
 
@@ -185,7 +186,7 @@ class SNIStore:
         make_context: Callable[[Identity, Callable[..., None] | None], SSL.Context],
         *,
         interval: float | None,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self.directory = directory
         self._value = ReloadingValue(

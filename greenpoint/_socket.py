@@ -14,7 +14,7 @@ from typing import Any
 import gevent
 from gevent import socket as gsocket
 
-from greenpoint._address import from_sockaddr
+from greenpoint._address import as_address
 from greenpoint.errors import (
     ConnectError,
     ConnectRefusedError,
@@ -95,13 +95,13 @@ def connect_address(
         raise
     except _TimedOut:
         sock.close()
-        address = _describe(family, sockaddr)
+        address = as_address(family, sockaddr)
         raise ConnectTimeoutError(
             f"timed out after {timeout:g} s connecting to {address}", address=address
         ) from None
     except OSError as exc:
         sock.close()
-        raise translate_connect_error(exc, _describe(family, sockaddr)) from exc
+        raise translate_connect_error(exc, as_address(family, sockaddr)) from exc
     except BaseException:
         sock.close()
         raise
@@ -140,10 +140,3 @@ def _connect(sock: Any, sockaddr: Any, timeout: float | None) -> None:
     finally:
         if timer is not None:
             timer.close()
-
-
-def _describe(family: int, sockaddr: Any) -> Any:
-    try:
-        return from_sockaddr(family, sockaddr)
-    except (ValueError, IndexError, TypeError):
-        return sockaddr

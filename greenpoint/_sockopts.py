@@ -21,11 +21,12 @@ inherited), so servers set them once, on the listener.
 from __future__ import annotations
 
 import dataclasses
-import math
 import socket as _stdsocket
 from collections.abc import Callable, Sequence
 from typing import Any, Union, cast
 
+from greenpoint._checks import FieldError, FieldTypeError, whole_number
+from greenpoint._checks import seconds as check_seconds
 from greenpoint._params import Param, boolean, describe, integer, number
 from greenpoint._socket import connect_address
 from greenpoint.errors import DescriptionError
@@ -64,21 +65,21 @@ SOCKET_OPTION_KEYS = {
 }
 
 
-class TCPOptionError(ValueError):
-    """A bad TCP option; ``key`` is its description key."""
+class TCPOptionError(FieldError):
+    """A bad TCP option; ``key`` (also ``field``) is its description key."""
 
     def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(key, message)
         self.key = key
 
 
 def _whole(key: str, value: Any, maximum: int) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise TCPOptionError(
-            key, f"{key} must be a whole number from 1 to {maximum}, not {value!r}"
-        )
+    try:
+        whole_number(key, value, 1, maximum)
+    except FieldError as exc:  # the one check and wording, under the option's key
+        raise TCPOptionError(key, str(exc)) from None
 
 
 def device_name(value: str) -> str:
@@ -101,9 +102,11 @@ def user_timeout_seconds(value: str) -> float:
 def _check_user_timeout(seconds: Any) -> None:
     if seconds is None:
         return
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise TCPOptionError("userTimeout", f"userTimeout must be seconds, not {seconds!r}")
-    if not math.isfinite(seconds) or not 0 < seconds * 1000 <= _MAX_USER_TIMEOUT_MS:
+    try:
+        check_seconds("userTimeout", seconds, allow_none=False, zero=False)
+    except FieldError as exc:
+        raise TCPOptionError("userTimeout", str(exc)) from None
+    if not seconds * 1000 <= _MAX_USER_TIMEOUT_MS:
         raise TCPOptionError(
             "userTimeout",
             f"userTimeout must be more than 0 and at most {_MAX_USER_TIMEOUT_MS // 1000} "
@@ -288,18 +291,18 @@ def check_socket_fields(nodelay: Any, tcp_options: Any, hook: Any) -> SocketOpti
     """Check an endpoint's ``nodelay`` and ``tcp_options``; return its checked hook.
 
     Raises:
-        TCPOptionError: naming the field at fault (``key`` is the field name).
+        FieldTypeError: naming the field at fault.
     """
     if not isinstance(nodelay, bool):
-        raise TCPOptionError("nodelay", f"nodelay must be a bool, not {nodelay!r}")
+        raise FieldTypeError("nodelay", f"nodelay must be a bool, not {nodelay!r}")
     if not isinstance(tcp_options, TCPOptions):
-        raise TCPOptionError(
+        raise FieldTypeError(
             "tcp_options", f"tcp_options must be a TCPOptions, not {type(tcp_options).__name__}"
         )
     try:
         return check_socket_options_hook(hook)
     except TypeError as exc:
-        raise TCPOptionError("socket_options", str(exc)) from None
+        raise FieldTypeError("socket_options", str(exc)) from None
 
 
 def configured_connect(

@@ -20,7 +20,6 @@ import io
 import logging
 import os
 import socket as _stdsocket
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -31,6 +30,7 @@ from gevent.lock import Semaphore
 from OpenSSL import SSL
 
 from greenpoint._address import Address, host_address, peer_address
+from greenpoint._clock import deadline_after, monotonic
 from greenpoint._socket import set_nodelay
 from greenpoint._socket_file import layer_file, raw_file_mode
 from greenpoint._tls_verify import VerifyState, check_identity, encode_server_name, is_ip_literal
@@ -131,12 +131,12 @@ class TLSStream:
         if memory:
             self._write_lock = Semaphore()
             self._read_lock = Semaphore()
-            # Over a child process (pipes, so memory BIOs), pass on how it exited,
-            # so a transport over us reports it as it would without TLS. Only
-            # then: the transport looks for this attribute to decide to wait.
-            exit_reason = getattr(raw, "exit_reason", None)
-            if exit_reason is not None:
-                self.exit_reason = exit_reason
+            # Pass the raw stream's end-of-connection hook on (a child process's:
+            # its exit status), so a transport over us ends as it would without
+            # TLS. Only if it has one: the transport looks for the attribute.
+            final_reason = getattr(raw, "final_reason", None)
+            if final_reason is not None:
+                self.final_reason = final_reason
 
     # -- what was negotiated -------------------------------------------------
 
@@ -456,9 +456,9 @@ class TLSStream:
             self._wait_fd(event, None)  # the common case: no time limit
             return None
         if deadline is None and timeout is not None:
-            deadline = time.monotonic() + timeout
+            deadline = monotonic() + timeout
         if deadline is not None:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - monotonic()
             if remaining <= 0:
                 if timeout == 0.0:
                     raise BlockingIOError(errno.EAGAIN, "the TLS stream is not ready")
@@ -535,7 +535,7 @@ class TLSStream:
         if not self._write_lock.acquire(blocking=False):
             if not wait:
                 return
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            remaining = None if deadline is None else max(0.0, deadline - monotonic())
             if not self._write_lock.acquire(timeout=remaining):
                 raise _timed_out()
         try:
@@ -555,7 +555,7 @@ class TLSStream:
     def _do_handshake(self, timeout: float | None) -> None:
         """Handshake within ``timeout`` seconds (``None``: no limit)."""
         if self._memory or (timeout is not None and timeout <= 0):
-            self._do_handshake_by_deadline(_deadline(timeout))
+            self._do_handshake_by_deadline(deadline_after(timeout))
             return
         # Over a socket, one timer for the whole handshake rather than a
         # gevent.Timeout per wait. A bare loop timer does what gevent.Timeout does
@@ -767,10 +767,6 @@ def _wrap(context: SSL.Context, raw: Any, nodelay: bool = True) -> TLSStream:
         return TLSStream(connection, raw, memory=False, sock=sock)
     connection = SSL.Connection(context, None)
     return TLSStream(connection, raw, memory=True)
-
-
-def _deadline(timeout: float | None) -> float | None:
-    return None if timeout is None else time.monotonic() + timeout
 
 
 def _run_handshake(stream: TLSStream, timeout: float | None, address: Any) -> None:

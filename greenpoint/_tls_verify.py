@@ -9,7 +9,6 @@ handshake (rather than after it) makes OpenSSL send the server a proper alert.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 import service_identity
@@ -20,7 +19,8 @@ from service_identity.cryptography import (
     verify_certificate_ip_address,
 )
 
-from greenpoint._hostnames import encode_idna
+# is_ip_literal is re-exported: the TLS modules ask it here.
+from greenpoint._hostnames import encode_idna, is_ip_literal, split_ip_literal
 
 __all__ = [
     "VerifyState",
@@ -65,14 +65,6 @@ def verify_reason(code: int) -> tuple[str, str]:
     return _REASONS.get(code, "certificate rejected"), name
 
 
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
 def encode_server_name(hostname: str) -> bytes:
     """The A-label form of a host name, for SNI (RFC 6066 §3: ASCII, no trailing dot).
 
@@ -113,8 +105,9 @@ def check_identity(cert: x509.Certificate, expected: str) -> str | None:
     """``None`` when ``cert`` is valid for ``expected``, otherwise the reason text."""
     shown = repr(expected)
     try:
-        if is_ip_literal(expected):
-            verify_certificate_ip_address(cert, expected.split("%", 1)[0])
+        literal = split_ip_literal(expected)
+        if literal is not None:
+            verify_certificate_ip_address(cert, literal.address)
         else:
             reference = _reference_id(expected)
             if reference != expected.rstrip("."):

@@ -22,10 +22,16 @@ into a :class:`DescriptionError` naming the prefix and the parameter:
   ``true/false``, ``on/off``), :func:`octal_mode` (``660``), :func:`host` (a name or
   an address, IPv6 in brackets or not), :func:`ip_literal` (an address only) and
   :func:`choice` ``(*options)`` (one of some words, case-insensitive).
+
+An endpoint class refuses a bad argument with :class:`FieldError` (a ``ValueError``
+whose ``field`` is the argument's name) or :class:`FieldTypeError` (also a
+``TypeError``); built from a description, the :class:`EndpointParser` reports it as a
+``DescriptionError`` naming the key whose ``target`` is that field.
 """
 
 from __future__ import annotations
 
+from greenpoint._checks import FieldError, FieldTypeError
 from greenpoint._description import Bracketed, Description, quote_string_argument
 from greenpoint._params import (
     REQUIRED,
@@ -60,6 +66,8 @@ __all__ = [
     "Description",
     "DescriptionError",
     "EndpointParser",
+    "FieldError",
+    "FieldTypeError",
     "Param",
     "ServerEndpoint",
     "boolean",

@@ -29,7 +29,6 @@ import logging
 from typing import Any
 
 import gevent
-from gevent.event import AsyncResult
 
 from greenpoint._backoff import (
     DEFAULT_FACTOR,
@@ -39,26 +38,17 @@ from greenpoint._backoff import (
     DelayPolicy,
     retry_policy,
 )
-from greenpoint._checks import check_timeout
-from greenpoint._happy_eyeballs import MonotonicClock
-from greenpoint._reactor_time import adopt_twisted_timers
+from greenpoint._connect import set_factory
 from greenpoint._reconnecting_stream import ReconnectingStream  # the stream sibling
-from greenpoint.errors import ConnectCancelledError, ConnectionDone, ConnectTimeoutError
+from greenpoint._retry_loop import RetryLoop, Stopped
+from greenpoint.errors import ConnectCancelledError, ConnectionDone
 
 __all__ = ["ReconnectingClient", "ReconnectingStream"]
 
 log = logging.getLogger("greenpoint.reconnect")
 
 
-class _Stopped(gevent.GreenletExit):  # type: ignore[misc]  # gevent is untyped (Any)
-    """Thrown into the client's greenlet by :meth:`ReconnectingClient.stop`.
-
-    A ``GreenletExit``, so an endpoint in the middle of ``open()`` treats it as
-    cancellation: it closes what it opened and lets it through.
-    """
-
-
-class ReconnectingClient:
+class ReconnectingClient(RetryLoop):
     """Keep one connection from ``factory`` to ``endpoint`` alive, reconnecting with back-off.
 
     ``start()`` spawns a greenlet that connects, waits for the connection to be lost,
@@ -125,193 +115,54 @@ class ReconnectingClient:
         if not callable(getattr(factory, "buildProtocol", None)):
             raise TypeError(f"factory must have buildProtocol(), not {factory!r}")
         policy = retry_policy(max_retries, policy, initial_delay, max_delay, factor, jitter)
-        self.endpoint = endpoint
-        self.factory = factory
-        self.policy: DelayPolicy = policy
-        self.max_retries = max_retries
-        self.clock = clock if clock is not None else MonotonicClock()
         if prepare is not None and not callable(prepare):
             raise TypeError(f"prepare must be a callable (protocol) -> None, not {prepare!r}")
-        self.on_retry = on_retry
+        super().__init__(endpoint, policy, max_retries, clock, on_retry)
+        self.factory = factory
         self.prepare = prepare
         self._factory = _AttemptFactory(self)
-        self._runner: gevent.Greenlet | None = None
-        self._state = "idle"
-        self._stopping = False
-        self._final_error: BaseException | None = None  # why when_connected fails once stopped
-        self._retries = 0  # retries since the last successful connection
-        self._failures = 0  # failed attempts in a row
-        self._last_error: BaseException | None = None
         self._protocol: Any = None
         self._transport: Any = None
         self._connector: Any = None
-        self._lost_reason: BaseException | None = None
-        self._waiters: list[_Waiter] = []
-
-    def __repr__(self) -> str:
-        return f"<ReconnectingClient {self.endpoint} {self._state}>"
 
     # -- public state -------------------------------------------------------------
 
     @property
     def protocol(self) -> Any:
         """The live protocol, or ``None`` while not connected."""
+        return self._live()
+
+    def _live(self) -> Any:
+        # None as soon as the transport has closed (before connectionLost is
+        # called), even though the loop has not woken up to forget it yet.
+        transport = self._transport
+        if self._protocol is None or transport is None or transport.disconnected:
+            return None
         return self._protocol
 
-    @property
-    def state(self) -> str:
-        """``"idle"`` (not started), ``"connecting"``, ``"connected"``,
-        ``"waiting"`` (the back-off delay), ``"stopping"`` or ``"stopped"``."""
-        return self._state
+    # -- stopping -------------------------------------------------------------------
 
-    @property
-    def failures(self) -> int:
-        """Failed attempts in a row (0 once connected)."""
-        return self._failures
-
-    @property
-    def last_error(self) -> BaseException | None:
-        """The error of the last failed attempt, or ``None``."""
-        return self._last_error
-
-    # -- starting and stopping ----------------------------------------------------
-
-    def start(self) -> None:
-        """Start connecting in a new greenlet; returns at once.
-
-        A stopped client may be started again (it starts from a fresh back-off).
-
-        Raises:
-            RuntimeError: if it is already running.
-        """
-        if self._runner is not None and not self._runner.dead:
-            raise RuntimeError(f"{self!r} is already running")
-        self._stopping = False
-        self._final_error = None
-        self._retries = 0
-        self._failures = 0
-        self._last_error = None
-        self._state = "connecting"
-        self._runner = gevent.spawn(self._run)
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Stop retrying and close the live connection; block until it is closed.
-
-        A connection is closed with ``loseConnection()`` (what was written is sent
-        first); a connect attempt or a back-off wait is abandoned at once. Waiters
-        in :meth:`when_connected` get ``ConnectCancelledError``.
-
-        Args:
-            timeout: seconds to let the connection flush; after that it is aborted.
-
-        Returns:
-            ``True`` if everything closed within ``timeout``, ``False`` if the
-            connection had to be aborted. Called from the factory's or the
-            protocol's callbacks it returns ``True`` at once: the connection is closed
-            (flushed) and the client stops once the callback has returned.
-        """
-        check_timeout(timeout)
-        runner = self._runner
-        self._stopping = True
-        if runner is None or runner.dead:
-            self._set_stopped()
-            return True
-        if self._state != "stopped":
-            self._state = "stopping"
+    def _end_live(self, runner: gevent.Greenlet) -> None:
+        # A live connection is closed with loseConnection(): what was written is
+        # sent first, and the loop wakes when connectionLost has run.
         transport = self._transport
         if transport is not None and not transport.disconnected:
-            transport.loseConnection()  # the loop wakes when connectionLost has run
-        elif gevent.getcurrent() is not runner:
-            runner.kill(_Stopped, block=False)
-        if self._in_own_greenlet():
-            # Waiting here would wait for ourselves: the loop sees _stopping (and the
-            # connection closes) once the callback returns.
-            return True
-        runner.join(timeout)
-        if runner.dead:
-            return True
+            transport.loseConnection()
+        else:
+            super()._end_live(runner)
+
+    def _stop_late(self, runner: gevent.Greenlet, timeout: float | None) -> bool:
         log.warning("%r did not stop within %s s; aborting the connection", self, timeout)
         transport = self._transport
         if transport is not None:
             transport.abortConnection()
-        runner.kill(_Stopped, block=True)
+        runner.kill(Stopped, block=True)
         return False
 
-    def __enter__(self) -> ReconnectingClient:
-        if self._runner is None or self._runner.dead:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
-
-    def reset_delay(self) -> None:
-        """Make the next retry wait the first delay again (``policy(1)``).
-
-        The count of retries towards ``max_retries`` starts again too (as Twisted's
-        ``resetDelay``). A successful connection does this by itself.
-        """
-        self._retries = 0
-
-    # -- waiting for a connection -------------------------------------------------
-
-    def when_connected(
-        self, timeout: float | None = None, fail_after_failures: int | None = None
-    ) -> Any:
-        """Return the live protocol, or block the calling greenlet until there is one.
-
-        Before ``start()`` it waits for the client to be started and connected.
-
-        Args:
-            timeout: seconds to wait, measured on the client's clock.
-            fail_after_failures: raise the last attempt's error once this many
-                attempts have failed after this call (1: the next failure raises).
-
-        Raises:
-            ConnectError: the last attempt's error after ``fail_after_failures``
-                failures, or once the client gave up (``max_retries``);
-                ``ConnectTimeoutError`` when ``timeout`` passed first;
-                ``ConnectCancelledError`` once the client is stopped.
-        """
-        if fail_after_failures is not None and (
-            isinstance(fail_after_failures, bool)
-            or not isinstance(fail_after_failures, int)
-            or fail_after_failures < 1
-        ):
-            raise ValueError(
-                f"fail_after_failures must be None or an int >= 1, not {fail_after_failures!r}"
-            )
-        check_timeout(timeout)
-        if self._protocol is not None:
-            return self._protocol
-        if self._state == "stopped":
-            raise self._stopped_error()
-        if self._in_own_greenlet():
-            raise RuntimeError(
-                "when_connected() would wait for itself: called from the client's own "
-                "callbacks or its protocol's while not connected"
-            )
-        waiter = _Waiter(AsyncResult(), fail_after_failures)
-        self._waiters.append(waiter)
-        timer = None
-        if timeout is not None:
-            timer = gevent.spawn(self._expire, waiter, timeout)
-        try:
-            return waiter.result.get()
-        finally:
-            if timer is not None:
-                timer.kill(block=False)
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-
-    def _expire(self, waiter: _Waiter, timeout: float) -> None:
-        self.clock.sleep(timeout)
-        if not waiter.result.ready():
-            error = ConnectTimeoutError(
-                f"not connected to {self.endpoint} within {timeout} s", address=self.endpoint
-            )
-            error.__cause__ = self._last_error
-            waiter.result.set_exception(error)
+    _own_greenlet_error = (
+        "when_connected() would wait for itself: called from the client's own "
+        "callbacks or its protocol's while not connected"
+    )
 
     def _in_own_greenlet(self) -> bool:
         """Is the caller the client's loop, or the live connection's reader or writer?
@@ -320,22 +171,10 @@ class ReconnectingClient:
         connection's greenlets. Blocking there until the client stops or connects
         would wait for the very greenlet that has to do it.
         """
-        current = gevent.getcurrent()
-        if current is self._runner:
+        if super()._in_own_greenlet():
             return True
         transport = self._transport
-        # The transport's greenlets are private to it; we only compare identities.
-        return transport is not None and current in (
-            getattr(transport, "_reader", None),
-            getattr(transport, "_writer", None),
-        )
-
-    def _stopped_error(self) -> BaseException:
-        if self._final_error is not None:
-            return self._final_error
-        return ConnectCancelledError(
-            f"{self!r} was stopped; start() it again to reconnect", address=self.endpoint
-        )
+        return transport is not None and bool(transport.owns(gevent.getcurrent()))
 
     # -- Twisted's IConnector, for callbacks written against one ------------------
 
@@ -359,37 +198,15 @@ class ReconnectingClient:
         elif self._state == "connecting" and self._connector is not None:
             self._connector.stopConnecting()
 
-    # -- the loop -------------------------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            while not self._stopping:
-                if self._connect_once():
-                    self._stay_connected()
-                if self._stopping:
-                    break
-                if self.max_retries is not None and self._retries >= self.max_retries:
-                    self._give_up()
-                    break
-                self._wait_before_retry()
-        except _Stopped:
-            pass
-        except BaseException as exc:
-            if not isinstance(exc, gevent.GreenletExit):
-                log.exception("%r stopped by an unexpected error", self)
-                self._final_error = exc
-            raise
-        finally:
-            self._connector = None
-            self._set_stopped()
+    # -- one connection ---------------------------------------------------------------
 
     def _connect_once(self) -> bool:
         """One attempt; ``True`` once connected (``connectionMade`` has run)."""
         self._state = "connecting"
         self._lost_reason = None
         try:
-            proxy = self.endpoint.connect(self._factory)
-        except _Stopped as exc:
+            protocol = self.endpoint.connect(self._factory)
+        except Stopped as exc:
             reason = ConnectCancelledError(
                 f"connecting to {self.endpoint} was stopped", address=self.endpoint
             )
@@ -398,20 +215,16 @@ class ReconnectingClient:
             raise
         except Exception as exc:
             self._attempt_failed(exc)
+            self._call_factory("clientConnectionFailed", exc)
+            self._count_failure(exc)
             return False
         finally:
             self._connector = None
-        self._transport = proxy.transport
-        if self.prepare is not None and not self._prepared(proxy.wrapped):
+        self._transport = protocol.transport
+        if self.prepare is not None and not self._prepared(protocol):
             return False
-        self._protocol = proxy.wrapped
-        self._state = "connected"
-        self._retries = 0  # a successful connection resets the delay
-        self._failures = 0
-        log.info("connected to %s", self.endpoint)
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.result.set(self._protocol)
+        self._protocol = protocol
+        self._connected(protocol)
         return True
 
     def _prepared(self, protocol: Any) -> bool:
@@ -423,35 +236,15 @@ class ReconnectingClient:
             transport.abortConnection()
             transport.wait_closed()
             self._transport = None
+            self._lost_reason = transport.close_reason
             if not isinstance(exc, Exception):  # stopped or killed while preparing
                 self._call_factory("clientConnectionLost", self._lost_reason)
                 raise
-            log.warning(
-                "preparing the connection to %s failed: %r; dropping it", self.endpoint, exc
-            )
-            self._failures += 1
-            self._last_error = exc
+            self._attempt_failed(exc, "preparing the connection to %s failed: %r; dropping it")
             self._call_factory("clientConnectionLost", exc)
             self._count_failure(exc)
             return False
         return True
-
-    def _attempt_failed(self, error: BaseException) -> None:
-        self._failures += 1
-        self._last_error = error
-        log.warning("connecting to %s failed: %s", self.endpoint, error)
-        self._call_factory("clientConnectionFailed", error)
-        self._count_failure(error)
-
-    def _count_failure(self, error: BaseException) -> None:
-        """Wake the ``when_connected`` callers whose ``fail_after_failures`` ran out."""
-        for waiter in list(self._waiters):
-            if waiter.remaining is None:
-                continue
-            waiter.remaining -= 1
-            if waiter.remaining == 0:
-                self._waiters.remove(waiter)
-                waiter.result.set_exception(error)
 
     def _stay_connected(self) -> None:
         transport = self._transport
@@ -462,7 +255,7 @@ class ReconnectingClient:
             if not transport.disconnected:
                 transport.loseConnection()
                 transport.wait_closed()
-            reason = self._lost_reason
+            reason = self._lost_reason = transport.close_reason
             self._protocol = None
             self._transport = None
             if isinstance(reason, ConnectionDone):
@@ -470,49 +263,6 @@ class ReconnectingClient:
             else:
                 log.warning("connection to %s lost: %s", self.endpoint, reason)
             self._call_factory("clientConnectionLost", reason)
-
-    def _wait_before_retry(self) -> None:
-        self._retries += 1
-        attempt = self._retries
-        delay = self._delay_for(attempt)
-        reason = self._last_error if self._failures else self._lost_reason
-        log.info("reconnecting to %s in %.3g s (retry %d)", self.endpoint, delay, attempt)
-        if self.on_retry is not None:
-            try:
-                self.on_retry(attempt, delay, reason)
-            except Exception:
-                log.exception("on_retry hook of %r failed", self)
-        self._state = "waiting"
-        self.clock.sleep(delay)
-
-    def _delay_for(self, attempt: int) -> float:
-        delay = float(self.policy(attempt))
-        if not delay >= 0:  # negative or NaN: a policy bug must not stop reconnecting
-            log.error("delay policy %r gave %r for retry %d; using 0", self.policy, delay, attempt)
-            return 0.0
-        return delay
-
-    def _give_up(self) -> None:
-        error = self._last_error
-        if error is None:  # a lost connection with max_retries=0
-            error = ConnectCancelledError(
-                f"{self!r} gave up: max_retries={self.max_retries}", address=self.endpoint
-            )
-            error.__cause__ = self._lost_reason
-        log.warning(
-            "giving up on %s after %d retries in a row (max_retries=%d)",
-            self.endpoint,
-            self._retries,
-            self.max_retries,
-        )
-        self._final_error = error
-
-    def _set_stopped(self) -> None:
-        self._state = "stopped"
-        self._stopping = True
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.result.set_exception(self._stopped_error())
 
     def _call_factory(self, name: str, reason: BaseException | None) -> None:
         """Call a client callback, then the ``doStop()`` that Twisted calls after it."""
@@ -527,23 +277,14 @@ class ReconnectingClient:
             self._factory.flush_stops()
 
 
-class _Waiter:
-    """One greenlet blocked in ``when_connected``."""
-
-    __slots__ = ("remaining", "result")
-
-    def __init__(self, result: AsyncResult, remaining: int | None) -> None:
-        self.result = result
-        self.remaining = remaining
-
-
 class _AttemptFactory:
     """The factory ``connect()`` gets on each attempt, in front of the user's.
 
     It passes the client (not the per-attempt connector) to ``startedConnecting``,
-    wraps each protocol so that the client learns why its connection ended, and holds
-    back ``doStop()`` until ``clientConnectionFailed``/``Lost`` has run, in Twisted's
-    order.
+    gives each protocol the user's factory (not this one), and holds back
+    ``doStop()`` until ``clientConnectionFailed``/``Lost`` has run, in Twisted's order.
+    The protocol itself is the user's: the client learns why its connection ended
+    from the transport (``close_reason``).
     """
 
     noisy = False
@@ -577,46 +318,6 @@ class _AttemptFactory:
 
     def buildProtocol(self, addr: Any) -> Any:
         protocol = self.client.factory.buildProtocol(addr)
-        if protocol is None:
-            return None
-        if getattr(protocol, "factory", None) is None:
-            try:
-                protocol.factory = self.client.factory
-            except AttributeError:
-                pass
-        return _ReconnectingProtocol(protocol, self.client)
-
-
-class _ReconnectingProtocol:
-    """Stands in front of the user's protocol to see ``connectionLost``'s reason.
-
-    Everything else is passed through, attribute reads and writes included, so the
-    transport drives the user's protocol as it would without us.
-    """
-
-    def __init__(self, wrapped: Any, client: ReconnectingClient) -> None:
-        object.__setattr__(self, "wrapped", wrapped)
-        object.__setattr__(self, "_client", client)
-
-    def __repr__(self) -> str:
-        return f"<reconnecting {self.wrapped!r}>"
-
-    def makeConnection(self, transport: Any) -> None:
-        object.__setattr__(self, "transport", transport)
-        adopt_twisted_timers(self.wrapped, transport)  # the transport saw only us
-        self.wrapped.makeConnection(transport)
-
-    def connectionLost(self, reason: BaseException) -> None:
-        client = self._client
-        client._lost_reason = reason
-        if client._protocol is self.wrapped:
-            client._protocol = None  # no longer live, even before the loop wakes
-        self.wrapped.connectionLost(reason)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "wrapped":  # not set yet (copy, pickle): no recursion
-            raise AttributeError(name)
-        return getattr(self.wrapped, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self.wrapped, name, value)
+        if protocol is not None:
+            set_factory(protocol, self.client.factory)  # before connect() sets ours
+        return protocol

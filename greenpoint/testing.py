@@ -42,7 +42,7 @@ import gevent
 import gevent.event
 
 from greenpoint._address import from_sockaddr
-from greenpoint._happy_eyeballs import MonotonicClock
+from greenpoint._clock import MONOTONIC
 from greenpoint._hostnames import parse_ip_literal
 from greenpoint._string_transport import ManualClock, StringTransport
 from greenpoint.endpoints.memory import memory_faults
@@ -154,7 +154,7 @@ class FakeNetwork:
     """
 
     def __init__(self, clock: Any = None) -> None:
-        self.clock = clock or MonotonicClock()
+        self.clock = clock or MONOTONIC
         self._routes: dict[str, tuple[Any, float]] = {}
         self.attempts: list[FakeAttempt] = []
         self.sockets: list[FakeSocket] = []
@@ -227,7 +227,7 @@ class FakeResolver:
     """
 
     def __init__(self, clock: Any = None) -> None:
-        self.clock = clock or MonotonicClock()
+        self.clock = clock or MONOTONIC
         self._answers: dict[tuple[str, int], tuple[list[Any], float, Any]] = {}
         self.calls: list[tuple[float, str, int]] = []
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, cast
 
 from OpenSSL import SSL
 
 from greenpoint._checks import check_timeout
+from greenpoint._clock import MONOTONIC, Clock, check_clock
 from greenpoint._reload import ReloadingValue, file_fingerprint
 from greenpoint._sni import Identity, SNIStore
 from greenpoint._tls_context import (
@@ -399,7 +399,8 @@ class ServerTLSOptions(_ServerOptionsBase):
         reload_interval: seconds between looks at the files for changes (on new
             connections); ``None`` never looks (``reload()`` still works).
         context: a ready ``OpenSSL.SSL.Context`` to use as is.
-        clock: the monotonic clock for ``reload_interval`` (tests replace it).
+        clock: the :class:`~greenpoint._clock.Clock` that ``reload_interval`` is
+            measured on (tests pass ``greenpoint.testing.FakeClock``).
         maximum_version, ciphers, groups: as for :class:`ClientTLSOptions`.
         passphrase_file, passphrase_env: where the passphrase of an encrypted
             private key is read (re-read on each reload).
@@ -420,9 +421,7 @@ class ServerTLSOptions(_ServerOptionsBase):
     groups: tuple[str, ...] = ()
     passphrase_file: str | None = None
     passphrase_env: str | None = None
-    clock: Callable[[], float] = dataclasses.field(
-        default=time.monotonic, compare=False, repr=False
-    )
+    clock: Clock = dataclasses.field(default=MONOTONIC, compare=False, repr=False)
     _cache: dict[str, Any] = dataclasses.field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -434,6 +433,7 @@ class ServerTLSOptions(_ServerOptionsBase):
         set_(self, "alpn", normalize_alpn(self.alpn))
         _normalize_shared(self)
         _passphrase_settings(self)
+        check_clock(self.clock)
         for name in ("certificate", "private_key", "extra_chain", "dh_parameters", "client_ca"):
             set_(self, name, _path_or_pem(getattr(self, name)))
         if self.context is None and self.certificate is None:
@@ -539,9 +539,7 @@ class SNIServerOptions(_ServerOptionsBase):
     maximum_version: str | None = None
     ciphers: str | None = None
     groups: tuple[str, ...] = ()
-    clock: Callable[[], float] = dataclasses.field(
-        default=time.monotonic, compare=False, repr=False
-    )
+    clock: Clock = dataclasses.field(default=MONOTONIC, compare=False, repr=False)
     _cache: dict[str, Any] = dataclasses.field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -552,6 +550,7 @@ class SNIServerOptions(_ServerOptionsBase):
         set_(self, "alpn", normalize_alpn(self.alpn))
         _normalize_shared(self)
         set_(self, "dh_parameters", _path_or_pem(self.dh_parameters))
+        check_clock(self.clock)
         set_(self, "client_ca", _path_or_pem(self.client_ca))
 
     def _make_context(self, identity: Identity, on_server_name: Any) -> SSL.Context:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 
 import pytest
 from gevent import socket as gsocket
 
 from greenpoint import HostnameAddress, IPv4Address, IPv6Address, PipeAddress, UNIXAddress
-from greenpoint._address import from_sockaddr, host_address, peer_address
+from greenpoint._address import (
+    as_address,
+    from_sockaddr,
+    host_address,
+    listener_address,
+    peer_address,
+)
 
 
 @pytest.mark.parametrize(
@@ -94,6 +101,11 @@ def test_from_sockaddr(family, sockaddr, address):
     assert from_sockaddr(family, sockaddr) == address
 
 
+def test_from_sockaddr_refuses_an_ip_pair_as_a_unix_address():
+    with pytest.raises(ValueError, match="not a UNIX socket address"):
+        from_sockaddr(socket.AF_UNIX, ("192.0.2.1", 80))
+
+
 def test_from_sockaddr_refuses_other_families():
     with pytest.raises(ValueError, match="unsupported address family"):
         from_sockaddr(socket.AF_PACKET if hasattr(socket, "AF_PACKET") else 9999, ("eth0", 0))
@@ -138,3 +150,64 @@ def test_stream_with_its_own_addresses():
 
     assert peer_address(Transport()) == IPv4Address("192.0.2.1", 1)
     assert host_address(Transport()) == IPv4Address("192.0.2.2", 2)
+
+
+# -- a raw sockaddr as an address, with its fallbacks -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("family", "raw", "expected"),
+    [
+        (socket.AF_INET, ("192.0.2.1", 80), IPv4Address("192.0.2.1", 80)),
+        (socket.AF_INET6, ("::1", 80, 0, 0), IPv6Address("::1", 80)),
+        (socket.AF_UNIX, b"/run/s.sock", UNIXAddress("/run/s.sock")),
+        (socket.AF_UNIX, "", UNIXAddress(None)),
+        # Already addresses (stdio, a PROXY header's client): passed through.
+        (socket.AF_INET, PipeAddress("stdio"), PipeAddress("stdio")),
+        (None, IPv4Address("192.0.2.1", 80), IPv4Address("192.0.2.1", 80)),
+        # What cannot be read is kept as given: it is still the best description.
+        (9999, ("eth0", 0), ("eth0", 0)),
+        (socket.AF_INET, ("192.0.2.1",), ("192.0.2.1",)),
+        (None, ("192.0.2.1", 80), ("192.0.2.1", 80)),  # no family, no stream to ask
+        (socket.AF_INET, None, None),
+        (socket.AF_UNIX, ("192.0.2.1", 80), ("192.0.2.1", 80)),  # not a path
+    ],
+)
+def test_as_address(family, raw, expected):
+    assert as_address(family, raw) == expected
+
+
+def test_as_address_takes_the_family_of_the_stream_when_not_given():
+    with gsocket.socket(socket.AF_INET6, socket.SOCK_STREAM) as stream:
+        assert as_address(None, ("::ffff:192.0.2.1", 80, 0, 0), stream) == IPv4Address(
+            "192.0.2.1", 80
+        )
+
+
+@pytest.mark.timeout(10)
+def test_as_address_adds_the_credentials_of_an_accepted_unix_peer(tmp_path):
+    path = str(tmp_path / "s.sock")
+    with gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        with gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(path)
+            accepted, raw = listener.accept()
+            with accepted:
+                address = as_address(listener.family, raw, accepted)
+                assert address == UNIXAddress(None)
+                assert (address.pid, address.uid) == (os.getpid(), os.getuid())
+                assert as_address(listener.family, raw).pid is None  # no stream: no lookup
+
+
+@pytest.mark.timeout(10)
+def test_listener_address_of_a_socket_and_of_a_listener_that_says_itself(tmp_path):
+    with gsocket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        assert listener_address(listener) == IPv4Address("127.0.0.1", listener.getsockname()[1])
+
+    class Stdio:
+        def get_host(self):
+            return PipeAddress("stdio")
+
+    assert listener_address(Stdio()) == PipeAddress("stdio")

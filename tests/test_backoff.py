@@ -148,10 +148,10 @@ def test_attempt_numbers_start_at_one(attempt, error):
         ({"factor": 0.5}, "factor must be 1 or more"),
         ({"jitter": -0.1}, "jitter is a fraction"),
         ({"jitter": 1.5}, "jitter is a fraction"),
-        ({"max_delay": float("inf")}, "max_delay must be finite"),
-        ({"initial_delay": float("nan")}, "initial_delay must be finite"),
-        ({"factor": "2"}, "factor must be a number"),
-        ({"jitter": True}, "jitter must be a number"),
+        ({"max_delay": float("inf")}, "max_delay must be a finite number, not inf"),
+        ({"initial_delay": float("nan")}, "initial_delay must be a finite number, not nan"),
+        ({"factor": "2"}, "factor must be a number, not str '2'"),
+        ({"jitter": True}, "jitter must be a number, not bool True"),
     ],
 )
 def test_bad_parameters_are_refused(kwargs, words):

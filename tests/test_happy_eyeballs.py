@@ -16,12 +16,7 @@ from hypothesis import strategies as st
 
 from greenpoint import ConnectError, ConnectTimeoutError, DNSLookupError
 from greenpoint._happy_eyeballs import open_tcp_connection
-from greenpoint._hostnames import (
-    bind_address_for,
-    encode_hostname,
-    normalize_bind_address,
-    parse_ip_literal,
-)
+from greenpoint._hostnames import BindAddress, encode_hostname, parse_ip_literal
 from greenpoint._interleave import (
     MAX_ADDRESSES,
     AddressQueue,
@@ -201,19 +196,19 @@ def test_invalid_host_names_are_refused(host, reason):
     ("given", "normalised"),
     [
         (None, None),
-        ("192.0.2.1", ("192.0.2.1", 0)),
-        ("[::1]", ("::1", 0)),
-        (("192.0.2.1", 4000), ("192.0.2.1", 4000)),
-        ({AF_INET6: "::1"}, ("::1", 0)),
-        ("::1,192.0.2.1", {AF_INET: ("192.0.2.1", 0), AF_INET6: ("::1", 0)}),
+        ("192.0.2.1", BindAddress(ipv4="192.0.2.1")),
+        ("[::1]", BindAddress(ipv6="::1")),
+        (("192.0.2.1", 4000), BindAddress(ipv4="192.0.2.1", port=4000)),
+        ({AF_INET6: "::1"}, BindAddress(ipv6="::1")),
+        ("::1,192.0.2.1", BindAddress(ipv4="192.0.2.1", ipv6="::1")),
         (
             {AF_INET: ("192.0.2.1", 0), AF_INET6: "2001:db8::5"},
-            {AF_INET: ("192.0.2.1", 0), AF_INET6: ("2001:db8::5", 0)},
+            BindAddress(ipv4="192.0.2.1", ipv6="2001:db8::5"),
         ),
     ],
 )
 def test_bind_addresses_are_normalised(given, normalised):
-    assert normalize_bind_address(given) == normalised
+    assert BindAddress.parse(given) == normalised
 
 
 @pytest.mark.parametrize(
@@ -222,21 +217,21 @@ def test_bind_addresses_are_normalised(given, normalised):
         ("localhost", "must be an IP address"),
         ("192.0.2.1,192.0.2.2", "at most one per family"),
         ({AF_INET: "::1"}, "is IPv6, but is listed under IPv4"),
-        (("192.0.2.1", 70000), "bind port"),
+        (("192.0.2.1", 70000), "bind_address port must be an int from 0 to 65535, not 70000"),
         (42, "a host or"),
     ],
 )
 def test_bad_bind_addresses_are_refused(given, message):
     with pytest.raises(ValueError, match=message):
-        normalize_bind_address(given)
+        BindAddress.parse(given)
 
 
 def test_a_single_bind_address_binds_only_its_own_family():
-    single = normalize_bind_address("192.0.2.1")
-    assert bind_address_for(single, AF_INET) == ("192.0.2.1", 0)
-    assert bind_address_for(single, AF_INET6) is None
-    both = normalize_bind_address("192.0.2.1,::1")
-    assert bind_address_for(both, AF_INET6) == ("::1", 0)
+    single = BindAddress.parse("192.0.2.1")
+    assert single.for_family(AF_INET) == ("192.0.2.1", 0)
+    assert single.for_family(AF_INET6) is None
+    both = BindAddress.parse("192.0.2.1,::1")
+    assert both.for_family(AF_INET6) == ("::1", 0)
 
 
 # -- the race on a fake network ------------------------------------------------

@@ -366,7 +366,7 @@ def test_wrapped_listener_prepares_after_the_header_and_nothing_is_lost(wrap_str
             stream, address = listener.accept()
             with contextlib.closing(stream):
                 assert address == CLIENT
-                assert listener.listener.prepared_with == (CLIENT, CLIENT)
+                assert listener.inner.prepared_with == (CLIENT, CLIENT)
                 assert stream.proxy_header.source == CLIENT
                 assert recv_exactly(stream, 4) == b"rest"
     finally:
@@ -491,8 +491,10 @@ def test_errors_in_the_wrapped_description_are_reported_as_such(test_prefix):
 
 
 def test_bad_python_arguments_are_refused():
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="timeout must be more than zero seconds, not 0"):
         wrap_haproxy(LoopbackServer(), timeout=0)
+    with pytest.raises(ValueError, match="max_size must be an int of 16 or more, not 8"):
+        wrap_haproxy(LoopbackServer(), max_size=8)
     with pytest.raises(ValueError, match="not an IP network"):
         wrap_haproxy(LoopbackServer(), allow=["example.com"])
 

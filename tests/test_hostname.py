@@ -25,6 +25,7 @@ from greenpoint import (
     DNSLookupError,
     HostnameEndpoint,
 )
+from greenpoint._checks import FieldError
 from greenpoint.errors import ConnectCancelledError, ConnectRefusedError
 from greenpoint.testing import FakeResolver
 
@@ -315,16 +316,19 @@ def test_equal_endpoints_compare_equal():
         ({"host": "[nope]"}, "host", "brackets"),
         ({"host": "café.com".encode()}, "host", "must be ASCII"),
         ({"host": 42}, "host", "must be a str"),
-        ({"port": 0}, "port", "1 to 65535"),
-        ({"port": "80"}, "port", "whole number"),
+        ({"port": 0}, "port", "port must be an int from 1 to 65535, not 0"),
+        ({"port": "80"}, "port", "port must be an int from 1 to 65535, not str '80'"),
         ({"timeout": -1}, "timeout", "zero or more"),
-        ({"attempt_delay": float("nan")}, "attemptDelay", "finite"),
-        ({"bind_address": "localhost"}, "bindAddress", "must be an IP address"),
+        ({"attempt_delay": float("nan")}, "attempt_delay", "finite"),
+        ({"bind_address": "localhost"}, "bind_address", "must be an IP address"),
     ],
 )
 def test_bad_configuration_is_refused_when_made(options, parameter, message):
+    # A plain ValueError (TypeError for a wrong type) naming the Python argument; a
+    # DescriptionError only ever comes from a description.
     arguments = {"host": "example.com", "port": 80, **options}
-    with pytest.raises(DescriptionError, match=message) as caught:
+    with pytest.raises(FieldError, match=message) as caught:
         HostnameEndpoint(**arguments)
-    assert caught.value.parameter == parameter
+    assert caught.value.field == parameter
     assert isinstance(caught.value, ValueError)
+    assert not isinstance(caught.value, DescriptionError)

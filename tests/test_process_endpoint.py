@@ -22,6 +22,7 @@ import greenpoint
 from greenpoint import (
     ConnectError,
     ConnectionDone,
+    ConnectionLost,
     PipeAddress,
     ProcessEndpoint,
     ProcessTerminated,
@@ -128,6 +129,25 @@ def test_a_killed_child_reports_the_signal():
     assert isinstance(reason, ProcessTerminated)
     assert reason.signal == signal.SIGTERM and reason.exit_code is None
     assert "SIGTERM" in str(reason)
+
+
+def test_final_reason_waits_for_the_child_only_after_a_clean_end_or_a_stream_error():
+    # The hook a transport calls once the stream is closed (greenpoint._transport
+    # knows nothing about processes). An abort answers at once, child still running.
+    with sh("read line; exit 4").open() as stream:
+        aborted = ConnectionLost("connection aborted")
+        assert stream.final_reason(aborted) is aborted
+        protocol_error = ValueError("bad message")
+        assert stream.final_reason(protocol_error) is protocol_error
+        assert stream.returncode is None
+        stream.sendall(b"go\n")
+        broken = ConnectionLost("connection lost: Broken pipe")
+        broken.__cause__ = BrokenPipeError()
+        reason = stream.final_reason(broken)  # waits for the exit
+    assert isinstance(reason, ProcessTerminated) and reason.exit_code == 4
+    assert reason.__context__ is broken
+    with sh("exit 0").open() as stream:
+        assert isinstance(stream.final_reason(ConnectionDone("eof")), ConnectionDone)
 
 
 def test_wait_with_a_timeout_raises_timeout_expired_while_running():

@@ -134,7 +134,7 @@ def test_killing_the_reader_while_it_waits_for_the_child():
 
 
 def test_socket_streams_have_no_exit_wait():
-    # Decided once at construction: only streams with exit_reason() pay for it.
+    # Decided once at construction: only streams with final_reason() pay for it.
     class Plain:
         def recv(self, size):
             return b""
@@ -142,4 +142,4 @@ def test_socket_streams_have_no_exit_wait():
         def close(self):
             pass
 
-    assert Transport(Plain(), Recorder())._exit_reason is None
+    assert Transport(Plain(), Recorder())._final_reason is None

@@ -58,9 +58,9 @@ def test_bad_child_fds_are_refused_by_name(child_fds, words):
 
 
 def test_bad_ids_are_refused():
-    with pytest.raises(ValueError, match="uid must be an id"):
+    with pytest.raises(ValueError, match="uid must be an int of 0 or more, not -1"):
         ProcessEndpoint("true", uid=-1)
-    with pytest.raises(ValueError, match="gid must be an id"):
+    with pytest.raises(TypeError, match="gid must be an int of 0 or more, not str 'wheel'"):
         ProcessEndpoint("true", gid="wheel")
 
 

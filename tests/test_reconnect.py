@@ -293,6 +293,50 @@ def test_when_connected_before_start_waits_and_after_returns_the_live_protocol(c
     endpoint.close_peers()
 
 
+def test_the_transport_drives_the_users_protocol_itself_and_tells_how_it_ended(clock):
+    # No stand-in between the transport and the user's protocol: the object the
+    # factory built is the connected one, and what the user sets on it stays on it.
+    class Owned(Recorder):
+        def dataReceived(self, data):
+            super().dataReceived(data)
+            self.owned = self.transport.owns(gevent.getcurrent())
+            self.got_data.set()
+
+    class Reasons(RecordingFactory):
+        def buildProtocol(self, addr):
+            protocol = Owned(self.log)
+            protocol.got_data = Event()
+            self.built.append(protocol)
+            return protocol
+
+        def clientConnectionLost(self, connector, reason):
+            super().clientConnectionLost(connector, reason)
+            self.lost_reason = reason
+
+    endpoint = ScriptedEndpoint(clock, ["accept"])
+    factory = Reasons()
+    client = ReconnectingClient(endpoint, factory, clock=clock, jitter=0, max_retries=0)
+    client.start()
+    protocol = client.when_connected(timeout=5)
+    assert type(protocol) is Owned and protocol is factory.built[-1]
+    assert protocol.factory is factory
+    protocol.session = "mine"
+    assert vars(protocol)["session"] == "mine"
+    transport = protocol.transport
+    assert "protocol=Owned" in repr(transport)  # it drives the user's object
+    assert not transport.owns(gevent.getcurrent()) and not transport.owns(None)
+    endpoint.peers[0].sendall(b"hello")
+    assert protocol.got_data.wait(5) and protocol.received == b"hello"
+    assert protocol.owned  # dataReceived ran in the transport's own reader
+    endpoint.close_peers()  # the server goes away
+    assert protocol.closed.wait(5)
+    assert client.protocol is None  # no longer live, even before the loop wakes
+    client.stop(timeout=5)
+    # The factory got the very reason the protocol got, learned from the transport.
+    assert factory.lost_reason is protocol.reason is transport.close_reason
+    assert isinstance(protocol.reason, ConnectionDone)
+
+
 def test_fail_after_failures_counts_failures_after_the_call(clock):
     client, endpoint, _ = make_client(clock)
     client.start()

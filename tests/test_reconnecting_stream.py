@@ -139,3 +139,24 @@ def test_bad_arguments_are_refused():
         ReconnectingStream("tcp:127.0.0.1:1", None)
     with pytest.raises(ValueError, match="max_retries"):
         ReconnectingStream("tcp:127.0.0.1:1", print, max_retries=-1)
+
+
+def test_shares_the_clients_loop_a_bad_policy_delay_is_logged_and_waits_zero(caplog):
+    # One retry loop for both classes (greenpoint._retry_loop): the stream sibling
+    # gets the client's handling of a policy that returns nonsense, and its log.
+    delays = []
+    client = ReconnectingStream(
+        refused_description(),
+        lambda stream: None,
+        policy=lambda attempt: float("nan"),
+        max_retries=2,
+        on_retry=lambda attempt, delay, reason: delays.append(delay),
+    )
+    with caplog.at_level("WARNING", logger="greenpoint.reconnect"):
+        client.start()
+        with pytest.raises(ConnectError):
+            client.when_connected(timeout=10)
+    assert delays == [0.0, 0.0]
+    assert client.state == "stopped" and client.failures == 3
+    assert caplog.text.count("gave nan for retry") == 2
+    assert "after 2 retries in a row (max_retries=2)" in caplog.text

@@ -20,6 +20,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from greenpoint import IPv4Address, ListeningPort, TCP4ServerEndpoint
+from greenpoint._clock import MonotonicClock
 from greenpoint._serve import MAX_ACCEPT_DELAY, MIN_ACCEPT_DELAY, next_backoff_delay
 from greenpoint.errors import ConnectError, ProxyHeaderError
 
@@ -79,12 +80,20 @@ def pair_step(peer_port=40000):
     return (server_end, ("127.0.0.1", peer_port)), client_end
 
 
+class RecordingClock(MonotonicClock):
+    """The real time, but sleeps are only noted (and yield once)."""
+
+    def __init__(self, delays):
+        self.delays = delays
+
+    def sleep(self, seconds):
+        self.delays.append(seconds)
+        gevent.sleep(0)
+
+
 def recording_port_class(delays):
     class RecordingPort(ListeningPort):
-        @staticmethod
-        def _sleep(seconds):
-            delays.append(seconds)
-            gevent.sleep(0)
+        _clock = RecordingClock(delays)
 
     return RecordingPort
 
@@ -309,13 +318,13 @@ def test_the_address_is_converted_once_per_prepared_connection(monkeypatch):
     import greenpoint._serve
 
     calls = []
-    convert = greenpoint._serve._as_address
+    convert = greenpoint._serve.as_address
 
     def counting(*args):
         calls.append(args)
         return convert(*args)
 
-    monkeypatch.setattr(greenpoint._serve, "_as_address", counting)
+    monkeypatch.setattr(greenpoint._serve, "as_address", counting)
     seen = []
 
     def handler(stream, address):

@@ -236,7 +236,7 @@ def test_bind_address_sets_the_local_address_and_port():
 
 def test_bind_address_host_alone_means_any_port():
     endpoint = TCP6ClientEndpoint("::1", 80, bind_address="::1")
-    assert endpoint.bind_address == ("::1", 0)
+    assert endpoint.bind_address.for_family(stdsocket.AF_INET6) == ("::1", 0)
     assert endpoint == TCP6ClientEndpoint("::1", 80, bind_address=("::1", 0))
 
 
@@ -711,3 +711,32 @@ def test_public_names():
     ]:
         assert name in greenpoint.__all__
         assert getattr(greenpoint, name) is not None
+
+
+# -- one path to an IP literal ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("family", "host"), [(stdsocket.AF_INET, "127.0.0.1"), (stdsocket.AF_INET6, "::1")]
+)
+def test_a_literal_fails_the_same_way_from_the_endpoint_and_from_the_racer(family, host):
+    # Review 2.8: TCP4ClientEndpoint.open and open_tcp_connection reached a literal by
+    # two paths, and only one of them said which attempts were made.
+    from greenpoint._happy_eyeballs import open_tcp_connection
+
+    if family == stdsocket.AF_INET6 and not gsocket.has_ipv6:
+        pytest.skip("no IPv6 loopback: IPv6 not available")
+    port = closed_port(family, host)
+    cls = TCP4ClientEndpoint if family == stdsocket.AF_INET else TCP6ClientEndpoint
+    with pytest.raises(ConnectRefusedError) as from_endpoint:
+        cls(host, port).open(timeout=5)
+    with pytest.raises(ConnectRefusedError) as from_racer:
+        open_tcp_connection(host, port, timeout=5)
+    for caught in (from_endpoint.value, from_racer.value):
+        (attempt,) = caught.attempts
+        assert (attempt.address.host, attempt.address.port) == (host, port)
+        assert attempt.phase == "connect" and isinstance(attempt.error, ConnectRefusedError)
+    assert str(from_endpoint.value) == str(from_racer.value)
+    # What was asked for: the literal's address from the endpoint, the host from the racer.
+    assert from_endpoint.value.address == from_endpoint.value.attempts[0].address
+    assert str(from_racer.value.address.hostname) == host

@@ -87,7 +87,7 @@ def test_echo_over_socketpair_reports_what_was_negotiated(certs, client_options,
         assert server.peer_certificate is None  # no client certificate asked for
         assert client.alpn_protocol is None
         assert client.cipher
-        assert not hasattr(client, "exit_reason")  # a socket is no child process
+        assert not hasattr(client, "final_reason")  # a socket is no child process
         assert server.server_name == "localhost"
 
 
@@ -561,7 +561,7 @@ def test_tls_over_pipes_uses_memory_bios(client_options, server_options):
     )
     assert client._memory and server._memory
     assert client.getpeername() == client_pipe.getpeername()  # the pipe's own name
-    assert not hasattr(client, "exit_reason")  # only over a stream that has one
+    assert not hasattr(client, "final_reason")  # only over a stream that has one
     serving = gevent.spawn(echo, server, None)
     payload = os.urandom(300_000)
     got = bytearray()

@@ -42,6 +42,7 @@ from greenpoint import (
     wrap_client_tls,
 )
 from greenpoint._address import PipeAddress
+from greenpoint._hostnames import BindAddress
 from greenpoint.endpoints.haproxy import wrap_haproxy_client
 from greenpoint.endpoints.tcp import TCP4ServerEndpoint, TCP6ServerEndpoint
 from greenpoint.errors import DescriptionError, TLSError, TLSVerificationError
@@ -486,7 +487,7 @@ def test_ssl4_client_bind_address(certs, client_options, bind_address):
             endpoint = client_from_string(
                 client_description("ssl", certs, number, f":bindAddress={LOOPBACK}")
             )
-            assert endpoint.bind_address == (LOOPBACK, 0)
+            assert endpoint.bind_address == BindAddress(ipv4=LOOPBACK)
             assert client_from_string(str(endpoint)) == endpoint
         else:
             endpoint = SSL4ClientEndpoint(

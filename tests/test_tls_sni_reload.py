@@ -16,6 +16,7 @@ from greenpoint import _sni
 from greenpoint._reload import ReloadingValue
 from greenpoint._sni import lookup_name, name_table, names_of, pair_identities
 from greenpoint._tls_context import load_pem
+from greenpoint.testing import FakeClock
 from greenpoint.tls import (
     ServerTLSOptions,
     SNIServerOptions,
@@ -27,12 +28,9 @@ from greenpoint.tls import (
 pytestmark = pytest.mark.timeout(20)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+def manual_clock():
+    """Virtual time that moves only when the test says (``advance``)."""
+    return FakeClock(1000.0, autojump=False)
 
 
 @pytest.fixture
@@ -114,13 +112,13 @@ def test_keys_pair_with_certificates_across_files_and_chain_by_issuer():
 
 
 def test_reloading_value_checks_files_at_most_every_interval():
-    clock = FakeClock()
+    clock = manual_clock()
     looks = []
     builds = []
     state = {"print": 1}
 
     def fingerprint():
-        looks.append(clock.now)
+        looks.append(clock.now())
         return (state["print"],)
 
     def build():
@@ -133,15 +131,15 @@ def test_reloading_value_checks_files_at_most_every_interval():
         assert value.get() == "value 1"
     assert len(looks) == 1
     state["print"] = 2
-    clock.now += 4.9
+    clock.advance(4.9)
     assert value.get() == "value 1"
-    clock.now += 0.1
+    clock.advance(0.1)
     assert value.get() == "value 2"
     assert builds == [1, 2] and len(looks) == 2
 
 
 def test_failed_reload_keeps_the_old_value(caplog):
-    clock = FakeClock()
+    clock = manual_clock()
     state = {"print": 1, "broken": False}
 
     def build():
@@ -152,15 +150,15 @@ def test_failed_reload_keeps_the_old_value(caplog):
     value = ReloadingValue(build, lambda: (state["print"],), interval=1, clock=clock)
     assert value.get() == 1
     state.update({"print": 2, "broken": True})
-    clock.now += 1
+    clock.advance(1)
     with caplog.at_level(logging.WARNING, logger="greenpoint.tls"):
         assert value.get() == 1
     assert "half-written file" in caplog.text
     state["broken"] = False
-    clock.now += 1
+    clock.advance(1)
     assert value.get() == 1  # the files did not change since the failed try
     state["print"] = 3
-    clock.now += 1
+    clock.advance(1)
     assert value.get() == 3
 
 
@@ -195,7 +193,7 @@ def test_sni_picks_the_certificate(certs, sites):
 
 
 def test_sni_directory_reloads_on_change_but_never_per_unknown_name(certs, sites, monkeypatch):
-    clock = FakeClock()
+    clock = manual_clock()
     scans = []
     real_read = _sni.read_directory
     monkeypatch.setattr(_sni, "read_directory", lambda path: scans.append(path) or real_read(path))
@@ -205,11 +203,11 @@ def test_sni_directory_reloads_on_change_but_never_per_unknown_name(certs, sites
     assert len(scans) == 1
     write_pem(sites / "d-gamma.pem", certs.ca.issue_cert("gamma.test"))
     assert names_of(served_certificate(options, "gamma.test")) == ("alpha.test",)  # not yet
-    clock.now += 10
+    clock.advance(10)
     cert = served_certificate(options, "gamma.test", trust=certs.ca_file, verify=True)
     assert names_of(cert) == ("gamma.test",)
     assert len(scans) == 2
-    clock.now += 10
+    clock.advance(10)
     served_certificate(options, "gamma.test")
     assert len(scans) == 2  # nothing changed: looked, did not re-read
 
@@ -218,7 +216,7 @@ def test_replaced_certificate_is_served_to_the_next_connection(certs, tmp_path):
     path = tmp_path / "site.pem"
     first = certs.ca.issue_cert("localhost", common_name="first")
     write_pem(path, first)
-    clock = FakeClock()
+    clock = manual_clock()
     options = ServerTLSOptions(str(path), reload_interval=5, clock=clock)
 
     def common_name():
@@ -228,7 +226,7 @@ def test_replaced_certificate_is_served_to_the_next_connection(certs, tmp_path):
     assert common_name() == "first"
     write_pem(path, certs.ca.issue_cert("localhost", common_name="second"))
     assert common_name() == "first"  # within the interval: not looked at
-    clock.now += 5
+    clock.advance(5)
     assert common_name() == "second"
     write_pem(path, certs.ca.issue_cert("localhost", common_name="third"))
     options.reload()  # explicit, e.g. on SIGHUP
@@ -238,11 +236,11 @@ def test_replaced_certificate_is_served_to_the_next_connection(certs, tmp_path):
 def test_replacing_with_a_broken_file_keeps_serving(certs, tmp_path, caplog):
     path = tmp_path / "site.pem"
     write_pem(path, certs.ca.issue_cert("localhost"))
-    clock = FakeClock()
+    clock = manual_clock()
     options = ServerTLSOptions(str(path), reload_interval=1, clock=clock)
     assert served_certificate(options, "localhost", trust=certs.ca_file, verify=True)
     path.write_bytes(b"-----BEGIN CERTIFICATE-----\nbroken\n")
-    clock.now += 1
+    clock.advance(1)
     with caplog.at_level(logging.WARNING, logger="greenpoint.tls"):
         assert served_certificate(options, "localhost", trust=certs.ca_file, verify=True)
     assert "keeping the previous" in caplog.text
@@ -281,13 +279,13 @@ def test_empty_directory_is_an_error(tmp_path):
 def test_half_written_file_in_a_directory_keeps_its_certificate(certs, sites, caplog, cut):
     # A tool rewriting alpha's file in place is caught mid-write: alpha.test must keep
     # its certificate (not fall back to the default) and the log must say why.
-    clock = FakeClock()
+    clock = manual_clock()
     options = SNIServerOptions(str(sites), reload_interval=1, clock=clock)
     path = sites / "b-beta.pem"
     whole = path.read_bytes()
     assert names_of(served_certificate(options, "beta.test"))[0] == "beta.test"
     path.write_bytes(whole[: len(whole) // 2] if cut == "half" else b"")
-    clock.now += 1
+    clock.advance(1)
     with caplog.at_level(logging.INFO, logger="greenpoint.tls"):
         cert = served_certificate(options, "beta.test", trust=certs.ca_file, verify=True)
     assert names_of(cert)[0] == "beta.test"
@@ -296,7 +294,7 @@ def test_half_written_file_in_a_directory_keeps_its_certificate(certs, sites, ca
     assert "reloaded" not in caplog.text
     # Once the file is whole again, the next look reloads it.
     path.write_bytes(whole)
-    clock.now += 1
+    clock.advance(1)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="greenpoint.tls"):
         assert names_of(served_certificate(options, "beta.test"))[0] == "beta.test"

@@ -237,6 +237,36 @@ def test_write_rejects_text_and_is_ignored_after_close(tcp_endpoint):
 # -- closing ----------------------------------------------------------------------
 
 
+def test_the_transport_tells_how_it_ended_and_which_greenlets_are_its_own(tcp_endpoint):
+    seen = {}
+
+    class Watcher(Recorder):
+        def dataReceived(self, data):
+            seen["reader_owned"] = self.transport.owns(gevent.getcurrent())
+            seen["during_reason"] = self.transport.close_reason
+            self.transport.abortConnection()
+
+        def connectionLost(self, reason):
+            seen["in_connection_lost"] = self.transport.close_reason
+            super().connectionLost(reason)
+
+    server = RecordingFactory(Watcher)
+    with tcp_endpoint.listen(server) as port:
+        sock = raw_client(port, tcp_endpoint)
+        try:
+            sock.sendall(b"go")
+            protocol = server.one()
+            assert protocol.transport.wait_closed(5)
+        finally:
+            sock.close()
+    transport = protocol.transport
+    assert seen["reader_owned"] is True and seen["during_reason"] is None
+    assert not transport.owns(gevent.getcurrent()) and not transport.owns(None)
+    (reason,) = protocol.reasons
+    assert type(reason) is ConnectionLost and "aborted" in str(reason)
+    assert transport.close_reason is reason and seen["in_connection_lost"] is reason
+
+
 def test_abort_drops_unsent_data(tcp_endpoint):
     size = 64 * MiB
 

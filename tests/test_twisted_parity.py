@@ -177,7 +177,7 @@ def _our_meaning(endpoint):
             "host": endpoint.host,
             "port": endpoint.port,
             "timeout": endpoint.timeout,
-            "bindAddress": endpoint.bind_address and endpoint.bind_address[0],
+            "bindAddress": _one_bind_host(endpoint.bind_address),
             "family": "IPv6" if kind == "TCP6ClientEndpoint" else "IPv4",
         }
     if kind == "UNIXClientEndpoint":
@@ -203,10 +203,9 @@ def _our_meaning(endpoint):
 def _one_bind_host(bind):
     if bind is None:
         return None
-    if isinstance(bind, dict):  # per family: the same host for both, or differing
-        hosts = {host for host, _ in bind.values()}
-        return hosts.pop() if len(hosts) == 1 else hosts
-    return bind[0]
+    hosts = {host for host in (bind.ipv4, bind.ipv6) if host is not None}
+    # per family: the same host for both, or differing
+    return hosts.pop() if len(hosts) == 1 else hosts
 
 
 def _compare(theirs, ours, differences):

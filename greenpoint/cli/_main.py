@@ -20,6 +20,7 @@ from typing import Any
 import gevent
 
 from greenpoint import __version__
+from greenpoint._address import as_address, listener_address
 from greenpoint.cli._limit_flags import (
     RELAY_DEFAULTS,
     WSGI_DEFAULTS,
@@ -152,7 +153,6 @@ def _open(endpoint: Any, args: argparse.Namespace) -> Any:
 
 def _run_listen(args: argparse.Namespace) -> int:
     from greenpoint._registry import server_from_string
-    from greenpoint._serve import _as_address
     from greenpoint.cli._pump import Pump
 
     endpoint = server_from_string(args.server)
@@ -161,14 +161,14 @@ def _run_listen(args: argparse.Namespace) -> int:
     with _take_stdio() as stdio:
         listener = _bind(endpoint)
         with contextlib.closing(listener):
-            log.info("listening on %s", _host_of(listener))
+            log.info("listening on %s", listener_address(listener))
             local = _KeepStdoutOpen(stdio) if args.keep_open else stdio
             while True:
                 try:
                     connection, address = listener.accept()
                 except OSError as exc:
                     raise CommandError(f"accept failed: {exc}") from exc
-                address = _as_address(getattr(listener, "family", None), address, connection)
+                address = as_address(getattr(listener, "family", None), address, connection)
                 if args.verbose:
                     log.info("connection from %s", address)
                 with connection:
@@ -296,7 +296,7 @@ def _drop_privileges(identity: Any, listeners: list[Any]) -> None:
 
     paths = []
     for listener in listeners:
-        host = _host_of(listener)
+        host = listener_address(listener)
         if isinstance(host, UNIXAddress) and host.name and not host.abstract:
             paths.append(host.name)
     try:
@@ -326,12 +326,6 @@ def _bind_port(start: Any) -> Any:
         return start()
     except ListenError as exc:
         raise CommandError(_describe_error(exc)) from exc
-
-
-def _host_of(listener: Any) -> Any:
-    from greenpoint._serve import ListeningPort
-
-    return ListeningPort._bound_address(listener)
 
 
 # -- the parser --------------------------------------------------------------------

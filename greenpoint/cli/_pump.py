@@ -17,12 +17,11 @@ Counts are kept as the bytes go, so a caller can show live progress.
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable
 from typing import Any
 
 import gevent
 
+from greenpoint._clock import MONOTONIC, Clock
 from greenpoint._read_size import MIN_READ_SIZE, next_read_size
 
 __all__ = ["Pump"]
@@ -38,22 +37,20 @@ class Pump:
     The streams are not closed here: their owners close them.
     """
 
-    def __init__(
-        self, left: Any, right: Any, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, left: Any, right: Any, *, clock: Clock = MONOTONIC) -> None:
         self.left = left
         self.right = right
         self.up = 0
         self.down = 0
         self.error: BaseException | None = None
-        self._clock = clock
-        self.started = clock()
+        self._now = clock.now
+        self.started = clock.now()
         self.finished: float | None = None
 
     @property
     def elapsed(self) -> float:
         """Seconds since the pump was made (until it finished, once it has)."""
-        end = self.finished if self.finished is not None else self._clock()
+        end = self.finished if self.finished is not None else self._now()
         return end - self.started
 
     def run(self) -> None:
@@ -73,7 +70,7 @@ class Pump:
             for greenlet in directions:
                 greenlet.kill(block=False)
             gevent.joinall(directions)
-            self.finished = self._clock()
+            self.finished = self._now()
 
     def _copy(self, source: Any, sink: Any, counter: str) -> BaseException | None:
         """One direction; returns the error that ended it, or ``None`` at end-of-file."""

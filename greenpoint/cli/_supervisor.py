@@ -383,10 +383,10 @@ class Supervisor:
                 self._begin_reload()
 
     def _announce(self, active: list[WorkerState]) -> None:
-        from greenpoint._serve import ListeningPort
+        from greenpoint._address import listener_address
 
         for listener in self.settings.listeners:
-            log.info("serving %s on %s", self.settings.app, ListeningPort._bound_address(listener))
+            log.info("serving %s on %s", self.settings.app, listener_address(listener))
         pids = " ".join(str(w.pid) for w in active)
         log.info("started %s: %s", _count(len(active), "worker"), pids)
         self.notify("READY=1", f"STATUS=serving with {_count(len(active), 'worker')}")

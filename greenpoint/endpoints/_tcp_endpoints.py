@@ -17,7 +17,7 @@ operating system's ``bindv6only`` default.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
+import errno as _errno
 import socket as _stdsocket
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -25,14 +25,28 @@ from typing import Any, ClassVar
 from gevent import socket as gsocket
 
 from greenpoint._address import IPv4Address, IPv6Address
-from greenpoint._checks import check_timeout
+from greenpoint._checks import (
+    FieldError,
+    FieldTypeError,
+    check_backlog,
+    check_timeout,
+    port,
+    seconds,
+)
 from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
-from greenpoint._happy_eyeballs import open_tcp_connection
-from greenpoint._hostnames import encode_hostname
-from greenpoint._socket import connect_address, set_nodelay
+from greenpoint._happy_eyeballs import connect_literal, open_tcp_connection
+from greenpoint._hostnames import (
+    ANY_ADDRESS,
+    BindAddress,
+    IPLiteral,
+    encode_hostname,
+    literal_family,
+    split_ip_literal,
+    wrong_family,
+)
+from greenpoint._socket import set_nodelay
 from greenpoint._sockopts import (
     SocketOptionsHook,
-    TCPOptionError,
     TCPOptions,
     check_socket_fields,
     configured_connect,
@@ -51,75 +65,32 @@ __all__ = [
 
 AF_INET = _stdsocket.AF_INET
 AF_INET6 = _stdsocket.AF_INET6
-_FAMILY_NAMES: dict[int, str] = {AF_INET: "IPv4", AF_INET6: "IPv6"}
-ANY_ADDRESS: dict[int, str] = {AF_INET: "0.0.0.0", AF_INET6: "::"}
-
-
-class FieldError(ValueError):
-    """A bad constructor argument; ``field`` names it, so parsers can name the key."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 # -- pure helpers ----------------------------------------------------------------
 
 
-def literal_family(host: str) -> int | None:
-    """``AF_INET`` or ``AF_INET6`` if ``host`` is an IP literal, else ``None`` (a name).
-
-    An IPv6 literal may carry a zone (``fe80::1%eth0``); brackets are not accepted
-    here (the description parser removes them).
-    """
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    if "%" in host and address.version == 4:
-        return None
-    return AF_INET if address.version == 4 else AF_INET6
-
-
-def _sockaddr(family: int, host: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+def _sockaddr(family: int, host: str, port: int) -> tuple[Any, ...]:
     """The sockaddr for an IP literal (or ``""``, any address) of ``family``.
 
     Raises:
-        OSError: for a zone naming an interface that does not exist.
+        ValueError: for a zone naming an interface that does not exist.
     """
-    if family == AF_INET6:
-        address, _, zone = host.partition("%")
-        scope_id = 0
-        if zone:
-            scope_id = int(zone) if zone.isdigit() else _stdsocket.if_nametoindex(zone)
-        return (address or "::", port, 0, scope_id)
-    return (host or "0.0.0.0", port)
-
-
-def _check_port(value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError("port", f"port must be an int, not {type(value).__name__}")
-    if not minimum <= value <= 65535:
-        raise FieldError("port", f"port {value} is out of range ({minimum}-65535)")
-    return value
+    literal = split_ip_literal(host)
+    return (ANY_ADDRESS[family], port) if literal is None else literal.sockaddr(port)
 
 
 def _check_literal(field: str, value: str, family: int, owner: str) -> None:
     """``value`` must be empty or an IP literal of ``family``."""
     if not isinstance(value, str):
-        raise FieldError(field, f"{field} must be a str, not {type(value).__name__}")
+        raise FieldTypeError(field, f"{field} must be a str, not {type(value).__name__}")
     if not value:
         return
     found = literal_family(value)
     if found is None:
         raise FieldError(field, f"{field} must be an IP address, not {value!r}")
     if found != family:
-        other = "TCP6" if family == AF_INET else "TCP4"
-        raise FieldError(
-            field,
-            f"{owner} is {_FAMILY_NAMES[family]}, but {field} {value!r} is an "
-            f"{_FAMILY_NAMES[found]} address (use the {other} endpoint)",
-        )
+        raise wrong_family(field, value, family, owner)
 
 
 def _check_name(host: str) -> None:
@@ -130,35 +101,9 @@ def _check_name(host: str) -> None:
         raise FieldError("host", str(exc)) from None
 
 
-def _normalise_bind(value: Any, family: int, owner: str) -> tuple[str, int] | None:
-    """``None``, a host, or ``(host, port)`` -> ``None`` or ``(host, port)``.
-
-    The host must be an IP literal of the endpoint's family (or ``""``, any): binding
-    to a name would block in the C library's resolver.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = (value, 0)
-    if not (isinstance(value, tuple | list) and len(value) == 2):
-        raise FieldError(
-            "bind_address", f"bind_address must be a host or (host, port), not {value!r}"
-        )
-    bind_host, bind_port = value
-    _check_literal("bind_address", bind_host, family, owner)
-    try:
-        _check_port(bind_port, 0)
-    except FieldError as exc:
-        raise FieldError("bind_address", f"bind_address: {exc}") from None
-    return (bind_host, bind_port)
-
-
 def _check_socket_fields(endpoint: Any) -> None:
     """Check ``nodelay``, ``tcp_options`` and the ``socket_options`` hook of ``endpoint``."""
-    try:
-        hook = check_socket_fields(endpoint.nodelay, endpoint.tcp_options, endpoint.socket_options)
-    except TCPOptionError as exc:
-        raise FieldError(exc.key, str(exc)) from None
+    hook = check_socket_fields(endpoint.nodelay, endpoint.tcp_options, endpoint.socket_options)
     object.__setattr__(endpoint, "socket_options", hook)
 
 
@@ -183,7 +128,7 @@ class _TCPClientEndpoint(ClientEndpoint):
     host: str
     port: int
     timeout: float = DEFAULT_TIMEOUT
-    bind_address: Any = None
+    bind_address: Any = None  # any form BindAddress.parse takes; held as a BindAddress
     resolver: Callable[..., Any] | None = dataclasses.field(
         default=None, compare=False, repr=False, kw_only=True
     )
@@ -194,27 +139,29 @@ class _TCPClientEndpoint(ClientEndpoint):
     )
 
     family: ClassVar[int] = AF_INET
-    _host_is_literal: ClassVar[bool] = False  # per instance, set by __post_init__
+    _literal: ClassVar[IPLiteral | None] = None  # per instance, set by __post_init__
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
         _check_socket_fields(self)
-        if not isinstance(self.host, str) or not self.host:
-            raise FieldError("host", f"host must be a non-empty str, not {self.host!r}")
-        found = literal_family(self.host)
-        if found is not None:
+        if not isinstance(self.host, str):
+            raise FieldTypeError("host", f"host must be a str, not {type(self.host).__name__}")
+        if not self.host:
+            raise FieldError("host", "host must be a host name or IP address, not ''")
+        literal = split_ip_literal(self.host)
+        if literal is not None:
+            object.__setattr__(self, "host", literal.text)  # "[::1]" is "::1"
             _check_literal("host", self.host, self.family, owner)
         else:
             _check_name(self.host)
-        # Known once: open() then skips parsing the host (~6 µs) on every connect.
-        object.__setattr__(self, "_host_is_literal", found is not None)
-        _check_port(self.port, 1)
-        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float):
-            raise FieldError("timeout", f"timeout must be a number, not {self.timeout!r}")
-        if not 0 < self.timeout < float("inf"):
-            raise FieldError("timeout", f"timeout must be positive and finite, not {self.timeout}")
-        bind = _normalise_bind(self.bind_address, self.family, owner)
-        object.__setattr__(self, "bind_address", bind)
+        # Known once: open() then skips parsing the host on every connect.
+        object.__setattr__(self, "_literal", literal)
+        port("port", self.port)
+        seconds("timeout", self.timeout, allow_none=False, zero=False)
+        # The host must be an IP literal (or "", any address): binding to a name would
+        # block in the C library's resolver. Only this endpoint's family is kept.
+        bind = BindAddress.parse(self.bind_address)
+        object.__setattr__(self, "bind_address", bind and bind.only(self.family, owner))
 
     def open(self, timeout: float | None = None) -> Any:
         """Connect and return the connected gevent socket (``TCP_NODELAY`` on).
@@ -231,47 +178,42 @@ class _TCPClientEndpoint(ClientEndpoint):
         check_timeout(timeout)
         limit = self.timeout if timeout is None else timeout
         family = self.family
-        bind = None
-        try:
-            if self.bind_address is not None:
-                bind = _sockaddr(family, *self.bind_address)
-            literal = self._host_is_literal
-            sockaddr = _sockaddr(family, self.host, self.port) if literal else None
-        except OSError as exc:  # a zone naming no interface
-            raise ConnectError(f"cannot connect to {self.host}: {exc}", address=self.host) from exc
         configure = socket_configurer(self.tcp_options, self.socket_options)
-        if sockaddr is not None:
-            return connect_address(
+        if self._literal is not None:
+            try:
+                sockaddr = self._literal.sockaddr(self.port)
+                bind = None if self.bind_address is None else self.bind_address.for_family(family)
+            except ValueError as exc:  # a zone naming no interface
+                raise ConnectError(
+                    f"cannot connect to {self.host}: {exc}", address=self.host
+                ) from exc
+            # The same single attempt as open_tcp_connection's for a literal, so a
+            # failure carries .attempts either way.
+            return connect_literal(
+                None,
                 family,
                 sockaddr,
                 timeout=limit,
                 bind_address=bind,
-                nodelay=self.nodelay,
-                configure=configure,
+                connect=configured_connect(self.nodelay, configure),
             )
         sock, _info = open_tcp_connection(
             self.host,
             self.port,
             families=(family,),
             timeout=limit,
-            bind_address=self._bind_for_racer(),
+            bind_address=self.bind_address,
             resolver=self.resolver,
             connect=configured_connect(self.nodelay, configure),
         )
         return sock
 
-    def _bind_for_racer(self) -> tuple[str, int] | None:
-        # The racer takes an IP literal; "" (any address, a bind port alone) is
-        # spelt out for the family.
-        if self.bind_address is None:
-            return None
-        bind_host, bind_port = self.bind_address
-        return (bind_host or ANY_ADDRESS[self.family], bind_port)
-
     def description_values(self) -> Mapping[str, Any]:
-        bind_host, bind_port = self.bind_address or (None, 0)
+        bind = self.bind_address
         values = {**super().description_values(), **self.tcp_options.description_values()}
-        return {**values, "bind_address": bind_host, "bind_port": bind_port}
+        if bind is None:
+            return {**values, "bind_address": None, "bind_port": 0}
+        return {**values, "bind_address": bind.hosts_text, "bind_port": bind.port}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,9 +257,14 @@ def _listen(
     ``configure`` sets socket options on the listener before it binds; accepted
     connections inherit them (see ``greenpoint._sockopts``).
     """
+    literal = split_ip_literal(interface)
     shown = (IPv4Address if family == AF_INET else IPv6Address)(
-        _sockaddr(family, interface.partition("%")[0], port_number)[0], port_number
+        ANY_ADDRESS[family] if literal is None else literal.address, port_number
     )
+    try:
+        sockaddr = _sockaddr(family, interface, port_number)
+    except ValueError as exc:  # a zone naming no interface
+        raise _listen_error(shown, str(exc), _errno.ENODEV) from exc
     sock = gsocket.socket(family, _stdsocket.SOCK_STREAM)
     try:
         # A restarted server must not wait for TIME_WAIT connections of its
@@ -335,19 +282,22 @@ def _listen(
             set_nodelay(sock)
         if configure is not None:
             configure(sock)
-        sock.bind(_sockaddr(family, interface, port_number))
+        sock.bind(sockaddr)
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        reason = exc.strerror or str(exc)
-        error = ListenError(exc.errno, f"cannot listen on {shown}: {reason}")
-        # ListenError declares no ``address``; callers read it where it is set.
-        vars(error)["address"] = shown
-        raise error from exc
+        raise _listen_error(shown, exc.strerror or str(exc), exc.errno) from exc
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _listen_error(shown: Any, reason: str, errno: int | None) -> ListenError:
+    error = ListenError(errno, f"cannot listen on {shown}: {reason}")
+    # ListenError declares no ``address``; callers read it where it is set.
+    vars(error)["address"] = shown
+    return error
 
 
 def _reuse_port_option() -> int:
@@ -355,11 +305,6 @@ def _reuse_port_option() -> int:
     if option is None:
         raise OSError("SO_REUSEPORT is not available on this platform")
     return option
-
-
-def _check_backlog(backlog: Any) -> None:
-    if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:
-        raise FieldError("backlog", f"backlog must be an int of 0 or more, not {backlog!r}")
 
 
 class _TCPServerEndpoint(ServerEndpoint):
@@ -377,8 +322,8 @@ class _TCPServerEndpoint(ServerEndpoint):
     family: ClassVar[int] = AF_INET
 
     def __post_init__(self) -> None:
-        _check_port(self.port, 0)
-        _check_backlog(self.backlog)
+        port("port", self.port, zero=True)
+        check_backlog(self.backlog)
         _check_literal("interface", self.interface, self.family, type(self).__name__)
         _check_socket_fields(self)
 

@@ -13,13 +13,15 @@ do each handshake in the connection's own greenlet, bounded by
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping
+from socket import AF_INET6
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from greenpoint._checks import check_timeout
+from greenpoint._clock import deadline_after, time_left
 from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Bracketed
+from greenpoint._hostnames import BindAddress, literal_family
 from greenpoint._sockopts import SocketOptionsHook, TCPOptions
 from greenpoint._tls_listener import TLSListener
 from greenpoint._tls_settings import (
@@ -53,20 +55,16 @@ def tls_module() -> Any:
     return tls
 
 
-def _deadline_left(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.monotonic()
-
-
 def _open_then_handshake(
     inner: Any, options: ClientTLSOptions, timeout: float | None, address: Any
 ) -> TLSStream:
     """Open ``inner`` and handshake, all within ``timeout`` seconds."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = deadline_after(timeout)
     # Read the trust roots and certificate first: a missing file is a local mistake,
     # to be reported (naming the file) before the network is touched.
     options.get_context()
     raw = inner.open(timeout=timeout)
-    remaining = _deadline_left(deadline)
+    remaining = time_left(deadline)
     if remaining is not None and remaining <= 0:
         raw.close()
         raise ConnectTimeoutError(
@@ -80,28 +78,19 @@ def _open_then_handshake(
 def _host_port(hostname: str | None, port_: Any) -> str:
     if hostname is None:
         return f"port {port_}"
-    if ":" in hostname:
+    if literal_family(hostname) == AF_INET6:
         return f"[{hostname}]:{port_}"
     return f"{hostname}:{port_}"
 
 
-def _bind_text(bind_address: Any) -> str | None:
+def _bind_text(bind_address: BindAddress | None) -> str | None:
+    """The ``bindAddress=`` of ``ssl:``/``tls:``, which have no ``bindPort``."""
     if bind_address is None:
         return None
-    if isinstance(bind_address, dict) and not any(port_ for _, port_ in bind_address.values()):
-        return ",".join(host_ for host_, _ in bind_address.values())  # HostnameEndpoint's
-    if isinstance(bind_address, tuple) and len(bind_address) == 2 and bind_address[1] == 0:
-        return str(bind_address[0])
-    if isinstance(bind_address, str):
-        return bind_address
-    raise ValueError(f"bind address {bind_address!r} has no description form")
-
-
-def bind_tuple(bind_address: Any) -> Any:
-    """A ``bindAddress`` string as the TCP endpoint takes it: ``(host, 0)``."""
-    if isinstance(bind_address, str):
-        return (bind_address, 0)
-    return bind_address
+    keys = bind_address.description_keys()
+    if "bindPort" in keys:
+        raise ValueError(f"bind address {bind_address!r} has no description form")
+    return str(keys["bindAddress"])
 
 
 def tcp_server_endpoint(port: int, backlog: int, interface: str, **sockets: Any) -> Any:
@@ -111,7 +100,7 @@ def tcp_server_endpoint(port: int, backlog: int, interface: str, **sockets: Any)
     """
     from greenpoint.endpoints._tcp_endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
-    family = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
+    family = TCP6ServerEndpoint if literal_family(interface) == AF_INET6 else TCP4ServerEndpoint
     return family(port, backlog=backlog, interface=interface, **sockets)
 
 
@@ -160,13 +149,15 @@ class SSL4ClientEndpoint(ClientEndpoint):
     def __post_init__(self) -> None:
         check_timeout(self.timeout)
         self.tls_options = tls_module().client_options_for(self.tls_options, self.host)
-        self._tcp()  # a bad host, port or bind address is refused now, not at open()
+        # A bad host, port or bind address is refused now, not at open().
+        self.bind_address = self._tcp().bind_address
 
     def _tcp(self) -> Any:
         """The TCP endpoint under TLS (its deadline is given to its ``open``)."""
         from greenpoint.endpoints._tcp_endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 
-        family = TCP6ClientEndpoint if ":" in self.host else TCP4ClientEndpoint
+        # A name is resolved for IPv4 only, as Twisted's SSL4ClientEndpoint does.
+        family = TCP6ClientEndpoint if literal_family(self.host) == AF_INET6 else TCP4ClientEndpoint
         return family(
             self.host,
             self.port,

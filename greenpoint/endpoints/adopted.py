@@ -24,7 +24,9 @@ from typing import Any, cast
 
 from gevent import socket as gsocket
 
+from greenpoint._checks import FieldError, whole_number
 from greenpoint._description import Bracketed
+from greenpoint._hostnames import family_name
 from greenpoint._one_connection import OneConnectionListener
 from greenpoint._params import Param, choice, integer, register_inverse, text
 from greenpoint._registry import EndpointParser, server_from_string
@@ -50,13 +52,6 @@ DOMAINS = {
 }
 
 
-def _family_name(family: int) -> str:
-    try:
-        return _stdsocket.AddressFamily(family).name
-    except ValueError:
-        return f"address family {family}"
-
-
 def _type_name(sock_type: int) -> str:
     try:
         return _stdsocket.SocketKind(sock_type).name
@@ -68,7 +63,7 @@ def _domain_of(family: int) -> str:
     for name, value in DOMAINS.items():
         if value == family:
             return name
-    return _family_name(family).removeprefix("AF_")
+    return family_name(family)
 
 
 def _probe_stream(fileno: int, family: int) -> bool:
@@ -94,8 +89,8 @@ def _probe_stream(fileno: int, family: int) -> bool:
         probe.detach()
     if actual_family != family:
         raise ListenError(
-            f"cannot adopt {where}: expected an {_family_name(family)} socket, "
-            f"but it is {_family_name(actual_family)}"
+            f"cannot adopt {where}: expected a socket of family {family_name(family, constant=True)}, "
+            f"but it is {family_name(actual_family, constant=True)}"
         )
     if actual_type != _stdsocket.SOCK_STREAM:
         raise ListenError(
@@ -109,7 +104,7 @@ def _check_listening_stream(fileno: int, family: int) -> None:
     """Raise :class:`ListenError` unless ``fileno`` is a listening stream socket of ``family``."""
     if not _probe_stream(fileno, family):
         raise ListenError(
-            f"cannot adopt fd {fileno}: the {_family_name(family)} stream socket is not "
+            f"cannot adopt fd {fileno}: the {family_name(family, constant=True)} stream socket is not "
             "listening (call listen() on it before handing it over)"
         )
 
@@ -121,7 +116,7 @@ def _adopt_connected(fileno: int, family: int) -> OneConnectionListener:
         probe.getpeername()
     except OSError as exc:
         raise ListenError(
-            f"cannot adopt fd {fileno}: the {_family_name(family)} stream socket is "
+            f"cannot adopt fd {fileno}: the {family_name(family, constant=True)} stream socket is "
             "neither listening nor connected"
         ) from exc
     finally:
@@ -146,8 +141,7 @@ class AdoptedStreamServerEndpoint(ServerEndpoint):
     _adopted: bool = dataclasses.field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.fileno, bool) or not isinstance(self.fileno, int) or self.fileno < 0:
-            raise ValueError(f"fileno must be a file descriptor number, not {self.fileno!r}")
+        whole_number("fileno", self.fileno, 0)
 
     def bind(self) -> Any:
         """Adopt the descriptor; return the listening gevent socket (which now owns it).
@@ -207,26 +201,19 @@ class SystemdServerEndpoint(ServerEndpoint):
     def __post_init__(self) -> None:
         folded = str(self.domain).strip().upper()
         if folded not in DOMAINS:
-            raise DescriptionError(
-                f"systemd: bad domain={self.domain!r}: expected one of {', '.join(DOMAINS)}",
-                prefix="systemd",
-                parameter="domain",
+            raise FieldError(
+                "domain", f"domain must be one of {', '.join(DOMAINS)}, not {self.domain!r}"
             )
         self.domain = folded
         if (self.index is None) == (self.name is None):
             given = "both were given" if self.index is not None else "neither was given"
-            raise DescriptionError(
-                "systemd: give exactly one of index= (position among the passed "
-                f"sockets, 0 is fd 3) or name= (FileDescriptorName=); {given}",
-                prefix="systemd",
-                parameter="index" if self.index is not None else "name",
+            raise FieldError(
+                "index" if self.index is not None else "name",
+                "give exactly one of index= (position among the passed sockets, 0 is fd 3) "
+                f"or name= (FileDescriptorName=); {given}",
             )
-        if self.index is not None and self.index < 0:
-            raise DescriptionError(
-                f"systemd: bad index={self.index!r}: must be at least 0",
-                prefix="systemd",
-                parameter="index",
-            )
+        if self.index is not None:
+            whole_number("index", self.index, 0)
 
     @property
     def address_family(self) -> int:

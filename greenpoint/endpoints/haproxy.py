@@ -23,22 +23,23 @@ import logging
 from collections.abc import Iterable
 from typing import Any, ClassVar, Union, cast
 
-from greenpoint._accept import accept_function
 from greenpoint._address import (
     HostnameAddress,
     IPv4Address,
     IPv6Address,
     PipeAddress,
     UNIXAddress,
-    from_sockaddr,
+    as_address,
     peer_address,
 )
-from greenpoint._checks import check_timeout
+from greenpoint._checks import FieldError, check_timeout, seconds, whole_number
 from greenpoint._description import Bracketed, Description, split_leading_keywords
+from greenpoint._hostnames import split_ip_literal
 from greenpoint._params import Param, bind, format_value, integer, number, register_inverse
 from greenpoint._proxied_stream import ProxiedStream, read_proxy_header
 from greenpoint._proxy_header import DEFAULT_MAX_SIZE
 from greenpoint._proxy_header_encode import encode_proxy_header
+from greenpoint._wrapping_listener import WrappingListener
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.errors import DescriptionError, ProxyHeaderError
 
@@ -83,11 +84,8 @@ class HAProxyServerEndpoint(ServerEndpoint):
     prefix: ClassVar[str] = "haproxy"
 
     def __post_init__(self) -> None:
-        check_timeout(self.timeout)
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
-        if self.max_size < 16:
-            raise ValueError(f"max_size must be at least 16 bytes, not {self.max_size!r}")
+        seconds("timeout", self.timeout, zero=False)
+        whole_number("max_size", self.max_size, 16)  # bytes: the v2 header's fixed part
         self.allow = _networks(self.allow)
 
     def bind(self) -> HAProxyListener:
@@ -117,7 +115,7 @@ def wrap_haproxy(
     return HAProxyServerEndpoint(endpoint, timeout=timeout, allow=networks, max_size=max_size)
 
 
-class HAProxyListener:
+class HAProxyListener(WrappingListener):
     """What :meth:`HAProxyServerEndpoint.bind` returns (the listener protocol of
     :mod:`greenpoint.endpoints._base`).
 
@@ -134,17 +132,10 @@ class HAProxyListener:
         allow: Iterable[IPNetwork] | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
-        self.listener = listener
+        super().__init__(listener)
         self.timeout = timeout
         self.allow = _networks(allow)
         self.max_size = max_size
-        # Chosen once, not per connection: the wrapped listener's own raw accept,
-        # or the fast path for a plain gevent socket.
-        self._accept_raw = getattr(listener, "accept_unprepared", None) or accept_function(listener)
-
-    def accept_unprepared(self) -> tuple[Any, Any]:
-        """Accept the next raw connection; blocks only the calling greenlet."""
-        return self._accept_raw()
 
     def prepare(self, stream: Any, address: Any) -> tuple[Any, Any]:
         """Check the proxy, read its header, run the wrapped listener's preparation.
@@ -156,8 +147,10 @@ class HAProxyListener:
             ProxyHeaderError: refused source, bad or late header; it is logged and
                 the connection is already closed.
         """
-        proxy = _as_address(stream, address)
+        proxy = as_address(None, address, stream)
         try:
+            if not isinstance(proxy, _ADDRESS_TYPES):  # a sockaddr we cannot read
+                proxy = peer_address(stream)
             if not _allowed(proxy, self.allow):
                 raise ProxyHeaderError(
                     f"refused: {proxy} is not in the allowed proxy networks "
@@ -173,14 +166,7 @@ class HAProxyListener:
             raise
         proxied = ProxiedStream(stream, header, proxy, rest)
         client = proxied.getPeer()
-        inner_prepare = getattr(self.listener, "prepare", None)
-        if inner_prepare is None:
-            return proxied, client
-        try:
-            ready, _ = inner_prepare(proxied, client)
-        except BaseException:
-            proxied.close()
-            raise
+        ready, _ = self._prepare_inner(proxied, client)
         if ready is not proxied:
             try:  # let the handler find the TLVs on a TLS stream too
                 ready.proxy_header = header
@@ -188,58 +174,16 @@ class HAProxyListener:
                 pass
         return ready, client
 
-    def accept(self) -> tuple[Any, Any]:
-        """Accept the next connection whose header is good: ``(stream, client address)``.
-
-        Connections refused or with a bad header are logged, closed and skipped.
-        Blocks the calling greenlet, including while one client sends its header;
-        servers should use ``serve()``, which reads headers concurrently.
-        """
-        while True:
-            stream, address = self.accept_unprepared()
-            try:
-                return self.prepare(stream, address)
-            except ProxyHeaderError:
-                continue
-
-    def close(self) -> None:
-        self.listener.close()
-
-    def fileno(self) -> int:
-        fd: int = self.listener.fileno()
-        return fd
-
-    def getsockname(self) -> Any:
-        return self.listener.getsockname()
-
-    def get_host(self) -> Any:
-        """The wrapped listener's bound address."""
-        if hasattr(self.listener, "get_host"):
-            return self.listener.get_host()
-        return from_sockaddr(self.listener.family, self.listener.getsockname())
-
-    def __enter__(self) -> HAProxyListener:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def _as_address(stream: Any, address: Any) -> Any:
-    if isinstance(address, _ADDRESS_TYPES):
-        return address
-    try:
-        return from_sockaddr(stream.family, address)
-    except (AttributeError, ValueError, TypeError, IndexError):
-        return peer_address(stream)
-
 
 def _allowed(proxy: Any, allow: tuple[IPNetwork, ...] | None) -> bool:
     if allow is None:
         return True
     if not isinstance(proxy, IPv4Address | IPv6Address):
         return True  # a UNIX peer has no address; the socket's file mode guards it
-    ip = ipaddress.ip_address(proxy.host.split("%", 1)[0])
+    literal = split_ip_literal(proxy.host)
+    if literal is None:
+        return False  # an address object always holds a literal; refuse, not crash
+    ip = literal.ip_address()
     return any(ip in network for network in allow)
 
 
@@ -254,9 +198,11 @@ def _networks(value: str | Iterable[Any] | None) -> tuple[IPNetwork, ...] | None
         try:
             networks.append(ipaddress.ip_network(text, strict=False))
         except (ValueError, TypeError):
-            raise ValueError(f"{item!r} is not an IP network (such as 10.0.0.0/8 or ::1)") from None
+            raise FieldError(
+                "allow", f"{item!r} is not an IP network (such as 10.0.0.0/8 or ::1)"
+            ) from None
     if not networks:
-        raise ValueError("expected at least one IP network, such as 10.0.0.0/8")
+        raise FieldError("allow", "expected at least one IP network, such as 10.0.0.0/8")
     return tuple(networks)
 
 

@@ -9,27 +9,24 @@ what ``tls:`` connects with underneath. The race itself is in
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from greenpoint._checks import check_timeout
+from greenpoint._checks import check_timeout, port, seconds
 from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
-from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
+from greenpoint._hostnames import BindAddress, checked_host
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._sockopts import (
     SocketOptionsHook,
-    TCPOptionError,
     TCPOptions,
     check_socket_fields,
     configured_connect,
     socket_configurer,
 )
 from greenpoint.endpoints._base import ClientEndpoint
-from greenpoint.errors import DescriptionError
 
-__all__ = ["ConnectInfo", "HostnameEndpoint", "bind_address_text", "tcp_description_values"]
+__all__ = ["ConnectInfo", "HostnameEndpoint", "tcp_description_values"]
 
 
 @dataclasses.dataclass(eq=True)
@@ -55,7 +52,7 @@ class HostnameEndpoint(ClientEndpoint):
     host: str
     port: int
     timeout: float | None = DEFAULT_TIMEOUT
-    bind_address: Any = None
+    bind_address: Any = None  # any form BindAddress.parse takes; held as a BindAddress
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY
     resolver: Callable[..., Any] | None = None
     clock: Any = dataclasses.field(default=None, compare=False, repr=False, kw_only=True)
@@ -69,28 +66,14 @@ class HostnameEndpoint(ClientEndpoint):
     )
 
     def __post_init__(self) -> None:
-        self.host = _checked_host(self.host)
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
-            raise DescriptionError(
-                f"port must be a whole number, not {self.port!r}", prefix="tcp", parameter="port"
-            )
-        if not 0 < self.port <= 65535:
-            raise DescriptionError(
-                f"port must be from 1 to 65535, not {self.port}", prefix="tcp", parameter="port"
-            )
-        if self.timeout is not None:
-            _check_seconds(self.timeout, "timeout")
-        _check_seconds(self.attempt_delay, "attemptDelay")
-        try:
-            self.bind_address = normalize_bind_address(self.bind_address)
-        except (ValueError, TypeError) as exc:
-            raise DescriptionError(str(exc), prefix="tcp", parameter="bindAddress") from exc
-        try:
-            self.socket_options = check_socket_fields(
-                self.nodelay, self.tcp_options, self.socket_options
-            )
-        except TCPOptionError as exc:
-            raise TypeError(str(exc)) from None
+        self.host = checked_host(self.host)
+        port("port", self.port)
+        seconds("timeout", self.timeout)
+        seconds("attempt_delay", self.attempt_delay, allow_none=False)
+        self.bind_address = BindAddress.parse(self.bind_address)
+        self.socket_options = check_socket_fields(
+            self.nodelay, self.tcp_options, self.socket_options
+        )
 
     def description_values(self) -> Mapping[str, Any]:
         return tcp_description_values(self)
@@ -136,69 +119,12 @@ class HostnameEndpoint(ClientEndpoint):
         )
 
 
-def _checked_host(host: Any) -> str:
-    if isinstance(host, bytes | bytearray):
-        try:
-            host = bytes(host).decode("ascii")
-        except UnicodeDecodeError:
-            raise DescriptionError(
-                f"a host name given as bytes must be ASCII (IDNA-encoded), not {host!r}",
-                prefix="tcp",
-                parameter="host",
-            ) from None
-    if not isinstance(host, str):
-        raise DescriptionError(
-            f"host must be a str, not {type(host).__name__}", prefix="tcp", parameter="host"
-        )
-    try:
-        if parse_ip_literal(host, 0) is None:
-            encode_hostname(host)
-    except ValueError as exc:
-        raise DescriptionError(str(exc), prefix="tcp", parameter="host") from exc
-    return host
-
-
-def _check_seconds(value: Any, name: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise DescriptionError(
-            f"{name} must be a finite number of seconds, zero or more, not {value!r}",
-            prefix="tcp",
-            parameter=name,
-        )
-
-
 def tcp_description_values(endpoint: Any) -> dict[str, Any]:
     """``endpoint``'s fields, socket options and bind address by ``tcp:`` keyword."""
     values = {**ClientEndpoint.description_values(endpoint)}
     values.update(endpoint.tcp_options.description_values())
-    if endpoint.bind_address is not None:
-        values["bind_address"] = bind_address_text(endpoint.bind_address)
-        values["bind_port"] = _shared_bind_port(endpoint.bind_address)
+    bind = endpoint.bind_address
+    if bind is not None:
+        values["bind_address"] = bind.hosts_text
+        values["bind_port"] = bind.port
     return values
-
-
-def bind_address_text(bind_address: Any) -> str:
-    """The ``bindAddress=`` text for a normalised bind address (hosts only).
-
-    The port goes in ``bindPort=`` (see :func:`_shared_bind_port`).
-    """
-    if isinstance(bind_address, dict):
-        return ",".join(host for host, _ in bind_address.values())
-    host: str = bind_address[0]
-    return host
-
-
-def _shared_bind_port(bind_address: Any) -> int:
-    """The ``bindPort=`` of a normalised bind address: its port, or the one port all
-    its families share. Different ports per family cannot be written in a
-    description; they are left out (0)."""
-    if isinstance(bind_address, dict):
-        ports = {bind_port for _, bind_port in bind_address.values()}
-        return ports.pop() if len(ports) == 1 else 0
-    bind_port: int = bind_address[1]
-    return bind_port

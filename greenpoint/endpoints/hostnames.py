@@ -18,18 +18,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from greenpoint._address import HostnameAddress
-from greenpoint._checks import check_timeout
+from greenpoint._checks import FieldError, check_timeout, seconds
+from greenpoint._checks import port as check_port
 from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._happy_eyeballs import (
     ConnectInfo,
     open_tcp_connection,
     open_tcp_connection_to_any,
 )
-from greenpoint._hostnames import encode_hostname, normalize_bind_address, parse_ip_literal
+from greenpoint._hostnames import BindAddress, checked_host
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._sockopts import (
     SocketOptionsHook,
-    TCPOptionError,
     TCPOptions,
     check_socket_fields,
     configured_connect,
@@ -68,7 +68,7 @@ class HostnamesEndpoint(ClientEndpoint):
 
     hosts: Sequence[tuple[str, int]]
     timeout: float | None = DEFAULT_TIMEOUT
-    bind_address: Any = None
+    bind_address: Any = None  # any form BindAddress.parse takes; held as a BindAddress
     attempt_delay: float = DEFAULT_ATTEMPT_DELAY
     resolver: Callable[..., Any] | None = None
     order: str = "race"
@@ -87,20 +87,17 @@ class HostnamesEndpoint(ClientEndpoint):
         if not hosts:
             raise ValueError("hosts must name at least one (host, port)")
         for host, port in hosts:
-            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
-                raise ValueError(f"port must be from 1 to 65535, not {port!r}")
-            if parse_ip_literal(host, port) is None:
-                encode_hostname(host)  # an invalid name is refused now
+            checked_host(host)  # an invalid name is refused now
+            check_port("port", port)
         self.hosts = hosts
-        self.bind_address = normalize_bind_address(self.bind_address)
+        seconds("timeout", self.timeout)
+        seconds("attempt_delay", self.attempt_delay, allow_none=False)
+        self.bind_address = BindAddress.parse(self.bind_address)
         if self.order not in ORDERS:
-            raise ValueError(f"order must be 'race' or 'sequence', not {self.order!r}")
-        try:
-            self.socket_options = check_socket_fields(
-                self.nodelay, self.tcp_options, self.socket_options
-            )
-        except TCPOptionError as exc:
-            raise TypeError(str(exc)) from None
+            raise FieldError("order", f"order must be 'race' or 'sequence', not {self.order!r}")
+        self.socket_options = check_socket_fields(
+            self.nodelay, self.tcp_options, self.socket_options
+        )
 
     def _connect(self) -> Callable[..., Any] | None:
         # The connector seam (tests) wins; otherwise one with the socket options.

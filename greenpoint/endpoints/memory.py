@@ -39,7 +39,7 @@ from typing import Any
 from gevent import Timeout
 from gevent.event import Event
 
-from greenpoint._checks import check_timeout
+from greenpoint._checks import FieldError, check_timeout
 from greenpoint._defaults import DEFAULT_TIMEOUT
 from greenpoint._memory_stream import Faults, MemoryAddress, MemoryStream, stream_pair
 from greenpoint._params import Param, boolean, format_value, integer, number, register_inverse, text
@@ -246,7 +246,7 @@ class MemoryClientEndpoint(ClientEndpoint):
 
 def _check_name(name: object) -> None:
     if not isinstance(name, str) or not name:
-        raise ValueError(f"a memory: endpoint needs a non-empty name, not {name!r}")
+        raise FieldError("name", f"a memory: endpoint needs a non-empty name, not {name!r}")
 
 
 # -- descriptions ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from greenpoint._checks import check_timeout
+from greenpoint._checks import check_timeout, whole_number
 from greenpoint._child_setup import ChildSetup, check_child_fds, credential_error
 from greenpoint._process_stream import ProcessStream, StandardErrorBehavior, spawn_process
 from greenpoint.endpoints._base import ClientEndpoint
@@ -80,10 +80,8 @@ class ProcessEndpoint(ClientEndpoint):
             self.path = os.fsdecode(self.path)
         for name in ("uid", "gid"):
             value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 0
-            ):
-                raise ValueError(f"ProcessEndpoint: {name} must be an id >= 0, not {value!r}")
+            if value is not None:
+                whole_number(name, value, 0)  # a user or group id
         self.use_pty = bool(self.use_pty)
         if self.child_fds is not None:
             try:

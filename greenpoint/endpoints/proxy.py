@@ -30,7 +30,7 @@ from gevent import socket as gsocket
 
 from greenpoint import _http_connect, _socks
 from greenpoint._address import HostnameAddress
-from greenpoint._checks import check_timeout
+from greenpoint._checks import FieldError, FieldTypeError, check_timeout, port, seconds
 from greenpoint._defaults import DEFAULT_TIMEOUT  # when the proxy endpoint has none
 from greenpoint._description import Bracketed
 from greenpoint._hostnames import encode_hostname
@@ -111,8 +111,9 @@ def _label(endpoint: Any) -> str:
 
 
 def _check_seconds(value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
-        raise ValueError(f"timeout must be a positive number of seconds, not {value!r}")
+    seconds("timeout", value, allow_none=False, zero=False)
+    if value >= 1e9:  # gevent's timers overflow
+        raise FieldError("timeout", f"timeout must be less than 1e9 seconds, not {value!r}")
 
 
 @dataclasses.dataclass(eq=True)
@@ -130,13 +131,10 @@ class _ProxyClientEndpoint(ClientEndpoint):
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
-            raise ValueError(f"host must be a non-empty str, not {self.host!r}")
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
-            raise ValueError(f"port must be an int, not {self.port!r}")
-        if not 0 < self.port <= 0xFFFF:
-            raise ValueError(f"port must be from 1 to 65535, not {self.port}")
+            raise FieldError("host", f"host must be a non-empty str, not {self.host!r}")
+        port("port", self.port)
         if not callable(getattr(self.proxy, "open", None)):
-            raise TypeError(f"proxy must be a client endpoint, not {self.proxy!r}")
+            raise FieldTypeError("proxy", f"proxy must be a client endpoint, not {self.proxy!r}")
         if self.timeout is None:
             # Inherit the proxy endpoint's, so that tls: over this one has a deadline.
             self.timeout = getattr(self.proxy, "timeout", None) or DEFAULT_TIMEOUT
@@ -145,7 +143,7 @@ class _ProxyClientEndpoint(ClientEndpoint):
 
     def _check_credentials(self) -> None:
         if (self.user is None) != (self.password is None):
-            raise ValueError("give both user and password, or neither")
+            raise FieldError("password", "give both user and password, or neither")
 
     @property
     def target(self) -> HostnameAddress:
@@ -316,7 +314,7 @@ class SOCKS5ClientEndpoint(_ProxyClientEndpoint):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.resolve not in RESOLVE_CHOICES:
-            raise ValueError(f"resolve must be 'proxy' or 'local', not {self.resolve!r}")
+            raise FieldError("resolve", f"resolve must be 'proxy' or 'local', not {self.resolve!r}")
         _socks.connect_request(self.host, self.port)  # a bad name is refused now
         if self.user is not None:
             _socks.auth_request(self.user, self.password or "")
@@ -364,12 +362,12 @@ class SOCKS4aClientEndpoint(_ProxyClientEndpoint):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.resolve not in RESOLVE_CHOICES:
-            raise ValueError(f"resolve must be 'proxy' or 'local', not {self.resolve!r}")
+            raise FieldError("resolve", f"resolve must be 'proxy' or 'local', not {self.resolve!r}")
         _socks.socks4_connect_request(self.host, self.port, self.user or "")
 
     def _check_credentials(self) -> None:
         if self.password is not None:
-            raise ValueError("SOCKS4 has no password; give only user= (the user id)")
+            raise FieldError("password", "SOCKS4 has no password; give only user= (the user id)")
 
     def _target_host(self, limit: float) -> str:
         if self.resolve == "proxy":
@@ -423,11 +421,8 @@ def _proxy_endpoint(prefix: str, description: str) -> Any:
 
 def _builder(prefix: str, cls: type[_ProxyClientEndpoint]) -> Callable[..., Any]:
     def build(proxy: str, **values: Any) -> Any:
-        inner = _proxy_endpoint(prefix, proxy)
-        try:
-            return cls(proxy=inner, **values)
-        except (TypeError, ValueError) as exc:
-            raise DescriptionError(f"{prefix}: {exc}", prefix=prefix) from None
+        # A value the endpoint refuses raises FieldError: the parser names its key.
+        return cls(proxy=_proxy_endpoint(prefix, proxy), **values)
 
     return build
 

@@ -8,10 +8,11 @@ one. The classes live in ``greenpoint.endpoints._tcp_endpoints``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+from greenpoint._checks import seconds
 from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
-from greenpoint._hostnames import normalize_bind_address
+from greenpoint._hostnames import BindAddress
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._params import Param, boolean, choice, host, integer, ip_literal, number, port
 from greenpoint._registry import EndpointParser
@@ -20,8 +21,6 @@ from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
 from greenpoint.endpoints._tcp_endpoints import (
     AF_INET,
     AF_INET6,
-    ANY_ADDRESS,
-    FieldError,
     TCP4ClientEndpoint,
     TCP4ServerEndpoint,
     TCP6ClientEndpoint,
@@ -45,9 +44,6 @@ __all__ = [
 
 # -- descriptions ----------------------------------------------------------------
 
-# Description keys for constructor fields, to name the key at fault.
-_KEYS = {"bind_address": "bindAddress", "reuse_port": "reusePort"}
-
 _NODELAY_CLIENT = Param("nodelay", boolean, default=True, help="TCP_NODELAY (0: leave Nagle on)")
 
 
@@ -64,23 +60,6 @@ def with_socket_options(prefix: str, build: Callable[..., Any]) -> Callable[...,
         return build(tcp_options=options, **values)
 
     return build_with_options
-
-
-_Endpoint = TypeVar("_Endpoint", ClientEndpoint, ServerEndpoint)
-
-
-def _construct(prefix: str, cls: type[_Endpoint], **kwargs: Any) -> _Endpoint:
-    try:
-        return cls(**kwargs)
-    except FieldError as exc:
-        key = _KEYS.get(exc.field, exc.field)
-        raise DescriptionError(f"{prefix}: bad {key}: {exc}", prefix=prefix, parameter=key) from exc
-
-
-def _bind_pair(bind_address: str | None, bind_port: int) -> tuple[str, int] | None:
-    if bind_address is None and not bind_port:
-        return None
-    return (bind_address or "", bind_port)
 
 
 def _endpoint_for_name(
@@ -119,49 +98,8 @@ def _endpoint_for_name(
 
 def _bind_hosts(value: str) -> str:
     """One local IP literal, or one per family separated by a comma (``tcp:`` only)."""
-    parts = [ip_literal(part) for part in value.split(",")]
-    if len(parts) > 1 and not all(parts):
-        raise ValueError(f"expected IP addresses separated by a comma, got {value!r}")
-    return ",".join(parts)
-
-
-def _normalised_bind(bind_address: str) -> tuple[str, int] | dict[int, tuple[str, int]]:
-    """``normalize_bind_address``, its errors naming ``tcp:``'s ``bindAddress``."""
-    try:
-        normalised = normalize_bind_address(bind_address)
-    except ValueError as exc:
-        raise DescriptionError(
-            f"tcp: bad bindAddress={bind_address!r}: {exc}", prefix="tcp", parameter="bindAddress"
-        ) from exc
-    # A str names at least one address (or raises), so None never comes back.
-    assert normalised is not None
-    return normalised
-
-
-def _bind_for_name(bind_address: str | None, bind_port: int) -> Any:
-    """``bindAddress``/``bindPort`` as ``HostnameEndpoint`` takes them.
-
-    Several hosts become one entry per family; a port alone binds the any-address of
-    both families to it.
-    """
-    if bind_address is None and not bind_port:
-        return None
-    if not bind_address:
-        return {family: (ANY_ADDRESS[family], bind_port) for family in (AF_INET, AF_INET6)}
-    normalised = _normalised_bind(bind_address)
-    if isinstance(normalised, dict):
-        return {family: (ip, bind_port) for family, (ip, _) in normalised.items()}
-    return (normalised[0], bind_port)
-
-
-def _bind_for_literal(bind_address: str | None, family: int) -> str | None:
-    """From ``a,b`` (one address per family), the one of the literal's ``family``."""
-    if bind_address is None or "," not in bind_address:
-        return bind_address
-    normalised = _normalised_bind(bind_address)
-    if isinstance(normalised, dict):
-        return normalised[family][0] if family in normalised else None
-    return normalised[0]
+    BindAddress.parse(value, field="bindAddress")  # refused here, naming the key
+    return value.strip()
 
 
 def _client_params(race: bool = False) -> tuple[Param, ...]:
@@ -219,25 +157,21 @@ def _build_tcp_client(
     tcp_options: TCPOptions | None = None,
 ) -> ClientEndpoint:
     sockets: dict[str, Any] = {"nodelay": nodelay, "tcp_options": tcp_options or TCPOptions()}
+    bind = BindAddress.parse(bind_address, port=bind_port)
     family = literal_family(host)
     if family is None:
-        if timeout <= 0:  # what TCP4ClientEndpoint refuses for a literal
-            raise DescriptionError(
-                f"tcp: bad timeout={timeout!r}: must be more than 0 seconds",
-                prefix="tcp",
-                parameter="timeout",
-            )
-        bind = _bind_for_name(bind_address, bind_port)
+        # What TCP4ClientEndpoint refuses for a literal (HostnameEndpoint allows 0).
+        seconds("timeout", timeout, allow_none=False, zero=False)
         return _endpoint_for_name(host, port, timeout, bind, attempt_delay, order, **sockets)
-    # An IP literal: one address, nothing to race, so attemptDelay has no effect.
-    bind = _bind_pair(_bind_for_literal(bind_address, family), bind_port)
+    # An IP literal: one address, nothing to race, so attemptDelay has no effect. Of
+    # one bind address per family, the endpoint keeps its own family's.
     cls = TCP4ClientEndpoint if family == AF_INET else TCP6ClientEndpoint
-    return _construct(
-        "tcp", cls, host=host, port=port, timeout=timeout, bind_address=bind, **sockets
-    )
+    return cls(host=host, port=port, timeout=timeout, bind_address=bind, **sockets)
 
 
-def _family_client_builder(prefix: str, cls: type[ClientEndpoint]) -> Callable[..., Any]:
+def _family_client_builder(
+    prefix: str, cls: type[TCP4ClientEndpoint | TCP6ClientEndpoint]
+) -> Callable[..., Any]:
     def build(
         host: str,
         port: int,
@@ -246,10 +180,8 @@ def _family_client_builder(prefix: str, cls: type[ClientEndpoint]) -> Callable[.
         bind_port: int,
         **sockets: Any,
     ) -> ClientEndpoint:
-        bind = _bind_pair(bind_address, bind_port)
-        return _construct(
-            prefix, cls, host=host, port=port, timeout=timeout, bind_address=bind, **sockets
-        )
+        bind = BindAddress.parse(bind_address, port=bind_port)
+        return cls(host=host, port=port, timeout=timeout, bind_address=bind, **sockets)
 
     return with_socket_options(prefix, build)
 
@@ -284,9 +216,7 @@ def _build_tcp_server(
 ) -> ServerEndpoint:
     # Twisted's tcp: is IPv4, but an IPv6 interface can only mean IPv6.
     if interface and literal_family(interface) == AF_INET6:
-        return _construct(
-            "tcp",
-            TCP6ServerEndpoint,
+        return TCP6ServerEndpoint(
             port=port,
             backlog=backlog,
             interface=interface,
@@ -301,10 +231,14 @@ def _build_tcp_server(
             prefix="tcp",
             parameter="ipv6only",
         )
-    return _construct(
-        "tcp", TCP4ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
-    )  # fmt: skip
+    return TCP4ServerEndpoint(
+        port=port,
+        backlog=backlog,
+        interface=interface,
+        reuse_port=reuse_port,
+        nodelay=nodelay,
+        tcp_options=tcp_options,
+    )
 
 
 def _build_tcp4_server(
@@ -315,10 +249,14 @@ def _build_tcp4_server(
     nodelay: bool,
     tcp_options: TCPOptions,
 ) -> ServerEndpoint:
-    return _construct(
-        "tcp4", TCP4ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
-    )  # fmt: skip
+    return TCP4ServerEndpoint(
+        port=port,
+        backlog=backlog,
+        interface=interface,
+        reuse_port=reuse_port,
+        nodelay=nodelay,
+        tcp_options=tcp_options,
+    )
 
 
 def _build_tcp6_server(
@@ -330,10 +268,15 @@ def _build_tcp6_server(
     ipv6only: bool,
     tcp_options: TCPOptions,
 ) -> ServerEndpoint:
-    return _construct(
-        "tcp6", TCP6ServerEndpoint, port=port, backlog=backlog, interface=interface,
-        ipv6only=ipv6only, reuse_port=reuse_port, nodelay=nodelay, tcp_options=tcp_options,
-    )  # fmt: skip
+    return TCP6ServerEndpoint(
+        port=port,
+        backlog=backlog,
+        interface=interface,
+        ipv6only=ipv6only,
+        reuse_port=reuse_port,
+        nodelay=nodelay,
+        tcp_options=tcp_options,
+    )
 
 
 CLIENT_PARSERS = {

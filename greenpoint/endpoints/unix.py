@@ -29,7 +29,7 @@ from typing import Any
 from gevent import socket as gsocket
 
 from greenpoint._address import UNIXAddress
-from greenpoint._checks import check_backlog, check_timeout
+from greenpoint._checks import FieldError, FieldTypeError, check_backlog, check_timeout
 from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Description
 from greenpoint._params import Param, boolean, integer, number, octal_mode, register_inverse
@@ -74,17 +74,18 @@ def _normalize_path(path: Any) -> str:
     if isinstance(path, bytearray):
         path = bytes(path)
     if not isinstance(path, str | bytes | os.PathLike):
-        raise TypeError(
+        raise FieldTypeError(
+            "path",
             f"a UNIX socket path must be a str, bytes or os.PathLike, "
-            f"not {type(path).__name__} {path!r}"
+            f"not {type(path).__name__} {path!r}",
         )
     text = os.fsdecode(path)
     if text.startswith(_ABSTRACT_MARK):
         text = "\0" + text[1:]
     if text in ("", "\0"):
-        raise ValueError("a UNIX socket needs a path, or @name for an abstract socket")
+        raise FieldError("path", "a UNIX socket needs a path, or @name for an abstract socket")
     if "\0" in text[1:]:
-        raise ValueError(f"a UNIX socket path cannot contain a NUL character: {text!r}")
+        raise FieldError("path", f"a UNIX socket path cannot contain a NUL character: {text!r}")
     _check_path_length(text)
     return text
 
@@ -95,9 +96,10 @@ def _check_path_length(path: str) -> None:
     # because bind() says only "AF_UNIX path too long", with no errno or length.
     size = len(os.fsencode(path[1:] if _is_abstract(path) else path))
     if size > MAX_PATH_BYTES:
-        raise ValueError(
+        raise FieldError(
+            "path",
             f"UNIX socket path {_display_path(path)!r} is {size} bytes, over the "
-            f"{MAX_PATH_BYTES}-byte limit of AF_UNIX on this platform"
+            f"{MAX_PATH_BYTES}-byte limit of AF_UNIX on this platform",
         )
 
 
@@ -377,12 +379,13 @@ class UNIXServerEndpoint(ServerEndpoint):
     def __post_init__(self) -> None:
         self.path = _normalize_path(self.path)
         if isinstance(self.mode, bool) or not isinstance(self.mode, int):
-            raise TypeError(
+            raise FieldTypeError(
+                "mode",
                 f"mode must be an int file mode such as 0o600, "
-                f"not {type(self.mode).__name__} {self.mode!r}"
+                f"not {type(self.mode).__name__} {self.mode!r}",
             )
         if not 0 <= self.mode <= 0o777:  # as descriptions: setuid/setgid/sticky mean nothing
-            raise ValueError(f"mode must be permission bits, 0 to 0o777, not {self.mode!r}")
+            raise FieldError("mode", f"mode must be permission bits, 0 to 0o777, not {self.mode!r}")
         check_backlog(self.backlog)
 
     @property

@@ -11,6 +11,7 @@ from greenpoint._pipe_stream import PipeStream
 from greenpoint._process_stream import ProcessStream
 from greenpoint._proxied_stream import ProxiedStream
 from greenpoint._tls_listener import TLSListener
+from greenpoint._wrapping_listener import WrappingListener
 from greenpoint.endpoints.haproxy import HAProxyListener
 from greenpoint.tls import TLSStream
 
@@ -21,8 +22,10 @@ def streams(
     return [tls, proxied, pipe, process]
 
 
-def listeners(tls: TLSListener, haproxy: HAProxyListener) -> list[PreparingListener]:
-    return [tls, haproxy]
+def listeners(
+    tls: TLSListener, haproxy: HAProxyListener, base: WrappingListener
+) -> list[PreparingListener]:
+    return [tls, haproxy, base]
 
 
 def plain(listener: PreparingListener) -> Listener:
