@@ -5,6 +5,19 @@ One string says where and how to connect or listen (``tcp:example.com:80``,
 ``open()``/``connect()`` and ``bind()``/``listen()`` block only the calling greenlet.
 
 This module is the public surface: it re-exports names and holds no logic.
+
+Map of the modules, by layer, bottom up; at module level a module imports only from
+its own layer and those before it:
+
+* Pure core, no I/O: ``errors``, ``_description``, ``_params``, ``_hostnames``, ``_address``,
+  ``_backoff``, ``_interleave``, ``_systemd``, ``_proxy_header*``, ``_socks``, ``_limits``.
+* I/O edge (sockets, pipes, TLS): ``_socket``, ``_accept``, ``_happy_eyeballs``, ``_tls_*``,
+  ``tls``, ``_sni``, ``_proxied_stream``, ``_pipe_stream``, ``_process_stream``.
+* Servers: ``_serve`` (``ListeningPort``: the accept loop, limits, graceful stop).
+* Protocol layer (Twisted's API): ``_protocol``, ``_connect``, ``_transport``, ``_reactor_time``.
+* Endpoints: ``endpoints/``, ``_registry`` (``client_from_string``), ``plugins``.
+* On top of endpoints: ``wsgi``, ``reconnect``, ``testing``; and ``cli/``, the ``greenpoint``
+  command line, an application that nothing in the library imports.
 """
 
 from greenpoint import proxy_protocol

@@ -1,12 +1,34 @@
-"""Loopback helpers shared by the TCP tests: echo handlers and a black-holed address."""
+"""Loopback helpers: reading a stream to its end, an echo handler, a black-holed address."""
 
 from __future__ import annotations
 
 import contextlib
 import socket as stdsocket
 
-import gevent
+import gevent.socket
 from gevent import socket as gsocket
+
+
+def read_all(sock, pause: float = 0.0, *, reset_ends: bool = False) -> bytes:
+    """Read until EOF; ``pause`` between reads keeps the sender queueing.
+
+    A reset raises ``ConnectionResetError``, unless ``reset_ends``: then it ends the
+    reading as EOF does (an aborted connection may end either way).
+    """
+    chunks = []
+    while True:
+        try:
+            data = sock.recv(256 * 1024)
+        except ConnectionResetError:
+            if not reset_ends:
+                raise
+            break
+        if not data:
+            break
+        chunks.append(data)
+        if pause:
+            gevent.sleep(pause)  # a slow reader on purpose: the sender's queue fills
+    return b"".join(chunks)
 
 
 def echo_once(stream, address):
@@ -29,7 +51,8 @@ def black_hole(family: int, host: str):
             filler.setblocking(False)
             with contextlib.suppress(BlockingIOError):
                 filler.connect(address)
-        gevent.sleep(0.05)
+        # The first filler's handshake completes and fills the queue; the second hangs.
+        gevent.socket.wait_write(fillers[0].fileno(), timeout=5)
         yield address[1]
     finally:
         for filler in fillers:

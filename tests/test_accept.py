@@ -57,7 +57,7 @@ def test_accepted_socket_is_what_gevent_would_give(listener):
 def test_waits_without_blocking_other_greenlets(listener):
     accept = accept_function(listener)
     waiter = gevent.spawn(accept)
-    gevent.sleep(0.01)
+    gevent.idle()  # every greenlet has run
     assert not waiter.ready()  # parked in the hub, not spinning or blocking us
     client = gsocket.create_connection(listener.getsockname())
     try:
@@ -82,7 +82,7 @@ def test_the_listener_timeout_applies(listener):
 def test_closing_the_listener_wakes_a_waiting_accept(listener):
     accept = accept_function(listener)
     waiter = gevent.spawn(accept)
-    gevent.sleep(0.01)
+    gevent.idle()  # every greenlet has run: the waiter is parked in accept
     listener.close()
     with pytest.raises(OSError) as caught:
         waiter.get(timeout=5)

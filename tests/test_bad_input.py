@@ -15,7 +15,7 @@ import tempfile
 
 import gevent
 import pytest
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 
 import greenpoint
 from greenpoint import (

@@ -11,11 +11,13 @@ import time
 
 import gevent
 import pytest
+from _cli_helpers import Child, greenpoint_command, run_greenpoint
+from _net_helpers import read_all
+from _tls_helpers import write_localhost_pems
+from gevent.event import Event
 
 import greenpoint
 from greenpoint.__main__ import main
-from tests._cli_helpers import Child, greenpoint_command, run_greenpoint
-from tests._tls_support import write_localhost_pems
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -29,13 +31,6 @@ def certificates(tmp_path_factory):
 def echo(stream, address):
     while data := stream.recv(65536):
         stream.sendall(data)
-
-
-def read_all(stream) -> bytes:
-    received = b""
-    while data := stream.recv(65536):
-        received += data
-    return received
 
 
 def exchange(description: str, message: bytes) -> bytes:
@@ -98,7 +93,7 @@ def test_every_subcommand_has_help():
     )
     import sys
 
-    from tests._cli_helpers import run
+    from _cli_helpers import run
 
     result = run([sys.executable, "-c", script])
     assert result.returncode == 0, result.stderr
@@ -315,9 +310,12 @@ def test_relay_bind_failure_is_exit_1(cli):
 
 
 def test_relay_stops_gracefully_letting_a_running_connection_finish(tmp_path):
+    received = Event()
+
     def slow_echo(stream, address):
         data = read_all(stream)
-        gevent.sleep(0.5)
+        received.set()
+        gevent.sleep(0.5)  # the behaviour: a connection still running when the stop comes
         stream.sendall(data)
 
     upstream = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").serve(slow_echo)
@@ -329,7 +327,7 @@ def test_relay_stops_gracefully_letting_a_running_connection_finish(tmp_path):
         with greenpoint.client_from_string(f"tcp:127.0.0.1:{port}").open(timeout=5) as stream:
             stream.sendall(b"late")
             stream.shutdown(socket.SHUT_WR)
-            gevent.sleep(0.1)
+            assert received.wait(5)  # through the relay
             relay.process.terminate()
             relay.wait_for("SIGTERM: stopping")
             relay.process.send_signal(signal.SIGINT)  # a second stop signal: ignored

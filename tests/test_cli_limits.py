@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import gevent
 import pytest
+from _cli_helpers import EXAMPLES, Child, greenpoint_command
+from _net_helpers import read_all
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
 import greenpoint
-from greenpoint._cli import build_parser
-from greenpoint._cli_limits import front_end_limits, max_connections_for
-from tests._cli_helpers import EXAMPLES, Child, greenpoint_command
+from greenpoint.cli._limit_flags import front_end_limits, max_connections_for
+from greenpoint.cli._main import build_parser
 
 pytestmark = pytest.mark.timeout(40)
 
 
 def _connect(port):
     return gsocket.create_connection(("127.0.0.1", port), timeout=10)
-
-
-def _read_all(client):
-    data = b""
-    while chunk := client.recv(65536):
-        data += chunk
-    return data
 
 
 @pytest.mark.parametrize(
@@ -82,7 +77,7 @@ def test_relay_cuts_an_idle_connection_and_says_why():
             with _connect(port) as client:
                 client.sendall(b"ping")
                 assert client.recv(10) == b"ping"
-                assert _read_all(client) == b""  # then silence: cut
+                assert read_all(client) == b""  # then silence: cut
             line = relay.wait_for(r"bytes down, [\d.]+ s, cut: idle: .*idle_timeout 0\.5 s")
             assert "4 bytes up" in line.string
             relay.stop()
@@ -103,7 +98,7 @@ def test_relay_says_a_connection_cut_by_grace_was_cut():
         with Child(command) as relay:
             port = relay.port()
             with _connect(port):
-                gevent.sleep(0.2)
+                wait_until(lambda: upstream.handler_count == 1, what="the relayed connection")
                 relay.process.terminate()
                 relay.wait_for(r"cut: the relay was stopping and --grace ran out")
             relay.finish()
@@ -123,10 +118,10 @@ def test_wsgi_flags_reach_the_worker():
         port = int(server.wait_for(r"serving .* on 127\.0\.0\.1:(\d+)").group(1))
         with _connect(port) as slow:
             slow.sendall(b"GET / HTTP/1.1\r\n")
-            gevent.sleep(0.1)
+            gevent.sleep(0.1)  # the child accepts it (no signal from the child to wait on)
             with _connect(port) as second:  # the same client address: over max_per_peer
-                assert _read_all(second) == b""
-            assert _read_all(slow).startswith(b"HTTP/1.1 408")
+                assert read_all(second) == b""
+            assert read_all(slow).startswith(b"HTTP/1.1 408")
         server.wait_for(r"max_per_peer 1")
         server.wait_for(r"header_timeout")
         status, _, _ = server.stop()

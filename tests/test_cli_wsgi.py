@@ -12,10 +12,10 @@ import ssl
 
 import gevent
 import pytest
+from _cli_helpers import EXAMPLES, Child, child_env, greenpoint_command, run
+from _tls_helpers import write_localhost_pems
 
 import greenpoint
-from tests._cli_helpers import EXAMPLES, Child, child_env, greenpoint_command, run
-from tests._tls_support import write_localhost_pems
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -69,7 +69,7 @@ def served_ports(child: Child, count: int) -> list[str]:
 def slow_request_then_sigterm(child: Child, address: str) -> None:
     """A request is running when SIGTERM arrives: it finishes, new ones are refused."""
     slow = gevent.spawn(fetch, EndpointHTTPConnection(address), "/slow?seconds=0.8")
-    gevent.sleep(0.3)  # the request is in the application now
+    gevent.sleep(0.3)  # the request is in the application now (no signal to wait on)
     child.process.terminate()
     child.wait_for("SIGTERM: stopping")
     with gevent.Timeout(3):

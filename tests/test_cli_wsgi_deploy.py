@@ -14,9 +14,10 @@ import gevent
 import gevent.event
 import gevent.server
 import pytest
+from _cli_helpers import EXAMPLES, Child, greenpoint_command, run, run_greenpoint
+from _wait_helpers import wait_until
 
-from greenpoint._privileges import Identity, PrivilegeError, drop_privileges
-from tests._cli_helpers import EXAMPLES, Child, greenpoint_command, run, run_greenpoint
+from greenpoint.cli._privileges import Identity, PrivilegeError, drop_privileges
 from tests.test_cli_wsgi import EndpointHTTPConnection, fetch, served_ports
 
 pytestmark = pytest.mark.timeout(40)
@@ -297,9 +298,7 @@ def test_access_log_format_and_log_level(tmp_path):
         "warning",
     ) as child:
         # --log-level warning hides "serving ... on"; wait for the socket instead.
-        with gevent.Timeout(10):
-            while not socket_path.exists():
-                gevent.sleep(0.05)
+        wait_until(socket_path.exists, timeout=10, what=f"{socket_path} to exist")
         status, body, _ = fetch(EndpointHTTPConnection(f"unix:{socket_path}"), "/?x=1")
         assert status == 200
         line = child.wait_for(r'"GET ').string
@@ -333,7 +332,7 @@ def test_bad_flags_are_clear_errors(flags, message):
 
 def test_monkey_patching_is_not_done_by_importing_greenpoint():
     code = (
-        "import greenpoint, greenpoint.wsgi, greenpoint._cli, greenpoint._worker_app\n"
+        "import greenpoint, greenpoint.wsgi, greenpoint.cli._main, greenpoint.cli._worker_app\n"
         "from gevent import monkey\n"
         "print(monkey.is_module_patched('socket'), monkey.is_module_patched('time'))\n"
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 
 from greenpoint._clock import MONOTONIC, Clock, check_clock, deadline_after, time_left
-from greenpoint._pump import Pump
+from greenpoint.cli._pump import Pump
 from greenpoint.testing import FakeClock
 from greenpoint.tls import ServerTLSOptions, SNIServerOptions
 

@@ -6,11 +6,11 @@ import socket as stdsocket
 
 import gevent
 import pytest
+from _net_helpers import black_hole
 from gevent import socket as gsocket
 
 from greenpoint._socket import connect_address
 from greenpoint.errors import ConnectError, ConnectRefusedError, ConnectTimeoutError
-from tests._net_helpers import black_hole
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -89,7 +89,8 @@ def test_killing_the_connecting_greenlet_closes_it_and_stops_its_timer():
         connecting = gevent.spawn(
             connect_address, stdsocket.AF_INET, ("127.0.0.1", port), timeout=30
         )
-        gevent.sleep(0.05)
+        gevent.idle()  # every greenlet has run: the connect waits, its timer started
+        assert active_watchers() > before
         connecting.kill()
         assert isinstance(connecting.exception, gevent.GreenletExit) or connecting.successful()
         assert active_watchers() == before

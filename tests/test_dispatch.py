@@ -581,8 +581,9 @@ def test_stop_listening_from_inside_data_received_leaves_that_connection_to_end(
 
 
 def test_tls_and_proxy_header_connections_keep_the_greenlet_transport(tmp_path):
+    from _tls_helpers import make_certs
+
     import greenpoint
-    from tests._tls_support import make_certs
 
     certs = make_certs(tmp_path)
     factory = Built(Echo)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from greenpoint._explain import _builtin_parsers, format_value
 from greenpoint._registry import parser_params
+from greenpoint.cli._explain import _builtin_parsers, format_value
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]

@@ -13,11 +13,11 @@ import sys
 import time
 
 import pytest
+from _cli_helpers import EXAMPLES, Child, child_env, run
+from _tls_helpers import make_certs
 
 import greenpoint
 from greenpoint import tls
-from tests._cli_helpers import EXAMPLES, Child, child_env, run
-from tests._tls_support import make_certs
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -174,7 +174,7 @@ def test_systemd_unit_pair_runs_under_socket_activation():
 
 
 def test_http_through_proxy_via_microsocks(tmp_path):
-    from tests._proxy_support import microsocks
+    from _proxy_helpers import microsocks
 
     def http(stream, address):
         request = b""

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from greenpoint._explain import explain, explain_either, format_value, prefix_table
 from greenpoint._params import REQUIRED, Param, boolean, number, octal_mode
+from greenpoint.cli._explain import explain, explain_either, format_value, prefix_table
 from greenpoint.errors import DescriptionError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -120,8 +120,8 @@ def test_readme_table_is_the_generated_one():
 def test_every_default_shown_parses_back_to_itself():
     # What check and the README print as a default can be pasted into a description.
     from greenpoint._description import parse_description
-    from greenpoint._explain import _builtin_parsers
     from greenpoint._registry import parser_params
+    from greenpoint.cli._explain import _builtin_parsers
 
     checked = 0
     for side in ("client", "server"):

@@ -24,7 +24,7 @@ import time
 
 import gevent
 import pytest
-from _reliability import (
+from _reliability_helpers import (
     APIS,
     KINDS,
     Baseline,
@@ -36,7 +36,8 @@ from _reliability import (
     random_chunks,
     record,
 )
-from _tls_support import make_certs
+from _tls_helpers import make_certs
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from gevent.event import Event
 
@@ -114,10 +115,7 @@ def test_peers_resetting_mid_stream_disturb_nobody(kind, api, tmp_path, certs, c
             resets += 1
         all_verified(good)
         still_serving(endpoint)
-        deadline = time.monotonic() + 5
-        while port.handler_count and time.monotonic() < deadline:
-            gevent.sleep(0.01)
-        assert port.handler_count == 0  # every reset connection was closed
+        wait_until(lambda: port.handler_count == 0, what="every reset connection to close")
     baseline.check("resets")
     # A reset is the peer's doing, not a server bug: no tracebacks in the log.
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
@@ -175,16 +173,14 @@ def test_producer_to_a_peer_that_stops_reading_is_bounded(kind, tmp_path, certs)
         connections = port.handler.factory.connections = []
         stream = client_for(kind, port, certs).open()
         try:
-            deadline = time.monotonic() + 10
-            while not connections and time.monotonic() < deadline:
-                gevent.sleep(0.01)
+            wait_until(lambda: connections, timeout=10, what="the connection")
             (protocol,) = connections
             # The peer reads nothing: once the kernel's buffers are full the producer
             # is paused and stays paused.
             previous = -1
             while protocol.sent != previous:
                 previous = protocol.sent
-                gevent.sleep(0.3)
+                gevent.sleep(0.3)  # the sleep is the check: no progress in 0.3 s is a stall
             sent_when_paused = protocol.sent
             assert protocol.transport.producerPaused
             assert sent_when_paused < 32 * MiB
@@ -238,7 +234,7 @@ def test_handler_writing_to_a_peer_that_stops_reading_blocks(kind, tmp_path, cer
             previous = -1
             while progress["sent"] != previous:  # until the handler stops advancing
                 previous = progress["sent"]
-                gevent.sleep(0.2)
+                gevent.sleep(0.2)  # the sleep is the check: no progress in 0.2 s is a stall
             stalled_at = progress["sent"]
             assert stalled_at < 32 * MiB  # the kernel's buffers, not our memory, hold it
             still_serving_other = client_for(kind, port, certs)  # others are not held up
@@ -307,7 +303,7 @@ def test_peer_half_close_still_gets_the_whole_answer(kind, api, tmp_path, certs)
 
 def slow_echo(stream, address):
     while data := stream.recv(16 * KiB):
-        gevent.sleep(0.005)
+        gevent.sleep(0.005)  # the sleep is the behaviour: a slow handler
         stream.sendall(data)
 
 
@@ -318,17 +314,15 @@ def test_listener_closed_while_handlers_run_lets_them_finish(kind, how, tmp_path
     with echo_server(kind, "serve", tmp_path, certs, handler=slow_echo) as port:
         endpoint = client_for(kind, port, certs)
         streams = [endpoint.open() for _ in range(6)]
-        deadline = time.monotonic() + 5
-        while port.handler_count < 6 and time.monotonic() < deadline:
-            gevent.sleep(0.01)
+        wait_until(lambda: port.handler_count == 6)
         running = [gevent.spawn(echo_exchange, s, 512 * KiB, 16 * KiB) for s in streams]
-        gevent.sleep(0.05)  # every exchange is under way
+        gevent.idle()  # every greenlet has run: every exchange is under way
         if how == "stop_listening":
             stopping = gevent.spawn(port.stop_listening, 30)  # a graceful drain
+            wait_until(lambda: port.closing)  # set as the listener is closed
         else:
             port.listener.close()  # as if its descriptor vanished: accept() fails for good
             stopping = None
-        gevent.sleep(0.05)
         with pytest.raises(OSError):  # new clients are refused at once
             client_for(kind, port, certs, timeout=2).open()
         gevent.joinall(running, timeout=30, raise_error=True)
@@ -365,11 +359,11 @@ def test_tls_client_stalling_mid_handshake_holds_up_nobody(api, certs, caplog):
     description = f"ssl:0:interface=127.0.0.1:privateKey={q(certs.server_pem)}:handshakeTimeout=0.5"
     endpoint = server_from_string(description)
     if api == "serve":
-        from _reliability import echo_handler
+        from _reliability_helpers import echo_handler
 
         port = endpoint.serve(echo_handler)
     else:
-        from _reliability import EchoProtocol
+        from _reliability_helpers import EchoProtocol
 
         port = endpoint.listen(Factory.forProtocol(EchoProtocol))
     hello = client_hello()

@@ -9,6 +9,7 @@ import socket
 import time
 
 import pytest
+from _haproxy_helpers import HAPROXY, haproxy_process
 
 import greenpoint
 from greenpoint import IPv4Address, wsgi
@@ -20,7 +21,6 @@ from greenpoint._forwarded import (
 )
 from greenpoint._proxy_header import ProxyTLV
 from greenpoint._proxy_header_encode import encode_proxy_header
-from tests._haproxy_support import HAPROXY, haproxy_process
 from tests.test_wsgi import EndpointHTTPConnection, environ_app, get, parse
 
 pytestmark = pytest.mark.timeout(20)

@@ -20,8 +20,8 @@ import sys
 import time
 
 import pytest
-from _reliability import Baseline, record
-from _tls_support import make_certs
+from _reliability_helpers import Baseline, record
+from _tls_helpers import make_certs
 from gevent import socket as gsocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

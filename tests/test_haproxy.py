@@ -128,7 +128,7 @@ def test_header_split_across_many_reads_gives_the_original_addresses(version):
         pending = prepare_in_greenlet(listener)
         for i in range(0, len(header), 5):  # separate TCP segments, a few ms apart
             client.sendall(header[i : i + 5])
-            gevent.sleep(0.005)
+            gevent.sleep(0.005)  # the sleep is the behaviour: the header trickles in
         client.sendall(b"hello")
         stream, address = pending.get(timeout=5)
         with stream:
@@ -149,7 +149,7 @@ def test_application_bytes_sent_with_the_header_stay_on_the_socket():
     header = encode_proxy_header(CLIENT, ORIGINAL_DESTINATION)
     with listening() as (listener, port), connected(port) as client:
         client.sendall(header + b"GET / HTTP/1.0\r\n\r\n")
-        gevent.sleep(0.05)  # let it all arrive as one read
+        gevent.sleep(0.05)  # the setup: it all arrives before the one read under test
         stream, address = listener.accept()
         with stream:
             # Read exactly the header off the kernel buffer: nothing to replay, so even
@@ -251,7 +251,7 @@ def test_connection_reset_mid_header_is_reported():
         client = gsocket.create_connection(("127.0.0.1", port), timeout=5)
         client.sendall(b"PROXY TCP4")
         waiting = prepare_in_greenlet(listener)
-        gevent.sleep(0.05)
+        gevent.idle()  # every greenlet has run: prepare has read "PROXY TCP4" and waits
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()  # with a zero linger: a reset
         with pytest.raises(ProxyHeaderError, match="connection failed|closed after"):
@@ -362,7 +362,7 @@ def test_wrapped_listener_prepares_after_the_header_and_nothing_is_lost(wrap_str
     try:
         with connected(listener.getsockname()[1]) as client:
             client.sendall(encode_proxy_header(CLIENT, ORIGINAL_DESTINATION) + b"HELLO\nrest")
-            gevent.sleep(0.05)  # one read gets it all on the not-a-socket path
+            gevent.sleep(0.05)  # the setup: one read gets it all on the not-a-socket path
             stream, address = listener.accept()
             with contextlib.closing(stream):
                 assert address == CLIENT
@@ -378,8 +378,7 @@ def test_bytes_read_past_the_header_are_replayed_by_every_read_method():
     left, right = gsocket.socketpair()
     with left, right:
         left.sendall(encode_proxy_header(CLIENT, ORIGINAL_DESTINATION, version=1))
-        left.sendall(b"line one\nline two\nabcdef")
-        gevent.sleep(0.02)
+        left.sendall(b"line one\nline two\nabcdef")  # a socket pair: already readable
         raw = NotASocket(right)
         header, rest = read_proxy_header(raw, timeout=2)
         assert rest == b"line one\nline two\nabcdef"

@@ -16,11 +16,11 @@ import gevent
 import gevent.pool
 import gevent.queue
 import pytest
+from _haproxy_helpers import HAPROXY, haproxy_process
 from gevent import socket as gsocket
 from gevent import ssl as gssl
 
 from greenpoint import IPv4Address, ServerEndpoint, UNIXAddress, wrap_haproxy
-from tests._haproxy_support import HAPROXY, haproxy_process
 
 pytestmark = [
     pytest.mark.skipif(

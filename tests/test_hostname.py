@@ -16,6 +16,7 @@ from socket import AF_INET, AF_INET6
 import gevent
 import pytest
 from gevent import socket as gsocket
+from gevent.event import Event
 
 from greenpoint import (
     ConnectInfo,
@@ -190,18 +191,21 @@ def test_gevent_timeout_stops_the_race(places):
 def test_kill_stops_the_race(places):
     ep = endpoint([places.black_hole("::1")], [places.black_hole("127.0.0.1")])
     racer = gevent.spawn(ep.open)
-    gevent.sleep(0.35)  # both attempts are running
+    gevent.sleep(0.35)  # the setup: past the 250 ms happy-eyeballs delay, both attempts run
     racer.kill(timeout=2)
     assert racer.dead
     assert isinstance(racer.value, gevent.GreenletExit)
 
 
 def test_kill_during_resolution(places):
+    resolving = Event()
+
     def slow_resolver(host, port, family=0, type=0, proto=0, flags=0):
+        resolving.set()
         gevent.sleep(30)
 
     racer = gevent.spawn(HostnameEndpoint("example.test", 9, resolver=slow_resolver).open)
-    gevent.sleep(0.05)
+    assert resolving.wait(5)
     racer.kill(timeout=2)
     assert racer.dead
 

@@ -12,7 +12,7 @@ from gevent import socket as gsocket
 
 from greenpoint import client_from_string
 from greenpoint._address import IPv4Address
-from greenpoint._cli import main
+from greenpoint.cli._main import main
 from greenpoint.endpoints.hostnames import HostnamesEndpoint
 from greenpoint.errors import ConnectCancelledError, ConnectRefusedError, DescriptionError
 

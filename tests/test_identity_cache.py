@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gevent
 import pytest
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 from gevent import socket as gsocket
 from OpenSSL import crypto
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from _tls_support import LOOPBACK, echo, make_certs
+from _tls_helpers import LOOPBACK, echo, make_certs
 from cryptography import x509
 
 from greenpoint import (

@@ -23,6 +23,8 @@ import time
 import gevent
 import pytest
 import trustme
+from _net_helpers import black_hole, echo_once, read_all
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,7 +60,6 @@ from greenpoint import (
 from greenpoint.endpoints.adopted import SystemdServerEndpoint
 from greenpoint.testing import FakeResolver
 from greenpoint.tls import options_for_client_tls
-from tests._net_helpers import black_hole, echo_once
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -200,20 +201,13 @@ KINDS = [
 ]
 
 
-def recv_all(stream) -> bytes:
-    chunks = []
-    while chunk := stream.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_serve_over_every_server_description(kind, tmp_path):
     seen = []
 
     def handler(stream, address):
         seen.append((address, stream.getpeername() if kind.startswith("haproxy") else None))
-        data = recv_all(stream)
+        data = read_all(stream)
         stream.sendall(str(address).encode() + b"|" + data)
 
     with place(kind, tmp_path) as (description, make_client, expected_peer, expected_host):
@@ -223,7 +217,7 @@ def test_serve_over_every_server_description(kind, tmp_path):
         with endpoint.serve(handler) as port, make_client(port).open(timeout=5) as client:
             client.sendall(b"hello " * 1000)
             client.shutdown(stdsocket.SHUT_WR)
-            reply = recv_all(client)
+            reply = read_all(client)
             peer = expected_peer(client)
     assert reply == str(peer).encode() + b"|" + b"hello " * 1000
     ((address, proxied_peer),) = seen
@@ -303,13 +297,13 @@ def test_haproxy_refusals_are_logged_once_without_a_traceback(caplog):
         with client_from_string(f"tcp:127.0.0.1:{bound}").open(timeout=5) as client:
             client.sendall(b"GET / HTTP/1.0\r\n\r\n")  # no PROXY header
             with contextlib.suppress(ConnectionResetError):  # unread bytes: a reset
-                assert recv_all(client) == b""  # closed without an answer
+                assert read_all(client) == b""  # closed without an answer
         wrapped = wrap_haproxy_client(
             client_from_string(f"tcp:127.0.0.1:{bound}"), PROXIED_V4, IPv4Address("127.0.0.1", 1)
         )
         with wrapped.open(timeout=5) as client:  # the server keeps serving
             client.shutdown(stdsocket.SHUT_WR)
-            assert recv_all(client) == b""
+            assert read_all(client) == b""
     assert served == [PROXIED_V4]
     loud = [r for r in caplog.records if r.levelno >= logging.INFO]
     assert [(r.name, r.levelname) for r in loud] == [("greenpoint.haproxy", "WARNING")]
@@ -422,7 +416,7 @@ def test_a_listener_that_gives_addresses_keeps_them():
             OneStreamListener(left, PipeAddress("stdio")), lambda s, a: seen.append(a)
         )
         with port:
-            gevent.sleep(0.05)
+            wait_until(lambda: seen)
     assert seen == [PipeAddress("stdio")]
 
 

@@ -9,6 +9,8 @@ import time
 
 import gevent
 import pytest
+from _protocol_helpers import RecordingFactory
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
 import greenpoint
@@ -118,8 +120,7 @@ def test_a_stream_handler_blocked_in_recv_gets_idle_timeout_error(caplog):
             started = time.monotonic()
             assert client.recv(10) == b""  # the server closed it
             waited = time.monotonic() - started
-        gevent.sleep(0.05)
-        stats = port.stats
+        stats = wait_until(lambda: port.stats.active == 0 and port.stats)
     assert 0.25 <= waited < 3.0
     assert len(errors) == 1 and isinstance(errors[0], IdleTimeoutError)
     assert isinstance(errors[0], TimeoutError) and errors[0].idle_timeout == 0.3
@@ -142,9 +143,7 @@ def test_a_stream_handler_blocked_in_sendall_to_a_reader_that_stopped_gets_it_to
 
     port = server_from_string(LOOPBACK).serve(handler, idle_timeout=0.4)
     with port, _connect(port):  # the client never reads
-        deadline = time.monotonic() + 10
-        while not errors and time.monotonic() < deadline:
-            gevent.sleep(0.05)
+        wait_until(lambda: errors, timeout=10, what="the handler's error")
     assert len(errors) == 1 and isinstance(errors[0], IdleTimeoutError)
 
 
@@ -156,7 +155,7 @@ def test_a_connection_with_traffic_in_either_direction_is_not_idle():
     def talker(stream, address):
         for _ in range(8):  # the server sends, the client never does
             stream.sendall(b".")
-            gevent.sleep(0.1)
+            gevent.sleep(0.1)  # the sleep is the behaviour: traffic, paced
 
     for handler in (echo, talker):
         with server_from_string(LOOPBACK).serve(handler, idle_timeout=0.35) as port:
@@ -165,7 +164,7 @@ def test_a_connection_with_traffic_in_either_direction_is_not_idle():
                     if handler is echo:
                         client.sendall(b"ping")
                         assert client.recv(100) == b"ping"
-                        gevent.sleep(0.1)
+                        gevent.sleep(0.1)  # the sleep is the behaviour: traffic, paced
                     else:
                         assert client.recv(100)
             assert port.stats.closed_idle == 0
@@ -185,30 +184,21 @@ def test_a_handler_that_catches_the_error_and_lingers_is_told_once(caplog):
     with server_from_string(LOOPBACK).serve(handler, idle_timeout=0.1) as port:
         with _connect(port) as client:
             assert client.recv(10) == b""
-        gevent.sleep(0.05)
-        assert port.stats.closed_idle == 1
+        wait_until(lambda: port.stats.closed_idle == 1)
     assert len(caught) == 1
     assert len([r for r in _limit_records(caplog) if "idle_timeout" in r.getMessage()]) == 1
 
 
-class Recorder(Protocol):
-    reasons: list = []
-
-    def connectionLost(self, reason):
-        self.reasons.append(reason)
-
-
 def test_a_protocol_gets_connection_lost_with_idle_timeout_error(caplog):
-    Recorder.reasons = []
     caplog.set_level(logging.INFO, logger="greenpoint")
-    port = server_from_string(LOOPBACK).listen(Factory.forProtocol(Recorder), idle_timeout=0.3)
+    server = RecordingFactory()
+    port = server_from_string(LOOPBACK).listen(server, idle_timeout=0.3)
     try:
         with _connect(port) as client:
             client.sendall(b"hello")
             assert client.recv(10) == b""
-        gevent.sleep(0.05)
-        assert len(Recorder.reasons) == 1
-        reason = Recorder.reasons[0]
+        assert server.one().closed.wait(5)
+        (reason,) = server.one().reasons
         assert isinstance(reason, IdleTimeoutError)
         assert isinstance(reason, greenpoint.ConnectionLost)  # code handling lost ones works
         assert port.stats.closed_idle == 1
@@ -226,8 +216,8 @@ def test_idle_sweep_leaves_no_descriptor_and_stops_with_the_port():
         finally:
             for client in clients:
                 client.close()
-        gevent.sleep(0.05)
-        assert port.stats.closed_idle == 20 and port.stats.active == 0
+        wait_until(lambda: port.stats.active == 0)
+        assert port.stats.closed_idle == 20
         sweeper = port._sweeper
     assert sweeper.dead
     # conftest's no_fd_leak checks that every descriptor is back to the baseline
@@ -248,7 +238,7 @@ def test_at_max_connections_clients_wait_in_the_backlog_and_none_is_reset(caplog
         peak = max(peak, running)
         try:
             data = stream.recv(10)
-            gevent.sleep(0.05)
+            gevent.sleep(0.05)  # the sleep is the behaviour: a handler busy for a while
             stream.sendall(data)
             served.append(data)
         finally:
@@ -259,8 +249,8 @@ def test_at_max_connections_clients_wait_in_the_backlog_and_none_is_reset(caplog
     with endpoint.serve(handler, max_connections=cap) as port:
         clients = [_connect(port) for _ in range(cap + extra)]  # all connect at once
         try:
-            gevent.sleep(0.1)
-            assert port.stats.active == cap  # exactly the cap was accepted
+            # Exactly the cap is accepted (and the peak checked below says never more).
+            wait_until(lambda: port.stats.active == cap)
             for index, client in enumerate(clients):
                 client.sendall(b"%d" % index)
             for index, client in enumerate(clients):
@@ -294,7 +284,7 @@ def test_max_per_peer_closes_the_extra_connection_and_serves_other_peers(caplog)
             assert other.recv(2) == b"hi"
             assert port.stats.refused_by_limit == 1
             second.close()
-            gevent.sleep(0.05)
+            wait_until(lambda: port.stats.active == 2, what="the second client's handler to end")
             with _connect(port) as again:  # a slot is free again
                 assert again.recv(2) == b"hi"
         finally:
@@ -318,16 +308,16 @@ def test_a_proxy_header_that_never_comes_counts_as_a_handshake_timeout():
     with endpoint.serve(lambda s, a: None) as port:
         with _connect(port) as client:
             assert client.recv(10) == b""
-        gevent.sleep(0.05)
-        assert port.stats.handshake_timeouts == 1
+        wait_until(lambda: port.stats.handshake_timeouts == 1)
 
 
 # -- over TLS -------------------------------------------------------------------------
 
 
 def test_idle_timeout_over_tls_and_a_handshake_that_never_comes(tmp_path):
+    from _tls_helpers import make_certs
+
     from greenpoint import client_from_string, quote_string_argument
-    from tests._tls_support import make_certs
 
     certs = make_certs(tmp_path)
     errors = []
@@ -353,8 +343,7 @@ def test_idle_timeout_over_tls_and_a_handshake_that_never_comes(tmp_path):
             started = time.monotonic()
             assert client.recv(10) == b""
             assert 0.4 <= time.monotonic() - started < 3.0
-        gevent.sleep(0.05)
-        stats = port.stats
+        stats = wait_until(lambda: port.stats.active == 0 and port.stats)
     assert stats.handshake_timeouts == 1 and stats.closed_idle == 1
     assert len(errors) == 1 and isinstance(errors[0], IdleTimeoutError)
 
@@ -386,23 +375,20 @@ def test_idle_timeout_on_unix_sockets_for_handlers_and_protocols(tmp_path):
                 client.sendall(b"ping")
                 assert client.recv(10) == b"ping"
                 last_io = time.monotonic()
-                gevent.sleep(0.15)
+                gevent.sleep(0.15)  # the sleep is the behaviour: traffic, paced
             assert client.recv(10) == b""  # then silence: closed
             assert 0.35 <= time.monotonic() - last_io < 3.0
-        gevent.sleep(0.05)
-        assert port.stats.closed_idle == 1
+        wait_until(lambda: port.stats.closed_idle == 1)
     assert len(errors) == 1 and isinstance(errors[0], IdleTimeoutError)
 
-    Recorder.reasons = []
     path = tmp_path / "idle-protocol.sock"
-    port = server_from_string(f"unix:{path}").listen(
-        Factory.forProtocol(Recorder), idle_timeout=0.3
-    )
+    server = RecordingFactory()
+    port = server_from_string(f"unix:{path}").listen(server, idle_timeout=0.3)
     try:
         with connect(port) as client:
             client.sendall(b"hello")
             assert client.recv(10) == b""
-        gevent.sleep(0.05)
-        assert len(Recorder.reasons) == 1 and isinstance(Recorder.reasons[0], IdleTimeoutError)
+        assert server.one().closed.wait(5)
+        assert server.one().reason_types == [IdleTimeoutError]
     finally:
         port.stop_listening()

@@ -6,10 +6,10 @@ import logging
 import socket
 
 import pytest
+from _haproxy_helpers import HAPROXY, haproxy_process
 from gevent import socket as gsocket
 
 from greenpoint import server_from_string
-from tests._haproxy_support import HAPROXY, haproxy_process
 
 pytestmark = [
     pytest.mark.skipif(

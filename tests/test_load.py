@@ -22,7 +22,7 @@ from socket import AF_INET, AF_INET6
 
 import gevent
 import pytest
-from _reliability import (
+from _reliability_helpers import (
     APIS,
     KINDS,
     Baseline,
@@ -33,7 +33,7 @@ from _reliability import (
     raise_fd_limit,
     record,
 )
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 from conftest import open_fds
 from gevent import socket as gsocket
 from gevent.pool import Pool
@@ -236,7 +236,7 @@ def sequential_connects(total):
                     hole.open()
             elif kind == "killed":
                 opening = gevent.spawn(hanging.open)
-                gevent.sleep(0.001 * (1 + i % 3))
+                gevent.sleep(0.001 * (1 + i % 3))  # the behaviour: killed at varied moments
                 opening.kill(timeout=5)
                 assert opening.dead and isinstance(opening.value, gevent.GreenletExit)
             elif kind == "stop_connecting":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-import gevent
 import pytest
+from _tls_helpers import make_certs
+from _wait_helpers import wait_until
 from twisted.protocols import basic
 
 import greenpoint
@@ -19,7 +20,6 @@ from greenpoint.errors import (
     ListenError,
 )
 from greenpoint.testing import memory_faults
-from tests._tls_support import make_certs
 
 
 def upper_echo(stream, address):
@@ -187,8 +187,8 @@ def test_reset_after_n_bytes_resets_both_ends():
                 stream.sendall(b"defgh")
             with pytest.raises(ConnectionResetError):
                 stream.recv(10)
-        gevent.sleep(0.05)
-    assert got and got[0][0] == b"abcde"
+        wait_until(lambda: got, what="the server side's reset")
+    assert got[0][0] == b"abcde"
 
 
 def test_reset_reaches_a_protocol_as_connection_lost():
@@ -205,9 +205,7 @@ def test_reset_reaches_a_protocol_as_connection_lost():
             pytest.raises(ConnectionResetError),
         ):
             stream.sendall(b"toolong")
-        deadline = time.monotonic() + 5
-        while not reasons and time.monotonic() < deadline:
-            gevent.sleep(0.01)
+        wait_until(lambda: reasons, what="connectionLost")
     assert isinstance(reasons[0], ConnectionLost)
     assert isinstance(reasons[0].__cause__, ConnectionResetError)
 

@@ -9,6 +9,7 @@ import time
 
 import gevent
 import pytest
+from _wait_helpers import wait_until
 
 import greenpoint
 from greenpoint import wsgi
@@ -29,9 +30,7 @@ def _accepted_nodelay(description: str, host: str) -> int:
         address = (host, port.get_host().port)
         with gevent.socket.create_connection(address, timeout=5) as sock:
             sock.recv(1)
-            deadline = time.monotonic() + 5
-            while not seen and time.monotonic() < deadline:
-                gevent.sleep(0.01)
+            wait_until(lambda: seen, what="the handler's socket option")
     return seen[0]
 
 

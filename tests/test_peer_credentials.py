@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-import gevent
 import pytest
+from _wait_helpers import wait_until
 from gevent.event import AsyncResult
 
 from greenpoint import Factory, Protocol, UNIXAddress, client_from_string, server_from_string
@@ -55,8 +55,8 @@ def test_credentials_name_the_connecting_child_process(tmp_path):
         try:
             address = seen.get(timeout=15)
         finally:
-            while child.poll() is None:  # without blocking the hub that serves it
-                gevent.sleep(0.02)
+            # Without blocking the hub that serves it.
+            wait_until(lambda: child.poll() is not None, timeout=15, what="the child to exit")
     assert address.pid == child.pid
     assert address.uid == os.getuid()
 

@@ -75,6 +75,7 @@ def test_recv_returns_empty_at_end_of_file(peer):
 def test_recv_blocks_only_the_calling_greenlet(peer):
     reader = gevent.spawn(peer.stream.recv, 100)
     ticks = []
+    # The sleeps are the behaviour: time passes for others while the reader waits.
     ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(5)])
     ticker.join(2)
     assert len(ticks) == 5 and not reader.ready()
@@ -117,14 +118,14 @@ def test_shutdown_rd_makes_a_writing_peer_see_epipe(peer):
 
 def test_shutdown_rd_from_another_greenlet_gives_a_blocked_reader_end_of_file(peer):
     reader = gevent.spawn(peer.stream.recv, 100)
-    gevent.sleep(0.01)
+    gevent.idle()  # every greenlet has run: the reader is blocked in recv
     peer.stream.shutdown(socket.SHUT_RD)
     assert reader.get(timeout=2) == b""
 
 
 def test_close_from_another_greenlet_wakes_a_blocked_reader_with_ebadf(peer):
     reader = gevent.spawn(peer.stream.recv, 100)
-    gevent.sleep(0.01)
+    gevent.idle()  # every greenlet has run: the reader is blocked in recv
     peer.stream.close()
     with pytest.raises(OSError) as caught:
         reader.get(timeout=2)
@@ -133,7 +134,7 @@ def test_close_from_another_greenlet_wakes_a_blocked_reader_with_ebadf(peer):
 
 def test_close_from_another_greenlet_wakes_a_blocked_writer(peer):
     writer = gevent.spawn(peer.stream.sendall, b"y" * (1024 * 1024))
-    gevent.sleep(0.05)
+    gevent.idle()  # every greenlet has run: the writer is blocked, the pipe full
     assert not writer.ready()
     peer.stream.close()
     with pytest.raises(OSError) as caught:

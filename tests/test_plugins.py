@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import gevent
 import pytest
+from _wait_helpers import wait_until
 
 import greenpoint
 import greenpoint.plugins as plugins
 from greenpoint import _registry, client_from_string, server_from_string
-from greenpoint._explain import explain, format_explanation
+from greenpoint.cli._explain import explain, format_explanation
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -93,9 +93,7 @@ def test_registered_plugin_connects_and_round_trips(tmp_path):
         assert client_from_string(str(endpoint)) == endpoint
         with endpoint.open(timeout=5):
             pass
-        with gevent.Timeout(5):
-            while not received:
-                gevent.sleep(0.01)
+        wait_until(lambda: received, what="the server to receive")
     assert received == [b"HIHI"]
 
 

@@ -15,6 +15,8 @@ import sys
 
 import gevent
 import pytest
+from _net_helpers import read_all
+from _wait_helpers import wait_until
 
 import greenpoint
 from greenpoint import (
@@ -36,13 +38,6 @@ SH = shutil.which("sh")
 
 def sh(script: str, **options) -> ProcessEndpoint:
     return ProcessEndpoint("sh", ("sh", "-c", script), **options)
-
-
-def read_all(stream) -> bytes:
-    chunks = []
-    while chunk := stream.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def is_gone(pid: int) -> bool:
@@ -241,10 +236,7 @@ def test_cancelling_open_kills_the_child_being_started(seconds):
     for stream in opened:  # the ones that finished starting in time
         stream.kill()
         stream.close()
-    with gevent.Timeout(5, False):
-        while children_running(marker):
-            gevent.sleep(0.02)
-    assert children_running(marker) == []
+    wait_until(lambda: children_running(marker) == [], what="every child to be gone")
 
 
 MONKEY_PATCHED_CLIENT = """
@@ -299,7 +291,7 @@ def test_stderr_dropped(caplog):
         assert read_all(stream) == b"out\n"
         stream.wait(timeout=5)
         assert stream.stderr_logger is None
-    gevent.sleep(0.05)
+    gevent.sleep(0.05)  # the sleep is the check: nothing logs the dropped stderr later
     assert "secret" not in caplog.text
 
 

@@ -7,6 +7,7 @@ import time
 
 import gevent
 import pytest
+from _protocol_helpers import Recorder
 
 from greenpoint import (
     ConnectionDone,
@@ -15,7 +16,6 @@ from greenpoint import (
     PipeAddress,
     ProcessEndpoint,
     ProcessTerminated,
-    Protocol,
     StandardErrorBehavior,
 )
 from greenpoint._transport import Transport
@@ -23,35 +23,26 @@ from greenpoint._transport import Transport
 pytestmark = pytest.mark.timeout(15)
 
 
-class Recorder(Protocol):
-    """Writes ``greeting`` and then half-closes; keeps what it got and the reason."""
+class Scripted(Recorder):
+    """Writes ``greeting`` and then half-closes (or calls ``then``); records the rest."""
 
     greeting = b""
     then = "loseWriteConnection"
 
-    def __init__(self) -> None:
-        self.received = b""
-        self.reasons: list[BaseException] = []
-
     def connectionMade(self) -> None:
+        super().connectionMade()
         if self.greeting:
             self.transport.write(self.greeting)
         if self.then:
             getattr(self.transport, self.then)()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def connectionLost(self, reason: BaseException) -> None:
-        self.reasons.append(reason)
 
 
 def sh(script: str) -> ProcessEndpoint:
     return ProcessEndpoint("sh", ("sh", "-c", script), err_flag=StandardErrorBehavior.DROP)
 
 
-def connect(endpoint: ProcessEndpoint, **attributes) -> Recorder:
-    factory = Factory.forProtocol(type("Scripted", (Recorder,), attributes))
+def connect(endpoint: ProcessEndpoint, **attributes) -> Scripted:
+    factory = Factory.forProtocol(type("Scripted", (Scripted,), attributes))
     protocol = endpoint.connect(factory)
     assert protocol.transport.wait_closed(timeout=10)
     return protocol
@@ -91,7 +82,7 @@ def test_killed_by_a_signal():
 
 
 def test_a_write_to_a_dead_child_reports_its_status_not_the_broken_pipe():
-    class WritesAfterEOF(Recorder):
+    class WritesAfterEOF(Scripted):
         then = ""
 
         def readConnectionLost(self) -> None:  # stdout ended; the child has exited
@@ -108,7 +99,7 @@ def test_a_write_to_a_dead_child_reports_its_status_not_the_broken_pipe():
 
 
 def test_abort_does_not_wait_for_the_child():
-    protocol = sh("sleep 30").connect(Factory.forProtocol(type("Idle", (Recorder,), {"then": ""})))
+    protocol = sh("sleep 30").connect(Factory.forProtocol(type("Idle", (Scripted,), {"then": ""})))
     stream = protocol.transport.getHandle()
     try:
         began = time.monotonic()
@@ -126,12 +117,11 @@ def test_killing_the_reader_while_it_waits_for_the_child():
     # The child closes its stdout but lives on: the reader waits for its exit.
     stream = sh("exec 1>&-; sleep 30").open()
     protocol = Recorder()
-    protocol.then = ""
     transport = Transport(stream, protocol)
     transport.start()
     reader = transport.spawn()
     try:
-        gevent.sleep(0.2)
+        gevent.sleep(0.2)  # the sleep is the check: the reader does not end while the child lives
         assert not reader.dead and not protocol.reasons  # waiting for the exit
         reader.kill(block=True, timeout=5)
         assert reader.dead

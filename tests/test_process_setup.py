@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+from _net_helpers import read_all
 
 from greenpoint import ConnectError, ProcessEndpoint
 from greenpoint._child_setup import check_child_fds, credential_error, popen_user
@@ -17,13 +18,6 @@ NOBODY = 65534
 
 def python(code: str, **options) -> ProcessEndpoint:
     return ProcessEndpoint(sys.executable, (sys.executable, "-c", code), **options)
-
-
-def read_all(stream) -> bytes:
-    chunks = []
-    while chunk := stream.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # -- pure checks ----------------------------------------------------------------------

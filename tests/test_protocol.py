@@ -7,8 +7,16 @@ import socket
 
 import gevent
 import pytest
-from _dispatch_modes import dispatch_mode  # noqa: F401 - runs each test in both modes
-from _protocol_helpers import client_for, raw_client, tcp_server
+from _dispatch_helpers import dispatch_mode  # noqa: F401 - runs each test in both modes
+from _protocol_helpers import (
+    Recorder,
+    RecordingFactory,
+    client_for,
+    raw_client,
+    read_all,
+    tcp_server,
+)
+from _wait_helpers import wait_until
 from gevent.event import Event
 
 import greenpoint
@@ -36,36 +44,6 @@ def server_endpoint(request, tmp_path):
     if request.param == "tcp":
         return tcp_server()
     return UNIXServerEndpoint(str(tmp_path / "p.sock"))
-
-
-def wait_for(predicate, timeout=5.0):
-    with gevent.Timeout(timeout, AssertionError("timed out")):
-        while not predicate():
-            gevent.sleep(0.002)
-
-
-def read_all(sock):
-    chunks = []
-    while data := sock.recv(65536):
-        chunks.append(data)
-    return b"".join(chunks)
-
-
-class Recorder(Protocol):
-    def __init__(self):
-        self.events = []
-        self.received = b""
-        self.closed = Event()
-
-    def connectionMade(self):
-        self.events.append("made")
-
-    def dataReceived(self, data):
-        self.received += data
-
-    def connectionLost(self, reason):
-        self.events.append(("lost", type(reason)))
-        self.closed.set()
 
 
 class CountingFactory(ClientFactory):
@@ -134,7 +112,7 @@ def test_make_connection_sets_transport_and_connected_then_calls_connection_made
     protocol.makeConnection(transport)
     assert protocol.transport is transport
     assert protocol.connected == 1
-    assert protocol.events == ["made"]
+    assert protocol.log == ["connectionMade"]
 
 
 def test_public_names_are_exported():
@@ -151,7 +129,7 @@ def test_connect_returns_the_protocol_after_connection_made(server_endpoint):
     factory = CountingFactory()
     with server_endpoint.listen(server) as port:
         protocol = client_for(port, server_endpoint).connect(factory)
-        assert protocol.events == ["made"]
+        assert protocol.log == ["connectionMade"]
         assert protocol.factory is factory
         assert protocol.transport.connected
         assert factory.addresses == [protocol.transport.getPeer()]
@@ -160,7 +138,7 @@ def test_connect_returns_the_protocol_after_connection_made(server_endpoint):
         assert factory.connector.getDestination() == client_for(port, server_endpoint)
         protocol.transport.loseConnection()
         assert protocol.closed.wait(5)
-    assert protocol.events == ["made", ("lost", ConnectionDone)]
+    assert protocol.log == ["connectionMade", ("connectionLost", "ConnectionDone")]
     # doStop after the connection ended; the reconnect callbacks are not ours to call.
     assert factory.calls == ["startFactory", "startedConnecting", "stopFactory"]
     assert factory.connector.state == "disconnected"
@@ -176,7 +154,7 @@ def test_data_flows_to_a_connected_protocol(server_endpoint):
         protocol = client_for(port, server_endpoint).connect(Factory.forProtocol(Recorder))
         assert protocol.closed.wait(5)
     assert protocol.received.startswith(b"hi ")
-    assert protocol.events == ["made", ("lost", ConnectionDone)]
+    assert protocol.log == ["connectionMade", ("connectionLost", "ConnectionDone")]
 
 
 def test_connect_failure_raises_and_calls_only_do_stop():
@@ -196,19 +174,12 @@ def test_build_protocol_returning_none_raises_and_closes_the_socket(server_endpo
         def buildProtocol(self, addr):
             return None
 
-    server = []
-
-    class Server(Recorder):
-        def connectionMade(self):
-            super().connectionMade()
-            server.append(self)
-
-    with server_endpoint.listen(Factory.forProtocol(Server)) as port:
+    server = RecordingFactory()
+    with server_endpoint.listen(server) as port:
         with pytest.raises(NoProtocolError, match="returned None"):
             client_for(port, server_endpoint).connect(Refusing())
-        wait_for(lambda: server)
-        assert server[0].closed.wait(5)  # the client closed its socket
-    assert server[0].events == ["made", ("lost", ConnectionDone)]
+        assert server.one().closed.wait(5)  # the client closed its socket
+    assert server.one().reason_types == [ConnectionDone]
 
 
 def test_connection_made_raising_in_connect_closes_and_reraises(server_endpoint):
@@ -226,20 +197,13 @@ def test_connection_made_raising_in_connect_closes_and_reraises(server_endpoint)
             built.append(super().buildProtocol(addr))
             return built[-1]
 
-    server = []
-
-    class Server(Recorder):
-        def connectionMade(self):
-            super().connectionMade()
-            server.append(self)
-
+    server = RecordingFactory()
     factory = Keep()
-    with server_endpoint.listen(Factory.forProtocol(Server)) as port:
+    with server_endpoint.listen(server) as port:
         with pytest.raises(KeyError, match="no start"):
             client_for(port, server_endpoint).connect(factory)
-        wait_for(lambda: server)
-        assert server[0].closed.wait(5)
-    assert built[0].events == ["made", ("lost", KeyError)]
+        assert server.one().closed.wait(5)
+    assert built[0].log == ["connectionMade", ("connectionLost", "KeyError")]
     assert factory.numPorts == 0
 
 
@@ -268,6 +232,7 @@ def test_stop_connecting_inside_started_connecting_cancels_before_opening():
 
 
 def test_stop_connecting_from_another_greenlet_interrupts_a_blocked_open():
+    opening = Event()
     released = []
 
     @dataclasses.dataclass
@@ -276,6 +241,7 @@ def test_stop_connecting_from_another_greenlet_interrupts_a_blocked_open():
             return ("hanging", (), {})
 
         def open(self, timeout=None):
+            opening.set()
             try:
                 gevent.sleep(30)
             finally:
@@ -283,8 +249,7 @@ def test_stop_connecting_from_another_greenlet_interrupts_a_blocked_open():
 
     factory = CountingFactory()
     attempt = gevent.spawn(Hanging().connect, factory)
-    wait_for(lambda: "startedConnecting" in factory.calls)
-    gevent.sleep(0.01)
+    assert opening.wait(5)
     factory.connector.stopConnecting()
     attempt.join(5)
     assert isinstance(attempt.exception, ConnectCancelledError)
@@ -300,7 +265,7 @@ def test_connector_disconnect_closes_an_established_connection(server_endpoint):
         protocol = client_for(port, server_endpoint).connect(factory)
         factory.connector.disconnect()
         assert protocol.closed.wait(5)
-    assert protocol.events == ["made", ("lost", ConnectionDone)]
+    assert protocol.log == ["connectionMade", ("connectionLost", "ConnectionDone")]
 
 
 def test_connect_protocol_runs_a_prebuilt_protocol(server_endpoint):
@@ -309,7 +274,7 @@ def test_connect_protocol_runs_a_prebuilt_protocol(server_endpoint):
         for connect in (connect_protocol, connectProtocol):
             mine = Recorder()
             assert connect(client_for(port, server_endpoint), mine, timeout=5) is mine
-            assert mine.events == ["made"]
+            assert mine.log == ["connectionMade"]
             mine.transport.loseConnection()
             assert mine.closed.wait(5)
 
@@ -324,7 +289,7 @@ def test_listen_starts_the_factory_and_stopping_the_port_stops_it(server_endpoin
         assert factory.calls == ["startFactory"]
         sock = raw_client(port, server_endpoint)
         try:
-            wait_for(lambda: factory.addresses)
+            wait_until(lambda: factory.addresses)
         finally:
             sock.close()
     finally:
@@ -460,7 +425,7 @@ def test_twisted_factory_and_protocol_classes_work_with_greenpoint_endpoints(ser
         client = client_for(port, server_endpoint).connect(
             tprotocol.ClientFactory.forProtocol(TwistedClient)
         )
-        wait_for(lambda: reasons)
+        wait_until(lambda: reasons)
     assert client.received == b"ping"
     assert isinstance(reasons[0], ConnectionDone)
     assert not isinstance(reasons[0], ConnectionLost)
@@ -492,7 +457,7 @@ def test_get_peer_and_get_host_still_answer_after_the_connection_closed(server_e
         client = client_for(port, server_endpoint).connect(Factory.forProtocol(AddressesAtTheEnd))
         client.transport.loseConnection()
         assert client.closed.wait(5)
-        wait_for(lambda: served and served[0].closed.is_set())
+        wait_until(lambda: served and served[0].closed.is_set())
     client_peer, client_host = client.seen
     server_peer, server_host = served[0].seen
     assert client_peer == server_host == port.get_host()

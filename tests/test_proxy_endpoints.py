@@ -10,11 +10,12 @@ import time
 import gevent
 import gevent.event
 import pytest
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
 from greenpoint import client_from_string
-from greenpoint._cli import main
-from greenpoint._explain import explain, format_explanation
+from greenpoint.cli._explain import explain, format_explanation
+from greenpoint.cli._main import main
 from greenpoint.endpoints._tcp_endpoints import TCP4ClientEndpoint
 from greenpoint.endpoints.proxy import (
     HTTPConnectClientEndpoint,
@@ -336,10 +337,10 @@ def test_a_caller_timeout_closes_the_proxy_connection_and_propagates():
 
 
 def test_a_killed_open_closes_the_proxy_connection():
-    with scripted_proxy(stalls) as (port, _seen):
+    with scripted_proxy(stalls) as (port, seen):
         endpoint = client_from_string(f"httpconnect:example.com:80:proxy=[{tcp(port)}]")
         opener = gevent.spawn(endpoint.open, 10)
-        gevent.sleep(0.1)
+        wait_until(lambda: seen, what="the proxy to read the request")
         opener.kill()
         assert isinstance(opener.value, gevent.GreenletExit)
 
@@ -367,7 +368,7 @@ def socket_that_refuses():
 
 
 def test_relay_logs_name_the_proxy_without_its_password(caplog):
-    from greenpoint._relay import Relay
+    from greenpoint.cli._relay import Relay
 
     with socket_that_refuses() as port:
         upstream = client_from_string(

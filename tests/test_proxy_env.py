@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from _proxy_support import microsocks
-from _tls_support import echo
+from _proxy_helpers import microsocks
+from _tls_helpers import echo
 
 from greenpoint import client_from_string, server_from_string
 from greenpoint._proxy_env import ProxyURL, no_proxy_matches, parse_proxy_url, proxy_for, proxy_url

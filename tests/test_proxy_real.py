@@ -13,8 +13,8 @@ from __future__ import annotations
 import socket as stdsocket
 
 import pytest
-from _proxy_support import DANTE_PASSWORD, DANTE_USER, dante, free_port, microsocks, tinyproxy
-from _tls_support import echo
+from _proxy_helpers import DANTE_PASSWORD, DANTE_USER, dante, free_port, microsocks, tinyproxy
+from _tls_helpers import echo
 
 from greenpoint import client_from_string, server_from_string
 from greenpoint.errors import ProxyError, TLSVerificationError
@@ -36,7 +36,7 @@ def echo_port():
 @pytest.fixture
 def tls_echo(tmp_path):
     """A TLS echo server on 127.0.0.1 and the CA file that verifies it."""
-    from _tls_support import make_certs
+    from _tls_helpers import make_certs
 
     (tmp_path / "certs").mkdir()
     certs = make_certs(tmp_path / "certs")
@@ -258,9 +258,9 @@ def test_tls_over_tinyproxy(tmp_path, tls_echo):
 def test_tinyproxy_reached_over_tls(tmp_path, echo_port, tls_echo):
     """An HTTPS proxy: tinyproxy behind greenpoint's own TLS terminator, so the
     CONNECT and its answer travel over TLS (read without peeking)."""
-    from _tls_support import make_certs
+    from _tls_helpers import make_certs
 
-    from greenpoint._relay import Relay
+    from greenpoint.cli._relay import Relay
 
     (tmp_path / "proxy-certs").mkdir()
     certs = make_certs(tmp_path / "proxy-certs")

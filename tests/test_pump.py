@@ -6,10 +6,12 @@ import socket
 
 import gevent
 import pytest
+from _net_helpers import read_all
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
-from greenpoint._pump import Pump
-from greenpoint._relay import format_bytes
+from greenpoint.cli._pump import Pump
+from greenpoint.cli._relay import format_bytes
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -24,13 +26,6 @@ def pairs():
         sock.close()
 
 
-def read_to_end(sock) -> bytes:
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
-
-
 def test_copies_both_ways_and_passes_half_closes_on(pairs):
     left, left_peer, right, right_peer = pairs
     pump = Pump(left, right)
@@ -38,12 +33,12 @@ def test_copies_both_ways_and_passes_half_closes_on(pairs):
 
     left_peer.sendall(b"x" * 300_000)
     left_peer.shutdown(socket.SHUT_WR)
-    assert read_to_end(right_peer) == b"x" * 300_000  # end-of-file passed on
+    assert read_all(right_peer) == b"x" * 300_000  # end-of-file passed on
     assert not running.dead  # the other direction is still open
 
     right_peer.sendall(b"answer after the half-close")
     right_peer.shutdown(socket.SHUT_WR)
-    assert read_to_end(left_peer) == b"answer after the half-close"
+    assert read_all(left_peer) == b"answer after the half-close"
     running.get(timeout=5)
     assert (pump.up, pump.down, pump.error) == (300_000, 27, None)
     assert pump.finished is not None and pump.elapsed >= 0
@@ -56,7 +51,7 @@ class Resetting:
         self.shut = []
 
     def recv(self, size: int) -> bytes:
-        gevent.sleep(0.01)
+        gevent.sleep(0.01)  # the behaviour: a read that waits a moment, then fails
         raise ConnectionResetError(104, "Connection reset by peer")
 
     def sendall(self, data: bytes) -> None:
@@ -78,7 +73,7 @@ def test_killing_the_caller_stops_both_directions(pairs):
     left, left_peer, right, right_peer = pairs
     pump = Pump(left, right)
     running = gevent.spawn(pump.run)
-    gevent.sleep(0.05)
+    gevent.idle()  # every greenlet has run: both directions wait for data
     running.kill(timeout=5)
     assert running.dead
     assert pump.finished is not None
@@ -142,8 +137,9 @@ class SlowSink:
 
 
 def test_a_pump_killed_mid_chunk_counts_what_really_left():
-    pump = Pump(OneChunkThenSilence(), SlowSink())
+    sink = SlowSink()
+    pump = Pump(OneChunkThenSilence(), sink)
     running = gevent.spawn(pump.run)
-    gevent.sleep(0.05)
+    wait_until(lambda: sink.taken, what="the sink to take its 1000 bytes")
     running.kill()
     assert pump.up == 1000  # not 0 (the chunk not yet all sent), not 5000

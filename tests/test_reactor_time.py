@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gevent
 import pytest
+from _wait_helpers import wait_until
 
 import greenpoint
 from greenpoint._reactor_time import AlreadyCalled, AlreadyCancelled, Clock
@@ -13,7 +14,7 @@ def test_call_later_runs_the_call_with_its_arguments():
     seen = []
     call = greenpoint.clock.callLater(0.01, lambda *a, **k: seen.append((a, k)), 1, two=2)
     assert call.active()
-    gevent.sleep(0.2)
+    wait_until(lambda: seen, what="the call")
     assert seen == [((1,), {"two": 2})]
     assert call.called and not call.active()
 
@@ -24,7 +25,7 @@ def test_cancelled_call_never_runs_and_leaves_the_pending_list():
     call = clock.callLater(0.01, seen.append, 1)
     assert clock.getDelayedCalls() == [call]
     call.cancel()
-    gevent.sleep(0.1)
+    gevent.sleep(0.1)  # the sleep is the check: the cancelled call never runs
     assert seen == [] and clock.getDelayedCalls() == []
     assert call.cancelled and not call.active()
 
@@ -38,7 +39,7 @@ def test_reset_and_delay_move_the_due_time():
     assert call.getTime() == pytest.approx(start + 0.3, abs=0.05)
     call.delay(0.1)
     assert call.getTime() == pytest.approx(start + 0.4, abs=0.05)
-    gevent.sleep(0.1)
+    gevent.sleep(0.1)  # the sleeps are the behaviour: a real clock's times
     assert seen == []  # the original 0.02 s arming no longer fires
     gevent.sleep(1.5)
     assert seen == ["x"]
@@ -47,7 +48,7 @@ def test_reset_and_delay_move_the_due_time():
 @pytest.mark.parametrize("method", ["cancel", "reset", "delay"])
 def test_using_a_spent_call_raises_already_called(method):
     call = greenpoint.clock.callLater(0, lambda: None)
-    gevent.sleep(0.05)
+    wait_until(lambda: call.called, what="the call")
     args = () if method == "cancel" else (1,)
     with pytest.raises(AlreadyCalled):
         getattr(call, method)(*args)
@@ -79,7 +80,7 @@ def test_a_callback_that_raises_is_logged_and_others_still_run(caplog):
     seen = []
     greenpoint.clock.callLater(0, lambda: 1 / 0)
     greenpoint.clock.callLater(0.01, seen.append, "after")
-    gevent.sleep(0.2)
+    wait_until(lambda: seen, what="the second call")
     assert seen == ["after"]
     assert "ZeroDivisionError" in caplog.text
 
@@ -95,7 +96,7 @@ def test_reset_to_an_earlier_time_fires_early():
     seen = []
     call = greenpoint.clock.callLater(5, seen.append, "early")
     call.reset(0.01)
-    gevent.sleep(0.3)
+    wait_until(lambda: seen, timeout=2, what="the call, long before its first time (5 s)")
     assert seen == ["early"]
 
 
@@ -105,7 +106,7 @@ def test_many_resets_run_the_call_once_at_the_last_time():
     call = clock.callLater(0.05, seen.append, "once")
     for _ in range(100):  # as TimeoutMixin.resetTimeout does per line
         call.reset(0.2)
-    gevent.sleep(0.1)
+    gevent.sleep(0.1)  # the sleeps are the behaviour: a real clock's times
     assert seen == []
     gevent.sleep(1.0)
     assert seen == ["once"]

@@ -12,8 +12,8 @@ from gevent import socket as gsocket
 
 from greenpoint import Factory, IPv4Address, Protocol
 from greenpoint._connect import ProtocolHandler
-from greenpoint._pump import Pump
 from greenpoint._read_size import MAX_READ_SIZE, MIN_READ_SIZE, next_read_size
+from greenpoint.cli._pump import Pump
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -21,11 +21,12 @@ import time
 
 import gevent
 import pytest
-from _reliability import Baseline, KiB, echo_exchange, record
+from _haproxy_helpers import HAPROXY, haproxy_process
+from _reliability_helpers import Baseline, KiB, echo_exchange, record
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 
 from greenpoint import IPv4Address, TCP4ClientEndpoint, server_from_string
-from tests._haproxy_support import HAPROXY, haproxy_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
@@ -110,10 +111,7 @@ def test_many_clients_through_real_haproxy_send_proxy_v1_and_v2(tmp_path):
             assert [size for _, size in clients] == [SIZE] * CLIENTS
             # The handler saw each real client (address and port), through both versions.
             assert {me for me, _ in clients} <= set(seen)
-            deadline = time.monotonic() + 10
-            while port.handler_count and time.monotonic() < deadline:
-                gevent.sleep(0.05)
-            assert port.handler_count == 0
+            wait_until(lambda: port.handler_count == 0, timeout=10)
     finally:
         port.stop_listening(timeout=5)
     figures = baseline.check("through haproxy")

@@ -12,17 +12,17 @@ import socket as stdsocket
 
 import gevent
 import pytest
+from _net_helpers import read_all
+from _protocol_helpers import Recorder, RecordingFactory
 from gevent import socket as gsocket
 from gevent.event import Event
 
 from greenpoint import (
     Backoff,
-    ClientFactory,
     ConnectCancelledError,
     ConnectionDone,
     ConnectRefusedError,
     ConnectTimeoutError,
-    Protocol,
     ReconnectingClient,
 )
 from greenpoint._connect import connect_factory
@@ -81,60 +81,6 @@ class ScriptedEndpoint:
     def close_peers(self):
         for peer in self.peers:
             peer.close()
-
-
-class Recorder(Protocol):
-    def __init__(self, log=None):
-        self.log = log if log is not None else []
-        self.received = b""
-        self.lost = Event()
-        self.reason = None
-
-    def connectionMade(self):
-        self.log.append("connectionMade")
-
-    def dataReceived(self, data):
-        self.received += data
-
-    def connectionLost(self, reason):
-        self.log.append(("connectionLost", type(reason).__name__))
-        self.reason = reason
-        self.lost.set()
-
-
-class RecordingFactory(ClientFactory):
-    """Records every callback, in order, with the arguments that matter."""
-
-    def __init__(self):
-        self.log: list = []
-        self.clients: list = []
-        self.built: list[Recorder] = []
-
-    def doStart(self):
-        self.log.append("doStart")
-        super().doStart()
-
-    def doStop(self):
-        self.log.append("doStop")
-        super().doStop()
-
-    def startedConnecting(self, connector):
-        self.clients.append(connector)
-        self.log.append("startedConnecting")
-
-    def buildProtocol(self, addr):
-        self.log.append("buildProtocol")
-        protocol = Recorder(self.log)
-        self.built.append(protocol)
-        return protocol
-
-    def clientConnectionFailed(self, connector, reason):
-        self.clients.append(connector)
-        self.log.append(("clientConnectionFailed", type(reason).__name__))
-
-    def clientConnectionLost(self, connector, reason):
-        self.clients.append(connector)
-        self.log.append(("clientConnectionLost", type(reason).__name__))
 
 
 def gaps(times):
@@ -219,7 +165,7 @@ def test_on_retry_reports_each_retry_its_delay_and_why(clock):
     client.start()
     protocol = client.when_connected()
     endpoint.close_peers()  # the server goes away: lost, then refused twice
-    protocol.lost.wait()
+    protocol.closed.wait()
     with pytest.raises(ConnectRefusedError):
         client.when_connected(fail_after_failures=2)
     assert [(attempt, delay) for attempt, delay, _ in events] == [(1, 1.0), (2, 2.0)]
@@ -251,7 +197,7 @@ def test_a_successful_connection_resets_the_delay(clock):
     assert clock.now() == 3  # refused at 0, refused at 1, connected at 3
     assert client.protocol is first
     endpoint.close_peers()
-    first.lost.wait()
+    first.closed.wait()
     second = client.when_connected()
     assert second is not first
     # Lost at 3: the first retry waits 1 s again (refused at 4), then 2 s.
@@ -265,7 +211,7 @@ def test_factory_is_called_as_twisted_calls_it(clock):
     client.start()
     protocol = client.when_connected()
     endpoint.close_peers()
-    protocol.lost.wait()
+    protocol.closed.wait()
     client.stop()
     assert factory.log[:11] == [
         "doStart",
@@ -280,7 +226,7 @@ def test_factory_is_called_as_twisted_calls_it(clock):
         ("clientConnectionLost", "ConnectionDone"),
         "doStop",
     ]
-    assert all(connector is client for connector in factory.clients)
+    assert all(connector is client for connector in factory.connectors)
     assert client.getDestination() is endpoint
     assert protocol.factory is factory
     assert factory.numPorts == 0
@@ -312,7 +258,7 @@ def test_max_retries_zero_never_reconnects_after_a_lost_connection(clock):
     client.start()
     protocol = client.when_connected()
     endpoint.close_peers()
-    protocol.lost.wait()
+    protocol.closed.wait()
     with pytest.raises(ConnectCancelledError, match="gave up"):
         client.when_connected()
     assert len(endpoint.times) == 1
@@ -383,7 +329,7 @@ def test_the_transport_drives_the_users_protocol_itself_and_tells_how_it_ended(c
     assert protocol.got_data.wait(5) and protocol.received == b"hello"
     assert protocol.owned  # dataReceived ran in the transport's own reader
     endpoint.close_peers()  # the server goes away
-    assert protocol.lost.wait(5)
+    assert protocol.closed.wait(5)
     assert client.protocol is None  # no longer live, even before the loop wakes
     client.stop(timeout=5)
     # The factory got the very reason the protocol got, learned from the transport.
@@ -485,10 +431,10 @@ def test_stop_flushes_what_the_live_connection_wrote(clock):
     client.start()
     protocol = client.when_connected()
     protocol.transport.write(payload)
-    reader = gevent.spawn(_read_all, endpoint.peers[0])
+    reader = gevent.spawn(read_all, endpoint.peers[0])
     assert client.stop(timeout=5) is True
     assert reader.get(timeout=5) == payload
-    assert protocol.lost.is_set() and isinstance(protocol.reason, ConnectionDone)
+    assert protocol.closed.is_set() and isinstance(protocol.reason, ConnectionDone)
     assert client.protocol is None
     assert factory.log[-2:] == [("clientConnectionLost", "ConnectionDone"), "doStop"]
     endpoint.close_peers()
@@ -500,7 +446,7 @@ def test_stop_aborts_a_connection_that_cannot_flush_within_the_timeout(clock):
     protocol = client.when_connected()
     protocol.transport.write(b"x" * 5_000_000)  # the peer never reads
     assert client.stop(timeout=0.2) is False
-    assert protocol.lost.is_set()
+    assert protocol.closed.is_set()
     assert client.state == "stopped"
     assert factory.numPorts == 0
     endpoint.close_peers()
@@ -531,7 +477,7 @@ def test_disconnect_drops_the_connection_and_reconnects(clock):
     client.start()
     first = client.when_connected()
     client.disconnect()
-    first.lost.wait()
+    first.closed.wait()
     second = client.when_connected()
     assert second is not first and clock.now() == 1
     client.stop()
@@ -542,7 +488,7 @@ def test_context_manager_starts_and_stops(clock):
     client, endpoint, _ = make_client(clock, ["accept"])
     with client as running:
         protocol = running.when_connected()
-    assert protocol.lost.is_set()
+    assert protocol.closed.is_set()
     assert client.state == "stopped"
     endpoint.close_peers()
 
@@ -587,15 +533,6 @@ def test_a_description_string_is_parsed():
     client = ReconnectingClient("tcp:127.0.0.1:7", RecordingFactory())
     assert str(client.endpoint) == "tcp4:127.0.0.1:7"
     assert client.state == "idle" and client.protocol is None
-
-
-def _read_all(sock):
-    chunks = []
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 def test_a_gevent_timeout_around_when_connected_leaves_the_client_running(clock):
@@ -673,8 +610,8 @@ def test_stop_from_the_protocol_closes_the_connection_and_stops(clock):
     protocol = client.when_connected()
     peer = endpoint.peers[0]
     peer.sendall(b"quit")
-    assert _read_all(peer) == b"bye"  # flushed, then closed
-    assert protocol.lost.wait(5)
+    assert read_all(peer) == b"bye"  # flushed, then closed
+    assert protocol.closed.wait(5)
     assert protocol.stopped_with is True and protocol.connected_check is protocol
     with pytest.raises(ConnectCancelledError):
         client.when_connected()
@@ -699,6 +636,6 @@ def test_when_connected_from_connection_lost_is_refused(clock):
     client.start()
     protocol = client.when_connected()
     endpoint.close_peers()
-    assert protocol.lost.wait(5)
+    assert protocol.closed.wait(5)
     assert "would wait for itself" in str(errors[0])
     client.stop()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
-import gevent
 import pytest
+from _wait_helpers import wait_until
 from gevent.event import Event
 from twisted.protocols import basic, policies
 
@@ -126,8 +124,6 @@ def test_timeout_mixin_under_a_reconnecting_client_times_out_and_reconnects():
         client = ReconnectingClient("memory:upper", factory, initial_delay=0.01, jitter=0)
         with client:
             first = client.when_connected(timeout=5)
-            deadline = time.monotonic() + 5
-            while client.protocol in (None, first) and time.monotonic() < deadline:
-                gevent.sleep(0.02)
+            wait_until(lambda: client.protocol not in (None, first), what="a new connection")
             assert first.transport.disconnected  # timed out, by TimeoutMixin
             assert client.protocol is not first

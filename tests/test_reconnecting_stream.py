@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gevent
 import pytest
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from gevent.event import Event
 
@@ -70,9 +70,7 @@ def test_when_connected_gives_the_live_stream_and_stop_interrupts_the_handler():
         stream = client.when_connected(timeout=10)
         assert client.stream is stream and client.state == "connected"
         stream.sendall(b"ping")
-        with gevent.Timeout(10):
-            while not replies:
-                gevent.sleep(0.01)
+        wait_until(lambda: replies, timeout=10, what="the reply")
         assert client.stop(timeout=10) is True  # the handler was blocked in recv
         assert closed.wait(10)  # the stream was closed: the server saw EOF
         assert client.stream is None
@@ -103,9 +101,8 @@ def test_dropped_connection_is_reconnected():
 
     port = server_from_string("tcp:0:interface=127.0.0.1").serve(drop_first)
     client = ReconnectingStream(port.client_description(), handler, **FAST)
-    with port, client, gevent.Timeout(10):
-        while b"again" not in got:
-            gevent.sleep(0.01)
+    with port, client:
+        wait_until(lambda: b"again" in got, timeout=10, what="the second connection's data")
     assert got[:2] == [b"bye", b"again"]
 
 
@@ -121,9 +118,7 @@ def test_refused_attempts_back_off_then_give_up_after_max_retries():
     client.start()
     with pytest.raises(ConnectError):
         client.when_connected(timeout=10)
-    with gevent.Timeout(10):
-        while client.state != "stopped":
-            gevent.sleep(0.01)
+    wait_until(lambda: client.state == "stopped", timeout=10)
     assert delays == [(1, 0.01), (2, 0.02), (3, 0.04)]  # capped at max_delay
     assert client.failures == 4
     with pytest.raises(ConnectError):  # the reason it gave up, again

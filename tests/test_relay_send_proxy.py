@@ -12,8 +12,8 @@ import socket
 import gevent.queue
 import pytest
 from _cli_helpers import Child, greenpoint_command
-from _haproxy_support import HAPROXY, haproxy_process
-from _tls_support import make_certs
+from _haproxy_helpers import HAPROXY, haproxy_process
+from _tls_helpers import make_certs
 from gevent import socket as gsocket
 from gevent import ssl as gssl
 
@@ -21,8 +21,8 @@ from greenpoint import client_from_string, server_from_string
 from greenpoint._address import IPv4Address, PipeAddress, UNIXAddress
 from greenpoint._proxy_header import parse_header
 from greenpoint._proxy_header_encode import encode_proxy_header
-from greenpoint._relay import Relay
-from greenpoint._send_proxy import TLSFacts, header_for, tls_tlvs
+from greenpoint.cli._relay import Relay
+from greenpoint.cli._send_proxy import TLSFacts, header_for, tls_tlvs
 
 LOOPBACK = "127.0.0.1"
 

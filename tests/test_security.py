@@ -27,7 +27,7 @@ import re
 import gevent
 import pytest
 import trustme
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 from gevent import socket as gsocket
 from OpenSSL import SSL
 

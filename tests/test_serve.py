@@ -13,6 +13,8 @@ import time
 
 import gevent
 import pytest
+from _net_helpers import read_all
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from gevent.event import Event
 from gevent.pool import Pool
@@ -38,15 +40,6 @@ def loopback_listener() -> gsocket.socket:
 def connect(port: ListeningPort) -> gsocket.socket:
     host = port.get_host()
     return gsocket.create_connection((host.host, host.port), timeout=5)
-
-
-def recv_all(sock: gsocket.socket) -> bytes:
-    chunks = []
-    while True:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 class ScriptedListener:
@@ -131,7 +124,7 @@ def test_handler_gets_stream_and_greenpoint_address_and_stream_is_closed_after()
         assert port.getHost() == port.get_host()
         with connect(port) as client:
             client.sendall(b"ping")
-            assert recv_all(client) == b"PING"  # EOF: the server closed the stream
+            assert read_all(client) == b"PING"  # EOF: the server closed the stream
             assert seen == [IPv4Address("127.0.0.1", client.getsockname()[1])]
 
 
@@ -149,9 +142,9 @@ def test_handler_that_raises_is_logged_and_server_keeps_serving(caplog):
         ListeningPort.start(loopback_listener(), handler) as port,
     ):
         with connect(port) as first:
-            assert recv_all(first) == b""  # closed although the handler raised
+            assert read_all(first) == b""  # closed although the handler raised
         with connect(port) as second:
-            assert recv_all(second) == b"ok"
+            assert read_all(second) == b"ok"
     failures = [r for r in caplog.records if r.name == "greenpoint" and r.exc_info]
     assert len(failures) == 1
     assert "handler bug" in str(failures[0].exc_info[1])
@@ -173,10 +166,10 @@ def test_pool_caps_concurrent_handlers():
     with ListeningPort.start(loopback_listener(), handler, pool=pool) as port:
         clients = [connect(port) for _ in range(5)]
         try:
-            gevent.sleep(0.2)
-            assert len(running) == 2  # the other three wait in the backlog
+            # The other three wait in the backlog (the peak checked below: never more).
+            wait_until(lambda: len(running) == 2)
             release.set()
-            assert [recv_all(c) for c in clients] == [b"done"] * 5
+            assert [read_all(c) for c in clients] == [b"done"] * 5
             assert max(peak) == 2
         finally:
             for client in clients:
@@ -186,7 +179,7 @@ def test_pool_caps_concurrent_handlers():
 def test_serve_forever_blocks_until_stopped():
     port = ListeningPort.start(loopback_listener(), lambda s, a: None)
     waiter = gevent.spawn(port.serve_forever)
-    gevent.sleep(0.05)
+    gevent.idle()  # every greenlet has run: the waiter is blocked, not finished
     assert not waiter.ready()
     port.stop_listening()
     waiter.join(timeout=5)
@@ -232,11 +225,11 @@ def test_listener_with_prepare_runs_it_in_the_connection_greenlet():
     ):
         slow.sendall(b"+")
         fast.sendall(b"+")
-        assert recv_all(fast) == b"hello"  # not held up by the slow prepare
+        assert read_all(fast) == b"hello"  # not held up by the slow prepare
         bad.sendall(b"x")
-        assert recv_all(bad) == b""  # prepare failed: closed, handler not called
+        assert read_all(bad) == b""  # prepare failed: closed, handler not called
         slow_prepare.set()
-        assert recv_all(slow) == b"hello"
+        assert read_all(slow) == b"hello"
     assert len(handled_in) == 2
     greenlets = {g for g, _ in prepared_in}
     assert set(handled_in) <= greenlets
@@ -308,7 +301,7 @@ def test_a_prepared_wrapper_is_closed_once_and_closes_the_accepted_stream(handle
         handler.closes_stream = True
     listener = WrappingListener(loopback_listener())
     with ListeningPort.start(listener, handler) as port, connect(port) as client:
-        assert recv_all(client) == b"hello"
+        assert read_all(client) == b"hello"
         (accepted,) = listener.accepted
         assert accepted.closes == 1  # not closed again under the wrapper that owns it
 
@@ -316,7 +309,7 @@ def test_a_prepared_wrapper_is_closed_once_and_closes_the_accepted_stream(handle
 def test_the_accepted_stream_is_closed_when_prepare_fails():
     listener = WrappingListener(loopback_listener(), fail=True)
     with ListeningPort.start(listener, None) as port, connect(port) as client:
-        assert recv_all(client) == b""
+        assert read_all(client) == b""
         (accepted,) = listener.accepted
         assert accepted.closes == 1
 
@@ -342,7 +335,7 @@ def test_the_address_is_converted_once_per_prepared_connection(monkeypatch):
         ListeningPort.start(WrappingListener(loopback_listener()), handler) as port,
         connect(port) as client,
     ):
-        assert recv_all(client) == b"hello"
+        assert read_all(client) == b"hello"
         local = client.getsockname()
     assert seen == [IPv4Address(*local)]
     assert len(calls) == 1
@@ -378,7 +371,7 @@ def test_prepare_failures_are_logged_once_at_their_level(caplog, error, level, t
     caplog.set_level(logging.DEBUG, logger="greenpoint")
     port = ListeningPort.start(FailingListener(loopback_listener()), None)
     with port, connect(port) as client:
-        assert recv_all(client) == b""
+        assert read_all(client) == b""
         local = client.getsockname()
     (record,) = [r for r in caplog.records if r.name == "greenpoint"]
     assert record.levelno == level
@@ -485,7 +478,7 @@ def test_real_emfile_in_a_low_rlimit_process():
                 pass
 
         port = TCP4ServerEndpoint(0, interface="127.0.0.1").serve(handler)
-        gevent.sleep(0.1)
+        gevent.idle()  # the accept loop has started and holds what it needs
         # New descriptors take the lowest free numbers: leave exactly three below the limit.
         probes = [os.open(os.devnull, os.O_RDONLY) for _ in range(3)]
         for fd in probes:
@@ -537,12 +530,14 @@ def test_real_emfile_in_a_low_rlimit_process():
 def test_stop_refuses_new_clients_lets_handlers_finish_then_kills_the_rest():
     events = []
     stopped = []
+    started = []
 
     def handler(stream, address):
         kind = stream.recv(10)
+        started.append(kind)
         try:
             if kind == b"quick":
-                gevent.sleep(0.3)
+                gevent.sleep(0.3)  # the sleep is the behaviour: a handler that takes a while
                 stream.sendall(b"finished")
             else:
                 gevent.sleep(30)
@@ -560,16 +555,15 @@ def test_stop_refuses_new_clients_lets_handlers_finish_then_kills_the_rest():
     try:
         quick.sendall(b"quick")
         slow.sendall(b"slow")
-        gevent.sleep(0.1)
+        wait_until(lambda: len(started) == 2, what="both handlers to read their kind")
         began = time.monotonic()
         stopper = gevent.spawn(port.stop_listening, timeout=1.0)
-        gevent.sleep(0.05)
-        assert port.closing
+        wait_until(lambda: port.closing)  # set as the listener is closed, with no switch
         with pytest.raises(ConnectionRefusedError):
             gsocket.create_connection((address.host, address.port), timeout=2)
-        assert recv_all(quick) == b"finished"  # finished within the timeout
+        assert read_all(quick) == b"finished"  # finished within the timeout
         assert stopped == []  # on_stop waits for everything to close
-        assert recv_all(slow) == b""  # killed at the timeout, its socket closed
+        assert read_all(slow) == b""  # killed at the timeout, its socket closed
         stopper.join(timeout=5)
         took = time.monotonic() - began
         assert stopper.successful()
@@ -585,30 +579,32 @@ def test_stop_refuses_new_clients_lets_handlers_finish_then_kills_the_rest():
 
 def test_stop_without_timeout_waits_for_handlers():
     def handler(stream, address):
-        gevent.sleep(0.3)
+        gevent.sleep(0.3)  # the sleep is the behaviour: a handler that takes a while
         stream.sendall(b"complete")
 
     port = ListeningPort.start(loopback_listener(), handler)
     with connect(port) as client:
-        gevent.sleep(0.05)
+        wait_until(lambda: port.handler_count == 1)
         port.stop_listening()
-        assert recv_all(client) == b"complete"
+        assert read_all(client) == b"complete"
 
 
 def test_context_manager_exit_aborts_running_handlers():
+    receiving = Event()
     killed = Event()
 
     def handler(stream, address):
         try:
+            receiving.set()
             stream.recv(100)  # the client never sends
         except gevent.GreenletExit:
             killed.set()
             raise
 
     with connect_after_start(handler) as (port, client):
-        gevent.sleep(0.05)
+        assert receiving.wait(5)
     assert killed.is_set()
-    assert recv_all(client) == b""
+    assert read_all(client) == b""
     client.close()
     with pytest.raises(OSError):
         port.listener.accept()  # the listener is closed
@@ -647,13 +643,13 @@ def test_second_stop_waits_for_the_first_and_on_stop_runs_once():
     stopped = []
 
     def handler(stream, address):
-        gevent.sleep(0.2)
+        gevent.sleep(0.2)  # the sleep is the behaviour: the first stop waits for it
 
     port = ListeningPort.start(loopback_listener(), handler, on_stop=lambda: stopped.append(1))
     with connect(port):
-        gevent.sleep(0.05)
+        wait_until(lambda: port.handler_count == 1)
         first = gevent.spawn(port.stop_listening)
-        gevent.sleep(0.01)
+        wait_until(lambda: port.closing, what="the first stop to begin")
         port.stop_listening(timeout=0)  # returns only when the first stop is done
         assert first.dead
         assert stopped == [1]
@@ -668,7 +664,7 @@ def test_handler_may_stop_the_port_it_runs_under():
 
     port = ListeningPort.start(loopback_listener(), handler)
     with connect(port) as client:
-        assert recv_all(client) == b"bye"
+        assert read_all(client) == b"bye"
     port.serve_forever()  # already stopped: returns at once
     assert port.closing
 
@@ -687,7 +683,7 @@ def test_serve_from_an_endpoint_returns_a_listening_port():
     port = TCP4ServerEndpoint(0, interface="127.0.0.1").serve(lambda s, a: s.sendall(b"hi"))
     with port, connect(port) as client:
         assert isinstance(port, ListeningPort)
-        assert recv_all(client) == b"hi"
+        assert read_all(client) == b"hi"
 
 
 def test_stop_interrupted_by_a_timeout_still_closes_everything():
@@ -696,27 +692,30 @@ def test_stop_interrupted_by_a_timeout_still_closes_everything():
 
     port = ListeningPort.start(loopback_listener(), handler)
     with connect(port) as client:
-        gevent.sleep(0.05)
+        wait_until(lambda: port.handler_count == 1)
         with pytest.raises(gevent.Timeout), gevent.Timeout(0.2):
             port.stop_listening()  # would wait for the handler forever
         assert port.handler_count == 0
-        assert recv_all(client) == b""
+        assert read_all(client) == b""
 
 
 def test_handler_calling_stop_while_a_stop_is_draining_does_not_deadlock():
     entered = Event()
     finished = []
 
+    running = Event()
+
     def handler(stream, address):
+        running.set()
         entered.wait()
         port.stop_listening()  # a stop is already waiting for this handler
         finished.append(True)
 
     port = ListeningPort.start(loopback_listener(), handler)
     with connect(port):
-        gevent.sleep(0.05)
+        assert running.wait(5)
         stopper = gevent.spawn(port.stop_listening)
-        gevent.sleep(0.05)
+        wait_until(lambda: port.closing, what="the stop to begin")
         entered.set()
         stopper.join(timeout=5)
         assert stopper.successful()

@@ -14,10 +14,10 @@ import textwrap
 
 import gevent
 import pytest
+from _cli_helpers import Child, child_env, greenpoint_command
 from gevent import socket as gsocket
 
 from greenpoint import ListeningPort
-from tests._cli_helpers import Child, child_env, greenpoint_command
 
 pytestmark = pytest.mark.timeout(60)
 

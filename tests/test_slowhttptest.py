@@ -28,8 +28,7 @@ import time
 from typing import Any
 
 import pytest
-
-from tests._cli_helpers import EXAMPLES, child_env, greenpoint_command
+from _cli_helpers import EXAMPLES, child_env, greenpoint_command
 
 SLOWHTTPTEST = shutil.which("slowhttptest") or (
     "/usr/bin/slowhttptest" if os.access("/usr/bin/slowhttptest", os.X_OK) else None
@@ -236,7 +235,7 @@ def _attack(mode: str, connections: int, seconds: int, cap: int, tmp_path) -> No
             started = time.monotonic()
             while time.monotonic() - started < seconds:
                 latencies.append(_probe(port))
-                time.sleep(0.1)
+                time.sleep(0.1)  # the behaviour: a probe every 0.1 s during the attack
         finally:
             if attack.poll() is None:
                 attack.terminate()

@@ -20,7 +20,7 @@ import time
 
 import gevent
 import pytest
-from _reliability import (
+from _reliability_helpers import (
     Baseline,
     KiB,
     MiB,
@@ -31,7 +31,7 @@ from _reliability import (
     record,
     rss_bytes,
 )
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 from gevent import socket as gsocket
 
 from greenpoint import (
@@ -184,7 +184,7 @@ def soak(seconds, tmp_path, certs):
         def sampler():
             while True:
                 samples.append((time.monotonic() - started, rss_bytes()))
-                gevent.sleep(0.25)
+                gevent.sleep(0.25)  # the behaviour: a sample every 0.25 s
 
         watching = gevent.spawn(sampler)
         workers = [gevent.spawn(worker, seed) for seed in range(WORKERS)]

@@ -282,7 +282,7 @@ def test_user_timeout_fractions_become_milliseconds():
 
 
 def test_check_explains_every_socket_key():
-    from greenpoint._explain import explain, format_explanation
+    from greenpoint.cli._explain import explain, format_explanation
 
     text = format_explanation(explain(f"tcp:h:80:{KEYS}:bindToDevice=lo:nodelay=0", "client"))
     for word in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT"):
@@ -294,7 +294,7 @@ def test_check_explains_every_socket_key():
 
 
 def test_tls_descriptions_pass_socket_keys_to_the_tcp_underneath(tmp_path):
-    from tests._tls_support import make_certs
+    from _tls_helpers import make_certs
 
     certs = make_certs(tmp_path)
     server = f"ssl:0:interface=127.0.0.1:privateKey={certs.server_pem}:{KEYS}"
@@ -313,7 +313,7 @@ def test_tls_with_endpoint_wants_socket_keys_in_the_nested_description():
 
 
 def test_tls_server_with_nodelay_0_keeps_nagle_on_after_the_handshake(tmp_path):
-    from tests._tls_support import make_certs
+    from _tls_helpers import make_certs
 
     certs = make_certs(tmp_path)
     server = f"ssl:0:interface=127.0.0.1:privateKey={certs.server_pem}:nodelay=0"

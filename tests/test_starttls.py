@@ -9,13 +9,14 @@ import ssl
 import gevent
 import pytest
 import trustme
+from _protocol_helpers import LOOPBACK
+from _tls_helpers import make_certs
+from _wait_helpers import wait_until
 from twisted.protocols import basic
 
 import greenpoint
 from greenpoint import tls
 from greenpoint.errors import TLSVerificationError
-from tests._protocol_helpers import LOOPBACK
-from tests._tls_support import make_certs
 
 
 def in_thread(function, *args):
@@ -245,10 +246,7 @@ def test_start_tls_called_from_another_greenlet_over_memory(certs):
         client.transport.write(b"ping")
         with pytest.raises(RuntimeError, match="already TLS"):
             client.transport.startTLS(tls.options_for_client_tls("localhost"))
-        deadline = gevent.Timeout(10)
-        with deadline:
-            while client.received != b"PING":
-                gevent.sleep(0.01)
+        wait_until(lambda: client.received == b"PING", timeout=10)
         assert client.transport.getPeerCertificate() is not None
         client.transport.loseConnection()
         assert client.transport.wait_closed(5)

@@ -15,6 +15,7 @@ import textwrap
 
 import gevent
 import pytest
+from _net_helpers import read_all
 from gevent import subprocess as gsubprocess
 
 import greenpoint
@@ -49,7 +50,7 @@ ECHO_SERVER = textwrap.dedent(
     stream.close()
 
     second = gevent.spawn(listener.accept)
-    gevent.sleep(0.1)
+    gevent.idle()  # every greenlet has run: the second accept waits or has returned
     print("second accept waiting:", not second.ready(), file=sys.stderr)
     listener.close()
     try:
@@ -92,13 +93,6 @@ HALF_CLOSE_SERVER = textwrap.dedent(
 def python_child(script: str, *args: str, **options) -> ProcessEndpoint:
     argv = (sys.executable, "-c", script, REPO, *args)
     return ProcessEndpoint(sys.executable, argv, **options)
-
-
-def read_all(stream) -> bytes:
-    chunks = []
-    while chunk := stream.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def stderr_lines(caplog) -> list[str]:

@@ -1,5 +1,5 @@
-"""The supervisor's decisions (greenpoint._supervision) with plain values, and the
-sd_notify datagram (greenpoint._sd_notify) to a socket of the test's own."""
+"""The supervisor's decisions (greenpoint.cli._supervision) with plain values, and the
+sd_notify datagram (greenpoint.cli._sd_notify) to a socket of the test's own."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from greenpoint import _sd_notify
-from greenpoint._supervision import (
+from greenpoint.cli import _sd_notify
+from greenpoint.cli._supervision import (
     MAX_RESTART_DELAY,
     RESTART_DELAY,
     WorkerState,
@@ -23,7 +23,7 @@ from greenpoint._supervision import (
     to_retire,
     to_start,
 )
-from greenpoint._worker_process import heartbeat_interval, listener_layers
+from greenpoint.cli._worker_process import heartbeat_interval, listener_layers
 
 
 def worker(pid: int, generation: int = 0, **state) -> WorkerState:
@@ -183,7 +183,7 @@ def test_notify_without_a_socket_does_nothing(tmp_path):
 
 
 def test_a_boot_error_is_read_even_when_the_worker_is_reaped_first(monkeypatch, caplog):
-    from greenpoint import _supervisor
+    from greenpoint.cli import _supervisor
 
     def failing_worker(settings, pipes):
         os.write(pipes.status, b"E cannot import 'app': boom\n")

@@ -209,7 +209,7 @@ def test_real_accept_yes_relay_serves_one_connection_and_exits(tmp_path):
 
 
 def test_fd_names_are_valid_systemd_names_and_differ_per_description():
-    from greenpoint._fd_store import fd_name
+    from greenpoint.cli._fd_store import fd_name
 
     names = {fd_name(text) for text in ("tcp:8080", "tcp:8081", "ssl:443:privateKey=a:b")}
     assert len(names) == 3
@@ -229,7 +229,7 @@ def test_fd_names_are_valid_systemd_names_and_differ_per_description():
     ],
 )
 def test_fd_store_only_when_systemd_keeps_descriptors(environ, wanted):
-    from greenpoint._fd_store import wants_fd_store
+    from greenpoint.cli._fd_store import wants_fd_store
 
     assert wants_fd_store(environ) is wanted
 
@@ -287,7 +287,7 @@ def stop(process):
 
 
 def test_relay_notifies_and_a_restart_with_stored_socket_refuses_no_client(tmp_path):
-    from greenpoint._fd_store import fd_name
+    from greenpoint.cli._fd_store import fd_name
 
     notify_path = str(tmp_path / "notify")
     description = "tcp:0:interface=127.0.0.1"
@@ -359,7 +359,7 @@ def http_get(address):
 
 
 def test_wsgi_stores_its_socket_and_a_restart_serves_on_it(tmp_path):
-    from greenpoint._fd_store import fd_name
+    from greenpoint.cli._fd_store import fd_name
 
     examples = os.path.join(ROOT, "examples")
     notify_path = str(tmp_path / "notify")
@@ -447,7 +447,7 @@ def wait_exit(process, timeout):
 @pytest.mark.load
 @pytest.mark.timeout(120)
 def test_restart_under_load_with_the_fd_store_refuses_no_client(tmp_path):
-    from greenpoint._fd_store import fd_name
+    from greenpoint.cli._fd_store import fd_name
 
     notify_path = str(tmp_path / "notify")
     description = "tcp:0:interface=127.0.0.1"
@@ -484,7 +484,7 @@ def test_restart_under_load_with_the_fd_store_refuses_no_client(tmp_path):
             clients = [gevent.spawn(client_loop, address) for _ in range(8)]
             restored = dict(environ, LISTEN_FDS="1", LISTEN_FDNAMES=fd_name(description))
             for _ in range(3):  # three restarts while clients keep connecting
-                gevent.sleep(0.5)
+                gevent.sleep(0.5)  # the behaviour: clients connect meanwhile
                 processes[-1].terminate()
                 assert wait_exit(processes[-1], 30) == 0
                 processes.append(
@@ -492,7 +492,7 @@ def test_restart_under_load_with_the_fd_store_refuses_no_client(tmp_path):
                 )
                 _, again = receive_notifications(notify_socket, "READY=1", time.monotonic() + 20)
                 fds.extend(again)
-            gevent.sleep(0.5)
+            gevent.sleep(0.5)  # the behaviour: clients connect meanwhile
             stop_clients.set()
             gevent.joinall(clients, timeout=30)
         finally:

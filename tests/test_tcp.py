@@ -8,6 +8,7 @@ import time
 
 import gevent
 import pytest
+from _net_helpers import black_hole, echo_once, read_all
 from gevent import socket as gsocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,7 +31,6 @@ from greenpoint import (
 )
 from greenpoint.endpoints import tcp
 from greenpoint.errors import ConnectRefusedError, ListenError
-from tests._net_helpers import black_hole, echo_once
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -41,13 +41,6 @@ LOOPBACKS = [
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-def recv_all(sock) -> bytes:
-    chunks = []
-    while chunk := sock.recv(4096):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def closed_port(family: int, host: str) -> int:
@@ -97,7 +90,7 @@ def test_round_trip_over_loopback(family, host, client_cls, server_cls):
             assert sock.family == family
             assert sock.getsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY)
             sock.sendall(b"round trip")
-            assert recv_all(sock) == b"round trip"
+            assert read_all(sock) == b"round trip"
             local_port = sock.getsockname()[1]
     address_type = IPv4Address if family == stdsocket.AF_INET else IPv6Address
     assert peers == [address_type(host, local_port)]
@@ -121,7 +114,7 @@ def test_dual_stack_listener_sees_ipv4_clients_as_ipv4_addresses():
         assert port.get_host() == IPv6Address("::", port.get_host().port)
         assert not port.listener.getsockopt(stdsocket.IPPROTO_IPV6, stdsocket.IPV6_V6ONLY)
         with TCP4ClientEndpoint("127.0.0.1", port.get_host().port).open(timeout=5) as sock:
-            assert recv_all(sock) == b"hi"
+            assert read_all(sock) == b"hi"
             assert peers == [IPv4Address("127.0.0.1", sock.getsockname()[1])]
 
 
@@ -197,7 +190,7 @@ def test_cancelled_open_closes_its_socket(how):
                 endpoint.open()
         else:
             opener = gevent.spawn(endpoint.open)
-            gevent.sleep(0.2)
+            gevent.sleep(0.2)  # the setup: killed when the other case times out
             opener.kill(block=True, timeout=2)
             assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
 
@@ -221,7 +214,7 @@ def test_cancelled_open_of_a_name_closes_every_attempt(how):
                 endpoint.open()
         else:
             opener = gevent.spawn(endpoint.open)
-            gevent.sleep(0.4)
+            gevent.sleep(0.4)  # the setup: both attempts run (see above)
             opener.kill(block=True, timeout=2)
             assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
 
@@ -237,7 +230,7 @@ def test_bind_address_sets_the_local_address_and_port():
         )
         with endpoint.open(timeout=5) as sock:
             assert sock.getsockname() == ("127.0.0.1", local_port)
-            assert recv_all(sock) == b""
+            assert read_all(sock) == b""
     assert peers == [IPv4Address("127.0.0.1", local_port)]
 
 

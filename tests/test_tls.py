@@ -10,7 +10,7 @@ import time
 
 import gevent
 import pytest
-from _tls_support import (
+from _tls_helpers import (
     LOOPBACK,
     Server,
     echo,
@@ -458,7 +458,7 @@ def test_peer_closing_during_handshake_is_a_tls_error(client_options):
 def test_kill_during_handshake_closes_the_socket(client_options):
     a, b = gsocket.socketpair()
     greenlet = gevent.spawn(wrap_client_stream, a, client_options)
-    gevent.sleep(0.05)
+    gevent.idle()  # every greenlet has run: the client sent its hello and waits
     greenlet.kill()
     assert a.fileno() == -1
     b.close()
@@ -467,7 +467,7 @@ def test_kill_during_handshake_closes_the_socket(client_options):
 def test_close_from_another_greenlet_wakes_the_reader(client_options, server_options):
     client, server = handshake_pair(client_options, server_options)
     reader = gevent.spawn(client.recv, 10)
-    gevent.sleep(0.05)
+    gevent.idle()  # every greenlet has run: the reader waits
     client.close()
     with pytest.raises(OSError):
         reader.get(timeout=2)
@@ -478,7 +478,7 @@ def test_socket_closed_under_the_stream_fails_reads_with_ebadf(client_options, s
     raw, peer = gsocket.socketpair()
     client, server = handshake_pair(client_options, server_options, client_raw=raw, server_raw=peer)
     reader = gevent.spawn(client.recv, 10)
-    gevent.sleep(0.05)
+    gevent.idle()  # every greenlet has run: the reader waits
     raw.close()  # behind the TLS stream's back: wakes the reader waiting on it
     with pytest.raises(OSError) as waiting:
         reader.get(timeout=2)
@@ -511,7 +511,7 @@ def test_silent_client_does_not_block_a_second_one(tmp_path, server_options, cli
     with Server(tls_listener(server_options, tmp_path, handshake_timeout=5), echo) as server:
         silent = gsocket.socket(_stdsocket.AF_UNIX)
         silent.connect(path)
-        gevent.sleep(0.05)
+        gevent.idle()  # every greenlet has run: the server waits for the silent hello
         started = time.monotonic()
         with wrap_client_tls(client_options, UNIXClientEndpoint(path)).open(timeout=3) as stream:
             stream.sendall(b"second")

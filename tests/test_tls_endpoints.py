@@ -8,7 +8,7 @@ import socket as _stdsocket
 import time
 
 import pytest
-from _tls_support import (
+from _tls_helpers import (
     LOOPBACK,
     Server,
     echo,
@@ -343,7 +343,7 @@ def test_missing_trust_file_is_reported_before_connecting(tmp_path, prefix, key)
 
 
 def test_check_says_a_trust_file_is_missing(tmp_path):
-    from greenpoint._explain import explain, format_explanation
+    from greenpoint.cli._explain import explain, format_explanation
 
     missing = tmp_path / "ca.pem"
     text = format_explanation(explain(f"tls:localhost:443:trustRoots={missing}", "client"))

@@ -17,11 +17,13 @@ import time
 
 import gevent
 import pytest
-from _tls_support import LOOPBACK, echo, expired, make_certs, not_yet_valid
+from _net_helpers import read_all
+from _protocol_helpers import Recorder, RecordingFactory
+from _tls_helpers import LOOPBACK, echo, expired, make_certs, not_yet_valid
+from _wait_helpers import wait_until
 from cryptography import x509
 from gevent import socket as gsocket
 from gevent import subprocess as gsubprocess
-from gevent.event import Event
 from OpenSSL import SSL, crypto
 
 from greenpoint import (
@@ -92,19 +94,6 @@ def ssl_server(certs, extra=""):
     return f"ssl:0:interface=127.0.0.1:privateKey={q(certs.server_pem)}{extra}"
 
 
-def wait_for(predicate, timeout=5.0, what="condition"):
-    with gevent.Timeout(timeout, AssertionError(f"timed out waiting for {what}")):
-        while not predicate():
-            gevent.sleep(0.005)
-
-
-def read_to_end(stream):
-    chunks = []
-    while data := stream.recv(65536):
-        chunks.append(data)
-    return b"".join(chunks)
-
-
 # -- serve(): handshakes in the connection greenlets ---------------------------
 
 
@@ -114,7 +103,8 @@ def test_serve_ssl_silent_client_does_not_delay_a_second_one(certs, split_pem, c
     with server_from_string(description).serve(echo) as port:
         silent = gsocket.create_connection((LOOPBACK, port.get_host().port))
         try:
-            gevent.sleep(0.05)  # the silent client is accepted and waiting for its hello
+            # The silent client is accepted and waiting for its hello.
+            wait_until(lambda: port.handler_count == 1, what="the silent client's handler")
             started = time.monotonic()
             endpoint = SSL4ClientEndpoint(LOOPBACK, port.get_host().port, client_options)
             with endpoint.open(timeout=3) as stream:
@@ -144,7 +134,7 @@ def test_serve_ssl_logs_handshake_failures_quietly_and_keeps_serving(
             garbage.sendall(b"GET / HTTP/1.0\r\n\r\n")
             garbage.settimeout(5)
             try:
-                read_to_end(garbage)  # the server gives up and closes...
+                read_all(garbage)  # the server gives up and closes...
             except ConnectionResetError:
                 pass  # ...with the rest of our request unread: a reset
         # 2. A client that does not trust the server's certificate.
@@ -161,7 +151,7 @@ def test_serve_ssl_logs_handshake_failures_quietly_and_keeps_serving(
         with SSL4ClientEndpoint(LOOPBACK, server_port, client_options).open(timeout=5) as stream:
             stream.sendall(b"still here")
             assert stream.recv(100) == b"still here"
-        wait_for(lambda: _records_about(caplog, garbage_port), what="the garbage client's log")
+        wait_until(lambda: _records_about(caplog, garbage_port), what="the garbage client's log")
     assert port.handler_count == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     about_garbage = _records_about(caplog, garbage_port)
@@ -179,38 +169,6 @@ def test_serve_ssl_logs_handshake_failures_quietly_and_keeps_serving(
 class Echo(Protocol):
     def dataReceived(self, data):
         self.transport.write(data)
-
-
-class Collector(Protocol):
-    """Collects what it receives; ``done`` is set by connectionLost."""
-
-    def __init__(self):
-        self.received = bytearray()
-        self.reason = None
-        self.done = Event()
-        self.events = []
-
-    def connectionMade(self):
-        self.events.append("made")
-
-    def dataReceived(self, data):
-        self.received += data
-
-    def connectionLost(self, reason):
-        self.reason = reason
-        self.done.set()
-
-
-class RecordingFactory(Factory):
-    def __init__(self, protocol):
-        self.protocol = protocol
-        self.built = []
-
-    def buildProtocol(self, addr):
-        protocol = super().buildProtocol(addr)
-        protocol.addr = addr
-        self.built.append(protocol)
-        return protocol
 
 
 SERVER_KINDS = ["ssl", "tls"]
@@ -240,9 +198,9 @@ def test_listen_and_connect_echo_with_tls_details(certs, sites, server_kind, cli
         endpoint = client_from_string(
             client_description(client_kind, certs, port.get_host().port, ":alpn=h2")
         )
-        client = endpoint.connect(Factory.forProtocol(Collector), timeout=5)
+        client = endpoint.connect(Factory.forProtocol(Recorder), timeout=5)
         client.transport.write(b"ping over TLS")
-        wait_for(lambda: bytes(client.received) == b"ping over TLS")
+        wait_until(lambda: bytes(client.received) == b"ping over TLS")
         (served,) = server.built
         # Addresses: the server's protocol sees the client's TCP address.
         assert served.addr == client.transport.getHost()
@@ -260,14 +218,14 @@ def test_listen_and_connect_echo_with_tls_details(certs, sites, server_kind, cli
         assert served.transport.getPeerCertificate() is None  # no client certificate
         assert isinstance(client.transport.getHandle(), TLSStream)
         client.transport.loseConnection()
-        assert client.done.wait(5)
+        assert client.closed.wait(5)
         assert isinstance(client.reason, ConnectionDone)
         # Our own address, never asked for while open, is still known after the close.
         assert served.transport.wait_closed(5)
         assert served.transport.getHost() == port.get_host()
 
 
-class Sink(Collector):
+class Sink(Recorder):
     """Server side: counts and hashes what arrives until the connection ends."""
 
     def __init__(self):
@@ -295,7 +253,7 @@ def test_large_write_then_lose_connection_arrives_whole_both_ways(certs, sites, 
         # Client to server: 8 MiB written at once, then loseConnection.
         endpoint = client_from_string(client_description("ssl", certs, port.get_host().port))
         endpoint.connect(Factory.forProtocol(Uploader), timeout=5)
-        wait_for(lambda: sinks.built and sinks.built[0].done.is_set(), 20, "the upload")
+        wait_until(lambda: sinks.built and sinks.built[0].closed.is_set(), 20, "the upload")
         (sink,) = sinks.built
         assert sink.count == len(payload)
         assert sink.digest.hexdigest() == expected
@@ -308,7 +266,7 @@ def test_large_write_then_lose_connection_arrives_whole_both_ways(certs, sites, 
     ) as port:
         endpoint = client_from_string(client_description("tls", certs, port.get_host().port))
         sink = endpoint.connect(Factory.forProtocol(Sink), timeout=5)
-        assert sink.done.wait(20)
+        assert sink.closed.wait(20)
         assert sink.count == len(payload)
         assert sink.digest.hexdigest() == expected
         assert isinstance(sink.reason, ConnectionDone)
@@ -331,22 +289,26 @@ def test_lose_write_connection_sends_close_notify_and_the_answer_still_arrives(c
             self.transport.write(b"answer to " + bytes(self.request))
             self.transport.loseConnection()
 
-    class Requester(Collector):
+    class Requester(Recorder):
         def connectionMade(self):
             super().connectionMade()
             self.transport.write(b"the request")
             self.transport.loseWriteConnection()
 
         def writeConnectionLost(self):
-            self.events.append("write closed")
+            self.log.append("write closed")
 
     answerers = RecordingFactory(Answerer)
     with server_from_string(server_description("tls", certs, sites)).listen(answerers) as port:
         endpoint = client_from_string(client_description("tls", certs, port.get_host().port))
         client = endpoint.connect(Factory.forProtocol(Requester), timeout=5)
-        assert client.done.wait(5)
+        assert client.closed.wait(5)
     assert bytes(client.received) == b"answer to the request"
-    assert client.events == ["made", "write closed"]
+    assert client.log == [
+        "connectionMade",
+        "write closed",
+        ("connectionLost", "ConnectionDone"),
+    ]
     assert isinstance(client.reason, ConnectionDone)
     assert answerers.built[0].saw_close_notify is True
 
@@ -364,7 +326,7 @@ def send_records_then_wait(stream, address):
     stream.recv(1)  # silence until the client hangs up
 
 
-class PausingCollector(Collector):
+class PausingRecorder(Recorder):
     """Pauses reading after each chunk and resumes a moment later."""
 
     def dataReceived(self, data):
@@ -373,17 +335,17 @@ class PausingCollector(Collector):
         gevent.spawn(self.transport.resumeProducing)  # from another greenlet, later
 
 
-@pytest.mark.parametrize("protocol", [Collector, PausingCollector])
+@pytest.mark.parametrize("protocol", [Recorder, PausingRecorder])
 def test_transport_reads_everything_openssl_holds_without_waiting_for_the_socket(certs, protocol):
     expected = RECORDS * len(RECORD) + 64 * 1024
     with server_from_string(ssl_server(certs)).serve(send_records_then_wait) as port:
         endpoint = client_from_string(client_description("ssl", certs, port.get_host().port))
         client = endpoint.connect(Factory.forProtocol(protocol), timeout=5)
-        wait_for(lambda: len(client.received) >= expected, 10, "every record")
+        wait_until(lambda: len(client.received) >= expected, 10, "every record")
         assert len(client.received) == expected
         assert bytes(client.received[: len(RECORD) * 3]) == RECORD * 3
         client.transport.loseConnection()
-        assert client.done.wait(5)
+        assert client.closed.wait(5)
 
 
 def test_small_reads_drain_a_full_record_without_new_data(certs, client_options):
@@ -586,7 +548,7 @@ def test_client_that_writes_and_closes_without_reading_loses_nothing(
             assert stream.tls_version == "TLSv1.3"
             stream.sendall(payload)
             stream.close()
-        wait_for(lambda: len(digests) == 2, 10, "both uploads")
+        wait_until(lambda: len(digests) == 2, 10, "both uploads")
     assert digests == [hashlib.sha256(payload).hexdigest()] * 2
 
 
@@ -636,8 +598,8 @@ def test_haproxy_ssl_with_protocols_sees_the_client_in_connection_made(certs, cl
         tcp = TCP4ClientEndpoint(LOOPBACK, port.get_host().port)
         options = options_for_client_tls("localhost", trust_root=certs.ca_file, alpn=["h2"])
         endpoint = wrap_client_tls(options, wrap_haproxy_client(tcp, CLIENT, FRONTEND, version=1))
-        client = endpoint.connect(Factory.forProtocol(Collector), timeout=5)
-        assert client.done.wait(5)
+        client = endpoint.connect(Factory.forProtocol(Recorder), timeout=5)
+        assert client.closed.wait(5)
     assert bytes(client.received) == b"203.0.113.7:40000 b'h2'\n"
 
 
@@ -723,11 +685,11 @@ def test_tls_client_over_a_child_process_stdio(certs, client_options):
 def test_protocol_over_tls_to_a_child_reads_every_buffered_record(certs):
     options = options_for_client_tls("localhost", trust_root=certs.ca_file, alpn=["h2"])
     endpoint = wrap_client_tls(options, child_tls_server(certs, "burst"))
-    client = endpoint.connect(Factory.forProtocol(PausingCollector), timeout=10)
+    client = endpoint.connect(Factory.forProtocol(PausingRecorder), timeout=10)
     expected = RECORDS * len(RECORD) + 64 * 1024
     # The child sends everything, then waits: the last records are already in
     # OpenSSL's memory BIO while the pipe has nothing more to read.
-    wait_for(lambda: len(client.received) >= expected, 10, "every record from the child")
+    wait_until(lambda: len(client.received) >= expected, 10, "every record from the child")
     assert len(client.received) == expected
     peer = client.transport.getPeer()
     assert isinstance(peer, PipeAddress) and "python" in str(peer)
@@ -735,18 +697,18 @@ def test_protocol_over_tls_to_a_child_reads_every_buffered_record(certs):
     assert isinstance(client.transport.getPeerCertificate(), crypto.X509)
     process = client.transport.getHandle()._raw
     client.transport.loseConnection()
-    assert client.done.wait(5)
+    assert client.closed.wait(5)
     assert isinstance(client.reason, ConnectionDone)
     assert process.wait(timeout=10) == 0
 
 
 def test_connection_lost_over_tls_to_a_child_gets_its_exit_status(certs, client_options):
     endpoint = wrap_client_tls(client_options, child_tls_server(certs, "echo", status=5))
-    client = endpoint.connect(Factory.forProtocol(Collector), timeout=10)
+    client = endpoint.connect(Factory.forProtocol(Recorder), timeout=10)
     client.transport.write(b"ping")
-    wait_for(lambda: client.received == b"ping", 10, "the echo")
+    wait_until(lambda: client.received == b"ping", 10, "the echo")
     client.transport.loseConnection()  # close_notify, then end of file: the child exits
-    assert client.done.wait(10)
+    assert client.closed.wait(10)
     assert isinstance(client.reason, ProcessTerminated)
     assert client.reason.exit_code == 5
 
@@ -774,7 +736,7 @@ def test_openssl_s_client_as_a_child_talks_to_a_greenpoint_server(certs):
         with endpoint.open() as child:
             child.sendall(b"hello from s_client\n")
             child.settimeout(10)
-            assert read_to_end(child) == b"greenpoint heard hello from s_client\n"
+            assert read_all(child) == b"greenpoint heard hello from s_client\n"
             assert child.wait(timeout=10) == 0
     assert seen == [("localhost", "http/1.1", "TLSv1.3")]
 
@@ -823,7 +785,7 @@ def test_tls_1_1_clients_are_refused(certs, caplog, version_options):
         output = result.stdout.decode(errors="replace")
         if "no protocols available" in output:  # refused locally, before any hello
             pytest.skip("this openssl build cannot offer TLS 1.1 (the pyOpenSSL test can)")
-        wait_for(lambda: any("unsupported protocol" in r.getMessage() for r in caplog.records))
+        wait_until(lambda: any("unsupported protocol" in r.getMessage() for r in caplog.records))
     assert result.returncode != 0
     # It did offer TLS 1.1 (OpenSSL 3.0 here still can) and our server said no.
     assert "alert protocol version" in output
@@ -849,7 +811,7 @@ def test_a_tls_1_1_hello_from_pyopenssl_is_refused(certs, caplog):
                         break
                     except SSL.WantReadError:
                         gsocket.wait_read(sock.fileno(), 5)
-        wait_for(lambda: any("unsupported protocol" in r.getMessage() for r in caplog.records))
+        wait_until(lambda: any("unsupported protocol" in r.getMessage() for r in caplog.records))
 
 
 # -- certificates outside their validity period --------------------------------

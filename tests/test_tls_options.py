@@ -11,13 +11,13 @@ import stat
 
 import pytest
 import trustme
+from _tls_helpers import make_certs
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import greenpoint
 from greenpoint import DescriptionError, ListenError, TLSError, TLSVerificationError
 from greenpoint._tls_context import groups_supported, spki_pin
-from tests._tls_support import make_certs
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -369,7 +369,7 @@ def test_resumption_bench_runs_and_checks_every_sample():
     import subprocess
     import sys
 
-    from tests._tls_support import __file__ as support
+    from _tls_helpers import __file__ as support
 
     root = os.path.dirname(os.path.dirname(support))
     result = subprocess.run(

@@ -8,7 +8,7 @@ import os
 import gevent
 import pytest
 import trustme
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 from cryptography import x509
 from gevent import socket as gsocket
 

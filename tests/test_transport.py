@@ -12,8 +12,17 @@ import weakref
 
 import gevent
 import pytest
-from _dispatch_modes import dispatch_mode  # noqa: F401 - runs each test in both modes
-from _protocol_helpers import client_for, raw_client, tcp_server
+from _dispatch_helpers import dispatch_mode  # noqa: F401 - runs each test in both modes
+from _protocol_helpers import (
+    Recorder,
+    RecordingFactory,
+    client_for,
+    exchange,
+    raw_client,
+    read_all,
+    tcp_server,
+)
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from gevent.event import Event
 
@@ -22,7 +31,6 @@ from greenpoint import (
     ConnectionLost,
     Factory,
     IPv4Address,
-    Protocol,
     UNIXAddress,
 )
 from greenpoint._connect import ProtocolHandler
@@ -46,44 +54,6 @@ def tcp_endpoint():
     return tcp_server()
 
 
-def wait_for(predicate, timeout=5.0, what="condition"):
-    with gevent.Timeout(timeout, AssertionError(f"timed out waiting for {what}")):
-        while not predicate():
-            gevent.sleep(0.002)
-
-
-def read_all(sock, pause=0.0):
-    """Read until EOF (or a reset); ``pause`` between reads keeps the sender queueing."""
-    chunks = []
-    while True:
-        try:
-            data = sock.recv(256 * 1024)
-        except ConnectionResetError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-        if pause:
-            gevent.sleep(pause)
-    return b"".join(chunks)
-
-
-class Recorder(Protocol):
-    """Keeps what it received and every connectionLost reason."""
-
-    def __init__(self):
-        self.received = bytearray()
-        self.reasons = []
-        self.closed = Event()
-
-    def dataReceived(self, data):
-        self.received += data
-
-    def connectionLost(self, reason):
-        self.reasons.append(reason)
-        self.closed.set()
-
-
 class Echo(Recorder):
     def dataReceived(self, data):
         self.transport.write(data)
@@ -96,28 +66,11 @@ class LineUpper(Recorder):
         self.buffer = b""
 
     def dataReceived(self, data):
+        super().dataReceived(data)
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
             self.transport.write(line.upper() + b"\n")
-
-
-class RecordingFactory(Factory):
-    """Remembers every protocol it built and the address it was built for."""
-
-    def __init__(self, protocol):
-        self.protocol = protocol
-        self.built = []
-
-    def buildProtocol(self, addr):
-        protocol = super().buildProtocol(addr)
-        protocol.addr = addr
-        self.built.append(protocol)
-        return protocol
-
-    def one(self):
-        wait_for(lambda: self.built, what="a connection")
-        return self.built[0]
 
 
 # -- echo and lines -------------------------------------------------------------
@@ -131,7 +84,7 @@ def test_echo_protocol_round_trips_and_closes_cleanly_both_sides(server_endpoint
         for message in messages:
             client.transport.write(message)
         expected = b"".join(messages)
-        wait_for(lambda: len(client.received) == len(expected), what="the echo")
+        wait_until(lambda: len(client.received) == len(expected), what="the echo")
         assert bytes(client.received) == expected
         client.transport.loseConnection()
         assert client.closed.wait(5)
@@ -141,20 +94,11 @@ def test_echo_protocol_round_trips_and_closes_cleanly_both_sides(server_endpoint
 
 
 def test_line_protocol_answers_lines_split_across_writes(server_endpoint):
-    server = RecordingFactory(LineUpper)
-    with server_endpoint.listen(server) as port:
-        sock = raw_client(port, server_endpoint)
-        try:
-            for piece in [b"one\ntw", b"o\n", b"thr", b"ee\nfour"]:
-                sock.sendall(piece)
-                gevent.sleep(0.01)
-            sock.sendall(b"\n")
-            sock.shutdown(socket.SHUT_WR)
-            assert read_all(sock) == b"ONE\nTWO\nTHREE\nFOUR\n"
-        finally:
-            sock.close()
-        assert server.one().closed.wait(5)
-    assert [type(r) for r in server.one().reasons] == [ConnectionDone]
+    # Each piece reaches dataReceived before the next is sent: lines really are split.
+    pieces = [b"one\ntw", b"o\n", b"thr", b"ee\nfour", b"\n"]
+    received, protocol = exchange(server_endpoint, LineUpper, pieces)
+    assert received == b"ONE\nTWO\nTHREE\nFOUR\n"
+    assert protocol.reason_types == [ConnectionDone]
 
 
 def test_write_sequence_sends_the_parts_in_order(tcp_endpoint):
@@ -164,12 +108,9 @@ def test_write_sequence_sends_the_parts_in_order(tcp_endpoint):
             self.transport.writeSequence([])
             self.transport.loseConnection()
 
-    with tcp_endpoint.listen(Factory.forProtocol(Sequencer)) as port:
-        sock = raw_client(port, tcp_endpoint)
-        try:
-            assert read_all(sock) == b"abcdef"
-        finally:
-            sock.close()
+    received, protocol = exchange(tcp_endpoint, Sequencer, half_close=False)
+    assert received == b"abcdef"
+    assert protocol.reason_types == [ConnectionDone]
 
 
 # -- the write path -------------------------------------------------------------
@@ -181,7 +122,7 @@ def test_small_write_reaches_the_kernel_before_write_returns():
     try:
         protocol = Recorder()
         handler = gevent.spawn(ProtocolHandler(Factory.forProtocol(lambda: protocol)), stream, None)
-        wait_for(lambda: protocol.transport is not None, what="connectionMade")
+        wait_until(lambda: protocol.transport is not None, what="connectionMade")
         protocol.transport.write(b"direct")
         # No greenlet switch since write(): the bytes are already in the kernel.
         assert theirs.recv(100, socket.MSG_DONTWAIT) == b"direct"
@@ -204,7 +145,7 @@ def test_a_closed_connection_is_freed_without_the_garbage_collector():
         made = []
         factory = Factory.forProtocol(lambda: made.append(Echo()) or made[-1])
         handler = gevent.spawn(ProtocolHandler(factory), stream, None)
-        wait_for(lambda: made, what="connectionMade")
+        wait_until(lambda: made, what="connectionMade")
         theirs.sendall(b"ping")
         theirs.shutdown(socket.SHUT_WR)
         handler.join(5)
@@ -234,18 +175,11 @@ def test_eight_mib_in_one_write_then_lose_connection_arrives_whole(server_endpoi
             self.transport.loseConnection()
             state["disconnecting"] = self.transport.disconnecting
 
-    server = RecordingFactory(BigWriter)
-    with server_endpoint.listen(server) as port:
-        sock = raw_client(port, server_endpoint)
-        try:
-            received = read_all(sock, pause=0.001)
-        finally:
-            sock.close()
-        assert server.one().closed.wait(5)
+    received, protocol = exchange(server_endpoint, BigWriter, half_close=False, pause=0.001)
     assert state["queued"] > 0, "the kernel took 8 MiB at once; the writer was not exercised"
     assert state["disconnecting"] is True
     assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest()
-    assert [type(r) for r in server.one().reasons] == [ConnectionDone]
+    assert protocol.reason_types == [ConnectionDone]
 
 
 def test_client_protocol_big_write_then_lose_connection_arrives_whole(server_endpoint):
@@ -277,15 +211,10 @@ def test_many_small_writes_queued_behind_a_full_socket_keep_their_order(tcp_endp
                 self.transport.write(line)
             self.transport.loseConnection()
 
-    server = RecordingFactory(Chatty)
-    with tcp_endpoint.listen(server) as port:
-        sock = raw_client(port, tcp_endpoint)
-        try:
-            assert read_all(sock) == blob + b"".join(lines)
-        finally:
-            sock.close()
-        assert server.one().closed.wait(5)
-    assert server.one().queued_before > 0
+    received, protocol = exchange(tcp_endpoint, Chatty, half_close=False)
+    assert received == blob + b"".join(lines)
+    assert protocol.queued_before > 0
+    assert protocol.reason_types == [ConnectionDone]
 
 
 def test_write_rejects_text_and_is_ignored_after_close(tcp_endpoint):
@@ -295,7 +224,7 @@ def test_write_rejects_text_and_is_ignored_after_close(tcp_endpoint):
         with pytest.raises(TypeError, match="bytes"):
             client.transport.write("text")
         client.transport.write(bytearray(b"ok"))
-        wait_for(lambda: server.built and server.built[0].received == b"ok")
+        wait_until(lambda: server.built and server.built[0].received == b"ok")
         client.transport.abortConnection()
         assert client.closed.wait(5)
         client.transport.write(b"ignored")
@@ -348,18 +277,10 @@ def test_abort_drops_unsent_data(tcp_endpoint):
             self.queued = self.transport.get_write_buffer_size()
             self.transport.abortConnection()
 
-    server = RecordingFactory(Aborter)
-    with tcp_endpoint.listen(server) as port:
-        sock = raw_client(port, tcp_endpoint)
-        try:
-            protocol = server.one()
-            assert protocol.closed.wait(5)
-            received = read_all(sock)
-        finally:
-            sock.close()
+    received, protocol = exchange(tcp_endpoint, Aborter, half_close=False)
     assert protocol.queued > 0
     assert len(received) < size
-    assert [type(r) for r in protocol.reasons] == [ConnectionLost]
+    assert protocol.reason_types == [ConnectionLost]
 
 
 def test_lose_connection_from_another_greenlet_wakes_the_reader(tcp_endpoint):
@@ -367,7 +288,7 @@ def test_lose_connection_from_another_greenlet_wakes_the_reader(tcp_endpoint):
     with tcp_endpoint.listen(server) as port:
         client = client_for(port, tcp_endpoint).connect(Factory.forProtocol(Recorder))
         server.one()
-        gevent.sleep(0.05)  # the client's reader is parked in recv
+        gevent.idle()  # every greenlet has run: the client's reader is parked in recv
         client.transport.write(b"bye")
         client.transport.loseConnection()
         assert client.transport.disconnecting
@@ -389,7 +310,7 @@ def test_peer_reset_gives_connection_lost_once(tcp_endpoint):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
         assert server.one().closed.wait(5)
-        gevent.sleep(0.05)
+        gevent.sleep(0.05)  # the sleep is the check: no second connectionLost comes
     reasons = server.one().reasons
     assert [type(r) for r in reasons] == [ConnectionLost]
     assert isinstance(reasons[0].__cause__, OSError)
@@ -402,7 +323,7 @@ def test_peer_close_gives_connection_done_once(server_endpoint):
         sock.sendall(b"last words")
         sock.close()
         assert server.one().closed.wait(5)
-        gevent.sleep(0.05)
+        gevent.sleep(0.05)  # the sleep is the check: no second connectionLost comes
     assert server.one().received == b"last words"
     assert [type(r) for r in server.one().reasons] == [ConnectionDone]
 
@@ -418,17 +339,9 @@ def test_peer_half_close_is_told_to_read_connection_lost_and_we_can_still_answer
             self.transport.write(b"got:" + bytes(self.received))
             self.transport.loseConnection()
 
-    server = RecordingFactory(Answerer)
-    with server_endpoint.listen(server) as port:
-        sock = raw_client(port, server_endpoint)
-        try:
-            sock.sendall(b"request")
-            sock.shutdown(socket.SHUT_WR)
-            assert read_all(sock) == b"got:request"
-        finally:
-            sock.close()
-        assert server.one().closed.wait(5)
-    assert [type(r) for r in server.one().reasons] == [ConnectionDone]
+    received, protocol = exchange(server_endpoint, Answerer, b"request")
+    assert received == b"got:request"
+    assert protocol.reason_types == [ConnectionDone]
 
 
 def test_peer_half_close_without_read_connection_lost_closes_after_flushing(tcp_endpoint):
@@ -438,17 +351,9 @@ def test_peer_half_close_without_read_connection_lost_closes_after_flushing(tcp_
         def dataReceived(self, data):
             self.transport.write(answer)
 
-    server = RecordingFactory(BigAnswer)
-    with tcp_endpoint.listen(server) as port:
-        sock = raw_client(port, tcp_endpoint)
-        try:
-            sock.sendall(b"?")
-            sock.shutdown(socket.SHUT_WR)
-            assert read_all(sock, pause=0.001) == answer
-        finally:
-            sock.close()
-        assert server.one().closed.wait(5)
-    assert [type(r) for r in server.one().reasons] == [ConnectionDone]
+    received, protocol = exchange(tcp_endpoint, BigAnswer, b"?", pause=0.001)
+    assert received == answer
+    assert protocol.reason_types == [ConnectionDone]
 
 
 def test_our_half_close_lets_the_peer_keep_sending(server_endpoint):
@@ -476,7 +381,7 @@ def test_our_half_close_lets_the_peer_keep_sending(server_endpoint):
             assert protocol.write_lost == 1
             assert not protocol.closed.is_set()
             sock.sendall(b"still talking")
-            wait_for(lambda: protocol.received == b"still talking")
+            wait_until(lambda: protocol.received == b"still talking")
             sock.shutdown(socket.SHUT_WR)
             # Both directions are now closed: the connection ends cleanly by itself.
             assert protocol.closed.wait(5)
@@ -496,13 +401,13 @@ def test_pause_producing_stops_data_received_until_resumed(server_endpoint):
         try:
             protocol = server.one()
             sock.sendall(b"first")
-            wait_for(lambda: protocol.received == b"first")
+            wait_until(lambda: protocol.received == b"first")
             protocol.transport.pauseProducing()
             sock.sendall(b"second")
-            gevent.sleep(0.1)
+            gevent.sleep(0.1)  # the sleep is the check: nothing arrives while paused
             assert protocol.received == b"first"
             protocol.transport.resumeProducing()
-            wait_for(lambda: protocol.received == b"firstsecond")
+            wait_until(lambda: protocol.received == b"firstsecond")
         finally:
             sock.close()
         assert protocol.closed.wait(5)
@@ -514,13 +419,13 @@ def test_data_already_read_when_paused_from_elsewhere_waits_for_resume(tcp_endpo
         sock = raw_client(port, tcp_endpoint)
         try:
             protocol = server.one()
-            gevent.sleep(0.02)  # the reader is parked in recv
+            gevent.idle()  # every greenlet has run: the reader is parked in recv
             protocol.transport.pauseProducing()
             sock.sendall(b"held")
-            gevent.sleep(0.1)
+            gevent.sleep(0.1)  # the sleep is the check: nothing arrives while paused
             assert protocol.received == b""
             protocol.transport.resumeProducing()
-            wait_for(lambda: protocol.received == b"held")
+            wait_until(lambda: protocol.received == b"held")
         finally:
             sock.close()
         assert protocol.closed.wait(5)
@@ -589,11 +494,11 @@ def test_streaming_producer_pauses_when_peer_stops_reading_and_resumes_after(tcp
         try:
             protocol = server.one()
             producer = protocol.producer
-            wait_for(lambda: producer.paused, what="the producer to be paused")
+            wait_until(lambda: producer.paused, what="the producer to be paused")
             assert protocol.transport.producerPaused
             assert protocol.transport.get_write_buffer_size() > WRITE_HIGH_WATER
             sent_when_paused = producer.sent
-            gevent.sleep(0.1)
+            gevent.sleep(0.1)  # the sleep is the check: the producer stays paused
             assert producer.sent == sent_when_paused  # the peer reads nothing: stays paused
             assert producer.sent < total
             digest = hashlib.sha256(read_all(sock)).digest()
@@ -633,15 +538,7 @@ def test_pull_producer_is_asked_once_per_chunk_sent_as_twisted_does(tcp_endpoint
             self.transport.registerProducer(self.producer, False)
             self.transport.loseConnection()  # waits for unregisterProducer
 
-    server = RecordingFactory(Pulling)
-    with tcp_endpoint.listen(server) as port:
-        sock = raw_client(port, tcp_endpoint)
-        try:
-            received = read_all(sock, pause=0.001)
-        finally:
-            sock.close()
-        protocol = server.one()
-        assert protocol.closed.wait(5)
+    received, protocol = exchange(tcp_endpoint, Pulling, half_close=False, pause=0.001)
     assert received == b"".join(chunks)
     assert protocol.producer.calls == len(chunks) + 1
     assert [type(r) for r in protocol.reasons] == [ConnectionDone]
@@ -653,7 +550,7 @@ def test_registering_a_second_producer_is_an_error_and_a_dead_transport_stops_it
     try:
         protocol = Recorder()
         handler = gevent.spawn(ProtocolHandler(Factory.forProtocol(lambda: protocol)), stream, None)
-        wait_for(lambda: protocol.transport is not None)
+        wait_until(lambda: protocol.transport is not None)
         transport = protocol.transport
 
         class Producer:
@@ -701,7 +598,7 @@ def test_exception_in_data_received_is_logged_closes_with_it_and_server_goes_on(
         sock = raw_client(port, server_endpoint)
         try:
             sock.sendall(b"boom")
-            assert read_all(sock) == b""
+            assert read_all(sock, reset_ends=True) == b""
         finally:
             sock.close()
         first = server.one()
@@ -724,16 +621,10 @@ def test_exception_in_connection_made_on_the_server_is_logged_and_closes(tcp_end
         def connectionMade(self):
             raise RuntimeError("cannot start")
 
-    server = RecordingFactory(BadStart)
-    logs = caplog.at_level(logging.ERROR, logger="greenpoint")
-    with logs, tcp_endpoint.listen(server) as port:
-        sock = raw_client(port, tcp_endpoint)
-        try:
-            assert read_all(sock) == b""
-        finally:
-            sock.close()
-        assert server.one().closed.wait(5)
-    assert [type(r) for r in server.one().reasons] == [RuntimeError]
+    with caplog.at_level(logging.ERROR, logger="greenpoint"):
+        received, protocol = exchange(tcp_endpoint, BadStart, half_close=False)
+    assert received == b""
+    assert protocol.reason_types == [RuntimeError]
     assert any("connectionMade" in record.getMessage() for record in caplog.records)
 
 
@@ -754,14 +645,14 @@ def test_stop_listening_kills_connections_which_lose_exactly_once(tcp_endpoint, 
         protocol = server.one()
         if busy:
             sock.sendall(b"x")
-            wait_for(lambda: protocol.received == b"x")
+            wait_until(lambda: protocol.received == b"x")
         port.stop_listening(timeout=0.1)
         assert protocol.closed.wait(5)
-        assert read_all(sock) == b""
+        assert read_all(sock, reset_ends=True) == b""
     finally:
         sock.close()
         port.stop_listening()
-    gevent.sleep(0.05)
+    gevent.sleep(0.05)  # the sleep is the check: no second connectionLost comes
     assert [type(r) for r in protocol.reasons] == [ConnectionLost]
 
 
@@ -822,7 +713,7 @@ def test_write_buffer_limits_are_validated():
     try:
         protocol = Recorder()
         handler = gevent.spawn(ProtocolHandler(Factory.forProtocol(lambda: protocol)), stream, None)
-        wait_for(lambda: protocol.transport is not None)
+        wait_until(lambda: protocol.transport is not None)
         transport = protocol.transport
         transport.set_write_buffer_limits(high=1000, low=10)
         assert (transport.write_high_water, transport.write_low_water) == (1000, 10)
@@ -911,7 +802,7 @@ def run_on(stream, protocol_class):
     handler = gevent.spawn(
         ProtocolHandler(Factory.forProtocol(lambda: protocol)), stream, IPv4Address("127.0.0.1", 1)
     )
-    wait_for(lambda: protocol.transport is not None, what="connectionMade")
+    wait_until(lambda: protocol.transport is not None, what="connectionMade")
     return protocol, handler
 
 
@@ -952,10 +843,10 @@ def test_generic_stream_abort_while_the_writer_is_blocked(wrapped_pair):
     stream, theirs = wrapped_pair
     protocol, handler = run_on(stream, Recorder)
     protocol.transport.write(b"\0" * (32 * MiB))
-    gevent.sleep(0.05)  # the writer greenlet is now blocked in send
+    gevent.idle()  # every greenlet has run: the writer is blocked in send
     assert protocol.transport.get_write_buffer_size() > 0
     protocol.transport.abortConnection()
     handler.join(5)
     assert handler.dead
-    assert len(read_all(theirs)) < 32 * MiB
+    assert len(read_all(theirs, reset_ends=True)) < 32 * MiB
     assert [type(r) for r in protocol.reasons] == [ConnectionLost]

@@ -16,12 +16,12 @@ import socket
 import warnings
 
 import pytest
+from _tls_helpers import make_certs
 from twisted.internet import endpoints as tw
 from twisted.internet.testing import MemoryReactor
 from twisted.python.systemd import ListenFDs
 
 import greenpoint
-from tests._tls_support import make_certs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

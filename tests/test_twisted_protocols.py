@@ -7,6 +7,8 @@ import time
 
 import gevent
 import pytest
+from _protocol_helpers import LOOPBACK
+from _wait_helpers import wait_until
 from gevent.event import AsyncResult
 from twisted.internet import defer
 from twisted.internet import error as tw_error
@@ -15,7 +17,6 @@ from twisted.protocols import amp, basic, policies
 
 import greenpoint
 import greenpoint._callback_transport
-from tests._protocol_helpers import LOOPBACK
 
 
 def _read_until_closed(sock, limit=5.0):
@@ -65,7 +66,7 @@ def test_timeout_mixin_closes_an_idle_connection():
             assert _read_until_closed(sock) == b""
         elapsed = time.monotonic() - started
         assert 0.25 <= elapsed < 3.0  # generous: the machine is shared
-        gevent.sleep(0.05)
+        wait_until(lambda: port.handler.factory.lost, what="connectionLost")
         assert len(port.handler.factory.lost) == 1
 
 
@@ -74,7 +75,7 @@ def test_timeout_mixin_is_reset_by_traffic():
         started = time.monotonic()
         for n in range(6):  # 0.6 s of traffic, twice the timeout
             sock.sendall(b"line %d\r\n" % n)
-            gevent.sleep(0.1)
+            gevent.sleep(0.1)  # the behaviour: traffic, paced
         busy_for = time.monotonic() - started
         data = _read_until_closed(sock)
         assert data == b"".join(b"echo line %d\r\n" % n for n in range(6))
@@ -126,7 +127,7 @@ class SlowReceiver(greenpoint.Protocol):
     def dataReceived(self, data):
         self.in_data = True
         self.events.append("data start")
-        gevent.sleep(0.3)
+        gevent.sleep(0.3)  # the behaviour: a dataReceived that blocks past the timers
         self.events.append("data end")
         self.in_data = False
 
@@ -140,7 +141,9 @@ def test_timer_waits_for_the_running_data_received():
     server = greenpoint.server_from_string(f"tcp:0:interface={LOOPBACK}")
     with server.listen(factory) as port, _client(port) as sock:
         sock.sendall(b"x")  # dataReceived starts before the timers are due
-        gevent.sleep(0.6)
+        wait_until(
+            lambda: len([e for e in factory.events if isinstance(e, tuple)]) == 2, what="both ticks"
+        )
     events = factory.events
     assert events[:2] == ["data start", "data end"]
     ticks = [event for event in events if isinstance(event, tuple)]
@@ -153,8 +156,8 @@ def test_timer_waits_for_the_running_data_received():
 def test_timer_set_outside_any_connection_runs_in_its_own_greenlet():
     where = []
     greenpoint.clock.callLater(0, lambda: where.append(gevent.getcurrent()))
-    gevent.sleep(0.05)
-    assert where and where[0] is not gevent.getcurrent()
+    wait_until(lambda: where, what="the call")
+    assert where[0] is not gevent.getcurrent()
 
 
 def test_timer_of_a_closed_connection_still_runs():
@@ -168,7 +171,7 @@ def test_timer_of_a_closed_connection_still_runs():
     server = greenpoint.server_from_string(f"tcp:0:interface={LOOPBACK}")
     with server.listen(greenpoint.Factory.forProtocol(Later)) as port, _client(port) as sock:
         _read_until_closed(sock)
-        gevent.sleep(0.5)
+        wait_until(lambda: fired, what="the timer, 0.2 s after the close")
     assert fired == ["late"]
 
 

@@ -8,7 +8,7 @@ import time
 
 import gevent
 import pytest
-from _tls_support import make_certs
+from _tls_helpers import make_certs
 from gevent import socket as gsocket
 
 from greenpoint import IPv4Address, encode_proxy_header, server_from_string

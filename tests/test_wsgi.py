@@ -10,10 +10,12 @@ import time
 
 import gevent
 import pytest
+from _tls_helpers import write_localhost_pems
+from _wait_helpers import wait_until
+from gevent.event import Event
 
 import greenpoint
 from greenpoint import wsgi
-from tests._tls_support import write_localhost_pems
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -183,15 +185,27 @@ def slow_app(environ, start_response):
     return [b"done"]
 
 
+def entering(app):
+    """``app``, and an Event set when a request reaches it."""
+    entered = Event()
+
+    def noting(environ, start_response):
+        entered.set()
+        return app(environ, start_response)
+
+    return noting, entered
+
+
 def test_stop_finishes_a_running_request_and_closes_its_connection():
-    port = wsgi.serve("tcp:0:interface=127.0.0.1", slow_app, log=None)
+    app, entered = entering(slow_app)
+    port = wsgi.serve("tcp:0:interface=127.0.0.1", app, log=None)
     address = f"tcp:127.0.0.1:{port.get_host().port}"
     connection = EndpointHTTPConnection(address)
     try:
         request = gevent.spawn(get, connection, "/?0.4")
-        gevent.sleep(0.1)  # the request is in the application now
+        assert entered.wait(5)  # the request is in the application now
         stopping = gevent.spawn(port.stop_listening, 5)
-        gevent.sleep(0.05)
+        wait_until(lambda: port.closing)  # set as the listener is closed
         with pytest.raises(ConnectionRefusedError):  # no new connections meanwhile
             greenpoint.client_from_string(address).open(timeout=5)
         response, body = request.get(timeout=5)
@@ -223,10 +237,11 @@ def test_stop_gives_a_new_connection_a_moment_for_its_first_request():
     silent = greenpoint.client_from_string(address).open(timeout=5)
     try:
         prompt.connect()
-        gevent.sleep(0.05)  # both accepted, neither has sent anything
+        # Both accepted, neither has sent anything.
+        wait_until(lambda: port.handler_count == 2, what="both connections to be accepted")
         started = time.monotonic()
         stopping = gevent.spawn(port.stop_listening, 10)
-        gevent.sleep(0.2)
+        gevent.sleep(0.2)  # the behaviour: the request comes later, within the grace
         response, body = get(prompt)  # sent within the grace: served
         stopping.get(timeout=5)
         took = time.monotonic() - started
@@ -239,11 +254,12 @@ def test_stop_gives_a_new_connection_a_moment_for_its_first_request():
 
 
 def test_stop_timeout_cuts_off_a_request_that_runs_too_long():
-    port = wsgi.serve("tcp:0:interface=127.0.0.1", slow_app, log=None)
+    app, entered = entering(slow_app)
+    port = wsgi.serve("tcp:0:interface=127.0.0.1", app, log=None)
     connection = EndpointHTTPConnection(f"tcp:127.0.0.1:{port.get_host().port}")
     try:
         request = gevent.spawn(get, connection, "/?30")
-        gevent.sleep(0.1)
+        assert entered.wait(5)
         started = time.monotonic()
         port.stop_listening(timeout=0.3)
         assert time.monotonic() - started < 2

@@ -11,6 +11,7 @@ import time
 
 import gevent
 import pytest
+from _wait_helpers import wait_until
 
 import greenpoint
 from greenpoint import wsgi
@@ -47,7 +48,7 @@ def test_a_kept_alive_connection_gets_one_more_request_during_a_drain():
         assert b"Connection: close" not in request(silent)
         started = time.monotonic()
         stopping = gevent.spawn(port.stop_listening, 10)
-        gevent.sleep(0.2)  # the busy client's next request comes while stopping
+        wait_until(lambda: port.closing)  # the busy client's next request comes while stopping
         last = request(busy)
         assert last.startswith(b"HTTP/1.1 200") and b"Connection: close" in last
         assert busy.recv(1) == b""  # closed after that response

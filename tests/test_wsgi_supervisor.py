@@ -22,10 +22,11 @@ import time
 import gevent
 import pytest
 import trustme
+from _cli_helpers import EXAMPLES, Child, child_env, greenpoint_command, run
+from _wait_helpers import wait_until
 from gevent import socket
 
 import greenpoint
-from tests._cli_helpers import EXAMPLES, Child, child_env, greenpoint_command, run
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -71,7 +72,7 @@ APPS = {
         import sys
 
         import greenpoint
-        from greenpoint._workers import serve_wsgi
+        from greenpoint.cli._workers import serve_wsgi
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         listener = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").bind()
@@ -84,8 +85,8 @@ APPS = {
         import sys
 
         import greenpoint
-        from greenpoint import _worker_process
-        from greenpoint._workers import serve_wsgi
+        from greenpoint.cli import _worker_process
+        from greenpoint.cli._workers import serve_wsgi
 
         _worker_process.set_parent_death_signal = lambda signum: False
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -106,7 +107,7 @@ APPS = {
         import sys
 
         import greenpoint
-        from greenpoint._workers import serve_wsgi
+        from greenpoint.cli._workers import serve_wsgi
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         listener = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").bind()
@@ -226,9 +227,9 @@ def test_sigterm_to_the_group_lets_20_slow_requests_finish_and_exits_0():
         port = server.port()
         server.workers()
         requests = [gevent.spawn(get, port, "/slow?seconds=2") for _ in range(20)]
-        gevent.sleep(0.8)  # every request is in the application now
+        gevent.sleep(0.8)  # every request is in the application now (no signal to wait on)
         server.group_signal(signal.SIGTERM)
-        gevent.sleep(0.3)
+        gevent.sleep(0.3)  # the behaviour: a second signal a little later
         server.group_signal(signal.SIGTERM)  # again: an impatient stop changes nothing
         results = [r.get(timeout=15) for r in requests]
         status, _, _ = server.child.finish(timeout=15)
@@ -244,7 +245,7 @@ def test_sigint_to_the_group_stops_at_once():
         port = server.port()
         server.workers()
         slow = gevent.spawn(get, port, "/slow?seconds=30")
-        gevent.sleep(0.5)
+        gevent.sleep(0.5)  # the request is in the application (no signal to wait on)
         started = time.monotonic()
         server.group_signal(signal.SIGINT)  # Ctrl-C in a terminal
         status, _, _ = server.child.finish(timeout=10)
@@ -265,10 +266,10 @@ def test_sigint_cuts_a_graceful_stop_short():
         port = server.port()
         server.workers()
         slow = gevent.spawn(get, port, "/slow?seconds=30")
-        gevent.sleep(0.5)
+        gevent.sleep(0.5)  # the request is in the application (no signal to wait on)
         server.group_signal(signal.SIGTERM)  # graceful: would wait up to 30 s
         server.child.wait_for("SIGTERM: stopping 2 workers")
-        gevent.sleep(0.3)
+        gevent.sleep(0.3)  # the behaviour: the second signal comes during the drain
         started = time.monotonic()
         os.kill(server.pid, signal.SIGINT)  # to the supervisor only: it passes it on
         status, _, _ = server.child.finish(timeout=10)
@@ -288,7 +289,7 @@ def test_sigkill_to_the_supervisor_leaves_no_worker_even_a_blocked_one(app_dir):
         port = server.port()
         workers = server.workers()
         blocked = gevent.spawn(get, port, "/block", 30)
-        gevent.sleep(0.5)  # one worker's hub is stuck in time.sleep(60) now
+        gevent.sleep(0.5)  # one worker's hub is stuck in time.sleep(60) now (no signal)
         os.kill(server.pid, signal.SIGKILL)
         assert wait_until_gone(server.pid, 2) == []
         for pid in workers:
@@ -431,10 +432,11 @@ def test_sighup_starts_new_workers_that_import_the_application_afresh(app_dir):
         assert not set(new) & set(old)
         # "reloaded" (and READY=1) only once no old worker accepts: the new code answers.
         assert [get(port) for _ in range(10)] == [(200, b"v2\n")] * 10
-        deadline = time.monotonic() + 10
-        while set(old) & children_of(server.pid) and time.monotonic() < deadline:
-            gevent.sleep(0.05)  # the old workers drain and exit
-        assert not set(old) & children_of(server.pid)
+        wait_until(
+            lambda: not set(old) & children_of(server.pid),
+            timeout=10,
+            what="the old workers to drain and exit",
+        )
         server.group_signal(signal.SIGTERM)
         assert server.child.finish(timeout=15)[0] == 0, server.child.lines
 
@@ -469,9 +471,11 @@ def test_a_unix_socket_file_outlives_reloads_and_goes_with_the_stop():
             (first,) = server.workers()
             os.kill(server.pid, signal.SIGHUP)
             server.child.wait_for(r"reloaded: ")
-            with gevent.Timeout(10):
-                while first in children_of(server.pid):  # the old worker closed its copy
-                    gevent.sleep(0.05)
+            wait_until(
+                lambda: first not in children_of(server.pid),
+                timeout=10,
+                what="the old worker to exit (it closed its copy)",
+            )
             assert os.path.exists(path)
             with greenpoint.client_from_string(f"unix:{path}").open(timeout=5) as stream:
                 stream.sendall(b"GET /pid HTTP/1.0\r\n\r\n")
@@ -526,9 +530,7 @@ def test_wrk_sees_no_error_through_three_reloads_and_a_killed_worker(app_dir):
             gevent.sleep(2.5)
             before = children_of(server.pid)
             os.kill(server.pid, signal.SIGHUP)
-            with gevent.Timeout(5):
-                while not (fresh := children_of(server.pid) - before):
-                    gevent.sleep(0.01)
+            fresh = wait_until(lambda: children_of(server.pid) - before, what="a new worker")
             killed = min(fresh)
             os.kill(killed, signal.SIGKILL)  # while it imports the application
             gevent.sleep(3)

@@ -21,7 +21,7 @@ Signals (gunicorn's and nginx's meanings):
 The supervisor does not use gevent: it is a ``selectors`` loop over the workers'
 status pipes and a signal wake-up pipe, and ``waitpid(WNOHANG)`` (so no SIGCHLD
 handler competes with gevent's in the workers). Its decisions are the pure
-functions of :mod:`greenpoint._supervision`.
+functions of :mod:`greenpoint.cli._supervision`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from greenpoint import _sd_notify
-from greenpoint._supervision import (
+from greenpoint.cli import _sd_notify
+from greenpoint.cli._supervision import (
     QUICK_DEATH,
     WorkerState,
     describe_exit,
@@ -47,7 +47,7 @@ from greenpoint._supervision import (
     to_retire,
     to_start,
 )
-from greenpoint._worker_process import (
+from greenpoint.cli._worker_process import (
     BOOT_ERROR,
     WorkerPipes,
     WorkerSettings,

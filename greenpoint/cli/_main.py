@@ -21,7 +21,7 @@ import gevent
 
 from greenpoint import __version__
 from greenpoint._address import as_address, listener_address
-from greenpoint._cli_limits import (
+from greenpoint.cli._limit_flags import (
     RELAY_DEFAULTS,
     WSGI_DEFAULTS,
     add_http_timeout_flags,
@@ -53,8 +53,8 @@ class CommandError(Exception):
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from greenpoint._explain import explain_either, format_explanation, prefix_table
     from greenpoint._redact import redact_description
+    from greenpoint.cli._explain import explain_either, format_explanation, prefix_table
     from greenpoint.errors import DescriptionError
 
     if args.table:
@@ -118,8 +118,8 @@ def _describe_error(exc: BaseException, verbose: int = 0) -> str:
 
 
 def _run_connect(args: argparse.Namespace) -> int:
-    from greenpoint._pump import Pump
     from greenpoint._registry import client_from_string
+    from greenpoint.cli._pump import Pump
 
     endpoint = client_from_string(args.client)
     # stdio first: with fd 0 or 1 closed, a socket opened before would take its number.
@@ -152,8 +152,8 @@ def _open(endpoint: Any, args: argparse.Namespace) -> Any:
 
 
 def _run_listen(args: argparse.Namespace) -> int:
-    from greenpoint._pump import Pump
     from greenpoint._registry import server_from_string
+    from greenpoint.cli._pump import Pump
 
     endpoint = server_from_string(args.server)
     failed = False
@@ -195,10 +195,10 @@ def _run_listen(args: argparse.Namespace) -> int:
 
 
 def _run_relay(args: argparse.Namespace) -> int:
-    from greenpoint._fd_store import restore_endpoint
     from greenpoint._registry import client_from_string, server_from_string
-    from greenpoint._relay import Relay
-    from greenpoint._service import serve_until_stopped
+    from greenpoint.cli._fd_store import restore_endpoint
+    from greenpoint.cli._relay import Relay
+    from greenpoint.cli._service import serve_until_stopped
 
     server = restore_endpoint(server_from_string(args.server), args.server)
     client = client_from_string(args.client)
@@ -220,10 +220,10 @@ def _run_relay(args: argparse.Namespace) -> int:
 
 
 def _run_wsgi(args: argparse.Namespace) -> int:
-    from greenpoint._pidfile import PidFile, PidFileError
     from greenpoint._registry import server_from_string
-    from greenpoint._workers import ApplicationLoadError, serve_wsgi
-    from greenpoint._wsgi_flags import Deployment
+    from greenpoint.cli._pidfile import PidFile, PidFileError
+    from greenpoint.cli._workers import ApplicationLoadError, serve_wsgi
+    from greenpoint.cli._wsgi_flags import Deployment
 
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
@@ -234,7 +234,7 @@ def _run_wsgi(args: argparse.Namespace) -> int:
     deployment.apply_log_level()
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does, for the console script too
-    from greenpoint._fd_store import restore_endpoint, store_listener
+    from greenpoint.cli._fd_store import restore_endpoint, store_listener
 
     texts = [args.server, *args.listen]
     endpoints = [restore_endpoint(server_from_string(text), text) for text in texts]
@@ -255,7 +255,7 @@ def _run_wsgi(args: argparse.Namespace) -> int:
                 )
             store_listener(listeners[-1], text)  # when systemd keeps fds (FDSTORE)
         if deployment.identity is not None:
-            from greenpoint._worker_app import import_before_switching_user
+            from greenpoint.cli._worker_app import import_before_switching_user
 
             import_before_switching_user(deployment.monkey_patch)
             _drop_privileges(deployment.identity, listeners)
@@ -292,7 +292,7 @@ def _run_wsgi(args: argparse.Namespace) -> int:
 
 def _drop_privileges(identity: Any, listeners: list[Any]) -> None:
     from greenpoint._address import UNIXAddress
-    from greenpoint._privileges import PrivilegeError, chown_unix_sockets, drop_privileges
+    from greenpoint.cli._privileges import PrivilegeError, chown_unix_sockets, drop_privileges
 
     paths = []
     for listener in listeners:
@@ -516,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     wsgi.add_argument("--no-access-log", action="store_true", help="no line per request")
     add_limit_flags(wsgi, WSGI_DEFAULTS, per=" per worker")
     add_http_timeout_flags(wsgi)
-    from greenpoint._wsgi_flags import add_deployment_flags
+    from greenpoint.cli._wsgi_flags import add_deployment_flags
 
     add_deployment_flags(wsgi)
     wsgi.set_defaults(run=_run_wsgi)

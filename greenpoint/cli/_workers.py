@@ -1,7 +1,7 @@
 """``greenpoint wsgi``'s processes, and waiting for a stop signal in ``greenpoint relay``.
 
 ``greenpoint wsgi`` always runs a supervisor and worker processes, as gunicorn does
-(:mod:`greenpoint._supervisor`, :mod:`greenpoint._worker_process`): the listeners
+(:mod:`greenpoint.cli._supervisor`, :mod:`greenpoint.cli._worker_process`): the listeners
 are bound once, in the supervisor, and every worker accepts on the same kernel
 sockets.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import gevent
 import gevent.event
 
-from greenpoint._supervisor import ApplicationLoadError, Supervisor
-from greenpoint._worker_process import WorkerSettings
+from greenpoint.cli._supervisor import ApplicationLoadError, Supervisor
+from greenpoint.cli._worker_process import WorkerSettings
 
 __all__ = ["ApplicationLoadError", "serve_wsgi", "wait_for_stop_signal"]
 

@@ -1,6 +1,6 @@
 """Run a test module's listen() servers in both dispatch modes.
 
-``from _dispatch_modes import dispatch_mode`` in a test module makes every test of
+``from _dispatch_helpers import dispatch_mode`` in a test module makes every test of
 it run twice: with ``listen()``'s default set to ``"greenlet"`` (a greenlet per
 connection) and to ``"loop"`` (callbacks from the event loop, one dispatcher
 greenlet), so that one contract is checked against both transports.

@@ -1,8 +1,8 @@
 """Run a served port as a systemd service would have it (``greenpoint relay``).
 
 * ``sd_notify``: ``READY=1`` once the port accepts, ``STOPPING=1`` when a stop begins
-  (as the ``greenpoint wsgi`` supervisor does, see :mod:`greenpoint._sd_notify`);
-* the file-descriptor store (:mod:`greenpoint._fd_store`): listening sockets are
+  (as the ``greenpoint wsgi`` supervisor does, see :mod:`greenpoint.cli._sd_notify`);
+* the file-descriptor store (:mod:`greenpoint.cli._fd_store`): listening sockets are
   handed to systemd so that a restart gets them back instead of re-binding;
 * the port ending by itself (systemd ``Accept=yes``: one connection, then exit)
   ends the wait as a stop signal does.
@@ -16,7 +16,7 @@ from typing import Any
 
 import gevent
 
-from greenpoint._sd_notify import notify, watchdog_interval
+from greenpoint.cli._sd_notify import notify, watchdog_interval
 
 __all__ = ["serve_until_stopped"]
 
@@ -29,8 +29,8 @@ def serve_until_stopped(port: Any, grace: float | None, description: str) -> Non
     ``description`` is the server description text the port was made from: its
     socket is stored under a name derived from it.
     """
-    from greenpoint._fd_store import store_listener
-    from greenpoint._workers import wait_for_stop_signal
+    from greenpoint.cli._fd_store import store_listener
+    from greenpoint.cli._workers import wait_for_stop_signal
 
     store_listener(port, description)
     notify("READY=1", f"STATUS=relaying on {port.get_host()}")

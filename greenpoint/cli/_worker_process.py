@@ -1,6 +1,6 @@
 """One ``greenpoint wsgi`` worker: a forked process that imports the application and serves.
 
-The supervisor (:mod:`greenpoint._supervisor`) forks before anything of the
+The supervisor (:mod:`greenpoint.cli._supervisor`) forks before anything of the
 application is imported, so every worker, and every worker after a SIGHUP, imports
 it afresh. A worker talks to the supervisor through two pipes:
 
@@ -40,7 +40,7 @@ import gevent
 import gevent.event
 import gevent.os
 
-from greenpoint._supervision import recycle_limit
+from greenpoint.cli._supervision import recycle_limit
 
 __all__ = ["BOOT_ERROR", "WorkerSettings", "listener_layers", "run_worker"]
 
@@ -179,7 +179,7 @@ class _Worker:
 
         spec = self.settings.app
         if self.settings.monkey_patch:
-            from greenpoint._worker_app import patch_for_application
+            from greenpoint.cli._worker_app import patch_for_application
 
             patch_for_application()
         try:

@@ -31,8 +31,8 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from greenpoint._sd_notify import notify_address
 from greenpoint._systemd import listen_fds
+from greenpoint.cli._sd_notify import notify_address
 
 __all__ = ["fd_name", "restore_endpoint", "store_listener", "wants_fd_store"]
 

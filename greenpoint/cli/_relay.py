@@ -12,7 +12,7 @@ from typing import Any
 
 import gevent
 
-from greenpoint._pump import Pump
+from greenpoint.cli._pump import Pump
 from greenpoint.errors import IdleTimeoutError
 
 __all__ = ["Relay", "format_bytes"]
@@ -71,7 +71,7 @@ class Relay:
             log.error("%s: %s", address, reason)
             return
         if self.send_proxy is not None:
-            from greenpoint._send_proxy import header_for
+            from greenpoint.cli._send_proxy import header_for
 
             try:
                 connection.sendall(header_for(stream, address, self.send_proxy))

@@ -1,6 +1,6 @@
 """What the ``greenpoint wsgi`` supervisor decides, as functions of values. Pure: no I/O.
 
-The supervisor (:mod:`greenpoint._supervisor`) keeps one :class:`WorkerState` per
+The supervisor (:mod:`greenpoint.cli._supervisor`) keeps one :class:`WorkerState` per
 worker process and asks these functions what to do next: how many workers to start,
 which ones to stop because their successors are ready, which ones stopped sending
 heartbeats, how long to wait before replacing a worker that keeps dying.

@@ -18,7 +18,7 @@ from greenpoint._forwarded import (
     allow_list_from_environment,
     parse_forwarded_allow_ips,
 )
-from greenpoint._privileges import Identity, resolve
+from greenpoint.cli._privileges import Identity, resolve
 
 __all__ = ["LOG_LEVELS", "Deployment", "add_deployment_flags"]
 
@@ -111,7 +111,7 @@ class Deployment:
             allow = parse_forwarded_allow_ips(allow_text)
         except ValueError as exc:
             raise ValueError(f"--{exc}") from None
-        from greenpoint._privileges import PrivilegeError
+        from greenpoint.cli._privileges import PrivilegeError
 
         try:
             identity = resolve(args.user, args.group)
