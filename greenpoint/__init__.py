@@ -52,8 +52,10 @@ from greenpoint.endpoints.envproxy import EnvironmentProxyEndpoint, client_from_
 from greenpoint.endpoints.haproxy import (
     HAProxyClientEndpoint,
     HAProxyServerEndpoint,
+    wrap_client_haproxy,
     wrap_haproxy,
     wrap_haproxy_client,
+    wrap_server_haproxy,
 )
 from greenpoint.endpoints.hostname import ConnectInfo, HostnameEndpoint
 from greenpoint.endpoints.process import ProcessEndpoint
@@ -216,8 +218,10 @@ __all__ = [
     "server_from_string",
     "wrapClientTLS",
     "wrapServerTLS",
+    "wrap_client_haproxy",
     "wrap_client_tls",
     "wrap_haproxy",
     "wrap_haproxy_client",
+    "wrap_server_haproxy",
     "wrap_server_tls",
 ]

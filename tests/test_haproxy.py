@@ -546,3 +546,18 @@ def test_client_wrapper_refuses_bad_addresses_when_made():
         from greenpoint import UNIXAddress
 
         wrap_haproxy_client(LoopbackClient(1), UNIXAddress("/a"), UNIXAddress("/b"), version=1)
+
+
+def test_the_wrappers_are_named_as_the_tls_ones_and_keep_their_first_names():
+    import greenpoint
+
+    # Issue 19: wrap_server_*/wrap_client_* as for TLS; the first names stay.
+    assert greenpoint.wrap_server_haproxy is greenpoint.wrap_haproxy is greenpoint.proxyEndpoint
+    assert greenpoint.wrap_client_haproxy is greenpoint.wrap_haproxy_client
+    server = greenpoint.wrap_server_haproxy(
+        greenpoint.TCP4ServerEndpoint(0, interface="127.0.0.1"), timeout=2
+    )
+    assert isinstance(server, greenpoint.HAProxyServerEndpoint)
+    assert greenpoint.server_from_string(str(server)) == server
+    client = greenpoint.wrap_client_haproxy(greenpoint.TCP4ClientEndpoint("127.0.0.1", 80))
+    assert isinstance(client, greenpoint.HAProxyClientEndpoint)

@@ -49,8 +49,10 @@ __all__ = [
     "HAProxyListener",
     "HAProxyServerEndpoint",
     "SERVER_PARSERS",
+    "wrap_client_haproxy",
     "wrap_haproxy",
     "wrap_haproxy_client",
+    "wrap_server_haproxy",
 ]
 
 logger = logging.getLogger("greenpoint.haproxy")
@@ -99,7 +101,7 @@ class HAProxyServerEndpoint(ServerEndpoint):
         return str(self.endpoint)
 
 
-def wrap_haproxy(
+def wrap_server_haproxy(
     endpoint: Any,
     timeout: float | None = DEFAULT_HEADER_TIMEOUT,
     allow: str | Iterable[Any] | None = None,
@@ -113,6 +115,10 @@ def wrap_haproxy(
     # The field is typed as stored; __post_init__ turns a str or iterable into networks.
     networks = cast("tuple[IPNetwork, ...] | None", allow)
     return HAProxyServerEndpoint(endpoint, timeout=timeout, allow=networks, max_size=max_size)
+
+
+# The first name it had (and ``proxyEndpoint``, Twisted's, in greenpoint's top level).
+wrap_haproxy = wrap_server_haproxy
 
 
 class HAProxyListener(WrappingListener):
@@ -308,7 +314,7 @@ class HAProxyClientEndpoint(ClientEndpoint):
         return f"<PROXY header {header}, then {self.endpoint}>"
 
 
-def wrap_haproxy_client(
+def wrap_client_haproxy(
     endpoint: Any,
     source: Any = None,
     destination: Any = None,
@@ -321,3 +327,7 @@ def wrap_haproxy_client(
     return HAProxyClientEndpoint(
         endpoint, source, destination, version=version, tlvs=tuple(tlvs), checksum=checksum
     )
+
+
+# The name it had first, kept for programs written against it.
+wrap_haproxy_client = wrap_client_haproxy
