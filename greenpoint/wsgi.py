@@ -92,12 +92,13 @@ _NEW, _IDLE, _BUSY = "new", "idle", "busy"
 
 
 class _Connection:
-    __slots__ = ("greenlet", "served", "state")
+    __slots__ = ("greenlet", "opened", "served", "state")
 
     def __init__(self, greenlet: Any) -> None:
         self.greenlet = greenlet
         self.state = _NEW
         self.served = 0
+        self.opened = time.monotonic()
 
 
 class _LoggerFile:
@@ -203,11 +204,8 @@ class WSGIHandler(pywsgi.WSGIHandler):  # type: ignore[misc]  # gevent ships no 
     _body_sent = 0
     # (wsgi.url_scheme, SERVER_NAME, SERVER_PORT) of this connection, once known.
     _facts: tuple[str, str, str] | None = None
-    # The timer that bounds the request line and headers (header_timeout) while it
-    # runs, else None; the connection's two timers, made at their first use.
+    # The one timer that bounds the request line and headers (header_timeout).
     _header_deadline: Any = None
-    _header_timer: Any = None
-    _keepalive_timer: Any = None
 
     def finalize_headers(self) -> None:
         super().finalize_headers()
@@ -269,64 +267,42 @@ class WSGIHandler(pywsgi.WSGIHandler):  # type: ignore[misc]  # gevent ships no 
 
     def _read_requestline_within(self, limits: HTTPLimits, connection: _Connection) -> str:
         """The request line, within keepalive_timeout / header_timeout; "" to close."""
+        remaining = limits.header_timeout
         if connection.served:
             # Between requests: keepalive_timeout, then the head gets the whole
             # header_timeout from its first byte.
-            if not self._wait_for_first_byte(limits.keepalive_timeout):
+            if not self._wait_for_first_byte(limits.keepalive_timeout, "keepalive_timeouts"):
                 return ""
-            self._start_header_deadline(limits.header_timeout)
-        else:
-            # A new connection's first request counts from its start: one timer
-            # bounds the wait for its first byte and the head.
-            deadline = self._start_header_deadline(limits.header_timeout)
-            if deadline is not None:
-                try:
-                    self.rfile.peek(1)
-                except gevent.Timeout as timeout:
-                    if timeout is not deadline:
-                        raise
-                    why = "no request line within header_timeout"
-                    self.server.count_event("header_timeouts", self._peer, why)
-                    return ""
+        elif remaining is not None:
+            # A new connection's first request counts from the accept.
+            deadline = connection.opened + remaining
+            if not self._wait_for_first_byte(deadline - time.monotonic(), "header_timeouts"):
+                return ""
+            remaining = deadline - time.monotonic()
+        self._header_deadline = None
+        if remaining is not None:
+            self._header_deadline = gevent.Timeout(max(remaining, 0.001))
+            self._header_deadline.start()
         line: bytes = self.rfile.readline(limits.max_request_line + 1)
         limits.check_request_line(line)
         return line.decode("latin-1")
 
-    def _start_header_deadline(self, seconds: float | None) -> Any:
-        """Start the timer of header_timeout (None: no limit); it is made once per connection."""
-        if seconds is None:
-            self._header_deadline = None
-            return None
-        timer = self._header_timer
-        if timer is None:
-            timer = self._header_timer = gevent.Timeout(max(seconds, 0.001))
-        timer.start()
-        self._header_deadline = timer
-        return timer
-
-    def _wait_for_first_byte(self, timeout: float | None) -> bool:
-        """Wait up to keepalive ``timeout`` for the next request to start; False: closed."""
+    def _wait_for_first_byte(self, timeout: float | None, event: str) -> bool:
+        """Wait up to ``timeout`` for the next request to start; False: closed for it."""
         if timeout is None:
             # No limit on the wait, but still wait here: the header timer starts at
             # the first byte, so an idle keep-alive connection never gets a 408.
             self.rfile.peek(1)
             return True
-        # One timer per connection, re-armed for each wait (a Timeout per request
-        # was a measurable part of a keep-alive request's cost).
-        timer = self._keepalive_timer
-        if timer is None:
-            timer = self._keepalive_timer = gevent.Timeout(max(timeout, 0.001))
-        timer.start()
-        try:
+        with gevent.Timeout(max(timeout, 0.001), False):
             self.rfile.peek(1)  # returns at once if bytes are already buffered
             return True
-        except gevent.Timeout as expired:
-            if expired is not timer:
-                raise
-        finally:
-            timer.cancel()
-        why = f"no request within keepalive_timeout {timeout:g} s"
-        self.server.count_event("keepalive_timeouts", self._peer, why, quiet=True)
+        why = (
+            f"no request within keepalive_timeout {timeout:g} s"
+            if event == "keepalive_timeouts"
+            else "no request line within header_timeout"
+        )
+        self.server.count_event(event, self._peer, why, quiet=event == "keepalive_timeouts")
         return False
 
     def read_request(self, raw_requestline: str) -> Any:
@@ -344,10 +320,10 @@ class WSGIHandler(pywsgi.WSGIHandler):  # type: ignore[misc]  # gevent ships no 
         return super().MessageClass(io.BytesIO(read_header_block(fp, limits)), *args)
 
     def _cancel_header_deadline(self) -> None:
-        # Kept (stopped) until the next request: handle_one_request tells its own
+        # Kept (closed) until the next request: handle_one_request tells its own
         # timeout from others by identity.
         if self._header_deadline is not None:
-            self._header_deadline.cancel()
+            self._header_deadline.close()
 
     def handle_one_request(self) -> Any:
         try:

@@ -133,6 +133,24 @@ def test_keepalive_timeout_closes_an_idle_kept_alive_connection_quietly():
         wait_until(lambda: port.stats.keepalive_timeouts == 1)
 
 
+def test_a_busy_kept_alive_connection_outlives_both_timeouts():
+    # Requests keep coming for longer than keepalive_timeout and header_timeout
+    # together: each wait and each head gets its own timer. (A timer re-armed per
+    # request kept its first deadline in gevent 26.9 and closed the connection.)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    with _serve(keepalive_timeout=0.3, header_timeout=0.3) as port:
+        with _connect(port) as client:
+            started = time.monotonic()
+            served = 0
+            while time.monotonic() - started < 1.5:
+                client.sendall(request)
+                assert client.recv(65536).startswith(b"HTTP/1.1 200"), served
+                served += 1
+                gevent.sleep(0.1)  # the behaviour: paced requests, each under both timeouts
+        assert served >= 5
+        assert port.stats.keepalive_timeouts == 0 and port.stats.header_timeouts == 0
+
+
 def test_an_idle_kept_alive_connection_never_gets_408_from_header_timeout():
     request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     with _serve(header_timeout=0.3) as port:  # no keepalive_timeout
