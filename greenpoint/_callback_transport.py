@@ -169,24 +169,15 @@ class CallbackTransport:
         self._post(self, self._start)
 
     def _start(self) -> None:
-        from greenpoint._connect import set_factory
+        from greenpoint._connect import build_protocol
 
         if self._reason is not None:  # killed before it started
             self._finish(self._reason)
             return
-        factory = self._factory
-        address = self._peer
-        try:
-            protocol = factory.buildProtocol(address)
-        except Exception:
-            log.exception("%r.buildProtocol(%s) failed; connection closed", factory, address)
-            self._close_unstarted()
-            return
+        protocol = build_protocol(self._factory, self._peer)
         if protocol is None:
-            log.debug("%r.buildProtocol(%s) returned None; connection closed", factory, address)
             self._close_unstarted()
             return
-        set_factory(protocol, factory)
         self._protocol = protocol
         adopt_twisted_timers(protocol, self)
         current_owner.set(self)  # in our own context (see _begin)

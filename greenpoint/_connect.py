@@ -233,18 +233,10 @@ class ProtocolHandler:
         return True
 
     def _run(self, stream: Any, address: Any) -> None:
-        factory = self.factory
-        try:
-            protocol = factory.buildProtocol(address)
-        except Exception:
-            log.exception("%r.buildProtocol(%s) failed; connection closed", factory, address)
-            stream.close()
-            return
+        protocol = build_protocol(self.factory, address)
         if protocol is None:
-            log.debug("%r.buildProtocol(%s) returned None; connection closed", factory, address)
             stream.close()
             return
-        set_factory(protocol, factory)
         # The transport closes the stream when the connection ends, however it ends.
         transport = Transport(stream, protocol, peer=address)
         current = gevent.getcurrent()
@@ -258,6 +250,21 @@ class ProtocolHandler:
             transport.run()
         finally:
             self._transports.pop(current, None)
+
+
+def build_protocol(factory: Any, address: Any) -> Any:
+    """``factory.buildProtocol(address)`` for a server connection, its factory set;
+    ``None`` (said in the log) when it failed or refused: the caller closes."""
+    try:
+        protocol = factory.buildProtocol(address)
+    except Exception:
+        log.exception("%r.buildProtocol(%s) failed; connection closed", factory, address)
+        return None
+    if protocol is None:
+        log.debug("%r.buildProtocol(%s) returned None; connection closed", factory, address)
+        return None
+    set_factory(protocol, factory)
+    return protocol
 
 
 def set_factory(protocol: Any, factory: Any) -> None:
