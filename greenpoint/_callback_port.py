@@ -19,11 +19,13 @@ the connection's greenlet), UNIX sockets re-made as ``StampedSocket`` for an
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import gevent
 from gevent import socket as gsocket
 
+from greenpoint._accept import AcceptWatcher, can_watch
 from greenpoint._address import as_address
 from greenpoint._callback_transport import CallbackTransport
 from greenpoint._connect import ProtocolHandler
@@ -90,6 +92,10 @@ class _Starter:
     def spawn(self, run: Any, stream: Any, address: Any, family: int | None, prepare: Any) -> Any:
         if prepare is not None or type(stream) is not gsocket.socket:
             return gevent.spawn(run, stream, address, family, prepare)
+        return self.start(stream, address, family)
+
+    def start(self, stream: Any, address: Any, family: int | None) -> Any:
+        """A loop-dispatched connection for ``stream``, or ``_REFUSED`` (closed)."""
         port = self._port
         try:
             address = as_address(family, address, stream)
@@ -128,6 +134,61 @@ class CallbackPort(ListeningPort):
         return port
 
     _peer_keys: dict[Any, str]
+
+    def _accept_loop(self) -> None:
+        listener = self.listener
+        family = getattr(listener, "family", None)
+        if (
+            getattr(listener, "accept_unprepared", None) is not None
+            or getattr(listener, "one_connection", False)
+            or not can_watch(listener)
+            # UNIX sockets on a port with idle_timeout are re-made (StampedSocket)
+            # and keep a greenlet each: the greenlet accept loop does that.
+            or (self.limits.idle_timeout is not None and family == socket.AF_UNIX)
+        ):
+            super()._accept_loop()
+            return
+        self._accept_from_hub(AcceptWatcher(listener), family)
+
+    def _accept_from_hub(self, acceptor: AcceptWatcher, family: int | None) -> None:
+        """Accept in the hub (ListeningPort._accept_in_hub's loop) and start each
+        connection there: no greenlet, no switch per connection."""
+        handlers = self._handlers
+        start = self.pool.start
+        cap = self.limits.max_connections
+
+        def on_accept(stream: Any, address: Any) -> bool:
+            # Runs in the hub: nothing here may block (start only posts).
+            if self.closing:  # a listener that still accepted after close()
+                stream.close()
+                return False
+            connection = start(stream, address, family)
+            if not connection.dead:
+                handlers[connection] = stream
+            self._accepted += 1
+            return cap is None or len(handlers) < cap
+
+        self._acceptor = acceptor
+        if self._shares_listener:
+            acceptor.max_per_wake = 1
+        delay = 0.0
+        try:
+            while True:
+                if cap is not None and len(handlers) >= cap:
+                    self._wait_below_cap(cap)
+                accepted = self._accepted
+                error = acceptor.run(on_accept)
+                if self.closing:
+                    return
+                if error is None:
+                    continue
+                if self._accepted != accepted:
+                    delay = 0.0
+                delay = self._accept_failed(error, delay)
+                if delay < 0:
+                    return
+        finally:
+            acceptor.close()
 
     def _connection_ended(self, connection: Any) -> None:
         """A loop-dispatched connection closed: what a handler greenlet's end does."""
