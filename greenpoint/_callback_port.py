@@ -27,7 +27,7 @@ from gevent import socket as gsocket
 
 from greenpoint._accept import AcceptWatcher, can_watch
 from greenpoint._address import as_address
-from greenpoint._callback_transport import CallbackTransport
+from greenpoint._callback_transport import RAW_SOCKET, CallbackTransport
 from greenpoint._connect import ProtocolHandler
 from greenpoint._dispatch import dispatcher
 from greenpoint._reactor_time import current_owner
@@ -92,21 +92,29 @@ class _Starter:
     def spawn(self, run: Any, stream: Any, address: Any, family: int | None, prepare: Any) -> Any:
         if prepare is not None or type(stream) is not gsocket.socket:
             return gevent.spawn(run, stream, address, family, prepare)
-        return self.start(stream, address, family)
+        return self.start(stream._sock, address, family, stream)
 
-    def start(self, stream: Any, address: Any, family: int | None) -> Any:
-        """A loop-dispatched connection for ``stream``, or ``_REFUSED`` (closed)."""
+    def start(self, sock: Any, address: Any, family: int | None, handle: Any = None) -> Any:
+        """A loop-dispatched connection on the raw non-blocking socket ``sock``
+        (``handle``: the gevent socket around it, if there is one), or
+        ``_REFUSED`` (then closed)."""
         port = self._port
         try:
-            address = as_address(family, address, stream)
+            address = as_address(family, address, sock)
             peer = None
             if port.limits.max_per_peer is not None:
                 admitted, peer = port._admit_peer(address)
                 if not admitted:
-                    stream.close()
+                    (sock if handle is None else handle).close()
                     return _REFUSED
             connection = CallbackTransport(
-                stream, address, self._dispatcher, self._factory, port._connection_ended
+                sock,
+                address,
+                self._dispatcher,
+                self._factory,
+                port._connection_ended,
+                None,
+                handle,
             )
             if peer is not None:
                 port._peer_keys[connection] = peer
@@ -114,7 +122,7 @@ class _Starter:
         except Exception:
             # The accept loop must go on: one connection failed to start.
             log.exception("starting the connection from %s failed", address)
-            stream.close()
+            (sock if handle is None else handle).close()
             return _REFUSED
         return connection
 
@@ -148,7 +156,8 @@ class CallbackPort(ListeningPort):
         ):
             super()._accept_loop()
             return
-        self._accept_from_hub(AcceptWatcher(listener), family)
+        # The hub accepts into raw sockets: no gevent socket per connection.
+        self._accept_from_hub(AcceptWatcher(listener, RAW_SOCKET), family)
 
     def _accept_from_hub(self, acceptor: AcceptWatcher, family: int | None) -> None:
         """Accept in the hub (ListeningPort._accept_in_hub's loop) and start each
@@ -157,14 +166,15 @@ class CallbackPort(ListeningPort):
         start = self.pool.start
         cap = self.limits.max_connections
 
-        def on_accept(stream: Any, address: Any) -> bool:
+        def on_accept(sock: Any, address: Any) -> bool:
             # Runs in the hub: nothing here may block (start only posts).
             if self.closing:  # a listener that still accepted after close()
-                stream.close()
+                sock.close()
                 return False
-            connection = start(stream, address, family)
+            sock.setblocking(False)
+            connection = start(sock, address, family)
             if not connection.dead:
-                handlers[connection] = stream
+                handlers[connection] = sock
             self._accepted += 1
             return cap is None or len(handlers) < cap
 
