@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import logging
 import socket
+from ipaddress import ip_address
 from typing import Any
 
 import gevent
 from gevent import socket as gsocket
 
 from greenpoint._accept import AcceptWatcher, can_watch
-from greenpoint._address import as_address
+from greenpoint._address import IPv4Address, IPv6Address, UNIXAddress, as_address
 from greenpoint._callback_transport import RAW_SOCKET, CallbackTransport
 from greenpoint._connect import ProtocolHandler
 from greenpoint._dispatch import dispatcher
@@ -81,6 +82,26 @@ class LoopProtocolHandler(ProtocolHandler):
         return super().close_idle(greenlet, error)
 
 
+def connection_host(listening: Any) -> Any:
+    """The local address of every connection accepted on a listener bound to
+    ``listening``, or ``None`` when connections differ (a wildcard address).
+
+    A socket accepted on an IP listener bound to one address has that address
+    and port; one accepted on a UNIX listener has the listener's name (unix(7)).
+    Knowing it spares a ``getsockname()`` per connection at close (``getHost()``
+    after the close).
+    """
+    if isinstance(listening, (IPv4Address, IPv6Address)):
+        try:
+            unspecified = ip_address(listening.host).is_unspecified
+        except ValueError:  # not an address ipaddress reads: ask each connection
+            return None
+        return None if unspecified else listening
+    if isinstance(listening, UNIXAddress) and listening.name:
+        return listening
+    return None
+
+
 class _Starter:
     """The accept loop's ``pool``: starts each connection, loop-dispatched if it can."""
 
@@ -88,6 +109,7 @@ class _Starter:
         self._port = port
         self._factory = factory
         self._dispatcher = dispatcher()
+        self._host = connection_host(port.get_host())
 
     def spawn(self, run: Any, stream: Any, address: Any, family: int | None, prepare: Any) -> Any:
         if prepare is not None or type(stream) is not gsocket.socket:
@@ -113,7 +135,7 @@ class _Starter:
                 self._dispatcher,
                 self._factory,
                 port._connection_ended,
-                None,
+                self._host,
                 handle,
             )
             if peer is not None:
