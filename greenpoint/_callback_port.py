@@ -195,7 +195,7 @@ class CallbackPort(ListeningPort):
                 return False
             sock.setblocking(False)
             connection = start(sock, address, family)
-            if not connection.dead:
+            if connection is not _REFUSED:
                 handlers[connection] = sock
             self._accepted += 1
             return cap is None or len(handlers) < cap
@@ -225,9 +225,10 @@ class CallbackPort(ListeningPort):
     def _connection_ended(self, connection: Any) -> None:
         """A loop-dispatched connection closed: what a handler greenlet's end does."""
         self._handlers.pop(connection, None)
-        peer = self._peer_keys.pop(connection, None)
-        if peer is not None:
-            self._release_peer(peer)
+        if self._peer_keys:  # max_per_peer counts this connection
+            peer = self._peer_keys.pop(connection, None)
+            if peer is not None:
+                self._release_peer(peer)
         if self._below_cap is not None:
             self._below_cap.set()
 

@@ -237,7 +237,6 @@ class CallbackTransport:
     def _close_unstarted(self) -> None:
         self.disconnected = True
         self.connected = False
-        self._stop_watchers()
         self._close_socket()
         self._ended()
 
@@ -283,13 +282,19 @@ class CallbackTransport:
             self._update_reading()
 
     def _read_eof(self) -> None:
+        # Run as one of our own posted items (never inside another callback), so
+        # the end may come here and now rather than as one more post.
         self._reading_stopped = True
-        self._stop_reading()
+        if self._reading:
+            self._stop_reading()
         callback = getattr(self._protocol, "readConnectionLost", None)
         if callback is None:
             # As the greenlet Transport: flush first, then close.
             self._close_when_flushed = True
-            self._check_end()
+            if self._reason is None and self._flushed():
+                self._finish(ConnectionDone("connection was closed cleanly"))
+            else:
+                self._check_end()
             return
         self._read_done = True
         try:
@@ -462,8 +467,11 @@ class CallbackTransport:
         try:
             handle = self._handle
             if handle is not None:
+                # Stopped first: gevent's close would throw into a started one's owner.
+                self._stop_watchers()
                 handle.close()  # gevent closes its watchers, then the raw socket
                 return
+            self._reading = self._writing = False  # closing a watcher stops it
             watcher = self._read_watcher
             if watcher is not None:
                 self._read_watcher = None
@@ -694,8 +702,8 @@ class CallbackTransport:
             self._buffer.clear()
         self._buffered = 0
         self._paused = None
-        self._stop_watchers()
-        self._remember_addresses()
+        if self._host is None:
+            self._remember_addresses()
         self._close_socket()
         try:
             producer, self.producer, self._pull = self.producer, None, False
