@@ -46,6 +46,7 @@ from gevent.event import Event
 
 from greenpoint._address import from_sockaddr, host_address, peer_address
 from greenpoint._checks import check_timeout
+from greenpoint._connect import build_protocol  # at the top: an import per connection costs
 from greenpoint._dispatch import Dispatcher
 from greenpoint._reactor_time import adopt_twisted_timers, clock, current_owner
 from greenpoint._read_size import MIN_READ_SIZE, next_read_size
@@ -211,8 +212,6 @@ class CallbackTransport:
         self._post(self, self._start)
 
     def _start(self) -> None:
-        from greenpoint._connect import build_protocol
-
         if self._reason is not None:  # killed before it started
             self._finish(self._reason)
             return
