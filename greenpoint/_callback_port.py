@@ -27,7 +27,7 @@ import gevent
 from gevent import socket as gsocket
 
 from greenpoint._accept import AcceptWatcher, can_watch
-from greenpoint._address import IPv4Address, IPv6Address, UNIXAddress, as_address
+from greenpoint._address import IPv4Address, IPv6Address, UNIXAddress, as_address, from_sockaddr
 from greenpoint._callback_transport import RAW_SOCKET, CallbackTransport
 from greenpoint._connect import ProtocolHandler
 from greenpoint._dispatch import dispatcher
@@ -61,6 +61,9 @@ def check_dispatch(dispatch: str | None) -> str:
             f"connection), not {dispatch!r}"
         )
     return dispatch
+
+
+_IP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
 class _Refused:
@@ -122,7 +125,10 @@ class _Starter:
         ``_REFUSED`` (then closed)."""
         port = self._port
         try:
-            address = as_address(family, address, sock)
+            if family in _IP_FAMILIES:  # as_address's answer, without its checks
+                address = from_sockaddr(family, address)
+            else:
+                address = as_address(family, address, sock)
             peer = None
             if port.limits.max_per_peer is not None:
                 admitted, peer = port._admit_peer(address)
@@ -140,7 +146,7 @@ class _Starter:
             )
             if peer is not None:
                 port._peer_keys[connection] = peer
-            connection.begin()
+            connection._post(connection, connection._start)  # connection.begin()
         except Exception:
             # The accept loop must go on: one connection failed to start.
             log.exception("starting the connection from %s failed", address)
