@@ -120,11 +120,13 @@ class _Starter:
         return self.start(stream._sock, address, family, stream)
 
     def start(self, sock: Any, address: Any, family: int | None, handle: Any = None) -> Any:
-        """A loop-dispatched connection on the raw non-blocking socket ``sock``
-        (``handle``: the gevent socket around it, if there is one), or
-        ``_REFUSED`` (then closed)."""
+        """A loop-dispatched connection on the raw socket ``sock`` (``handle``:
+        the gevent socket around it, if there is one), or ``_REFUSED`` (then
+        closed). Runs in the hub or the accept greenlet: it only posts."""
         port = self._port
         try:
+            if handle is None:  # fresh from accept: blocking until told otherwise
+                sock.setblocking(False)
             if family in _IP_FAMILIES:  # as_address's answer, without its checks
                 address = from_sockaddr(family, address)
             else:
@@ -146,7 +148,7 @@ class _Starter:
             )
             if peer is not None:
                 port._peer_keys[connection] = peer
-            connection._post(connection, connection._start)  # connection.begin()
+            connection.begin()
         except Exception:
             # The accept loop must go on: one connection failed to start.
             log.exception("starting the connection from %s failed", address)
@@ -199,7 +201,6 @@ class CallbackPort(ListeningPort):
             if self.closing:  # a listener that still accepted after close()
                 sock.close()
                 return False
-            sock.setblocking(False)
             connection = start(sock, address, family)
             if connection is not _REFUSED:
                 handlers[connection] = sock

@@ -21,7 +21,8 @@ callbacks post items. The contract for protocols is the greenlet
 - Writing: a direct non-blocking ``send``; what the kernel does not take is
   queued and the write watcher flushes it when writable (no greenlet).
 - Ending: nothing calls ``connectionLost`` (or any protocol callback) from
-  inside another callback or from the hub: the end is posted, so a protocol
+  inside another callback or from the hub: the end is posted (or, at the
+  peer's end of file, comes in the delivery of that item), so a protocol
   closing or writing to another connection never recurses into that
   connection's code. ``connectionLost`` runs once, in the dispatcher.
 - Items posted in the hub are only posted: the hub never runs protocol code and
