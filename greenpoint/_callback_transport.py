@@ -7,16 +7,22 @@ in the shared dispatcher greenlet (:mod:`greenpoint._dispatch`), to which the
 callbacks post items. The contract for protocols is the greenlet
 :class:`~greenpoint._transport.Transport`'s; what differs is where code runs.
 
-- Reading: the socket's read watcher is started once and stays started while
+- The socket: the raw non-blocking socket the port accepted, with a libev read
+  watcher of its own (made when reading starts) and a write watcher made only
+  when a write must wait. No gevent socket is made unless :meth:`getHandle` is
+  asked for one (it is then built around the same raw socket, and its watchers
+  replace ours); a connection that never asks pays for no gevent object.
+- Reading: the read watcher is started once and stays started while
   the connection reads; its callback reads (the adaptive size of
   :mod:`greenpoint._read_size`; after a read that filled its buffer, again at
   once, a few times) and posts the data. End of file is posted as ``b""``.
   ``pauseProducing`` stops the watcher; data already read waits for
   ``resumeProducing``.
 - Writing: a direct non-blocking ``send``; what the kernel does not take is
-  queued and the socket's write watcher flushes it when writable (no greenlet).
+  queued and the write watcher flushes it when writable (no greenlet).
 - Ending: nothing calls ``connectionLost`` (or any protocol callback) from
-  inside another callback or from the hub: the end is posted, so a protocol
+  inside another callback or from the hub: the end is posted (or, at the
+  peer's end of file, comes in the delivery of that item), so a protocol
   closing or writing to another connection never recurses into that
   connection's code. ``connectionLost`` runs once, in the dispatcher.
 - Items posted in the hub are only posted: the hub never runs protocol code and
@@ -36,10 +42,12 @@ import socket as _stdsocket
 from typing import Any, cast
 
 import gevent
+from gevent import socket as gsocket
 from gevent.event import Event
 
 from greenpoint._address import from_sockaddr, host_address, peer_address
 from greenpoint._checks import check_timeout
+from greenpoint._connect import build_protocol  # at the top: an import per connection costs
 from greenpoint._dispatch import Dispatcher
 from greenpoint._reactor_time import adopt_twisted_timers, clock, current_owner
 from greenpoint._read_size import MIN_READ_SIZE, next_read_size
@@ -67,6 +75,31 @@ def _as_bytes(data: Any) -> bytes:
         return memoryview(data).tobytes()
     except TypeError:
         raise TypeError(f"write() takes bytes, not {type(data).__name__}") from None
+
+
+# The raw socket class gevent's own sockets are made of (weak-referenceable, as
+# the ssl module needs): what a loop-dispatched port accepts into.
+RAW_SOCKET = gsocket.socket._gevent_sock_class
+
+
+def _gevent_socket_around(sock: Any) -> Any:
+    """A gevent socket whose raw socket is ``sock`` itself (not a copy or a dup:
+    the port, the transport and the handle all close the same object).
+
+    A closed ``sock`` gets a closed gevent socket of the same kind.
+    """
+    family, kind, proto = sock.family, sock.type, sock.proto
+    fd = sock.fileno()
+    if fd < 0:
+        handle = gsocket.socket(family, kind, proto)
+        handle.close()
+        return handle
+    # gevent makes a raw socket of its own for the fd; ours replaces it, and its
+    # own is detached (it must not close the fd).
+    handle = gsocket.socket(family, kind, proto, fileno=fd)
+    made, handle._sock = handle._sock, sock
+    made.detach()
+    return handle
 
 
 def _lost(exc: BaseException) -> ConnectionLost:
@@ -108,6 +141,9 @@ class CallbackTransport:
     _flush_paused_posted = False
     _closed_event: Event | None = None
     _holder: Any = None  # a greenlet blocked in this connection's code (_dispatch)
+    _handle: Any = None  # the gevent socket, once getHandle() made (or was given) one
+    _read_watcher: Any = None  # our own libev watchers while there is no _handle
+    _write_watcher: Any = None
     _held: collections.deque[Any] | None = None
     _tls_pending: Any = None
     write_high_water = WRITE_HIGH_WATER
@@ -121,14 +157,22 @@ class CallbackTransport:
 
     def __init__(
         self,
-        stream: Any,
+        sock: Any,
         peer: Any,
         dispatcher: Dispatcher,
         factory: Any,
         on_close: Any = None,
+        host: Any = None,
+        handle: Any = None,
     ) -> None:
-        self._stream = stream  # a gevent socket
-        self._sock = stream._sock  # its raw non-blocking socket
+        # ``sock``: the raw non-blocking socket (owned from now on); ``handle``:
+        # the gevent socket around it, if the port had one; ``host``: our own
+        # address when the port knows it (a listener bound to one address).
+        self._sock = sock
+        if handle is not None:
+            self._handle = handle
+        if host is not None:
+            self._host = host
         self._peer = peer
         self._dispatcher = dispatcher
         self._post = dispatcher.post
@@ -169,8 +213,6 @@ class CallbackTransport:
         self._post(self, self._start)
 
     def _start(self) -> None:
-        from greenpoint._connect import build_protocol
-
         if self._reason is not None:  # killed before it started
             self._finish(self._reason)
             return
@@ -195,11 +237,7 @@ class CallbackTransport:
     def _close_unstarted(self) -> None:
         self.disconnected = True
         self.connected = False
-        self._stop_watchers()
-        try:
-            self._stream.close()
-        except Exception:
-            log.debug("closing %r failed", self._stream, exc_info=True)
+        self._close_socket()
         self._ended()
 
     # -- delivering (in the dispatcher; Dispatcher.Receiver) ------------------------
@@ -244,13 +282,19 @@ class CallbackTransport:
             self._update_reading()
 
     def _read_eof(self) -> None:
+        # Run as one of our own posted items (never inside another callback), so
+        # the end may come here and now rather than as one more post.
         self._reading_stopped = True
-        self._stop_reading()
+        if self._reading:
+            self._stop_reading()
         callback = getattr(self._protocol, "readConnectionLost", None)
         if callback is None:
             # As the greenlet Transport: flush first, then close.
             self._close_when_flushed = True
-            self._check_end()
+            if self._reason is None and self._flushed():
+                self._finish(ConnectionDone("connection was closed cleanly"))
+            else:
+                self._check_end()
             return
         self._read_done = True
         try:
@@ -291,7 +335,7 @@ class CallbackTransport:
             or self._tls_pending is not None
         )
         if want and not self._reading:
-            event = self._stream._read_event
+            event = self._reader()
             if event is not None:
                 self._reading = True
                 event.start(self._readable)
@@ -301,7 +345,8 @@ class CallbackTransport:
     def _stop_reading(self) -> None:
         if self._reading:
             self._reading = False
-            event = self._stream._read_event
+            handle = self._handle
+            event = self._read_watcher if handle is None else handle._read_event
             if event is not None:
                 event.stop()
 
@@ -358,7 +403,7 @@ class CallbackTransport:
 
     def _want_writable(self) -> None:
         if not self._writing and not self.disconnected:
-            event = self._stream._write_event
+            event = self._writer()
             if event is not None:
                 self._writing = True
                 event.start(self._writable)
@@ -366,7 +411,8 @@ class CallbackTransport:
     def _stop_writing(self) -> None:
         if self._writing:
             self._writing = False
-            event = self._stream._write_event
+            handle = self._handle
+            event = self._write_watcher if handle is None else handle._write_event
             if event is not None:
                 event.stop()
 
@@ -389,6 +435,54 @@ class CallbackTransport:
     def _stop_watchers(self) -> None:
         self._stop_reading()
         self._stop_writing()
+
+    def _reader(self) -> Any:
+        """The read watcher: ours (made on first use), or the gevent socket's; ``None``
+        once the socket is closed."""
+        handle = self._handle
+        if handle is not None:
+            return handle._read_event  # gevent sets it to None when it closes
+        watcher = self._read_watcher
+        if watcher is None:
+            fd = self._sock.fileno()
+            if fd >= 0:
+                watcher = self._read_watcher = self._dispatcher.hub.loop.io(fd, 1)
+        return watcher
+
+    def _writer(self) -> Any:
+        """The write watcher, as :meth:`_reader`: made only when a write must wait."""
+        handle = self._handle
+        if handle is not None:
+            return handle._write_event
+        watcher = self._write_watcher
+        if watcher is None:
+            fd = self._sock.fileno()
+            if fd >= 0:
+                watcher = self._write_watcher = self._dispatcher.hub.loop.io(fd, 2)
+        return watcher
+
+    def _close_socket(self) -> None:
+        """Close the socket, its watchers first (libev must forget an fd before it is
+        closed and reused). Once is enough; again does nothing."""
+        try:
+            handle = self._handle
+            if handle is not None:
+                # Stopped first: gevent's close would throw into a started one's owner.
+                self._stop_watchers()
+                handle.close()  # gevent closes its watchers, then the raw socket
+                return
+            self._reading = self._writing = False  # closing a watcher stops it
+            watcher = self._read_watcher
+            if watcher is not None:
+                self._read_watcher = None
+                watcher.close()
+            watcher = self._write_watcher
+            if watcher is not None:
+                self._write_watcher = None
+                watcher.close()
+            self._sock.close()
+        except Exception:
+            log.debug("closing the socket of %r failed", self, exc_info=True)
 
     def throw(self, error: Any = None, *args: Any) -> None:
         """The socket was closed under us: gevent cancels the waits on a closed
@@ -608,12 +702,9 @@ class CallbackTransport:
             self._buffer.clear()
         self._buffered = 0
         self._paused = None
-        self._stop_watchers()
-        self._remember_addresses()
-        try:
-            self._stream.close()
-        except Exception:
-            log.debug("closing %r failed", self._stream, exc_info=True)
+        if self._host is None:
+            self._remember_addresses()
+        self._close_socket()
         try:
             producer, self.producer, self._pull = self.producer, None, False
             if producer is not None:
@@ -793,16 +884,16 @@ class CallbackTransport:
     def getPeer(self) -> Any:
         """The peer's address; also after the connection has closed."""
         if self._peer is None:
-            self._peer = peer_address(self._stream)
+            self._peer = peer_address(self._sock)
         return self._peer
 
     def getHost(self) -> Any:
         """Our own address; also after the connection has closed."""
         if self._host is None:
             if self._host_sockaddr is not None:
-                self._host = from_sockaddr(self._stream.family, self._host_sockaddr)
+                self._host = from_sockaddr(self._sock.family, self._host_sockaddr)
             else:
-                self._host = host_address(self._stream)
+                self._host = host_address(self._sock)
         return self._host
 
     def _remember_addresses(self) -> None:
@@ -810,11 +901,31 @@ class CallbackTransport:
             if self._host is None:
                 self._host_sockaddr = self._sock.getsockname()
         except Exception:
-            log.debug("cannot learn the addresses of %r", self._stream, exc_info=True)
+            log.debug("cannot learn the addresses of %r", self, exc_info=True)
 
     def getHandle(self) -> Any:
-        """The underlying gevent socket."""
-        return self._stream
+        """The underlying gevent socket (made on the first call: see the module doc)."""
+        handle = self._handle
+        if handle is None:
+            handle = self._handle = _gevent_socket_around(self._sock)
+            self._hand_watchers_to(handle)
+        return handle
+
+    def _hand_watchers_to(self, handle: Any) -> None:
+        """From now on use ``handle``'s watchers (closing the handle under us then
+        cancels them: :meth:`throw`); a started watcher of ours is started there."""
+        mine = self._read_watcher
+        if mine is not None:
+            self._read_watcher = None
+            mine.close()
+            if self._reading and handle._read_event is not None:
+                handle._read_event.start(self._readable)
+        mine = self._write_watcher
+        if mine is not None:
+            self._write_watcher = None
+            mine.close()
+            if self._writing and handle._write_event is not None:
+                handle._write_event.start(self._writable)
 
     def getPeerCertificate(self) -> Any:
         """``None``: a plain socket has no certificate."""
@@ -840,16 +951,16 @@ class CallbackTransport:
         return self._get_tcp_option(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE)
 
     def _is_tcp(self) -> bool:
-        return self._stream.family in (_stdsocket.AF_INET, _stdsocket.AF_INET6)
+        return self._sock.family in (_stdsocket.AF_INET, _stdsocket.AF_INET6)
 
     def _set_tcp_option(self, level: int, option: int, enabled: bool) -> None:
         if self._is_tcp() and not self.disconnected:
-            self._stream.setsockopt(level, option, int(bool(enabled)))
+            self._sock.setsockopt(level, option, int(bool(enabled)))
 
     def _get_tcp_option(self, level: int, option: int) -> bool:
         if not self._is_tcp() or self.disconnected:
             return False
-        return bool(self._stream.getsockopt(level, option))
+        return bool(self._sock.getsockopt(level, option))
 
     # -- what the listening port calls (it treats us as it treats a handler greenlet) ---
 
