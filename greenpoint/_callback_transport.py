@@ -33,6 +33,8 @@ import collections
 import contextvars
 import logging
 import socket as _stdsocket
+from os import read as _read
+from os import write as _write
 from typing import Any, cast
 
 import gevent
@@ -133,6 +135,7 @@ class CallbackTransport:
     ) -> None:
         self._stream = stream  # a gevent socket
         self._sock = stream._sock  # its raw non-blocking socket
+        self._fd = self._sock.fileno()  # listenmsg: read by os.read (see _readable)
         self._peer = peer
         self._dispatcher = dispatcher
         self._post = dispatcher.post
@@ -336,10 +339,18 @@ class CallbackTransport:
                 event.stop()
 
     def _readable(self) -> None:
-        # The hot path: one recv, one post. Reads that fill the buffer go on below.
+        # The hot path: one read, one post. Reads that fill the buffer go on below.
+        #
+        # os.read on the descriptor, not socket.recv: the same read(2), without
+        # recv's argument tuple and parsing (a few hundred instructions a
+        # message). The descriptor number is only used while our read watcher is
+        # started: a gevent socket closed under us keeps its descriptor open
+        # until it has told the watcher's owner (throw, which stops reading), so
+        # the number cannot name another file here. Writes, which can happen in
+        # any state, go through the socket object instead (see write).
         size = self._size
         try:
-            data = self._sock.recv(size)
+            data = _read(self._fd, size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -365,13 +376,13 @@ class CallbackTransport:
     def _read_on(self) -> None:
         """In the dispatcher, after a read that filled its buffer: read and deliver
         more at once while reads stay full (a posted item: runs in our context)."""
-        recv = self._sock.recv
+        fd = self._fd
         for _ in range(READS_IN_DISPATCHER):
             if not self._reading or self._paused or self._holder is not None:
                 return  # paused, stopped, closed or held meanwhile: the watcher decides
             size = self._size
             try:
-                data = recv(size)
+                data = _read(fd, size)  # only while reading: see _readable
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -445,8 +456,11 @@ class CallbackTransport:
         """Queue ``data`` to be sent; never blocks. Ignored once writing has closed."""
         if self._send_now and data.__class__ is bytes:
             # The usual case (nothing queued, no pull producer, open): send at once.
+            # os.write is send(2) without flags, minus recv's argument parsing; the
+            # descriptor is asked of the socket object each time: after a close
+            # under us it is -1 (EBADF), never a number reused by another file.
             try:
-                sent = self._sock.send(data)
+                sent = _write(self._sock.fileno(), data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
