@@ -221,21 +221,20 @@ def test_data_behind_a_lose_connection_in_the_same_batch_is_not_delivered():
 
     factory = Built(Losing)
     endpoint = tcp_server()
-    with endpoint.listen(factory, dispatch="loop") as port:
-        with raw_client(port, endpoint) as sock:
-            for n in range(3):
-                sock.sendall(b"m%d" % n)
-                assert read_exactly(sock, 2) == b"m%d" % n
-            protocol = factory.built[0]
-            assert protocol.transport._direct is protocol
-            sock.sendall(b"bye")
-            assert read_exactly(sock, 3) == b"bye"
-            try:
-                sock.sendall(b"late")
-            except OSError:
-                pass
-            assert protocol.closed.wait(5)
-            assert sock.recv(10) == b""
+    with endpoint.listen(factory, dispatch="loop") as port, raw_client(port, endpoint) as sock:
+        for n in range(3):
+            sock.sendall(b"m%d" % n)
+            assert read_exactly(sock, 2) == b"m%d" % n
+        protocol = factory.built[0]
+        assert protocol.transport._direct is protocol
+        sock.sendall(b"bye")
+        assert read_exactly(sock, 3) == b"bye"
+        try:
+            sock.sendall(b"late")
+        except OSError:
+            pass
+        assert protocol.closed.wait(5)
+        assert sock.recv(10) == b""
     assert b"late" not in b"".join(protocol.received)
     assert isinstance(protocol.reason, ConnectionDone)
 
@@ -309,9 +308,10 @@ def test_a_socket_closed_behind_a_paused_transport_never_reaches_a_reused_descri
     factory = Built(Echo)
     paused_factory = Built(Paused)
     endpoint, second = tcp_server(), tcp_server()
-    with endpoint.listen(paused_factory, dispatch="loop") as first_port, second.listen(
-        factory, dispatch="loop"
-    ) as port:
+    with (
+        endpoint.listen(paused_factory, dispatch="loop") as first_port,
+        second.listen(factory, dispatch="loop") as port,
+    ):
         address = ("127.0.0.1", port.get_host().port)
         others = [gsocket.socket() for _ in range(4)]  # their descriptors exist already
         try:
