@@ -135,7 +135,7 @@ class CallbackTransport:
     ) -> None:
         self._stream = stream  # a gevent socket
         self._sock = stream._sock  # its raw non-blocking socket
-        self._fd = self._sock.fileno()  # listenmsg: read by os.read (see _readable)
+        self._fd = self._sock.fileno()  # for os.read while reading (see _readable)
         self._peer = peer
         self._dispatcher = dispatcher
         self._post = dispatcher.post
@@ -153,8 +153,8 @@ class CallbackTransport:
         self._write_closed = False
         self._buffered = 0
         self._pull = False
-        self._direct = None  # listenmsg: the dispatcher's short path (_refresh_direct)
-        self._send_now = True  # listenmsg: write's short path (_refresh_send_now)
+        self._direct = None  # the dispatcher's short path (_refresh_direct)
+        self._send_now = True  # write's short path (_refresh_send_now)
         # Each connection's protocol code runs in a contextvars context of its own
         # (as an asyncio task's would): entering it is cheaper than setting
         # current_owner (the timers' owner) before every delivery, and context
@@ -331,7 +331,7 @@ class CallbackTransport:
             self._stop_reading()
 
     def _stop_reading(self) -> None:
-        self._direct = None  # listenmsg: whatever stopped reading, data takes _deliver
+        self._direct = None  # reading stopped: data takes _deliver (_refresh_direct)
         if self._reading:
             self._reading = False
             event = self._stream._read_event
@@ -684,7 +684,7 @@ class CallbackTransport:
         self.connected = False
         self._reading_stopped = True
         self._write_closed = True
-        self._send_now = False  # listenmsg: write's short path
+        self._send_now = False  # write's short path: writes are ignored now
         if self._buffer is not None:
             self._buffer.clear()
         self._buffered = 0
