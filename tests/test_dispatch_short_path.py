@@ -347,3 +347,41 @@ def test_a_socket_closed_behind_a_paused_transport_never_reaches_a_reused_descri
             for other in others:
                 other.close()
     assert old_fd in numbers, "no new connection got the old descriptor: the test proves nothing"
+
+
+def test_a_socket_closed_under_a_reading_transport_keeps_its_number_until_it_ended():
+    # What reading with os.read on a kept descriptor number relies on: while our
+    # read watcher is started, closing the socket from outside tells the transport
+    # (which stops reading) before the descriptor is closed, so no new file can get
+    # the number while the transport may still read it.
+    pairs = []
+
+    class Closing(Echo):
+        def dataReceived(self, data):
+            if data != b"close":
+                super().dataReceived(data)
+                return
+            handle = self.transport.getHandle()
+            self.old_fd = handle.fileno()
+            handle.close()  # behind the transport's back, while it reads
+            pairs.append(socket.socketpair())  # the lowest free numbers now
+            self.new_fds = [s.fileno() for s in pairs[-1]]
+
+    factory = Built(Closing)
+    endpoint = tcp_server()
+    try:
+        with endpoint.listen(factory, dispatch="loop") as port, raw_client(port, endpoint) as sock:
+            for n in range(3):
+                sock.sendall(b"m%d" % n)
+                assert read_exactly(sock, 2) == b"m%d" % n
+            protocol = factory.built[0]
+            assert protocol.transport._direct is protocol  # on the short path
+            sock.sendall(b"close")
+            assert protocol.closed.wait(5)
+            assert sock.recv(10) == b""
+        assert protocol.old_fd not in protocol.new_fds
+        assert not protocol.transport._reading
+    finally:
+        for pair in pairs:
+            for s in pair:
+                s.close()
