@@ -39,6 +39,8 @@ import collections
 import contextvars
 import logging
 import socket as _stdsocket
+from os import read as _read
+from os import write as _write
 from typing import Any, cast
 
 import gevent
@@ -144,6 +146,10 @@ class CallbackTransport:
     _handle: Any = None  # the gevent socket, once getHandle() made (or was given) one
     _read_watcher: Any = None  # our own libev watchers while there is no _handle
     _write_watcher: Any = None
+    # The short paths of a message (see _refresh_direct and write): the protocol
+    # the dispatcher may hand data to straight away, and "write may send at once".
+    _direct: Any = None
+    _send_now = True
     _held: collections.deque[Any] | None = None
     _tls_pending: Any = None
     write_high_water = WRITE_HIGH_WATER
@@ -169,6 +175,7 @@ class CallbackTransport:
         # the gevent socket around it, if the port had one; ``host``: our own
         # address when the port knows it (a listener bound to one address).
         self._sock = sock
+        self._fd = sock.fileno()  # for os.read while reading (see _readable)
         if handle is not None:
             self._handle = handle
         if host is not None:
@@ -190,6 +197,8 @@ class CallbackTransport:
         self._write_closed = False
         self._buffered = 0
         self._pull = False
+        self._direct = None  # the dispatcher's short path (_refresh_direct)
+        self._send_now = True  # write's short path (_refresh_send_now)
         # Each connection's protocol code runs in a contextvars context of its own
         # (as an asyncio task's would): entering it is cheaper than setting
         # current_owner (the timers' owner) before every delivery, and context
@@ -261,10 +270,33 @@ class CallbackTransport:
                 context.run(self._protocol.dataReceived, item)
             except Exception as exc:
                 self._fail(exc, "dataReceived")
+            self._refresh_direct()
         elif self._context is not None:
             self._context.run(item)
         else:  # a timer that fell due as the connection closed
             item()
+
+    def _refresh_direct(self) -> None:
+        """Let the dispatcher deliver our next data itself (``_direct``) if nothing
+        else needs looking at: reading on, not paused, nothing read while paused
+        waiting, not held by a blocked call, not closing.
+
+        Every way out of that state stops reading (``_stop_reading`` clears
+        ``_direct``); the way back in is a delivery through :meth:`_deliver`,
+        which calls this.
+        """
+        if (
+            self._reading
+            and not self._reading_paused
+            and not self._paused
+            and not self._reading_stopped
+            and self._holder is None
+            and self._tls_pending is None
+            and self._context is not None
+        ):
+            self._direct = self._protocol
+        else:
+            self._direct = None
 
     def _killed(self, exc: BaseException) -> None:
         # A kill (or SystemExit...) interrupted protocol code of ours: end now.
@@ -343,6 +375,7 @@ class CallbackTransport:
             self._stop_reading()
 
     def _stop_reading(self) -> None:
+        self._direct = None  # reading stopped: data takes _deliver (_refresh_direct)
         if self._reading:
             self._reading = False
             handle = self._handle
@@ -351,36 +384,50 @@ class CallbackTransport:
                 event.stop()
 
     def _readable(self) -> None:
-        # The hot path: one recv, one post. Reads that fill the buffer go on below.
+        # The hot path: one read, one post. Reads that fill the buffer go on below.
+        #
+        # os.read on the descriptor, not socket.recv: the same read(2), without
+        # recv's argument tuple and parsing (a few hundred instructions a
+        # message). The descriptor number is only used while our read watcher is
+        # started: a gevent socket closed under us keeps its descriptor open
+        # until it has told the watcher's owner (throw, which stops reading), so
+        # the number cannot name another file here. Writes, which can happen in
+        # any state, go through the socket object instead (see write).
         size = self._size
         try:
-            data = self._sock.recv(size)
+            data = _read(self._fd, size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._abort_with(_lost(exc))
             return
-        self._post(self, data)  # b"" (end of file) too
         got = len(data)
         if got < size:
             if not got:
+                # Before posting b"": end of file must not take the short path.
                 self._stop_reading()
             elif size > MIN_READ_SIZE and got < size >> 1:
                 self._size = next_read_size(size, got)
+            # Dispatcher.post, inlined (a call less per message).
+            dispatcher = self._dispatcher
+            dispatcher._queue.append((self, data))
+            if not dispatcher._scheduled:
+                dispatcher._schedule()
             return
+        self._post(self, data)
         self._size = next_read_size(size, got)
         self._post(self, self._read_on)
 
     def _read_on(self) -> None:
         """In the dispatcher, after a read that filled its buffer: read and deliver
         more at once while reads stay full (a posted item: runs in our context)."""
-        recv = self._sock.recv
+        fd = self._fd
         for _ in range(READS_IN_DISPATCHER):
             if not self._reading or self._paused or self._holder is not None:
                 return  # paused, stopped, closed or held meanwhile: the watcher decides
             size = self._size
             try:
-                data = recv(size)
+                data = _read(fd, size)  # only while reading: see _readable
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -427,6 +474,7 @@ class CallbackTransport:
         if self._buffered:
             return
         self._stop_writing()
+        self._refresh_send_now()
         if self._pull and self._pulled:
             self._post_pull()
         if self._write_shut_requested or self._close_when_flushed:
@@ -500,6 +548,28 @@ class CallbackTransport:
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` to be sent; never blocks. Ignored once writing has closed."""
+        if self._send_now and data.__class__ is bytes:
+            # The usual case (nothing queued, no pull producer, open): send at once.
+            # os.write is send(2) without flags, minus recv's argument parsing; the
+            # descriptor is asked of the socket object each time: after a close
+            # under us it is -1 (EBADF), never a number reused by another file.
+            try:
+                sent = _write(self._sock.fileno(), data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._abort_with(_lost(exc))
+                return
+            if sent == len(data):
+                return
+            if sent:
+                data = cast(bytes, memoryview(data)[sent:])
+            self._enqueue(data)
+            self._want_writable()
+            return
+        self._write(data)
+
+    def _write(self, data: Any) -> None:
         if data.__class__ is not bytes:
             data = _as_bytes(data)
         if self._write_closed or not data:
@@ -518,11 +588,18 @@ class CallbackTransport:
             if self._pull:
                 self._pulled = True
                 self._post_pull()
+            else:
+                self._refresh_send_now()
             return
         if sent:
             data = cast(bytes, memoryview(data)[sent:])
         self._enqueue(data)
         self._want_writable()
+
+    def _refresh_send_now(self) -> None:
+        """``write`` may send at once: nothing queued, no pull producer, not closed.
+        Cleared wherever one of those changes; set again here, from the slow path."""
+        self._send_now = not (self._write_closed or self._buffered or self._pull)
 
     def writeSequence(self, iovec: Any) -> None:
         """Queue each bytes object of ``iovec``, in order."""
@@ -536,6 +613,7 @@ class CallbackTransport:
             buffer = self._buffer = collections.deque()
         buffer.append(data)
         self._buffered += len(data)
+        self._send_now = False
         if self._pull:
             self._pulled = True
         if (
@@ -596,6 +674,7 @@ class CallbackTransport:
     def _shutdown_write(self) -> None:
         self._write_shut = True
         self._write_closed = True
+        self._send_now = False
         try:
             self._sock.shutdown(_stdsocket.SHUT_WR)
         except OSError as exc:
@@ -675,6 +754,7 @@ class CallbackTransport:
             self._reason = reason
         self._reading_stopped = True
         self._write_closed = True
+        self._send_now = False
         self._stop_watchers()
         if self._buffer is not None:
             self._buffer.clear()
@@ -698,6 +778,7 @@ class CallbackTransport:
         self.connected = False
         self._reading_stopped = True
         self._write_closed = True
+        self._send_now = False  # write's short path: writes are ignored now
         if self._buffer is not None:
             self._buffer.clear()
         self._buffered = 0
@@ -804,6 +885,7 @@ class CallbackTransport:
                 producer.pauseProducing()
         else:
             self._pull = True
+            self._send_now = False
             self._pulled = False
             producer.resumeProducing()
 
@@ -812,6 +894,7 @@ class CallbackTransport:
         self.producer = None
         self._pull = False
         self.producerPaused = False
+        self._refresh_send_now()
         self._check_flushed()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
