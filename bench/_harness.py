@@ -138,6 +138,13 @@ def cpu_sample(pid: int) -> CPUSample:
     return CPUSample(stat_seconds, sched)
 
 
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` (``/proc/<pid>/stat`` ticks)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
+
+
 def cpu_between(before: CPUSample, after: CPUSample) -> float:
     """CPU seconds used between two samples of one process.
 
