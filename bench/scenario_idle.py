@@ -53,7 +53,10 @@ from _split import (
 
 # Room for the connections, their peers in the load generator, and some spare.
 FD_HEADROOM = 100
-# Warm-up connections per load generator for each server process on the port.
+# Warm-up connections for each server process on the port, shared by the load
+# generators: the same per server process whether split or not, because the warm-up
+# shapes malloc's state (greenpoint-protocol's figure moves with it, see bench/README.md
+# issue 21 section 9d).
 WARMUP_PER_SERVER = 10
 
 
@@ -68,6 +71,7 @@ def settings(quick: bool, count: int | None = None, compare_one: bool = False) -
         "one_process_connections": min(count, max(100, limit - FD_HEADROOM)),
         "compare_one_process": compare_one,
         "per_process": PER_PROCESS,
+        "warmup_per_server_process": WARMUP_PER_SERVER,
         "idle_seconds": 1.0 if quick else (5.0 if compare_one else 2.0),
     }
 
@@ -93,9 +97,8 @@ def connections_per_source() -> int:
     return int(loadgen.ephemeral_ports() // 2 * ODD_PORT_SHARE)
 
 
-def _loadgen_args(port: int, count: int, sources: list[str | None], servers: int) -> list[str]:
-    args = ["idle", "--count", str(count), "--port", str(port)]
-    args += ["--warmup", str(WARMUP_PER_SERVER * servers)]
+def _loadgen_args(port: int, count: int, sources: list[str | None], warmup: int) -> list[str]:
+    args = ["idle", "--count", str(count), "--port", str(port), "--warmup", str(warmup)]
     if sources != [None]:
         args += ["--sources", ",".join(str(s) for s in sources)]
     return args
@@ -120,8 +123,9 @@ def hold(
     try:
         counts = split_evenly(count, process_count(count))
         per_source = connections_per_source()
+        warmup = -(-WARMUP_PER_SERVER * processes // len(counts))
         for share, sources in zip(counts, source_plan(counts, per_source), strict=True):
-            generators.append(ctx.loadgen(_loadgen_args(port, share, sources, processes)))
+            generators.append(ctx.loadgen(_loadgen_args(port, share, sources, warmup)))
         for generator in generators:
             generator.expect("WARM", 60)
         pids = [server.pid for server in servers]
