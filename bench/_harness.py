@@ -138,6 +138,13 @@ def cpu_sample(pid: int) -> CPUSample:
     return CPUSample(stat_seconds, sched)
 
 
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` (``/proc/<pid>/stat`` ticks)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
+
+
 def cpu_between(before: CPUSample, after: CPUSample) -> float:
     """CPU seconds used between two samples of one process.
 
@@ -158,6 +165,41 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def memory_rollup(pid: int) -> dict[str, int]:
+    """``Rss``, ``Pss`` and ``Uss`` (private clean + dirty) of ``pid`` in bytes.
+
+    From ``/proc/<pid>/smaps_rollup``. USS is what the process alone holds; PSS adds
+    its share of pages mapped by others too (libraries), and moves when other
+    processes map or unmap them.
+    """
+    fields: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            parts = rest.split()
+            if len(parts) == 2 and parts[1] == "kB":
+                fields[name] = int(parts[0]) * 1024
+    return {
+        "rss": fields.get("Rss", 0),
+        "pss": fields.get("Pss", 0),
+        "uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0),
+    }
+
+
+def open_files(pid: int) -> int:
+    """How many file descriptors ``pid`` has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def open_file_limit(pid: int) -> int:
+    """The soft ``RLIMIT_NOFILE`` of ``pid`` (``Max open files`` in ``/proc/<pid>/limits``)."""
+    with open(f"/proc/{pid}/limits", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise BenchError(f"no open-file limit for pid {pid}")
 
 
 class Child:
@@ -283,6 +325,8 @@ class Context:
     pin: bool
     cert_dir: Path
     python: str = sys.executable
+    # Server processes for the idle regimes (run.py --server-processes): "auto" or a count.
+    server_processes: str | int = "auto"
 
     @property
     def contender_cpu(self) -> int | None:

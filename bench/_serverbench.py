@@ -75,9 +75,11 @@ TLS = [
 ]
 
 
-def start_server(ctx: Context, contender: ServerContender, tls: bool) -> tuple[Child, int]:
+def start_server(
+    ctx: Context, contender: ServerContender, tls: bool, extra: tuple[str, ...] = ()
+) -> tuple[Child, int]:
     """Start a fresh server on the contender's core; return it and its port."""
-    args = list(contender.args)
+    args = [*contender.args, *extra]
     if tls:
         cert, key = ctx.tls_files()
         args += ["--tls", str(cert), str(key)]
@@ -88,6 +90,36 @@ def start_server(ctx: Context, contender: ServerContender, tls: bool) -> tuple[C
         child.stop()
         raise
     return child, port
+
+
+def start_servers(ctx: Context, contender: ServerContender, count: int) -> tuple[list[Child], int]:
+    """Start ``count`` fresh server processes sharing one port; return them and the port.
+
+    One process listens as always. Several are started one after another (exec'd, not
+    forked, so they share no copy-on-write memory), each with ``SO_REUSEPORT``: the
+    first on a free port, the others on the first's.
+    """
+    if count == 1:
+        server, port = start_server(ctx, contender, tls=False)
+        return [server], port
+    servers: list[Child] = []
+    try:
+        first, port = start_server(ctx, contender, tls=False, extra=("--reuse-port",))
+        servers.append(first)
+        for _ in range(count - 1):
+            other, other_port = start_server(
+                ctx, contender, tls=False, extra=("--reuse-port", "--port", str(port))
+            )
+            servers.append(other)
+            if other_port != port:
+                raise BenchError(
+                    f"{contender.name}: listens on {other_port}, not the shared {port}"
+                )
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers, port
 
 
 def measure(

@@ -5,7 +5,7 @@ contender. It speaks to the harness in lines on stdout and waits for ``GO`` on s
 
     echo      --port P --bytes N [--tls]             WARM, GO, RESULT {...}
     connrate  --port P --count N --concurrency C [--tls]   WARM, GO, RESULT {...}
-    idle      --port P --count N                     WARM, GO, HELD {...}, GO, RESULT {...}
+    idle      --port P --count N [--sources A,B] [--warmup W]   WARM, GO, HELD {...}, GO, RESULT {...}
     first-byte-server --port P [--tls-files C K]     READY port (then serves until stdin closes)
 
 The echo and connection loops are single-threaded, non-blocking and selector-driven,
@@ -389,10 +389,17 @@ def source_addresses(count: int) -> list[str | None]:
     return [f"127.0.0.{2 + i}" for i in range(-(-count // per_source))]
 
 
-def open_idle(port: int, count: int, batch: int = 200) -> list[socket.socket]:
-    """Open ``count`` connections, each proven served by a one-byte echo, and keep them."""
+def open_idle(
+    port: int, count: int, batch: int = 200, sources: list[str | None] | None = None
+) -> list[socket.socket]:
+    """Open ``count`` connections, each proven served by a one-byte echo, and keep them.
+
+    ``sources``: the source addresses to take in turn (default: as many as ``count``
+    needs, see :func:`source_addresses`; the split regime gives each process its own).
+    """
     held: list[socket.socket] = []
-    sources = source_addresses(count)
+    if sources is None:
+        sources = source_addresses(count)
     opened = 0
     selector = selectors.DefaultSelector()
     pending: dict[socket.socket, int] = {}
@@ -439,15 +446,16 @@ def open_idle(port: int, count: int, batch: int = 200) -> list[socket.socket]:
     return held
 
 
-def idle(port: int, count: int) -> None:
-    # Warm the server up (lazy imports, first allocations) before its baseline is read.
-    for sock in open_idle(port, 10):
+def idle(port: int, count: int, sources: list[str | None] | None = None, warmup: int = 10) -> None:
+    # Warm the server up (lazy imports, first allocations) before its baseline is read;
+    # with several server processes on the port, enough that each gets some.
+    for sock in open_idle(port, warmup, sources=sources):
         sock.close()
     time.sleep(0.2)
     say("WARM")
     wait_go()
     began = time.perf_counter()
-    held = open_idle(port, count)
+    held = open_idle(port, count, sources=sources)
     say("HELD", {"connections": len(held), "seconds": time.perf_counter() - began})
     wait_go()
     for sock in held:
@@ -556,6 +564,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--tls", action="store_true")
     parser.add_argument(
+        "--sources", default=None, help="idle: comma-separated source addresses to take in turn"
+    )
+    parser.add_argument("--warmup", type=int, default=10, help="idle: warm-up connections")
+    parser.add_argument(
         "--tls-files", nargs=2, metavar=("CERT", "KEY"), help="first-byte-server: TLS"
     )
     args = parser.parse_args(argv)
@@ -589,7 +601,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.mode == "reqresp":
         reqresp_mode(args.port, args.count, args.requests)
     elif args.mode == "idle":
-        idle(args.port, args.count)
+        sources = args.sources.split(",") if args.sources else None
+        idle(args.port, args.count, sources, args.warmup)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from _report import (  # noqa: E402
     versions,
 )
 from _scenario import Scenario  # noqa: E402
+from _split import parse_processes  # noqa: E402
 from _stats import rotated, summarise  # noqa: E402
 
 SCENARIOS: dict[str, Scenario] = {
@@ -159,7 +160,18 @@ def main(argv: list[str] | None = None) -> int:
         help="run every contender and load generator under SCHED_FIFO (root), so that other"
         " work on a shared machine does not preempt them",
     )
+    parser.add_argument(
+        "--server-processes",
+        default="auto",
+        help="idle regimes: server processes sharing the port with SO_REUSEPORT; 'auto'"
+        " (default): one per 18,000 connections, since a process here holds at most 20,000"
+        " files; 1: one process holding what its open-file limit allows",
+    )
     args = parser.parse_args(argv)
+    try:
+        server_processes = parse_processes(args.server_processes)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.realtime:
         try:  # check here, not in every child: a failure there is a bare exec error
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
@@ -194,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick,
             pin=pinning_available() and not args.no_pin,
             cert_dir=Path(scratch) / "certs",
+            server_processes=server_processes,
         )
         report: dict[str, Any] = {
             "started": stamp,
@@ -202,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "pinned": ctx.pin,
             "realtime": args.realtime,
+            "server_processes": server_processes,
             "machine": machine(),
             "versions": versions(),
             "scenarios": {},

@@ -157,3 +157,97 @@ def test_ratios_to_another_contender_are_taken_within_each_round():
         "bare": [1.0, 1.0],
         "ours": [0.8, 1.2],
     }
+
+
+split = _load("_split")
+
+
+def test_server_processes_are_auto_or_a_positive_count():
+    assert split.parse_processes("auto") == "auto"
+    assert split.parse_processes(" AUTO ") == "auto"
+    assert split.parse_processes("3") == 3
+    for bad in ("0", "-2", "many", ""):
+        with pytest.raises(ValueError, match="server processes must be 'auto'"):
+            split.parse_processes(bad)
+
+
+def test_auto_takes_as_few_processes_as_keep_each_under_the_share():
+    assert split.process_count(100_000) == 6  # 16,667 each
+    assert split.process_count(19_900) == 2
+    assert split.process_count(18_000) == 1
+    assert split.process_count(10) == 1
+    assert split.process_count(100_000, 8) == 8
+
+
+def test_connections_are_split_evenly_and_completely():
+    counts = split.split_evenly(100_000, 6)
+    assert sum(counts) == 100_000
+    assert max(counts) - min(counts) <= 1
+    assert counts == sorted(counts, reverse=True)
+    assert split.split_evenly(5, 3) == [2, 2, 1]
+    with pytest.raises(ValueError):
+        split.split_evenly(5, 0)
+
+
+def test_every_load_generator_gets_source_addresses_of_its_own():
+    # One process whose count fits one address keeps the kernel's choice.
+    assert split.source_plan([10_000], per_source=11_292) == [[None]]
+    plan = split.source_plan([16_667] * 6, per_source=11_292)
+    assert [len(sources) for sources in plan] == [2] * 6
+    flat = [address for sources in plan for address in sources]
+    assert len(set(flat)) == len(flat) == 12  # none shared
+    assert flat[0] == "127.0.0.2" and flat[-1] == "127.0.0.13"
+    assert "127.0.0.1" not in flat  # the server's
+    # One process past one address's ports gets several.
+    assert split.source_plan([19_900], per_source=11_292) == [["127.0.0.2", "127.0.0.3"]]
+    assert split.source_plan([9_950, 9_950], per_source=11_292) == [["127.0.0.2"], ["127.0.0.3"]]
+
+
+def test_too_few_server_processes_for_the_connections_is_said_before_any_start():
+    assert split.capacity_problem(100_000, 6, 19_900) is None
+    problem = split.capacity_problem(100_000, 2, 19_900)
+    assert "50,000 each" in problem and "at least 6" in problem
+
+
+def test_an_uneven_or_refused_spread_fails_with_the_count_of_every_process():
+    assert split.spread_problem([16_700, 16_600, 16_700], 50_000, [20_000] * 3) is None
+    short = split.spread_problem([16_700, 16_600, 16_000], 50_000, [20_000] * 3)
+    assert "49,300 connections, 50,000 asked" in short and "16,000" in short
+    full = split.spread_problem([19_995, 10_000], 29_995, [20_000, 20_000])
+    assert "EMFILE" in full and "process(es) 0" in full
+
+
+@pytest.mark.timeout(120)
+def test_quick_idle_run_over_two_server_processes_holds_every_connection(tmp_path):
+    out = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--quick", "--scenarios", "idle"]
+        + ["--contenders", "gevent", "--server-processes", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(out.read_text())
+    assert report["server_processes"] == 2
+    scenario = report["scenarios"]["idle"]
+    (one_round,) = scenario["rounds"]
+    result = one_round["gevent"]
+    assert "error" not in result, result["error"]
+    assert result["server_processes"] == 2
+    per_process = [p["connections"] for p in result["per_process"]]
+    # Both processes got a share (SO_REUSEPORT), and together they hold every one.
+    assert len(per_process) == 2 and min(per_process) > 0
+    assert sum(per_process) == result["connections"] == scenario["settings"]["connections_asked"]
+    assert result["kib_per_conn"] > 0
+
+
+def test_a_bad_server_process_count_is_refused_by_name():
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--server-processes", "none"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2
+    assert "server processes must be 'auto'" in completed.stderr

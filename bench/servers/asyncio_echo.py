@@ -15,7 +15,7 @@ class Echo(asyncio.Protocol):
         self.transport.write(data)
 
 
-async def serve(tls) -> None:
+async def serve(tls, port: int = 0, reuse_port: bool = False) -> None:
     context = None
     if tls:
         import ssl
@@ -23,7 +23,9 @@ async def serve(tls) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Echo, HOST, 0, backlog=BACKLOG, ssl=context)
+    # reuse_port only when asked, so that the default call stays what it always was.
+    extra = {"reuse_port": True} if reuse_port else {}
+    server = await loop.create_server(Echo, HOST, port, backlog=BACKLOG, ssl=context, **extra)
     ready(server.sockets[0].getsockname()[1])
     await server.serve_forever()
 
@@ -35,9 +37,9 @@ def main() -> None:
             import uvloop
         except ImportError as exc:
             unavailable(f"uvloop is not installed here ({exc})")
-        uvloop.run(serve(args.tls))
+        uvloop.run(serve(args.tls, args.port, args.reuse_port))
     else:
-        asyncio.run(serve(args.tls))
+        asyncio.run(serve(args.tls, args.port, args.reuse_port))
 
 
 if __name__ == "__main__":

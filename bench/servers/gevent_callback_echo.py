@@ -13,7 +13,7 @@ import collections
 import socket
 
 import gevent
-from _common import BACKLOG, HOST, READ_SIZE, arguments, ready
+from _common import BACKLOG, HOST, READ_SIZE, arguments, ready, reuse_port_socket
 
 
 class Connection:
@@ -82,12 +82,15 @@ class Connection:
 
 
 def main() -> None:
-    arguments(__doc__)
+    args = arguments(__doc__)
     loop = gevent.get_hub().loop
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((HOST, 0))
-    listener.listen(BACKLOG)
+    if args.reuse_port:
+        listener = reuse_port_socket(args.port)
+    else:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((HOST, args.port))
+        listener.listen(BACKLOG)
     listener.setblocking(False)
 
     def accept() -> None:

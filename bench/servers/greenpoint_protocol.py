@@ -19,7 +19,9 @@ def main() -> None:
             def dataReceived(self, data):
                 self.transport.write(data)
 
-        endpoint = server_from_string(description(args.tls, not args.no_nodelay))
+        endpoint = server_from_string(
+            description(args.tls, not args.no_nodelay, args.port, args.reuse_port)
+        )
         options = dict(LIMITS) if args.limits else {}
         if args.dispatch:
             options["dispatch"] = args.dispatch

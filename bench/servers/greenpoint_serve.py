@@ -11,13 +11,22 @@ import functools
 from _common import BACKLOG, HOST, READ_SIZE, arguments, ready, unavailable
 
 
-def description(tls: list[str] | None, nodelay: bool = True) -> str:
+def description(
+    tls: list[str] | None, nodelay: bool = True, port: int = 0, reuse_port: bool = False
+) -> str:
     from greenpoint import quote_string_argument as quote
 
     if tls is None:
-        return f"tcp:0:interface={HOST}:backlog={BACKLOG}" + ("" if nodelay else ":nodelay=0")
+        return (
+            f"tcp:{port}:interface={HOST}:backlog={BACKLOG}"
+            + ("" if nodelay else ":nodelay=0")
+            + (":reusePort=true" if reuse_port else "")
+        )
     cert, key = tls
-    return f"ssl:0:interface={HOST}:backlog={BACKLOG}:privateKey={quote(key)}:certKey={quote(cert)}"
+    return (
+        f"ssl:{port}:interface={HOST}:backlog={BACKLOG}:privateKey={quote(key)}:certKey={quote(cert)}"
+        + (":reusePort=true" if reuse_port else "")
+    )
 
 
 def echo(stream, _address, read_size=READ_SIZE):
@@ -46,7 +55,9 @@ def main() -> None:
     try:
         from greenpoint import server_from_string
 
-        endpoint = server_from_string(description(args.tls, not args.no_nodelay))
+        endpoint = server_from_string(
+            description(args.tls, not args.no_nodelay, args.port, args.reuse_port)
+        )
         handler = functools.partial(echo, read_size=args.read_size)
         port = endpoint.serve(handler, **(LIMITS if args.limits else {}))
     except (ImportError, AttributeError, NotImplementedError, KeyError, ValueError) as exc:

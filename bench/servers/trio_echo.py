@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 import trio
-from _common import BACKLOG, HOST, READ_SIZE, arguments, ready
+from _common import BACKLOG, HOST, READ_SIZE, arguments, ready, reuse_port_socket
 
 
 async def echo(stream, read_size=READ_SIZE) -> None:
@@ -21,8 +21,13 @@ async def echo(stream, read_size=READ_SIZE) -> None:
         await trio.aclose_forcefully(stream)
 
 
-async def serve(tls, read_size) -> None:
-    listeners = await trio.open_tcp_listeners(0, host=HOST, backlog=BACKLOG)
+async def serve(tls, read_size, port=0, reuse_port=False) -> None:
+    if reuse_port:
+        # open_tcp_listeners cannot set SO_REUSEPORT: listen on a socket that has it.
+        plain = reuse_port_socket(port)
+        listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(plain))]
+    else:
+        listeners = await trio.open_tcp_listeners(port, host=HOST, backlog=BACKLOG)
     if tls:
         import ssl
 
@@ -38,7 +43,7 @@ async def serve(tls, read_size) -> None:
 
 def main() -> None:
     args = arguments(__doc__)
-    trio.run(serve, args.tls, args.read_size)
+    trio.run(serve, args.tls, args.read_size, args.port, args.reuse_port)
 
 
 if __name__ == "__main__":

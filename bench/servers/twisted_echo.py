@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from _common import BACKLOG, HOST, arguments, ready
+import socket
+
+from _common import BACKLOG, HOST, arguments, ready, reuse_port_socket
 from twisted.internet import protocol, reactor
 
 
@@ -31,8 +33,13 @@ def main() -> None:
             key_pem = f.read()
         options = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem).options()
         port = reactor.listenSSL(0, factory, options, backlog=BACKLOG, interface=HOST)
+    elif args.reuse_port:
+        # listenTCP cannot set SO_REUSEPORT: adopt a socket that has it (Twisted dups it).
+        with reuse_port_socket(args.port) as sock:
+            sock.setblocking(False)
+            port = reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, factory)
     else:
-        port = reactor.listenTCP(0, factory, backlog=BACKLOG, interface=HOST)
+        port = reactor.listenTCP(args.port, factory, backlog=BACKLOG, interface=HOST)
     ready(port.getHost().port)
     reactor.run()
 
