@@ -54,6 +54,22 @@ _CANCEL_WAIT_ERROR: Any = cancel_wait_ex  # what a waiter gets when the socket c
 _READ, _WRITE = 1, 2  # libev's EV_READ, EV_WRITE
 
 
+def _close_after_pending(loop: Any, sock: Any) -> None:
+    """Close ``sock`` once the loop has run the callbacks now pending (gevent's way)."""
+    check = loop.check()
+
+    def close_now(raw: Any) -> None:
+        try:
+            raw.close()
+        except OSError:
+            pass
+        finally:
+            check.stop()
+            check.close()
+
+    check.start(close_now, sock)
+
+
 class ServedSocket(gsocket.socket):  # type: ignore[misc]  # gevent's class is untyped
     """A gevent socket whose reads wait first once a read emptied it; see the module."""
 
@@ -137,8 +153,15 @@ class ServedSocket(gsocket.socket):  # type: ignore[misc]  # gevent's class is u
         if write_event is not None:
             _WRITE_SLOT.__set__(self, None)
             write_event.close()
-        this._sock = _CLOSED_SOCKET(sock.family, sock.type, sock.proto, sock.fileno(), "closed")
-        this._drop_ref_on_close(sock)  # gevent's: tells libev, then closes the fd
+        fd = sock.fileno()
+        this._sock = _CLOSED_SOCKET(sock.family, sock.type, sock.proto, fd, "closed")
+        # As gevent: tell libev first; if that woke watchers of others on this fd
+        # (now pending), the descriptor may be reused only after they have run.
+        loop = this.hub.loop
+        if loop.closing_fd(fd):
+            _close_after_pending(loop, sock)
+        else:
+            sock.close()
 
     def shutdown(self, how: int) -> None:
         # gevent's, but a write watcher not made yet has no waiter to wake.
@@ -169,7 +192,13 @@ class ServedSocket(gsocket.socket):  # type: ignore[misc]  # gevent's class is u
             peeked: bytes = super().recv(bufsize, flags)
             return peeked
         if self._emptied:
-            self._wait_readable()
+            # Wait until readable, then read. Level-triggered: a socket that got data
+            # since the last read is readable at once, so waiting first never misses
+            # any. Not on a non-blocking socket (its recv must fail rather than wait)
+            # nor a closed one (its recv says EBADF). Inline: once per request.
+            event = self._read_event
+            if event is not None and self.timeout != 0.0:
+                self._wait(event)
         try:
             data: bytes = self._sock.recv(bufsize)
         except BlockingIOError:  # nothing there yet: wait, then gevent's loop
@@ -182,8 +211,10 @@ class ServedSocket(gsocket.socket):  # type: ignore[misc]  # gevent's class is u
         if flags:
             peeked: int = super().recv_into(buffer, nbytes, flags)
             return peeked
-        if self._emptied:
-            self._wait_readable()
+        if self._emptied:  # as in recv()
+            event = self._read_event
+            if event is not None and self.timeout != 0.0:
+                self._wait(event)
         try:
             count: int = self._sock.recv_into(buffer, nbytes)
         except BlockingIOError:
@@ -196,14 +227,6 @@ class ServedSocket(gsocket.socket):  # type: ignore[misc]  # gevent's class is u
         if self.timeout == 0.0:  # a non-blocking socket's read fails at once
             raise BlockingIOError(EAGAIN, "Resource temporarily unavailable")
         self._wait(self._read_event)
-
-    def _wait_readable(self) -> None:
-        # Level-triggered: a socket that got data since the last read is readable at
-        # once, so waiting first never misses any. Not on a non-blocking socket (its
-        # recv must fail rather than wait) nor a closed one (its recv says EBADF).
-        event = self._read_event
-        if event is not None and self.timeout != 0.0:
-            self._wait(event)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         if type(data) in _BUFFER_TYPES and data:
