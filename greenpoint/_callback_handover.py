@@ -56,15 +56,16 @@ def _run_tls(connection: Any, options: Any, held: list[bytes]) -> None:
 
     connection._stop_writing()
     try:
+        plain = connection.getHandle()  # the gevent socket (made now if need be)
         buffer = connection._buffer
         if buffer:
             clear = b"".join(bytes(chunk) for chunk in buffer)
             buffer.clear()
             connection._buffered = 0
-            connection._stream.sendall(clear)
+            plain.sendall(clear)
         if connection.disconnected or connection._reason is not None:
             return
-        stream = handshake(options, connection._stream, connection.getPeer())
+        stream = handshake(options, plain, connection.getPeer())
     except Exception as exc:
         del connection.write
         connection._finish(exc)

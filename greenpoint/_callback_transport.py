@@ -7,16 +7,22 @@ in the shared dispatcher greenlet (:mod:`greenpoint._dispatch`), to which the
 callbacks post items. The contract for protocols is the greenlet
 :class:`~greenpoint._transport.Transport`'s; what differs is where code runs.
 
-- Reading: the socket's read watcher is started once and stays started while
+- The socket: the raw non-blocking socket the port accepted, with a libev read
+  watcher of its own (made when reading starts) and a write watcher made only
+  when a write must wait. No gevent socket is made unless :meth:`getHandle` is
+  asked for one (it is then built around the same raw socket, and its watchers
+  replace ours); a connection that never asks pays for no gevent object.
+- Reading: the read watcher is started once and stays started while
   the connection reads; its callback reads (the adaptive size of
   :mod:`greenpoint._read_size`; after a read that filled its buffer, again at
   once, a few times) and posts the data. End of file is posted as ``b""``.
   ``pauseProducing`` stops the watcher; data already read waits for
   ``resumeProducing``.
 - Writing: a direct non-blocking ``send``; what the kernel does not take is
-  queued and the socket's write watcher flushes it when writable (no greenlet).
+  queued and the write watcher flushes it when writable (no greenlet).
 - Ending: nothing calls ``connectionLost`` (or any protocol callback) from
-  inside another callback or from the hub: the end is posted, so a protocol
+  inside another callback or from the hub: the end is posted (or, at the
+  peer's end of file, comes in the delivery of that item), so a protocol
   closing or writing to another connection never recurses into that
   connection's code. ``connectionLost`` runs once, in the dispatcher.
 - Items posted in the hub are only posted: the hub never runs protocol code and
@@ -33,13 +39,17 @@ import collections
 import contextvars
 import logging
 import socket as _stdsocket
+from os import read as _read
+from os import write as _write
 from typing import Any, cast
 
 import gevent
+from gevent import socket as gsocket
 from gevent.event import Event
 
 from greenpoint._address import from_sockaddr, host_address, peer_address
 from greenpoint._checks import check_timeout
+from greenpoint._connect import build_protocol  # at the top: an import per connection costs
 from greenpoint._dispatch import Dispatcher
 from greenpoint._reactor_time import adopt_twisted_timers, clock, current_owner
 from greenpoint._read_size import MIN_READ_SIZE, next_read_size
@@ -67,6 +77,31 @@ def _as_bytes(data: Any) -> bytes:
         return memoryview(data).tobytes()
     except TypeError:
         raise TypeError(f"write() takes bytes, not {type(data).__name__}") from None
+
+
+# The raw socket class gevent's own sockets are made of (weak-referenceable, as
+# the ssl module needs): what a loop-dispatched port accepts into.
+RAW_SOCKET = gsocket.socket._gevent_sock_class
+
+
+def _gevent_socket_around(sock: Any) -> Any:
+    """A gevent socket whose raw socket is ``sock`` itself (not a copy or a dup:
+    the port, the transport and the handle all close the same object).
+
+    A closed ``sock`` gets a closed gevent socket of the same kind.
+    """
+    family, kind, proto = sock.family, sock.type, sock.proto
+    fd = sock.fileno()
+    if fd < 0:
+        handle = gsocket.socket(family, kind, proto)
+        handle.close()
+        return handle
+    # gevent makes a raw socket of its own for the fd; ours replaces it, and its
+    # own is detached (it must not close the fd).
+    handle = gsocket.socket(family, kind, proto, fileno=fd)
+    made, handle._sock = handle._sock, sock
+    made.detach()
+    return handle
 
 
 def _lost(exc: BaseException) -> ConnectionLost:
@@ -108,6 +143,13 @@ class CallbackTransport:
     _flush_paused_posted = False
     _closed_event: Event | None = None
     _holder: Any = None  # a greenlet blocked in this connection's code (_dispatch)
+    _handle: Any = None  # the gevent socket, once getHandle() made (or was given) one
+    _read_watcher: Any = None  # our own libev watchers while there is no _handle
+    _write_watcher: Any = None
+    # The short paths of a message (see _refresh_direct and write): the protocol
+    # the dispatcher may hand data to straight away, and "write may send at once".
+    _direct: Any = None
+    _send_now = True
     _held: collections.deque[Any] | None = None
     _tls_pending: Any = None
     write_high_water = WRITE_HIGH_WATER
@@ -121,14 +163,23 @@ class CallbackTransport:
 
     def __init__(
         self,
-        stream: Any,
+        sock: Any,
         peer: Any,
         dispatcher: Dispatcher,
         factory: Any,
         on_close: Any = None,
+        host: Any = None,
+        handle: Any = None,
     ) -> None:
-        self._stream = stream  # a gevent socket
-        self._sock = stream._sock  # its raw non-blocking socket
+        # ``sock``: the raw non-blocking socket (owned from now on); ``handle``:
+        # the gevent socket around it, if the port had one; ``host``: our own
+        # address when the port knows it (a listener bound to one address).
+        self._sock = sock
+        self._fd = sock.fileno()  # for os.read while reading (see _readable)
+        if handle is not None:
+            self._handle = handle
+        if host is not None:
+            self._host = host
         self._peer = peer
         self._dispatcher = dispatcher
         self._post = dispatcher.post
@@ -146,6 +197,8 @@ class CallbackTransport:
         self._write_closed = False
         self._buffered = 0
         self._pull = False
+        self._direct = None  # the dispatcher's short path (_refresh_direct)
+        self._send_now = True  # write's short path (_refresh_send_now)
         # Each connection's protocol code runs in a contextvars context of its own
         # (as an asyncio task's would): entering it is cheaper than setting
         # current_owner (the timers' owner) before every delivery, and context
@@ -169,8 +222,6 @@ class CallbackTransport:
         self._post(self, self._start)
 
     def _start(self) -> None:
-        from greenpoint._connect import build_protocol
-
         if self._reason is not None:  # killed before it started
             self._finish(self._reason)
             return
@@ -195,11 +246,7 @@ class CallbackTransport:
     def _close_unstarted(self) -> None:
         self.disconnected = True
         self.connected = False
-        self._stop_watchers()
-        try:
-            self._stream.close()
-        except Exception:
-            log.debug("closing %r failed", self._stream, exc_info=True)
+        self._close_socket()
         self._ended()
 
     # -- delivering (in the dispatcher; Dispatcher.Receiver) ------------------------
@@ -223,10 +270,33 @@ class CallbackTransport:
                 context.run(self._protocol.dataReceived, item)
             except Exception as exc:
                 self._fail(exc, "dataReceived")
+            self._refresh_direct()
         elif self._context is not None:
             self._context.run(item)
         else:  # a timer that fell due as the connection closed
             item()
+
+    def _refresh_direct(self) -> None:
+        """Let the dispatcher deliver our next data itself (``_direct``) if nothing
+        else needs looking at: reading on, not paused, nothing read while paused
+        waiting, not held by a blocked call, not closing.
+
+        Every way out of that state stops reading (``_stop_reading`` clears
+        ``_direct``); the way back in is a delivery through :meth:`_deliver`,
+        which calls this.
+        """
+        if (
+            self._reading
+            and not self._reading_paused
+            and not self._paused
+            and not self._reading_stopped
+            and self._holder is None
+            and self._tls_pending is None
+            and self._context is not None
+        ):
+            self._direct = self._protocol
+        else:
+            self._direct = None
 
     def _killed(self, exc: BaseException) -> None:
         # A kill (or SystemExit...) interrupted protocol code of ours: end now.
@@ -244,13 +314,19 @@ class CallbackTransport:
             self._update_reading()
 
     def _read_eof(self) -> None:
+        # Run as one of our own posted items (never inside another callback), so
+        # the end may come here and now rather than as one more post.
         self._reading_stopped = True
-        self._stop_reading()
+        if self._reading:
+            self._stop_reading()
         callback = getattr(self._protocol, "readConnectionLost", None)
         if callback is None:
             # As the greenlet Transport: flush first, then close.
             self._close_when_flushed = True
-            self._check_end()
+            if self._reason is None and self._flushed():
+                self._finish(ConnectionDone("connection was closed cleanly"))
+            else:
+                self._check_end()
             return
         self._read_done = True
         try:
@@ -291,7 +367,7 @@ class CallbackTransport:
             or self._tls_pending is not None
         )
         if want and not self._reading:
-            event = self._stream._read_event
+            event = self._reader()
             if event is not None:
                 self._reading = True
                 event.start(self._readable)
@@ -299,43 +375,59 @@ class CallbackTransport:
             self._stop_reading()
 
     def _stop_reading(self) -> None:
+        self._direct = None  # reading stopped: data takes _deliver (_refresh_direct)
         if self._reading:
             self._reading = False
-            event = self._stream._read_event
+            handle = self._handle
+            event = self._read_watcher if handle is None else handle._read_event
             if event is not None:
                 event.stop()
 
     def _readable(self) -> None:
-        # The hot path: one recv, one post. Reads that fill the buffer go on below.
+        # The hot path: one read, one post. Reads that fill the buffer go on below.
+        #
+        # os.read on the descriptor, not socket.recv: the same read(2), without
+        # recv's argument tuple and parsing (a few hundred instructions a
+        # message). The descriptor number is only used while our read watcher is
+        # started: a gevent socket closed under us keeps its descriptor open
+        # until it has told the watcher's owner (throw, which stops reading), so
+        # the number cannot name another file here. Writes, which can happen in
+        # any state, go through the socket object instead (see write).
         size = self._size
         try:
-            data = self._sock.recv(size)
+            data = _read(self._fd, size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._abort_with(_lost(exc))
             return
-        self._post(self, data)  # b"" (end of file) too
         got = len(data)
         if got < size:
             if not got:
+                # Before posting b"": end of file must not take the short path.
                 self._stop_reading()
             elif size > MIN_READ_SIZE and got < size >> 1:
                 self._size = next_read_size(size, got)
+            # Dispatcher.post, inlined (a call less per message).
+            dispatcher = self._dispatcher
+            dispatcher._queue.append((self, data))
+            if not dispatcher._scheduled:
+                dispatcher._schedule()
             return
+        self._post(self, data)
         self._size = next_read_size(size, got)
         self._post(self, self._read_on)
 
     def _read_on(self) -> None:
         """In the dispatcher, after a read that filled its buffer: read and deliver
         more at once while reads stay full (a posted item: runs in our context)."""
-        recv = self._sock.recv
+        fd = self._fd
         for _ in range(READS_IN_DISPATCHER):
             if not self._reading or self._paused or self._holder is not None:
                 return  # paused, stopped, closed or held meanwhile: the watcher decides
             size = self._size
             try:
-                data = recv(size)
+                data = _read(fd, size)  # only while reading: see _readable
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -358,7 +450,7 @@ class CallbackTransport:
 
     def _want_writable(self) -> None:
         if not self._writing and not self.disconnected:
-            event = self._stream._write_event
+            event = self._writer()
             if event is not None:
                 self._writing = True
                 event.start(self._writable)
@@ -366,7 +458,8 @@ class CallbackTransport:
     def _stop_writing(self) -> None:
         if self._writing:
             self._writing = False
-            event = self._stream._write_event
+            handle = self._handle
+            event = self._write_watcher if handle is None else handle._write_event
             if event is not None:
                 event.stop()
 
@@ -381,6 +474,7 @@ class CallbackTransport:
         if self._buffered:
             return
         self._stop_writing()
+        self._refresh_send_now()
         if self._pull and self._pulled:
             self._post_pull()
         if self._write_shut_requested or self._close_when_flushed:
@@ -389,6 +483,54 @@ class CallbackTransport:
     def _stop_watchers(self) -> None:
         self._stop_reading()
         self._stop_writing()
+
+    def _reader(self) -> Any:
+        """The read watcher: ours (made on first use), or the gevent socket's; ``None``
+        once the socket is closed."""
+        handle = self._handle
+        if handle is not None:
+            return handle._read_event  # gevent sets it to None when it closes
+        watcher = self._read_watcher
+        if watcher is None:
+            fd = self._sock.fileno()
+            if fd >= 0:
+                watcher = self._read_watcher = self._dispatcher.hub.loop.io(fd, 1)
+        return watcher
+
+    def _writer(self) -> Any:
+        """The write watcher, as :meth:`_reader`: made only when a write must wait."""
+        handle = self._handle
+        if handle is not None:
+            return handle._write_event
+        watcher = self._write_watcher
+        if watcher is None:
+            fd = self._sock.fileno()
+            if fd >= 0:
+                watcher = self._write_watcher = self._dispatcher.hub.loop.io(fd, 2)
+        return watcher
+
+    def _close_socket(self) -> None:
+        """Close the socket, its watchers first (libev must forget an fd before it is
+        closed and reused). Once is enough; again does nothing."""
+        try:
+            handle = self._handle
+            if handle is not None:
+                # Stopped first: gevent's close would throw into a started one's owner.
+                self._stop_watchers()
+                handle.close()  # gevent closes its watchers, then the raw socket
+                return
+            self._reading = self._writing = False  # closing a watcher stops it
+            watcher = self._read_watcher
+            if watcher is not None:
+                self._read_watcher = None
+                watcher.close()
+            watcher = self._write_watcher
+            if watcher is not None:
+                self._write_watcher = None
+                watcher.close()
+            self._sock.close()
+        except Exception:
+            log.debug("closing the socket of %r failed", self, exc_info=True)
 
     def throw(self, error: Any = None, *args: Any) -> None:
         """The socket was closed under us: gevent cancels the waits on a closed
@@ -406,6 +548,28 @@ class CallbackTransport:
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` to be sent; never blocks. Ignored once writing has closed."""
+        if self._send_now and data.__class__ is bytes:
+            # The usual case (nothing queued, no pull producer, open): send at once.
+            # os.write is send(2) without flags, minus recv's argument parsing; the
+            # descriptor is asked of the socket object each time: after a close
+            # under us it is -1 (EBADF), never a number reused by another file.
+            try:
+                sent = _write(self._sock.fileno(), data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._abort_with(_lost(exc))
+                return
+            if sent == len(data):
+                return
+            if sent:
+                data = cast(bytes, memoryview(data)[sent:])
+            self._enqueue(data)
+            self._want_writable()
+            return
+        self._write(data)
+
+    def _write(self, data: Any) -> None:
         if data.__class__ is not bytes:
             data = _as_bytes(data)
         if self._write_closed or not data:
@@ -424,11 +588,18 @@ class CallbackTransport:
             if self._pull:
                 self._pulled = True
                 self._post_pull()
+            else:
+                self._refresh_send_now()
             return
         if sent:
             data = cast(bytes, memoryview(data)[sent:])
         self._enqueue(data)
         self._want_writable()
+
+    def _refresh_send_now(self) -> None:
+        """``write`` may send at once: nothing queued, no pull producer, not closed.
+        Cleared wherever one of those changes; set again here, from the slow path."""
+        self._send_now = not (self._write_closed or self._buffered or self._pull)
 
     def writeSequence(self, iovec: Any) -> None:
         """Queue each bytes object of ``iovec``, in order."""
@@ -442,6 +613,7 @@ class CallbackTransport:
             buffer = self._buffer = collections.deque()
         buffer.append(data)
         self._buffered += len(data)
+        self._send_now = False
         if self._pull:
             self._pulled = True
         if (
@@ -502,6 +674,7 @@ class CallbackTransport:
     def _shutdown_write(self) -> None:
         self._write_shut = True
         self._write_closed = True
+        self._send_now = False
         try:
             self._sock.shutdown(_stdsocket.SHUT_WR)
         except OSError as exc:
@@ -581,6 +754,7 @@ class CallbackTransport:
             self._reason = reason
         self._reading_stopped = True
         self._write_closed = True
+        self._send_now = False
         self._stop_watchers()
         if self._buffer is not None:
             self._buffer.clear()
@@ -604,16 +778,14 @@ class CallbackTransport:
         self.connected = False
         self._reading_stopped = True
         self._write_closed = True
+        self._send_now = False  # write's short path: writes are ignored now
         if self._buffer is not None:
             self._buffer.clear()
         self._buffered = 0
         self._paused = None
-        self._stop_watchers()
-        self._remember_addresses()
-        try:
-            self._stream.close()
-        except Exception:
-            log.debug("closing %r failed", self._stream, exc_info=True)
+        if self._host is None:
+            self._remember_addresses()
+        self._close_socket()
         try:
             producer, self.producer, self._pull = self.producer, None, False
             if producer is not None:
@@ -713,6 +885,7 @@ class CallbackTransport:
                 producer.pauseProducing()
         else:
             self._pull = True
+            self._send_now = False
             self._pulled = False
             producer.resumeProducing()
 
@@ -721,6 +894,7 @@ class CallbackTransport:
         self.producer = None
         self._pull = False
         self.producerPaused = False
+        self._refresh_send_now()
         self._check_flushed()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
@@ -793,16 +967,16 @@ class CallbackTransport:
     def getPeer(self) -> Any:
         """The peer's address; also after the connection has closed."""
         if self._peer is None:
-            self._peer = peer_address(self._stream)
+            self._peer = peer_address(self._sock)
         return self._peer
 
     def getHost(self) -> Any:
         """Our own address; also after the connection has closed."""
         if self._host is None:
             if self._host_sockaddr is not None:
-                self._host = from_sockaddr(self._stream.family, self._host_sockaddr)
+                self._host = from_sockaddr(self._sock.family, self._host_sockaddr)
             else:
-                self._host = host_address(self._stream)
+                self._host = host_address(self._sock)
         return self._host
 
     def _remember_addresses(self) -> None:
@@ -810,11 +984,31 @@ class CallbackTransport:
             if self._host is None:
                 self._host_sockaddr = self._sock.getsockname()
         except Exception:
-            log.debug("cannot learn the addresses of %r", self._stream, exc_info=True)
+            log.debug("cannot learn the addresses of %r", self, exc_info=True)
 
     def getHandle(self) -> Any:
-        """The underlying gevent socket."""
-        return self._stream
+        """The underlying gevent socket (made on the first call: see the module doc)."""
+        handle = self._handle
+        if handle is None:
+            handle = self._handle = _gevent_socket_around(self._sock)
+            self._hand_watchers_to(handle)
+        return handle
+
+    def _hand_watchers_to(self, handle: Any) -> None:
+        """From now on use ``handle``'s watchers (closing the handle under us then
+        cancels them: :meth:`throw`); a started watcher of ours is started there."""
+        mine = self._read_watcher
+        if mine is not None:
+            self._read_watcher = None
+            mine.close()
+            if self._reading and handle._read_event is not None:
+                handle._read_event.start(self._readable)
+        mine = self._write_watcher
+        if mine is not None:
+            self._write_watcher = None
+            mine.close()
+            if self._writing and handle._write_event is not None:
+                handle._write_event.start(self._writable)
 
     def getPeerCertificate(self) -> Any:
         """``None``: a plain socket has no certificate."""
@@ -840,16 +1034,16 @@ class CallbackTransport:
         return self._get_tcp_option(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE)
 
     def _is_tcp(self) -> bool:
-        return self._stream.family in (_stdsocket.AF_INET, _stdsocket.AF_INET6)
+        return self._sock.family in (_stdsocket.AF_INET, _stdsocket.AF_INET6)
 
     def _set_tcp_option(self, level: int, option: int, enabled: bool) -> None:
         if self._is_tcp() and not self.disconnected:
-            self._stream.setsockopt(level, option, int(bool(enabled)))
+            self._sock.setsockopt(level, option, int(bool(enabled)))
 
     def _get_tcp_option(self, level: int, option: int) -> bool:
         if not self._is_tcp() or self.disconnected:
             return False
-        return bool(self._stream.getsockopt(level, option))
+        return bool(self._sock.getsockopt(level, option))
 
     # -- what the listening port calls (it treats us as it treats a handler greenlet) ---
 

@@ -22,11 +22,21 @@ with a greenlet per connection, and never stalls the others.
 A greenlet killed (or a ``BaseException`` raised by protocol code) ends the
 connection being delivered, ``connectionLost`` gets ``ConnectionLost``, and the
 greenlet dies; the next batch gets a fresh dispatcher.
+
+The usual item, data for a connection in its plain state (reading, not paused,
+nothing held back, not closing), takes a short path: the receiver says so by
+its ``_direct`` attribute (its protocol, or ``None``), and the dispatcher calls
+``_direct.dataReceived(data)`` itself, in the connection's context, without
+the receiver's ``_deliver``. The connection's context is entered by setting the
+dispatcher greenlet's ``gr_context`` (greenlet switches the thread's context
+with it), only when the receiver differs from the previous one: cheaper than a
+``Context.run`` per message, and the same context for the protocol code.
 """
 
 from __future__ import annotations
 
 import collections
+import contextvars
 import threading
 from typing import Any, Protocol
 
@@ -40,12 +50,19 @@ class Receiver(Protocol):
 
     _holder: Any  # the greenlet this connection is held by, or None
     _held: collections.deque[Any] | None
+    # The protocol whose dataReceived may be called straight away with posted
+    # bytes, in _context; None when anything else must be looked at (_deliver).
+    _direct: Any
+    _context: contextvars.Context | None
 
     def _deliver(self, item: Any) -> None:
         """Run one posted item's protocol code; may block; raises only BaseException."""
 
     def _killed(self, exc: BaseException) -> None:
         """End the connection: ``exc`` interrupted its protocol code."""
+
+    def _fail(self, exc: Exception, callback: str) -> None:
+        """``callback`` of the protocol raised ``exc``: log it, end the connection."""
 
     def _hold(self) -> None:
         """Stop reading: a greenlet blocked in this connection's code holds it."""
@@ -75,8 +92,12 @@ class Dispatcher:
         """Queue ``item`` for ``receiver``; delivered in this loop iteration or the next."""
         self._queue.append((receiver, item))
         if not self._scheduled:
-            self._scheduled = True
-            self._run_callback(self._wake)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Have the hub switch into the dispatcher in this loop iteration."""
+        self._scheduled = True
+        self._run_callback(self._wake)
 
     def post_soon(self, receiver: Any, item: Any) -> None:
         """:meth:`post` after the loop's other callbacks (a turn for other connections)."""
@@ -127,24 +148,47 @@ class Dispatcher:
     def _serve(self) -> None:
         me = gevent.getcurrent()
         queue = self._queue
+        popleft = queue.popleft
         switch = self.hub.switch
+        # Whose context this greenlet is in: set (gr_context) for short-path
+        # deliveries only; _deliver's Context.run restores it on return.
+        owner: Any = None
         while True:
             while queue:
-                receiver, item = queue.popleft()
-                if receiver._holder is not None:
-                    receiver._held.append(item)  # its blocked call has not returned
-                    continue
-                self._busy = receiver
-                try:
-                    receiver._deliver(item)
-                except BaseException as exc:
-                    receiver._killed(exc)
-                    raise
+                receiver, item = popleft()
+                protocol = receiver._direct
+                if protocol is not None and item.__class__ is bytes:
+                    # The short path (see the module's docstring).
+                    self._busy = receiver
+                    if receiver is not owner:
+                        owner = receiver
+                        me.gr_context = receiver._context
+                    try:
+                        protocol.dataReceived(item)
+                    except Exception as exc:
+                        receiver._fail(exc, "dataReceived")
+                    except BaseException as exc:
+                        receiver._killed(exc)
+                        raise
+                else:
+                    if receiver._holder is not None:
+                        receiver._held.append(item)  # its blocked call has not returned
+                        continue
+                    self._busy = receiver
+                    try:
+                        receiver._deliver(item)
+                    except BaseException as exc:
+                        receiver._killed(exc)
+                        raise
                 if self._greenlet is not me:
                     # We blocked in there and were left to this connection.
                     self._run_held(receiver)
                     return
-            self._busy = receiver = item = None  # hold no connection while idle
+            self._busy = receiver = item = protocol = None  # hold no connection while idle
+            if owner is not None and owner._context is None:
+                # Its connection has closed: do not keep it (its context refers
+                # to it) alive while idle.
+                owner = me.gr_context = None
             if not self.connections:
                 self._greenlet = None
                 return

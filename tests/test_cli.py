@@ -311,11 +311,15 @@ def test_relay_bind_failure_is_exit_1(cli):
 
 def test_relay_stops_gracefully_letting_a_running_connection_finish(tmp_path):
     received = Event()
+    release = Event()
 
     def slow_echo(stream, address):
         data = read_all(stream)
         received.set()
-        gevent.sleep(0.5)  # the behaviour: a connection still running when the stop comes
+        # The behaviour: a connection still running when the stop comes. It answers
+        # only once the test has seen the relay stop (not after a fixed sleep, which
+        # a loaded machine can outlast before the second signal is sent).
+        release.wait(10)
         stream.sendall(data)
 
     upstream = greenpoint.server_from_string("tcp:0:interface=127.0.0.1").serve(slow_echo)
@@ -333,6 +337,7 @@ def test_relay_stops_gracefully_letting_a_running_connection_finish(tmp_path):
             relay.process.send_signal(signal.SIGINT)  # a second stop signal: ignored
             relay.wait_for("SIGINT: already stopping")
             assert refuses_soon(f"tcp:127.0.0.1:{port}")
+            release.set()
             assert read_all(stream) == b"late"  # the running connection finished
         status, _, _ = relay.finish()
     assert status == 0

@@ -279,7 +279,7 @@ def test_a_protocol_transport_keeps_the_plain_gevent_socket():
 
     class Echo(Protocol):
         def connectionMade(self) -> None:
-            seen.append(type(self.transport._stream))
+            seen.append(type(self.transport.getHandle()))
 
         def dataReceived(self, data: bytes) -> None:
             self.transport.write(data)

@@ -29,6 +29,12 @@ from greenpoint._tls_settings import (
     DEFAULT_MINIMUM_VERSION,
 )
 from greenpoint.endpoints._base import ClientEndpoint, ServerEndpoint
+from greenpoint.endpoints._tcp_endpoints import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ClientEndpoint,
+    TCP6ServerEndpoint,
+)
 from greenpoint.errors import ConnectTimeoutError, ListenError
 
 if TYPE_CHECKING:
@@ -98,7 +104,6 @@ def tcp_server_endpoint(port: int, backlog: int, interface: str, **sockets: Any)
 
     ``sockets`` are the TCP endpoint's ``nodelay``, ``tcp_options``, ``socket_options``.
     """
-    from greenpoint.endpoints._tcp_endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
     family = TCP6ServerEndpoint if literal_family(interface) == AF_INET6 else TCP4ServerEndpoint
     return family(port, backlog=backlog, interface=interface, **sockets)
@@ -154,8 +159,6 @@ class SSL4ClientEndpoint(ClientEndpoint):
 
     def _tcp(self) -> Any:
         """The TCP endpoint under TLS (its deadline is given to its ``open``)."""
-        from greenpoint.endpoints._tcp_endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
-
         # A name is resolved for IPv4 only, as Twisted's SSL4ClientEndpoint does.
         family = TCP6ClientEndpoint if literal_family(self.host) == AF_INET6 else TCP4ClientEndpoint
         return family(
@@ -394,7 +397,6 @@ class TLSWrapperServerEndpoint(ServerEndpoint):
 
 def _is_tcp_server(endpoint: Any) -> bool:
     """A TCP server endpoint that a ``tls:`` description can say."""
-    from greenpoint.endpoints._tcp_endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
     if getattr(endpoint, "socket_options", None) is not None:
         return False

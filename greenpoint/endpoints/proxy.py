@@ -445,7 +445,15 @@ def _params(*, password: bool, resolve: bool) -> tuple[Param, ...]:
                 help="where the target name is resolved: proxy or local",
             )
         )
-    params.append(Param("timeout", number, None, help="seconds for proxy connect and handshake"))
+    params.append(
+        Param(
+            "timeout",
+            number,
+            None,
+            help="seconds for proxy connect and handshake (else the proxy= endpoint's)",
+            shown_default=f"{DEFAULT_TIMEOUT:g}",
+        )
+    )
     return tuple(params)
 
 
