@@ -26,8 +26,9 @@ def accept_function(
 ) -> Callable[[], tuple[Any, Any]]:
     """``accept()`` for ``listener``: a fast one for a plain gevent socket, else its own.
 
-    The fast one makes each accepted socket as ``make`` (gevent's socket class or a
-    subclass of it: ``serve()`` hands its handlers a ``ServedSocket``).
+    The fast one makes each accepted socket as ``make(family, type, proto, fd)``
+    (gevent's socket class or a subclass of it: ``serve()`` hands its handlers a
+    ``ServedSocket``), positionally: a keyword costs a dict per connection.
     """
     if type(listener) is not gsocket.socket:
         accept: Callable[[], tuple[Any, Any]] = listener.accept
@@ -54,7 +55,7 @@ def _raw_accept(listener: Any, make: type[Any]) -> Callable[[], tuple[Any, Any]]
                 # and closing the listener wakes the wait with EBADF.
                 listener._wait(listener._read_event)
                 continue
-            return make(family, kind, proto, fileno=fd), address
+            return make(family, kind, proto, fd), address
 
     return accept
 
@@ -128,7 +129,7 @@ class AcceptWatcher:
                 self._finish(exc)
                 return
             try:
-                stream = make(family, kind, proto, fileno=fd)
+                stream = make(family, kind, proto, fd)
             except Exception as exc:
                 os.close(fd)
                 self._finish(exc)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import socket as stdsocket
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import gevent
 import pytest
 from gevent import socket as gsocket
+from gevent._socketcommon import SocketMixin
 
 from greenpoint import Factory, Protocol, TCP4ServerEndpoint
 from greenpoint._served_socket import ServedSocket
@@ -300,3 +304,159 @@ def test_a_first_read_with_nothing_there_fails_once_then_waits(pair):
     finally:
         uncount(served, counter)
     assert counter.calls == ["recv:EAGAIN", "recv"]  # as gevent: one failed read
+
+
+# -- one watcher per socket; close -------------------------------------------------
+
+
+def write_watcher(served: ServedSocket) -> Any:
+    """The write watcher gevent's slot holds (None until one was needed)."""
+    return SocketMixin.__dict__["_write_event"].__get__(served)
+
+
+def fill(sock: Any) -> int:
+    """Write into ``sock``'s raw socket until the kernel takes no more; bytes written."""
+    total = 0
+    while True:
+        try:
+            total += sock._sock.send(b"x" * 65536)
+        except BlockingIOError:
+            return total
+
+
+def test_a_served_socket_has_no_write_watcher_until_a_write_must_wait(pair):
+    served, peer = pair
+    peer.sendall(b"ping")
+    assert served.recv(10) == b"ping"
+    served.sendall(b"pong")
+    assert peer.recv(10) == b"pong"
+    assert served._read_event is not None
+    assert write_watcher(served) is None
+
+
+def test_a_writer_on_a_full_socket_is_woken_when_the_peer_reads(pair):
+    served, peer = pair
+    written = fill(served)
+    writer = gevent.spawn(served.sendall, b"last")
+    gevent.sleep(0.01)
+    assert not writer.dead  # waiting for room, on the watcher made for it
+    assert write_watcher(served) is not None
+    received = 0
+    while received < written + 4:
+        chunk = peer.recv(65536)
+        assert chunk
+        received += len(chunk)
+    writer.get(timeout=2)
+    assert received == written + 4
+
+
+def test_close_while_a_writer_waits_raises_in_the_writer(pair):
+    served, peer = pair
+    fill(served)
+    writer = gevent.spawn(served.sendall, b"more")
+    gevent.sleep(0.01)
+    served.close()
+    with pytest.raises(OSError):
+        writer.get(timeout=2)
+    assert served._sock.fileno() == -1
+    assert peer.recv(10)  # the peer still reads what was written before the close
+
+
+def test_close_releases_the_descriptor_and_fails_later_calls(pair):
+    served, _ = pair
+    fd = served.fileno()
+    served.close()
+    assert served.closed
+    assert served.fileno() == -1
+    assert "closed" in repr(served)
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    served.close()  # a second close is harmless, as gevent's
+
+
+def test_close_with_a_makefile_open_waits_for_it_as_gevent_does(pair):
+    served, peer = pair
+    reader = served.makefile("rb")
+    served.close()
+    peer.sendall(b"line\n")
+    assert reader.readline() == b"line\n"  # the descriptor outlives close()
+    reader.close()
+    assert served.fileno() == -1
+
+
+def test_detach_keeps_the_descriptor_open(pair):
+    served, peer = pair
+    fd = served.detach()
+    plain = stdsocket.socket(fileno=fd)
+    try:
+        peer.sendall(b"still here")
+        assert plain.recv(20) == b"still here"
+    finally:
+        plain.close()
+
+
+def test_shutdown_before_any_write_watcher(pair):
+    served, peer = pair
+    served.shutdown(stdsocket.SHUT_WR)
+    assert peer.recv(10) == b""  # the peer sees the end of the stream
+    assert write_watcher(served) is None
+    peer.sendall(b"back")
+    assert served.recv(10) == b"back"
+
+
+def test_ref_covers_a_write_watcher_made_later(pair):
+    served, _ = pair
+    served.ref = False
+    assert served.ref is False
+    fill(served)
+    assert served._write_event.ref is False
+    served.ref = True
+    assert served._read_event.ref and served._write_event.ref
+
+
+def test_dup_gives_a_served_socket_of_its_own(pair):
+    served, peer = pair
+    copy = served.dup()
+    try:
+        assert type(copy) is ServedSocket
+        assert copy.fileno() != served.fileno()
+        peer.sendall(b"x")
+        assert copy.recv(1) == b"x"
+    finally:
+        copy.close()
+
+
+def test_a_served_socket_made_without_a_descriptor():
+    sock = ServedSocket()
+    try:
+        assert sock.family == stdsocket.AF_INET
+        assert sock.type == stdsocket.SOCK_STREAM
+        assert sock.timeout is None
+    finally:
+        sock.close()
+
+
+def test_a_served_socket_under_gevent_monkey_patching():
+    # greenpoint wsgi patches the stdlib: socket.socket is then gevent's class, and
+    # ServedSocket must still reach the C socket's methods.
+    code = textwrap.dedent(
+        """
+        from gevent import monkey
+        monkey.patch_all()
+        import socket
+        from greenpoint._served_socket import ServedSocket
+        a, b = socket.socketpair()
+        served = ServedSocket(a.family, a.type, a.proto, fileno=a.detach())
+        b.sendall(b"ping")
+        assert served.recv(10) == b"ping"
+        served.sendall(b"pong")
+        assert b.recv(10) == b"pong"
+        served.close()
+        b.close()
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr
