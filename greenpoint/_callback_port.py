@@ -190,7 +190,7 @@ class CallbackPort(ListeningPort):
         self._accept_from_hub(AcceptWatcher(listener, RAW_SOCKET), family)
 
     def _accept_from_hub(self, acceptor: AcceptWatcher, family: int | None) -> None:
-        """Accept in the hub (ListeningPort._accept_in_hub's loop) and start each
+        """Accept in the hub (ListeningPort._run_acceptor) and start each
         connection there: no greenlet, no switch per connection."""
         handlers = self._handlers
         start = self.pool.start
@@ -207,27 +207,7 @@ class CallbackPort(ListeningPort):
             self._accepted += 1
             return cap is None or len(handlers) < cap
 
-        self._acceptor = acceptor
-        if self._shares_listener:
-            acceptor.max_per_wake = 1
-        delay = 0.0
-        try:
-            while True:
-                if cap is not None and len(handlers) >= cap:
-                    self._wait_below_cap(cap)
-                accepted = self._accepted
-                error = acceptor.run(on_accept)
-                if self.closing:
-                    return
-                if error is None:
-                    continue
-                if self._accepted != accepted:
-                    delay = 0.0
-                delay = self._accept_failed(error, delay)
-                if delay < 0:
-                    return
-        finally:
-            acceptor.close()
+        self._run_acceptor(acceptor, on_accept)
 
     def _connection_ended(self, connection: Any) -> None:
         """A loop-dispatched connection closed: what a handler greenlet's end does."""

@@ -439,6 +439,13 @@ class ListeningPort:
             self._accepted += 1
             return cap is None or len(handlers) < cap
 
+        self._run_acceptor(acceptor, on_accept)
+
+    def _run_acceptor(self, acceptor: AcceptWatcher, on_accept: Any) -> None:
+        """Let the hub accept with ``on_accept`` until the port closes; in between,
+        wait below the cap or decide on an accept error as the greenlet loop does."""
+        handlers = self._handlers
+        cap = self.limits.max_connections
         self._acceptor = acceptor
         if self._shares_listener:
             acceptor.max_per_wake = 1

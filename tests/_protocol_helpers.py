@@ -4,6 +4,8 @@
   TCP and UNIX ones.
 * :class:`Recorder` and :class:`RecordingFactory`: a protocol and a factory that keep
   everything they are told, in order, for the test to check.
+* :class:`BuildingFactory`: a server factory that keeps every protocol it built.
+* :func:`echoed`: send on a plain socket and read as many bytes back.
 * :func:`exchange`: the whole "listen, raw client, send, half-close, read everything,
   wait for the server side to close" round (:func:`_net_helpers.read_all` reads).
 """
@@ -17,7 +19,7 @@ from _net_helpers import read_all
 from _wait_helpers import wait_until
 from gevent.event import Event
 
-from greenpoint import ClientFactory, Protocol
+from greenpoint import ClientFactory, Factory, Protocol
 from greenpoint.endpoints.tcp import TCP4ClientEndpoint, TCP4ServerEndpoint
 from greenpoint.endpoints.unix import UNIXClientEndpoint, UNIXServerEndpoint
 
@@ -125,6 +127,30 @@ class RecordingFactory(ClientFactory):
         """The first protocol built, once there is one."""
         wait_until(lambda: self.built, timeout, what="a connection to be made")
         return self.built[0]
+
+
+class BuildingFactory(Factory):
+    """A server factory of ``protocol`` that keeps every protocol it built (``built``)."""
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.built: list[Any] = []
+
+    def buildProtocol(self, addr: Any) -> Any:  # noqa: N802
+        protocol = super().buildProtocol(addr)
+        self.built.append(protocol)
+        return protocol
+
+
+def echoed(sock: socket.socket, data: bytes) -> bytes:
+    """Send ``data`` on ``sock`` and read as many bytes back (an echo server's answer)."""
+    sock.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed"
+        got += chunk
+    return got
 
 
 def exchange(

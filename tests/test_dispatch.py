@@ -17,12 +17,12 @@ import weakref
 import gevent
 import greenlet
 import pytest
-from _protocol_helpers import LOOPBACK, raw_client, tcp_server
+from _protocol_helpers import LOOPBACK, BuildingFactory, echoed, raw_client, tcp_server
 from gevent import socket as gsocket
 from gevent.event import AsyncResult, Event
 from gevent.lock import Semaphore
 
-from greenpoint import ConnectionDone, ConnectionLost, Factory, IdleTimeoutError, Protocol
+from greenpoint import ConnectionDone, ConnectionLost, IdleTimeoutError, Protocol
 from greenpoint._callback_transport import CallbackTransport
 from greenpoint._transport import Transport
 from greenpoint.endpoints.unix import UNIXServerEndpoint
@@ -68,27 +68,6 @@ class Echo(Recorder):
         self.transport.write(data)
 
 
-class Built(Factory):
-    def __init__(self, protocol):
-        self.protocol = protocol
-        self.built = []
-
-    def buildProtocol(self, addr):
-        protocol = super().buildProtocol(addr)
-        self.built.append(protocol)
-        return protocol
-
-
-def exchange(sock, data):
-    sock.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed"
-        got += chunk
-    return got
-
-
 # -- the mode and its argument -------------------------------------------------------
 
 
@@ -96,11 +75,11 @@ def test_loop_dispatch_uses_the_callback_transport_and_greenlet_mode_the_greenle
     server_endpoint,
 ):
     for dispatch, kind in (("loop", CallbackTransport), ("greenlet", Transport)):
-        factory = Built(Echo)
+        factory = BuildingFactory(Echo)
         with server_endpoint.listen(factory, dispatch=dispatch) as port:
             sock = raw_client(port, server_endpoint)
             try:
-                assert exchange(sock, b"ping") == b"ping"
+                assert echoed(sock, b"ping") == b"ping"
             finally:
                 sock.close()
             protocol = factory.built[0]
@@ -109,7 +88,7 @@ def test_loop_dispatch_uses_the_callback_transport_and_greenlet_mode_the_greenle
 
 
 def test_a_bad_dispatch_is_refused_before_binding_and_names_the_choices():
-    factory = Built(Echo)
+    factory = BuildingFactory(Echo)
     with pytest.raises(ValueError, match="dispatch must be 'loop'.*'greenlet'.*'callbacks'"):
         tcp_server().listen(factory, dispatch="callbacks")
     assert factory.numPorts == 0  # doStart never ran: nothing was bound
@@ -136,13 +115,13 @@ def test_one_read_watcher_per_connection_stays_started_across_messages(monkeypat
             self.seen = (watcher.active, watcher.callback == self.transport._readable)
             super().dataReceived(data)
 
-    factory = Built(Watching)
+    factory = BuildingFactory(Watching)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         sock = raw_client(port, endpoint)
         try:
             for n in range(30):
-                assert exchange(sock, b"request %d" % n) == b"request %d" % n
+                assert echoed(sock, b"request %d" % n) == b"request %d" % n
                 assert factory.built[0].seen == (True, True)  # not stopped around the call
         finally:
             sock.close()
@@ -154,15 +133,15 @@ def test_idle_connections_have_no_greenlet_each(server_endpoint):
     def greenlets():
         return sum(isinstance(o, greenlet.greenlet) and not o.dead for o in gc.get_objects())
 
-    factory = Built(Echo)
+    factory = BuildingFactory(Echo)
     with server_endpoint.listen(factory, dispatch="loop") as port:
         socks = [raw_client(port, server_endpoint) for _ in range(5)]
         try:
-            assert exchange(socks[0], b"warm") == b"warm"  # the dispatcher exists now
+            assert echoed(socks[0], b"warm") == b"warm"  # the dispatcher exists now
             before = greenlets()
             socks += [raw_client(port, server_endpoint) for _ in range(40)]
             for sock in socks:
-                assert exchange(sock, b"x") == b"x"
+                assert echoed(sock, b"x") == b"x"
             assert greenlets() - before <= 2  # not one per connection
         finally:
             for sock in socks:
@@ -171,14 +150,14 @@ def test_idle_connections_have_no_greenlet_each(server_endpoint):
 
 
 def test_a_closed_loop_dispatched_connection_is_freed_without_the_garbage_collector():
-    factory = Built(Echo)
+    factory = BuildingFactory(Echo)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         gc.disable()
         try:
             sock = raw_client(port, endpoint)
             try:
-                assert exchange(sock, b"ping") == b"ping"
+                assert echoed(sock, b"ping") == b"ping"
                 sock.shutdown(socket.SHUT_WR)
                 assert sock.recv(10) == b""
             finally:
@@ -191,35 +170,35 @@ def test_a_closed_loop_dispatched_connection_is_freed_without_the_garbage_collec
             del protocol
             # The accept loop's locals hold the latest connection until the next.
             with raw_client(port, endpoint) as following:
-                assert exchange(following, b"next") == b"next"
+                assert echoed(following, b"next") == b"next"
             assert [ref() for ref in refs] == [None, None]
         finally:
             gc.enable()
 
 
 def test_no_dispatcher_greenlet_outlives_the_last_connection():
-    factory = Built(Echo)
+    factory = BuildingFactory(Echo)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock:
-            assert exchange(sock, b"ping") == b"ping"
+            assert echoed(sock, b"ping") == b"ping"
         dispatcher = factory.built[0].greenlets[0]
         assert factory.built[0].closed.wait(5)
         wait_for(lambda: dispatcher.dead, what="the idle dispatcher to end")
         with raw_client(port, endpoint) as sock:  # the next connection gets a fresh one
-            assert exchange(sock, b"again") == b"again"
+            assert echoed(sock, b"again") == b"again"
         assert factory.built[1].greenlets[0] is not dispatcher
 
 
 def test_data_received_runs_in_one_dispatcher_with_one_switch_per_loop_turn():
     """All connections ready in one loop turn are served by one switch into the dispatcher."""
-    factory = Built(Echo)
+    factory = BuildingFactory(Echo)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         socks = [raw_client(port, endpoint) for _ in range(20)]
         try:
             for sock in socks:
-                assert exchange(sock, b"warm") == b"warm"
+                assert echoed(sock, b"warm") == b"warm"
             dispatcher = factory.built[0].greenlets[0]
             switches = []
 
@@ -314,7 +293,7 @@ def test_a_blocking_protocol_never_stalls_others_and_keeps_its_order(kind):
             finally:
                 self.inside = False
 
-    factory = Built(Blocky)
+    factory = BuildingFactory(Blocky)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         slow, fast = raw_client(port, endpoint), raw_client(port, endpoint)
@@ -325,7 +304,7 @@ def test_a_blocking_protocol_never_stalls_others_and_keeps_its_order(kind):
                 slow.sendall(b"%d|" % n)
                 gevent.sleep(0.01)
             for n in range(5):  # the other connection is served meanwhile
-                assert exchange(fast, b"fast %d" % n) == b"fast %d" % n
+                assert echoed(fast, b"fast %d" % n) == b"fast %d" % n
             release()
             got = b""
             while len(got) < len(b"block|0|1|2|"):
@@ -336,8 +315,8 @@ def test_a_blocking_protocol_never_stalls_others_and_keeps_its_order(kind):
             # The blocked greenlet was left to the slow connection (and then ended);
             # afterwards it is back on the shared dispatcher with everyone else.
             holder = slow_protocol.greenlets[0]
-            assert exchange(slow, b"after") == b"after"
-            assert exchange(fast, b"fast") == b"fast"
+            assert echoed(slow, b"after") == b"after"
+            assert echoed(fast, b"fast") == b"fast"
             shared = factory.built[1].greenlets[-1]
             assert slow_protocol.greenlets[-1] is shared
             assert holder is not shared and holder.dead
@@ -359,7 +338,7 @@ def test_a_blocked_connection_killed_by_stop_listening_loses_once_and_others_dra
                 self.transport.write(data)
                 self.transport.loseConnection()
 
-    factory = Built(Stuck)
+    factory = BuildingFactory(Stuck)
     endpoint = tcp_server()
     port = endpoint.listen(factory, dispatch="loop")
     stuck, polite = raw_client(port, endpoint), raw_client(port, endpoint)
@@ -413,25 +392,25 @@ def test_a_protocol_killing_its_greenlet_kills_only_the_dispatcher(how, hub_erro
                     raise gevent.GreenletExit
             super().dataReceived(data)
 
-    factory = Built(Killer)
+    factory = BuildingFactory(Killer)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         killer, other = raw_client(port, endpoint), raw_client(port, endpoint)
         try:
-            assert exchange(other, b"before") == b"before"
+            assert echoed(other, b"before") == b"before"
             first_dispatcher = factory.built[1].greenlets[-1]
             killer.sendall(b"kill")
             if how == "kill-no-block":
                 # The kill lands once the dispatcher waits: only it dies.
                 assert killer.recv(100) == b"still here"
                 wait_for(lambda: first_dispatcher.dead, what="the dispatcher to die")
-                assert exchange(killer, b"alive") == b"alive"
+                assert echoed(killer, b"alive") == b"alive"
             else:
                 assert factory.built[0].closed.wait(5)
                 assert [type(r) for r in factory.built[0].reasons] == [ConnectionLost]
                 assert killer.recv(100) == b""
             for n in range(3):  # everyone else still served, by a fresh dispatcher
-                assert exchange(other, b"after %d" % n) == b"after %d" % n
+                assert echoed(other, b"after %d" % n) == b"after %d" % n
             assert factory.built[1].greenlets[-1] is not first_dispatcher
         finally:
             killer.close()
@@ -453,7 +432,7 @@ def test_errors_in_callbacks_and_a_socket_closed_under_us_never_reach_the_hub(hu
             super().connectionLost(reason)
             raise RuntimeError("bug in connectionLost")
 
-    factory = Built(Faulty)
+    factory = BuildingFactory(Faulty)
     endpoint = tcp_server()
     with (
         caplog.at_level(logging.ERROR, "greenpoint"),
@@ -468,7 +447,7 @@ def test_errors_in_callbacks_and_a_socket_closed_under_us_never_reach_the_hub(hu
                 sock.close()
         sock = raw_client(port, endpoint)
         try:
-            assert exchange(sock, b"fine") == b"fine"
+            assert echoed(sock, b"fine") == b"fine"
         finally:
             sock.close()
     assert isinstance(factory.built[0].reasons[0], ValueError)
@@ -503,7 +482,7 @@ def test_closing_or_writing_to_another_connection_never_recurses_into_it():
             order.append("lost")
             super().connectionLost(reason)
 
-    factory = Built(Peer)
+    factory = BuildingFactory(Peer)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         first, second = raw_client(port, endpoint), raw_client(port, endpoint)
@@ -527,13 +506,13 @@ def test_closing_or_writing_to_another_connection_never_recurses_into_it():
 
 
 def test_the_port_counts_caps_and_sweeps_loop_dispatched_connections():
-    factory = Built(Echo)
+    factory = BuildingFactory(Echo)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop", max_connections=2, idle_timeout=0.3) as port:
         socks = [raw_client(port, endpoint) for _ in range(3)]
         try:
-            assert exchange(socks[0], b"a") == b"a"
-            assert exchange(socks[1], b"b") == b"b"
+            assert echoed(socks[0], b"a") == b"a"
+            assert echoed(socks[1], b"b") == b"b"
             assert port.handler_count == 2 and port.stats.active == 2
             # The third waits in the backlog (accepting paused at the cap)...
             socks[2].sendall(b"c")
@@ -561,12 +540,12 @@ def test_stop_listening_from_inside_data_received_leaves_that_connection_to_end(
                 return
             super().dataReceived(data)
 
-    factory = Built(Stopper)
+    factory = BuildingFactory(Stopper)
     endpoint = tcp_server()
     port = factory.port = endpoint.listen(factory, dispatch="loop")
     sock = raw_client(port, endpoint)
     try:
-        assert exchange(sock, b"hi") == b"hi"
+        assert echoed(sock, b"hi") == b"hi"
         sock.sendall(b"stop")
         assert sock.recv(100) == b"stopped"
         assert factory.built[0].closed.wait(5)
@@ -586,7 +565,7 @@ def test_tls_and_proxy_header_connections_keep_the_greenlet_transport(tmp_path):
     import greenpoint
 
     certs = make_certs(tmp_path)
-    factory = Built(Echo)
+    factory = BuildingFactory(Echo)
     description = f"ssl:0:interface={LOOPBACK}:privateKey={certs.server_pem}"
     with greenpoint.server_from_string(description).listen(factory, dispatch="loop") as port:
         client = greenpoint.client_from_string(port.client_description(trust_root=certs.ca_file))

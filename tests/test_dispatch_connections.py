@@ -12,7 +12,7 @@ import socket
 
 import gevent
 import pytest
-from _protocol_helpers import LOOPBACK, raw_client, tcp_server
+from _protocol_helpers import LOOPBACK, BuildingFactory, echoed, raw_client, tcp_server
 from gevent import socket as gsocket
 from gevent.event import Event
 
@@ -49,27 +49,6 @@ class Recorder(Protocol):
         self.closed.set()
 
 
-class Built(Factory):
-    def __init__(self, protocol=Recorder):
-        self.protocol = protocol
-        self.built = []
-
-    def buildProtocol(self, addr):
-        protocol = super().buildProtocol(addr)
-        self.built.append(protocol)
-        return protocol
-
-
-def exchange(sock, data):
-    sock.sendall(data)
-    got = b""
-    while len(got) < len(data):
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed"
-        got += chunk
-    return got
-
-
 def read_until_closed(sock):
     got = b""
     while True:
@@ -95,11 +74,11 @@ def test_a_connection_has_the_raw_socket_and_one_read_watcher_until_a_write_must
             else:
                 super().dataReceived(data)
 
-    factory = Built(Pusher)
+    factory = BuildingFactory(Pusher)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock:
-            assert exchange(sock, b"ping") == b"ping"
+            assert echoed(sock, b"ping") == b"ping"
             transport = factory.built[0].transport
             assert type(transport) is CallbackTransport
             assert type(transport._sock) is RAW_SOCKET  # no gevent socket around it
@@ -125,12 +104,12 @@ def test_get_handle_is_a_gevent_socket_around_the_same_raw_socket_and_reading_go
             self.handles = getattr(self, "handles", []) + [handle]
             super().dataReceived(data)
 
-    factory = Built(AsksForTheHandle)
+    factory = BuildingFactory(AsksForTheHandle)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock:
             for n in range(5):
-                assert exchange(sock, b"message %d" % n) == b"message %d" % n
+                assert echoed(sock, b"message %d" % n) == b"message %d" % n
             protocol = factory.built[0]
             handle = protocol.handles[0]
             assert all(h is handle for h in protocol.handles)  # made once
@@ -156,7 +135,7 @@ def test_get_handle_while_a_write_waits_hands_the_write_watcher_over():
             self.handle = self.transport.getHandle()
             self.transport.loseConnection()
 
-    factory = Built(WritesThenAsks)
+    factory = BuildingFactory(WritesThenAsks)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock:
@@ -169,11 +148,11 @@ def test_get_handle_while_a_write_waits_hands_the_write_watcher_over():
 
 
 def test_get_handle_after_the_close_is_a_closed_gevent_socket():
-    factory = Built()
+    factory = BuildingFactory(Recorder)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock:
-            assert exchange(sock, b"ping") == b"ping"
+            assert echoed(sock, b"ping") == b"ping"
         protocol = factory.built[0]
         assert protocol.closed.wait(5)
         handle = protocol.transport.getHandle()
@@ -189,11 +168,11 @@ def test_a_port_whose_listener_the_hub_cannot_watch_still_dispatches_from_the_lo
     listener.bind((LOOPBACK, 0))
     listener.listen(8)
     listener.settimeout(30)
-    factory = Built()
+    factory = BuildingFactory(Recorder)
     port = CallbackPort.start_for(listener, factory, None, None)
     try:
         with gsocket.create_connection(listener.getsockname(), timeout=5) as sock:
-            assert exchange(sock, b"ping") == b"ping"
+            assert echoed(sock, b"ping") == b"ping"
             transport = factory.built[0].transport
             handle = transport.getHandle()
             assert type(handle) is gsocket.socket
@@ -241,7 +220,7 @@ def test_stopping_the_port_mid_connection_closes_every_socket_once():
         def dataReceived(self, data):
             self.received += data  # and no answer: the connection stays open
 
-    factory = Built(Quiet)
+    factory = BuildingFactory(Quiet)
     endpoint = tcp_server()
     port = endpoint.listen(factory, dispatch="loop")
     socks = [raw_client(port, endpoint) for _ in range(4)]
@@ -266,11 +245,11 @@ def test_stopping_the_port_mid_connection_closes_every_socket_once():
 
 
 def test_a_connection_that_asked_for_its_handle_is_still_swept_for_idleness():
-    factory = Built()
+    factory = BuildingFactory(Recorder)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop", idle_timeout=0.3) as port:
         with raw_client(port, endpoint) as sock:
-            assert exchange(sock, b"ping") == b"ping"
+            assert echoed(sock, b"ping") == b"ping"
             factory.built[0].transport.getHandle()
             sock.settimeout(5)
             assert sock.recv(10) == b""  # closed by the sweep
@@ -311,7 +290,7 @@ def _endpoints(tmp_path):
 
 def test_get_host_after_the_close_is_the_address_the_client_connected_to(tmp_path):
     for name, endpoint, client_host in _endpoints(tmp_path):
-        factory = Built()
+        factory = BuildingFactory(Recorder)
         with endpoint.listen(factory, dispatch="loop") as port:
             bound = port.get_host()
             if client_host is None:
@@ -320,7 +299,7 @@ def test_get_host_after_the_close_is_the_address_the_client_connected_to(tmp_pat
             else:
                 sock = gsocket.create_connection((client_host, bound.port), timeout=5)
             with sock:
-                assert exchange(sock, b"ping") == b"ping"
+                assert echoed(sock, b"ping") == b"ping"
                 expected = sock.getpeername()
             protocol = factory.built[0]
             assert protocol.closed.wait(5), name

@@ -16,23 +16,18 @@ import socket
 
 import gevent
 import pytest
-from _protocol_helpers import raw_client, tcp_server
+from _protocol_helpers import BuildingFactory, raw_client, tcp_server
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from gevent.event import Event
 
-from greenpoint import ConnectionDone, Factory, Protocol
+from greenpoint import ConnectionDone, Protocol
 from greenpoint._callback_transport import CallbackTransport
 from greenpoint._reactor_time import current_owner
 
 pytestmark = pytest.mark.timeout(20)
 
 MARK: contextvars.ContextVar[object] = contextvars.ContextVar("mark", default=None)
-
-
-def wait_for(predicate, timeout=5.0, what="condition"):
-    with gevent.Timeout(timeout, AssertionError(f"timed out waiting for {what}")):
-        while not predicate():
-            gevent.sleep(0.002)
 
 
 def read_exactly(sock, size):
@@ -42,17 +37,6 @@ def read_exactly(sock, size):
         assert chunk, f"the server closed after {len(got)} of {size} bytes"
         got += chunk
     return got
-
-
-class Built(Factory):
-    def __init__(self, protocol):
-        self.protocol = protocol
-        self.built = []
-
-    def buildProtocol(self, addr):
-        protocol = super().buildProtocol(addr)
-        self.built.append(protocol)
-        return protocol
 
 
 def counting_deliveries(monkeypatch):
@@ -86,7 +70,7 @@ class Echo(Protocol):
 
 def test_messages_after_the_first_take_the_short_path(monkeypatch):
     full = counting_deliveries(monkeypatch)
-    factory = Built(Echo)
+    factory = BuildingFactory(Echo)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock:
@@ -112,7 +96,7 @@ def test_each_connection_keeps_its_own_context_and_timer_owner_on_the_short_path
             seen.append((self, previous, current_owner.get() is self.transport))
             self.transport.write(b"k")
 
-    factory = Built(Marking)
+    factory = BuildingFactory(Marking)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         socks = [raw_client(port, endpoint) for _ in range(3)]
@@ -147,7 +131,7 @@ def test_pause_leaves_the_short_path_holds_data_in_order_and_resume_returns_to_i
             if data.startswith(b"pause"):
                 self.transport.pauseProducing()
 
-    factory = Built(Pausing)
+    factory = BuildingFactory(Pausing)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock:
@@ -186,7 +170,7 @@ def test_a_blocked_call_leaves_the_short_path_and_later_data_waits_in_order():
                 release.wait()
             super().dataReceived(data)
 
-    factory = Built(Blocking)
+    factory = BuildingFactory(Blocking)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock, raw_client(port, endpoint) as other:
@@ -196,7 +180,7 @@ def test_a_blocked_call_leaves_the_short_path_and_later_data_waits_in_order():
             protocol = factory.built[0]
             assert protocol.transport._direct is protocol
             sock.sendall(b"block")
-            wait_for(lambda: protocol.transport._holder is not None, what="the hold")
+            wait_until(lambda: protocol.transport._holder is not None, what="the hold")
             assert protocol.transport._direct is None
             sock.sendall(b"next1")
             gevent.sleep(0.02)
@@ -219,7 +203,7 @@ def test_data_behind_a_lose_connection_in_the_same_batch_is_not_delivered():
             if b"bye" in data:
                 self.transport.loseConnection()
 
-    factory = Built(Losing)
+    factory = BuildingFactory(Losing)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port, raw_client(port, endpoint) as sock:
         for n in range(3):
@@ -250,7 +234,7 @@ def test_write_leaves_its_short_path_while_data_is_queued_and_returns_after():
                 self.queued = self.transport._send_now
                 self.transport.write(b"END")
 
-    factory = Built(Writer)
+    factory = BuildingFactory(Writer)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock:
@@ -259,7 +243,7 @@ def test_write_leaves_its_short_path_while_data_is_queued_and_returns_after():
             assert got == b"big" + big + b"END"
             protocol = factory.built[0]
             assert protocol.queued is False  # the rest of big was queued
-            wait_for(lambda: protocol.transport._buffered == 0, what="the queue to drain")
+            wait_until(lambda: protocol.transport._buffered == 0, what="the queue to drain")
             sock.sendall(b"x")
             assert read_exactly(sock, 1) == b"x"
             assert protocol.transport._send_now is True
@@ -285,7 +269,7 @@ def test_write_accepts_bytes_likes_refuses_str_and_is_ignored_once_closed():
             self.transport.write(b"too late")
             super().connectionLost(reason)
 
-    factory = Built(Writer)
+    factory = BuildingFactory(Writer)
     endpoint = tcp_server()
     with endpoint.listen(factory, dispatch="loop") as port:
         with raw_client(port, endpoint) as sock:
@@ -305,8 +289,8 @@ def test_a_socket_closed_behind_a_paused_transport_never_reaches_a_reused_descri
         def connectionMade(self):
             self.transport.pauseProducing()
 
-    factory = Built(Echo)
-    paused_factory = Built(Paused)
+    factory = BuildingFactory(Echo)
+    paused_factory = BuildingFactory(Paused)
     endpoint, second = tcp_server(), tcp_server()
     with (
         endpoint.listen(paused_factory, dispatch="loop") as first_port,
@@ -316,7 +300,7 @@ def test_a_socket_closed_behind_a_paused_transport_never_reaches_a_reused_descri
         others = [gsocket.socket() for _ in range(4)]  # their descriptors exist already
         try:
             with raw_client(first_port, endpoint):
-                wait_for(lambda: paused_factory.built, what="the first connection")
+                wait_until(lambda: paused_factory.built, what="the first connection")
                 victim = paused_factory.built[0]
                 transport = victim.transport
                 handle = transport.getHandle()
@@ -325,7 +309,7 @@ def test_a_socket_closed_behind_a_paused_transport_never_reaches_a_reused_descri
                 gevent.sleep(0.01)
                 for other in others:  # accepted now: the first gets the freed number
                     other.connect(address)
-                wait_for(lambda: len(factory.built) == 4, what="the new connections")
+                wait_until(lambda: len(factory.built) == 4, what="the new connections")
                 numbers = [p.transport.getHandle().fileno() for p in factory.built]
                 for other in others:
                     other.sendall(b"mine")
@@ -367,7 +351,7 @@ def test_a_socket_closed_under_a_reading_transport_keeps_its_number_until_it_end
             pairs.append(socket.socketpair())  # the lowest free numbers now
             self.new_fds = [s.fileno() for s in pairs[-1]]
 
-    factory = Built(Closing)
+    factory = BuildingFactory(Closing)
     endpoint = tcp_server()
     try:
         with endpoint.listen(factory, dispatch="loop") as port, raw_client(port, endpoint) as sock:
