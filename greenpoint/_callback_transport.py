@@ -389,10 +389,13 @@ class CallbackTransport:
         # os.read on the descriptor, not socket.recv: the same read(2), without
         # recv's argument tuple and parsing (a few hundred instructions a
         # message). The descriptor number is only used while our read watcher is
-        # started: a gevent socket closed under us keeps its descriptor open
-        # until it has told the watcher's owner (throw, which stops reading), so
-        # the number cannot name another file here. Writes, which can happen in
-        # any state, go through the socket object instead (see write).
+        # started, and nothing closes the socket while it is: we stop reading
+        # before we close; the port closes a connection's socket itself only
+        # after ending it (_abort_with stops reading); a gevent socket from
+        # getHandle() closed under us tells the watcher's owner first (throw,
+        # which stops reading). So the number cannot name another file here.
+        # Writes, which can happen in any state, go through the socket object
+        # instead (see write).
         size = self._size
         try:
             data = _read(self._fd, size)
