@@ -499,11 +499,14 @@ class CallbackTransport:
         handle = self._handle
         if handle is not None:
             return handle._read_event  # gevent sets it to None when it closes
+        fd = self._sock.fileno()
+        if fd < 0:
+            # Closed (by the port, after a kill): a watcher started on a closed
+            # descriptor aborts libev, or reads whatever file reuses the number.
+            return None
         watcher = self._read_watcher
         if watcher is None:
-            fd = self._sock.fileno()
-            if fd >= 0:
-                watcher = self._read_watcher = self._dispatcher.hub.loop.io(fd, 1)
+            watcher = self._read_watcher = self._dispatcher.hub.loop.io(fd, 1)
         return watcher
 
     def _writer(self) -> Any:
@@ -511,11 +514,12 @@ class CallbackTransport:
         handle = self._handle
         if handle is not None:
             return handle._write_event
+        fd = self._sock.fileno()
+        if fd < 0:
+            return None  # closed: as _reader
         watcher = self._write_watcher
         if watcher is None:
-            fd = self._sock.fileno()
-            if fd >= 0:
-                watcher = self._write_watcher = self._dispatcher.hub.loop.io(fd, 2)
+            watcher = self._write_watcher = self._dispatcher.hub.loop.io(fd, 2)
         return watcher
 
     def _close_socket(self) -> None:
@@ -1069,12 +1073,15 @@ class CallbackTransport:
         ``ConnectionLost``); a greenlet blocked in its protocol code is killed too."""
         if self.disconnected:
             return
+        exc = exception() if isinstance(exception, type) else exception
+        # Ended here even when a greenlet blocked in our protocol code swallows the
+        # kill below: reading stops for good (the port may close the socket next,
+        # and a watcher restarted on a closed descriptor aborts libev), and the end
+        # is posted (it waits, held, until that greenlet returns).
+        self._abort_with(_lost(exc))
         holder = self._holder
         if holder is not None:
             holder.kill(exception, block=False)
-        else:
-            exc = exception() if isinstance(exception, type) else exception
-            self._abort_with(_lost(exc))
         if block:
             self.join()
 

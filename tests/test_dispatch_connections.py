@@ -308,3 +308,34 @@ def test_get_host_after_the_close_is_the_address_the_client_connected_to(tmp_pat
         else:
             assert protocol.hosts[0].host == expected[0], name
             assert protocol.hosts[0].port == bound.port, name
+
+
+def test_a_held_connection_that_swallows_the_kill_never_reads_its_closed_socket_again():
+    # stop_listening kills a connection whose protocol is blocked; if the protocol
+    # swallows the kill and returns after the port has closed the socket, the
+    # connection must not start reading again: the descriptor number may by then
+    # belong to another connection.
+    blocked = Event()
+    returned = Event()
+
+    class Stubborn(Protocol):
+        def dataReceived(self, data):
+            blocked.set()
+            try:
+                gevent.sleep(30)
+            except gevent.GreenletExit:
+                gevent.sleep(1.5)  # past the port's grace, after which it closes for us
+            returned.set()
+
+    factory = BuildingFactory(Stubborn)
+    endpoint = tcp_server()
+    port = endpoint.listen(factory, dispatch="loop")
+    with raw_client(port, endpoint) as sock:
+        sock.sendall(b"x")
+        assert blocked.wait(5)
+        transport = factory.built[0].transport
+        port.stop_listening(timeout=0)
+        assert returned.wait(5)
+        gevent.sleep(0.05)  # the held greenlet lets go of the connection
+        assert not transport._reading
+        assert transport.disconnected
