@@ -10,13 +10,14 @@ back to the listener's own ``accept`` for anything else.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from errno import EBADF
 from typing import Any
 
 from gevent import socket as gsocket
 from gevent.hub import Waiter, get_hub
+
+from greenpoint._half_made import close_unwrapped
 
 __all__ = ["AcceptWatcher", "accept_function", "can_watch"]
 
@@ -55,7 +56,11 @@ def _raw_accept(listener: Any, make: type[Any]) -> Callable[[], tuple[Any, Any]]
                 # and closing the listener wakes the wait with EBADF.
                 listener._wait(listener._read_event)
                 continue
-            return make(family, kind, proto, fd), address
+            try:
+                return make(family, kind, proto, fd), address
+            except BaseException as exc:  # each descriptor closed once, at once
+                close_unwrapped(fd, exc)
+                raise
 
     return accept
 
@@ -130,8 +135,10 @@ class AcceptWatcher:
                 return
             try:
                 stream = make(family, kind, proto, fd)
-            except Exception as exc:
-                os.close(fd)
+            except BaseException as exc:
+                close_unwrapped(fd, exc)
+                if not isinstance(exc, Exception):
+                    raise
                 self._finish(exc)
                 return
             try:

@@ -51,6 +51,7 @@ from greenpoint._address import from_sockaddr, host_address, peer_address
 from greenpoint._checks import check_timeout
 from greenpoint._connect import build_protocol  # at the top: an import per connection costs
 from greenpoint._dispatch import Dispatcher
+from greenpoint._half_made import detach_half_made
 from greenpoint._reactor_time import adopt_twisted_timers, clock, current_owner
 from greenpoint._read_size import MIN_READ_SIZE, next_read_size
 from greenpoint.errors import ConnectionDone, ConnectionLost
@@ -98,7 +99,11 @@ def _gevent_socket_around(sock: Any) -> Any:
         return handle
     # gevent makes a raw socket of its own for the fd; ours replaces it, and its
     # own is detached (it must not close the fd).
-    handle = gsocket.socket(family, kind, proto, fileno=fd)
+    try:
+        handle = gsocket.socket(family, kind, proto, fileno=fd)
+    except BaseException as exc:  # ``sock`` still owns fd: the half-made one must not close it
+        detach_half_made(fd, exc)
+        raise
     made, handle._sock = handle._sock, sock
     made.detach()
     return handle

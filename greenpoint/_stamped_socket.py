@@ -14,6 +14,8 @@ from typing import Any
 
 from gevent import socket as gsocket
 
+from greenpoint._half_made import close_unwrapped
+
 __all__ = ["StampedSocket", "stamped"]
 
 _now = time.monotonic
@@ -64,4 +66,9 @@ def stamped(stream: Any) -> Any:
     """``stream`` re-made as a :class:`StampedSocket` if it is a plain gevent socket."""
     if type(stream) is not gsocket.socket:
         return stream
-    return StampedSocket(stream.family, stream.type, stream.proto, fileno=stream.detach())
+    fd = stream.detach()
+    try:
+        return StampedSocket(stream.family, stream.type, stream.proto, fileno=fd)
+    except BaseException as exc:  # the descriptor is ours now: closed once, at once
+        close_unwrapped(fd, exc)
+        raise
