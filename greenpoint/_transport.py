@@ -371,6 +371,9 @@ class Transport:
             except Exception as exc:
                 self._fail(exc, "dataReceived")
                 return
+            # Drop the chunk before waiting for the next read: an idle connection
+            # would keep its last one (up to MAX_READ_SIZE) until its peer sends again.
+            del data
 
     def _wait_while_paused(self) -> None:
         while self._reading_paused and self._read is READING:
