@@ -19,6 +19,11 @@ from gevent import subprocess
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
+# How long a child may take to come up (or to stop its workers): importing
+# greenpoint takes ~0.5 s on an idle machine but 4-5 s while other test suites load
+# both cores, and `wsgi --workers N` then starts N more interpreters.
+STARTUP_TIMEOUT = 30.0
+
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for children: the checkout first on the import path."""

@@ -60,9 +60,9 @@ def wsgi_child(*args: str) -> Child:
     return Child(greenpoint_command("wsgi", *args), cwd=EXAMPLES)
 
 
-def served_ports(child: Child, count: int) -> list[str]:
+def served_ports(child: Child, count: int, timeout: float = 10) -> list[str]:
     """The addresses of the first ``count`` "serving APP on ADDRESS" lines."""
-    child.wait_for(r"serving .* on ", count=count)
+    child.wait_for(r"serving .* on ", count=count, timeout=timeout)
     return [m.group(1) for line in child.lines if (m := re.search(r"serving .* on (\S+)$", line))]
 
 

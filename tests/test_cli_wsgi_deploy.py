@@ -14,13 +14,21 @@ import gevent
 import gevent.event
 import gevent.server
 import pytest
-from _cli_helpers import EXAMPLES, Child, greenpoint_command, run, run_greenpoint
+from _cli_helpers import (
+    EXAMPLES,
+    STARTUP_TIMEOUT,
+    Child,
+    greenpoint_command,
+    run,
+    run_greenpoint,
+)
 from _wait_helpers import wait_until
 
 from greenpoint.cli._privileges import Identity, PrivilegeError, drop_privileges
 from tests.test_cli_wsgi import EndpointHTTPConnection, fetch, served_ports
 
-pytestmark = pytest.mark.timeout(40)
+# Bounds a hang; generous, as a child may take STARTUP_TIMEOUT to come up.
+pytestmark = pytest.mark.timeout(STARTUP_TIMEOUT + 60)
 
 # Blocking standard-library calls, as a database driver or `requests` makes them.
 BLOCKING_APP = textwrap.dedent(
@@ -67,12 +75,26 @@ def serving(child: Child) -> None:
 
 
 def tcp_served(child: Child, count: int = 1) -> list[str]:
-    """Client descriptions for the TCP addresses the child says it serves."""
+    """Client descriptions for the TCP addresses the child says it serves (once its
+    workers are up: that can take a while on a loaded machine)."""
     return [
         f"tcp:127.0.0.1:{address.rsplit(':', 1)[1]}"
-        for address in served_ports(child, count)
+        for address in served_ports(child, count, timeout=STARTUP_TIMEOUT)
         if not address.startswith("unix:")
     ]
+
+
+def accepts_on(path) -> bool:
+    """Whether something listens on the UNIX socket ``path`` (the file exists from
+    ``bind()`` on, but connecting is refused until ``listen()``)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 class SlowServer:
@@ -132,7 +154,7 @@ def test_pid_file_is_written_and_removed(tmp_path):
     with wsgi_child(
         "tcp:0:interface=127.0.0.1", "hello_app:application", "--pid", str(pid_path)
     ) as child:
-        served_ports(child, 1)
+        served_ports(child, 1, timeout=STARTUP_TIMEOUT)
         assert pid_path.read_text() == f"{child.process.pid}\n"
         serving(child)
         status, _, _ = child.stop()
@@ -215,7 +237,7 @@ def test_user_and_group_drop_root_after_binding(tmp_path, workers):
         assert main_uids == [nobody.pw_uid] * 4  # the main process gave root up too
         owner = os.stat(socket_path)
         assert (owner.st_uid, owner.st_gid) == (nobody.pw_uid, nobody.pw_gid)
-        status, _, _ = child.stop()
+        status, _, _ = child.stop(timeout=STARTUP_TIMEOUT)
     assert status == 0
 
 
@@ -297,12 +319,17 @@ def test_access_log_format_and_log_level(tmp_path):
         "--log-level",
         "warning",
     ) as child:
-        # --log-level warning hides "serving ... on"; wait for the socket instead.
-        wait_until(socket_path.exists, timeout=10, what=f"{socket_path} to exist")
+        # --log-level warning hides "serving ... on"; wait until the socket listens
+        # instead (its file exists a moment before: connecting then is refused).
+        wait_until(
+            lambda: accepts_on(socket_path),
+            timeout=STARTUP_TIMEOUT,
+            what=f"something listening on {socket_path}",
+        )
         status, body, _ = fetch(EndpointHTTPConnection(f"unix:{socket_path}"), "/?x=1")
         assert status == 200
         line = child.wait_for(r'"GET ').string
-        status, _, rest = child.stop()
+        status, _, rest = child.stop(timeout=STARTUP_TIMEOUT)
     assert status == 0
     # UNIX socket peers have no address: %(h)s is "-"; the user agent is http.client's.
     assert re.fullmatch(

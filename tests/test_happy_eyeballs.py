@@ -11,6 +11,7 @@ from socket import AF_INET, AF_INET6
 
 import gevent
 import pytest
+from _wait_helpers import wait_until
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -631,8 +632,28 @@ def test_gevent_timeout_propagates_after_cleanup(world):
     world.name([V6[0]], [V4[0]])
     world.network.add(V6[0], "blackhole")
     world.network.add(V4[0], "blackhole")
-    with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):
-        world.open(timeout=None)
+    # The caller's own gevent.Timeout expires while both attempts wait. Armed when
+    # they do (not after a real 50 ms, which a loaded machine can spend before the
+    # first attempt), and thrown from the hub, as an expiring Timeout is.
+    caller = gevent.getcurrent()
+    timeout = gevent.Timeout()
+
+    def expire_when_both_attempts_wait():
+        try:
+            wait_until(lambda: len(world.network.attempts) == 2, timeout=10)
+        except AssertionError as exc:  # never both: the caller fails with that
+            thrown: BaseException = exc
+        else:
+            thrown = timeout
+        gevent.get_hub().loop.run_callback(caller.throw, thrown)
+
+    expiry = gevent.spawn(expire_when_both_attempts_wait)
+    try:
+        with pytest.raises(gevent.Timeout) as caught:
+            world.open(timeout=None)
+    finally:
+        expiry.kill()
+    assert caught.value is timeout
     assert len(world.network.attempts) == 2
     gevent.idle()
     assert world.network.open_sockets() == []
