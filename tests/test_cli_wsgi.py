@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import http.client
+import os
 import re
 import shutil
 import socket
@@ -12,16 +13,40 @@ import ssl
 
 import gevent
 import pytest
-from _cli_helpers import EXAMPLES, Child, child_env, greenpoint_command, run
+from _cli_helpers import EXAMPLES, STARTUP_TIMEOUT, Child, child_env, greenpoint_command, run
 from _tls_helpers import write_localhost_pems
 
 import greenpoint
 
-pytestmark = pytest.mark.timeout(40)
+pytestmark = pytest.mark.timeout(STARTUP_TIMEOUT + 60)  # bounds a hang
 
 CURL = shutil.which("curl")
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 APP = "hello_app:application"  # examples/hello_app.py; the children run in examples/
+
+# hello_app, saying on stderr when a /slow request has reached it: what a graceful
+# stop test waits for before SIGTERM (a guessed sleep can be outrun by a loaded machine).
+SIGNALLING_APP = "signalling_app:application"
+SIGNALLING_APP_SOURCE = """
+import sys
+
+from hello_app import application as hello
+
+
+def application(environ, start_response):
+    if environ.get("PATH_INFO") == "/slow":
+        print("app: /slow began", file=sys.stderr, flush=True)
+    return hello(environ, start_response)
+"""
+
+
+@pytest.fixture
+def signalling_env(tmp_path):
+    """The environment for a child that serves SIGNALLING_APP (from tmp_path)."""
+    (tmp_path / "signalling_app.py").write_text(SIGNALLING_APP_SOURCE)
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(tmp_path)])
+    return env
 
 
 class EndpointHTTPConnection(http.client.HTTPConnection):
@@ -56,20 +81,23 @@ def certificates(tmp_path_factory):
     return write_localhost_pems(tmp_path_factory.mktemp("certs"))
 
 
-def wsgi_child(*args: str) -> Child:
-    return Child(greenpoint_command("wsgi", *args), cwd=EXAMPLES)
+def wsgi_child(*args: str, env: dict[str, str] | None = None) -> Child:
+    return Child(greenpoint_command("wsgi", *args), cwd=EXAMPLES, env=env or child_env())
 
 
-def served_ports(child: Child, count: int, timeout: float = 10) -> list[str]:
-    """The addresses of the first ``count`` "serving APP on ADDRESS" lines."""
+def served_ports(child: Child, count: int, timeout: float = STARTUP_TIMEOUT) -> list[str]:
+    """The addresses of the first ``count`` "serving APP on ADDRESS" lines (which
+    come once the workers are up)."""
     child.wait_for(r"serving .* on ", count=count, timeout=timeout)
     return [m.group(1) for line in child.lines if (m := re.search(r"serving .* on (\S+)$", line))]
 
 
 def slow_request_then_sigterm(child: Child, address: str) -> None:
-    """A request is running when SIGTERM arrives: it finishes, new ones are refused."""
+    """A request is running when SIGTERM arrives: it finishes, new ones are refused.
+
+    ``child`` serves SIGNALLING_APP."""
     slow = gevent.spawn(fetch, EndpointHTTPConnection(address), "/slow?seconds=0.8")
-    gevent.sleep(0.3)  # the request is in the application now (no signal to wait on)
+    child.wait_for("app: /slow began")  # the request is in the application now
     child.process.terminate()
     child.wait_for("SIGTERM: stopping")
     with gevent.Timeout(3):
@@ -88,16 +116,17 @@ def slow_request_then_sigterm(child: Child, address: str) -> None:
 
 
 @pytest.mark.skipif(CURL is None, reason="curl is not installed (Debian package: curl)")
-def test_wsgi_over_tcp_tls_and_unix(tmp_path, certificates):
+def test_wsgi_over_tcp_tls_and_unix(tmp_path, certificates, signalling_env):
     ca_pem, server_pem = certificates
     path = tmp_path / "app.sock"
     with wsgi_child(
         "tcp:0:interface=127.0.0.1",
-        APP,
+        SIGNALLING_APP,
         "--listen",
         f"ssl:0:interface=127.0.0.1:privateKey={server_pem}",
         "--listen",
         f"unix:{path}",
+        env=signalling_env,
     ) as child:
         tcp, tls, unix = served_ports(child, 3)
         tcp_port, tls_port = tcp.rsplit(":", 1)[1], tls.rsplit(":", 1)[1]
@@ -139,8 +168,15 @@ def test_wsgi_over_tcp_tls_and_unix(tmp_path, certificates):
     assert sum(line.startswith("127.0.0.1 - - [") for line in access) == 4
 
 
-def test_two_workers_both_serve_and_stop_gracefully():
-    with wsgi_child("tcp:0:interface=127.0.0.1", APP, "--workers", "2", "--no-access-log") as child:
+def test_two_workers_both_serve_and_stop_gracefully(signalling_env):
+    with wsgi_child(
+        "tcp:0:interface=127.0.0.1",
+        SIGNALLING_APP,
+        "--workers",
+        "2",
+        "--no-access-log",
+        env=signalling_env,
+    ) as child:
         (address,) = served_ports(child, 1)
         port = int(address.rsplit(":", 1)[1])
         workers = {int(pid) for pid in child.wait_for(r"started 2 workers: (\d+) (\d+)").groups()}

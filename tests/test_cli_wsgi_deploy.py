@@ -79,7 +79,7 @@ def tcp_served(child: Child, count: int = 1) -> list[str]:
     workers are up: that can take a while on a loaded machine)."""
     return [
         f"tcp:127.0.0.1:{address.rsplit(':', 1)[1]}"
-        for address in served_ports(child, count, timeout=STARTUP_TIMEOUT)
+        for address in served_ports(child, count)
         if not address.startswith("unix:")
     ]
 
@@ -154,7 +154,7 @@ def test_pid_file_is_written_and_removed(tmp_path):
     with wsgi_child(
         "tcp:0:interface=127.0.0.1", "hello_app:application", "--pid", str(pid_path)
     ) as child:
-        served_ports(child, 1, timeout=STARTUP_TIMEOUT)
+        served_ports(child, 1)
         assert pid_path.read_text() == f"{child.process.pid}\n"
         serving(child)
         status, _, _ = child.stop()

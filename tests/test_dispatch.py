@@ -508,7 +508,9 @@ def test_closing_or_writing_to_another_connection_never_recurses_into_it():
 def test_the_port_counts_caps_and_sweeps_loop_dispatched_connections():
     factory = BuildingFactory(Echo)
     endpoint = tcp_server()
-    with endpoint.listen(factory, dispatch="loop", max_connections=2, idle_timeout=0.3) as port:
+    # The idle timeout is 10x the wait below: the first two must not be idle yet
+    # when the third is checked, even if a loaded machine stalls this test a while.
+    with endpoint.listen(factory, dispatch="loop", max_connections=2, idle_timeout=1.0) as port:
         socks = [raw_client(port, endpoint) for _ in range(3)]
         try:
             assert echoed(socks[0], b"a") == b"a"
@@ -516,7 +518,7 @@ def test_the_port_counts_caps_and_sweeps_loop_dispatched_connections():
             assert port.handler_count == 2 and port.stats.active == 2
             # The third waits in the backlog (accepting paused at the cap)...
             socks[2].sendall(b"c")
-            gevent.sleep(0.1)
+            gevent.sleep(0.1)  # the sleep is the check: it would be accepted by now
             assert len(factory.built) == 2
             # ...until the idle sweep closes the first two.
             for protocol in factory.built[:2]:

@@ -336,6 +336,6 @@ def test_a_held_connection_that_swallows_the_kill_never_reads_its_closed_socket_
         transport = factory.built[0].transport
         port.stop_listening(timeout=0)
         assert returned.wait(5)
-        gevent.sleep(0.05)  # the held greenlet lets go of the connection
+        # The held greenlet lets go of the connection.
+        wait_for(lambda: transport.disconnected, what="the connection to end")
         assert not transport._reading
-        assert transport.disconnected
