@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import os
 import shutil
 import socket
@@ -112,6 +113,31 @@ def test_second_bind_raises_already_listened():
         assert not listener.closed
     finally:
         listener.close()
+
+
+def test_a_failed_adoption_leaves_the_descriptor_open_and_the_callers(monkeypatch):
+    # gevent's socket wraps the descriptor before making its watchers; when that
+    # fails, the half-made socket must not close it later (a retry, or whoever
+    # gave it, still owns it).
+    from types import SimpleNamespace
+
+    from gevent import _socket3
+
+    def io(fd, events):
+        raise OSError(errno.ENOMEM, "no watcher for you")
+
+    fd = listening_socket().detach()
+    endpoint = AdoptedStreamServerEndpoint(fd, socket.AF_INET)
+    monkeypatch.setattr(_socket3, "get_hub", lambda: SimpleNamespace(loop=SimpleNamespace(io=io)))
+    with pytest.raises(OSError) as caught:
+        endpoint.bind()
+    monkeypatch.undo()
+    assert caught.value.errno == errno.ENOMEM
+    del caught
+    gc.collect()
+    os.fstat(fd)  # still open
+    listener = endpoint.bind()  # and adoptable
+    listener.close()
 
 
 @pytest.mark.parametrize(

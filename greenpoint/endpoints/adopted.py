@@ -26,6 +26,7 @@ from gevent import socket as gsocket
 
 from greenpoint._checks import FieldError, whole_number
 from greenpoint._description import Bracketed
+from greenpoint._half_made import detach_half_made
 from greenpoint._hostnames import family_name
 from greenpoint._one_connection import OneConnectionListener
 from greenpoint._params import Param, choice, integer, register_inverse, text
@@ -122,9 +123,19 @@ def _adopt_connected(fileno: int, family: int) -> OneConnectionListener:
     finally:
         probe.detach()
     os.set_inheritable(fileno, False)
-    sock = gsocket.socket(family, _stdsocket.SOCK_STREAM, fileno=fileno)
+    sock = _wrap_adopted(family, fileno)
     set_nodelay(sock)
     return OneConnectionListener(sock)
+
+
+def _wrap_adopted(family: int, fileno: int) -> Any:
+    """A gevent socket owning ``fileno``; if making it fails, ``fileno`` stays open
+    and the caller's (the half-made socket would close it when collected)."""
+    try:
+        return gsocket.socket(family, _stdsocket.SOCK_STREAM, fileno=fileno)
+    except BaseException as exc:
+        detach_half_made(fileno, exc)
+        raise
 
 
 @dataclasses.dataclass(eq=True)
@@ -159,7 +170,7 @@ class AdoptedStreamServerEndpoint(ServerEndpoint):
         _check_listening_stream(self.fileno, self.address_family)
         # Not inherited by children (sd_listen_fds(3) leaves that to the program).
         os.set_inheritable(self.fileno, False)
-        sock = gsocket.socket(self.address_family, _stdsocket.SOCK_STREAM, fileno=self.fileno)
+        sock = _wrap_adopted(self.address_family, self.fileno)
         # As for tcp: listeners: accepted connections inherit TCP_NODELAY (no-op on UNIX).
         set_nodelay(sock)
         self._adopted = True
