@@ -48,6 +48,11 @@ def detach_half_made(fd: int, error: BaseException) -> None:
 
 
 def close_unwrapped(fd: int, error: BaseException) -> None:
-    """Close ``fd``, which a socket class failed to wrap with ``error``, exactly once."""
+    """Close ``fd``, which a socket class failed to wrap with ``error``, exactly once.
+
+    The class must not have closed ``fd`` itself on the way out (gevent's socket,
+    ``ServedSocket`` and ``StampedSocket`` do not): a number closed there may be
+    reused before this call, which would then close someone else's.
+    """
     detach_half_made(fd, error)
     os.close(fd)
