@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import errno
-import gc
-import os
 import socket
-from types import SimpleNamespace
 
 import gevent
 import pytest
-from gevent import _socket3
+from _fd_reuse_helpers import assert_reuse_survives, fail_watchers, reuse_closed
 from gevent import socket as gsocket
 
-from greenpoint import _served_socket
 from greenpoint._accept import AcceptWatcher, accept_function, can_watch
 from greenpoint._served_socket import ServedSocket
 
@@ -161,50 +157,7 @@ def test_accept_watcher_only_for_blocking_gevent_listeners(listener):
 
 
 # -- a socket class whose constructor fails after it wrapped the descriptor ----------
-#
-# gevent's socket (and ServedSocket) wrap the accepted descriptor first and make their
-# libev watcher after; if that fails, the half-built socket (kept alive by the error's
-# traceback) holds the descriptor. It must still be closed exactly once: at once, and
-# never again later, when its number may already belong to someone else.
-
-
-def _fail_watchers(monkeypatch, make):
-    """Make ``make``'s watcher creation fail; give the list of descriptors it saw."""
-    seen = []
-
-    def io(fd, events):
-        seen.append(fd)
-        raise OSError(errno.ENOMEM, "no watcher for you")
-
-    hub = SimpleNamespace(loop=SimpleNamespace(io=io))
-    if make is ServedSocket:
-        monkeypatch.setattr(_served_socket, "get_hub_noargs", lambda: hub)
-    else:
-        monkeypatch.setattr(_socket3, "get_hub", lambda: hub)
-    return seen
-
-
-def _reuse_closed(fd):
-    """Check ``fd`` is closed now (not left to a finalizer, nor leaked), then give its
-    number to another file, as another greenlet or thread opening one would."""
-    with pytest.raises(OSError) as caught:
-        os.fstat(fd)
-    assert caught.value.errno == errno.EBADF
-    reuse = os.open(os.devnull, os.O_RDONLY)
-    if reuse != fd:
-        os.dup2(reuse, fd)
-        os.close(reuse)
-
-
-def _assert_reuse_survives(fd):
-    """Once everything from the failure is collected, the file reusing ``fd`` is still
-    open: the failed socket's descriptor was not closed a second time."""
-    gevent.idle()  # the hub's callback, which saw the error, has returned
-    gc.collect()
-    try:
-        os.fstat(fd)
-    finally:
-        os.close(fd)
+# (tests/_fd_reuse_helpers.py says why and how)
 
 
 @pytest.mark.parametrize("make", [gsocket.socket, ServedSocket])
@@ -214,15 +167,15 @@ def test_accept_closes_a_descriptor_the_socket_class_failed_to_wrap_once(
     accept = accept_function(listener, make)
     client = socket.create_connection(listener.getsockname())
     try:
-        seen = _fail_watchers(monkeypatch, make)
+        seen = fail_watchers(monkeypatch, make)
         with pytest.raises(OSError) as caught:
             accept()
         monkeypatch.undo()
         assert caught.value.errno == errno.ENOMEM
         (fd,) = seen
-        _reuse_closed(fd)
+        reuse_closed(fd)
         del caught  # the traceback holds the half-built socket
-        _assert_reuse_survives(fd)
+        assert_reuse_survives(fd)
     finally:
         client.close()
 
@@ -234,15 +187,15 @@ def test_accept_watcher_closes_a_descriptor_the_socket_class_failed_to_wrap_once
     acceptor = AcceptWatcher(listener, make)
     client = socket.create_connection(listener.getsockname())
     try:
-        seen = _fail_watchers(monkeypatch, make)
+        seen = fail_watchers(monkeypatch, make)
         error = acceptor.run(lambda stream, address: True)
         monkeypatch.undo()
         assert isinstance(error, OSError)
         assert error.errno == errno.ENOMEM
         (fd,) = seen
-        _reuse_closed(fd)
+        reuse_closed(fd)
         del error  # the traceback holds the half-built socket
-        _assert_reuse_survives(fd)
+        assert_reuse_survives(fd)
     finally:
         acceptor.close()
         client.close()

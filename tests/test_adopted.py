@@ -14,6 +14,7 @@ import time
 
 import gevent
 import pytest
+from _fd_reuse_helpers import fail_watchers
 from gevent import socket as gsocket
 
 import greenpoint
@@ -119,16 +120,9 @@ def test_a_failed_adoption_leaves_the_descriptor_open_and_the_callers(monkeypatc
     # gevent's socket wraps the descriptor before making its watchers; when that
     # fails, the half-made socket must not close it later (a retry, or whoever
     # gave it, still owns it).
-    from types import SimpleNamespace
-
-    from gevent import _socket3
-
-    def io(fd, events):
-        raise OSError(errno.ENOMEM, "no watcher for you")
-
     fd = listening_socket().detach()
     endpoint = AdoptedStreamServerEndpoint(fd, socket.AF_INET)
-    monkeypatch.setattr(_socket3, "get_hub", lambda: SimpleNamespace(loop=SimpleNamespace(io=io)))
+    fail_watchers(monkeypatch)
     with pytest.raises(OSError) as caught:
         endpoint.bind()
     monkeypatch.undo()

@@ -12,11 +12,10 @@ import errno
 import gc
 import os
 import socket
-from types import SimpleNamespace
 
 import gevent
 import pytest
-from gevent import _socket3
+from _fd_reuse_helpers import assert_reuse_survives, fail_watchers, reuse_closed
 from gevent import socket as gsocket
 
 from greenpoint._callback_transport import RAW_SOCKET, _gevent_socket_around
@@ -24,37 +23,6 @@ from greenpoint._half_made import close_unwrapped, detach_half_made
 from greenpoint._stamped_socket import stamped
 
 pytestmark = pytest.mark.timeout(10)
-
-
-def fail_gevent_watchers(monkeypatch):
-    """Make gevent's socket constructor fail after it wrapped the descriptor."""
-
-    def io(fd, events):
-        raise OSError(errno.ENOMEM, "no watcher for you")
-
-    hub = SimpleNamespace(loop=SimpleNamespace(io=io))
-    monkeypatch.setattr(_socket3, "get_hub", lambda: hub)
-
-
-def reuse_closed(fd):
-    """Check ``fd`` is closed, then give its number to another file."""
-    with pytest.raises(OSError) as caught:
-        os.fstat(fd)
-    assert caught.value.errno == errno.EBADF
-    reuse = os.open(os.devnull, os.O_RDONLY)
-    if reuse != fd:
-        os.dup2(reuse, fd)
-        os.close(reuse)
-
-
-def collect_then_check_open(fd):
-    """Once the failure is collected, ``fd`` is still open (then closed here)."""
-    gevent.idle()
-    gc.collect()
-    try:
-        os.fstat(fd)
-    finally:
-        os.close(fd)
 
 
 def half_made_socket(fd):
@@ -66,7 +34,7 @@ def test_close_unwrapped_closes_once_what_a_half_made_socket_holds(monkeypatch):
     left, right = socket.socketpair()
     right.close()
     fd = left.detach()
-    fail_gevent_watchers(monkeypatch)
+    fail_watchers(monkeypatch)
     try:
         half_made_socket(fd)
     except OSError as exc:
@@ -74,14 +42,14 @@ def test_close_unwrapped_closes_once_what_a_half_made_socket_holds(monkeypatch):
         reuse_closed(fd)
         del exc
     monkeypatch.undo()
-    collect_then_check_open(fd)
+    assert_reuse_survives(fd)
 
 
 def test_detach_half_made_leaves_what_the_catching_frame_holds(monkeypatch):
     # The frame that caught the error owns what it holds: its socket stays open.
     left, right = socket.socketpair()
     fd = left.fileno()
-    fail_gevent_watchers(monkeypatch)
+    fail_watchers(monkeypatch)
     try:
         half_made_socket(fd)
     except OSError as exc:
@@ -99,7 +67,7 @@ def test_stamped_closes_the_descriptor_once_when_the_stamped_socket_fails(monkey
     left, right = gsocket.socketpair(socket.AF_UNIX)
     right.close()
     fd = left.fileno()
-    fail_gevent_watchers(monkeypatch)
+    fail_watchers(monkeypatch)
     with pytest.raises(OSError) as caught:
         stamped(left)
     monkeypatch.undo()
@@ -107,14 +75,14 @@ def test_stamped_closes_the_descriptor_once_when_the_stamped_socket_fails(monkey
     assert left.fileno() == -1  # detached: the stamped socket was to own fd
     reuse_closed(fd)
     del caught
-    collect_then_check_open(fd)
+    assert_reuse_survives(fd)
 
 
 def test_a_failed_gevent_socket_around_a_raw_socket_leaves_it_open(monkeypatch):
     left, right = socket.socketpair()
     raw = RAW_SOCKET(left.family, left.type, left.proto, left.detach())
     fd = raw.fileno()
-    fail_gevent_watchers(monkeypatch)
+    fail_watchers(monkeypatch)
     with pytest.raises(OSError) as caught:
         _gevent_socket_around(raw)
     monkeypatch.undo()
