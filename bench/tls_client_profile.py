@@ -87,7 +87,9 @@ def run_in_process(args: argparse.Namespace) -> None:
         cert, key, ca = make_certificates(Path(tmp))
         command = [sys.executable, str(BENCH_DIR / "loadgen.py"), "first-byte-server"]
         command += ["--port", "0", "--tls-files", cert, key]
-        peer = gsubprocess.Popen(command, stdin=gsubprocess.PIPE, stdout=gsubprocess.PIPE, text=True)
+        peer = gsubprocess.Popen(
+            command, stdin=gsubprocess.PIPE, stdout=gsubprocess.PIPE, text=True
+        )
         try:
             line = peer.stdout.readline().split()
             if not line or line[0] != "READY":
