@@ -3,6 +3,7 @@
     python bench/tls_client_profile.py greenpoint-tls            # cProfile, 300 opens
     python bench/tls_client_profile.py gevent-pyopenssl --count 300
     python bench/tls_client_profile.py greenpoint-tls --callgrind   # instructions per open
+    chrt -f 1 taskset -c 0 python bench/tls_client_profile.py greenpoint-tls --timing --peer-cpu 1
     BENCH_GREENPOINT_ROOT=/work/main python bench/tls_client_profile.py greenpoint-tls
 
 Each open is what the ``latency`` scenario's client times (connect, handshake,
@@ -13,6 +14,11 @@ tickets: every handshake is a full one) running as a child.
 Without ``--callgrind``: the client runs ``--warmup`` opens, then ``--count`` opens
 under ``cProfile``; prints the Python calls per open, then each function's calls per
 open (most first). Call counts do not depend on the machine's load.
+
+With ``--timing``: no profile; prints the median wall-clock and CPU (thread time)
+µs of connect + handshake + first byte over ``--count`` opens, the close left out
+as the latency client leaves it out. ``--peer-cpu N`` pins the peer to core N
+(run the script itself under ``taskset``/``chrt`` for the other core).
 
 With ``--callgrind``: runs this script twice under ``valgrind --tool=callgrind``
 (the peer is not traced), once with ``--count`` opens and once with none (both after
@@ -27,10 +33,13 @@ import cProfile
 import os
 import pstats
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 root = os.environ.get("BENCH_GREENPOINT_ROOT")
@@ -61,20 +70,20 @@ def opener(contender: str, port: int, ca: str):
         quoted = greenpoint.quote_string_argument(ca)
         endpoint = greenpoint.client_from_string(f"tls:127.0.0.1:{port}:trustRoots={quoted}")
 
-        def one() -> None:
+        def one() -> Any:
             stream = endpoint.open()
             stream.recv(1)
-            stream.close()
+            return stream
 
         return one
     import gevent_client
 
     context = gevent_client.pyopenssl_context(ca)
 
-    def bare() -> None:
+    def bare() -> Any:
         conn, sock = gevent_client.pyopenssl_open(context, "127.0.0.1", port)
         gevent_client.pyopenssl_recv(conn, sock.fileno(), 1)
-        sock.close()
+        return sock
 
     return bare
 
@@ -86,6 +95,8 @@ def run_in_process(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cert, key, ca = make_certificates(Path(tmp))
         command = [sys.executable, str(BENCH_DIR / "loadgen.py"), "first-byte-server"]
+        if args.peer_cpu is not None:
+            command = ["taskset", "-c", str(args.peer_cpu), *command]
         command += ["--port", "0", "--tls-files", cert, key]
         peer = gsubprocess.Popen(
             command, stdin=gsubprocess.PIPE, stdout=gsubprocess.PIPE, text=True
@@ -100,12 +111,15 @@ def run_in_process(args: argparse.Namespace) -> None:
             # that the first connect's timeout would expire at once.
             gevent.get_hub().loop.update_now()
             for _ in range(args.warmup):
-                one()
+                one().close()
+            if args.timing:
+                timed(one, args.count)
+                return
             profile = cProfile.Profile() if args.profile else None
             if profile is not None:
                 profile.enable()
             for _ in range(args.count):
-                one()
+                one().close()
             if profile is not None:
                 profile.disable()
         finally:
@@ -113,6 +127,19 @@ def run_in_process(args: argparse.Namespace) -> None:
             peer.wait()
     if profile is not None and args.count:
         report(profile, args.count, args.top)
+
+
+def timed(one: Any, count: int) -> None:
+    """Median wall-clock and CPU µs of connect + handshake + first byte (not the close)."""
+    walls, cpus = [], []
+    for _ in range(count):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        stream = one()
+        cpus.append(time.thread_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+        stream.close()
+    wall_us, cpu_us = statistics.median(walls) * 1e6, statistics.median(cpus) * 1e6
+    print(f"TIMING wall_us {wall_us:.0f} cpu_us {cpu_us:.0f}")
 
 
 def report(profile: cProfile.Profile, count: int, top: int) -> None:
@@ -151,6 +178,10 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=80)
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument(
+        "--timing", action="store_true", help="median wall-clock and CPU µs per open, no profile"
+    )
+    parser.add_argument("--peer-cpu", type=int, default=None, help="pin the peer to this core")
     args = parser.parse_args()
     if not args.callgrind:
         run_in_process(args)
