@@ -24,6 +24,7 @@ __all__ = [
     "check_factory",
     "check_timeout",
     "finite_number",
+    "hashable",
     "port",
     "seconds",
     "whole_number",
@@ -125,6 +126,16 @@ def check_timeout(value: Any, name: str = "timeout", *, zero: bool = True) -> fl
     if value is None:  # the usual case, on every open(): no second call
         return None
     return seconds(name, value, zero=zero)
+
+
+def hashable(value: Any) -> bool:
+    """Whether ``value`` can be a cache key: hashable, so (by Python's convention)
+    it cannot change in place, as a list or a dict could."""
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def check_backlog(value: Any, name: str = "backlog") -> int:

@@ -58,8 +58,10 @@ __all__ = [
     "BOTH_FAMILIES",
     "ConnectInfo",
     "DNSQuery",
+    "LiteralRoute",
     "Resolution",
     "connect_literal",
+    "literal_route",
     "open_tcp_connection",
     "open_tcp_connection_to_any",
 ]
@@ -168,10 +170,7 @@ def open_tcp_connection(
     connect = connect or connect_address
     target = HostnameAddress(_display_host(host), port)
     binds = _bind_sockaddrs(bind_address, families, target)
-    try:
-        literal = parse_ip_literal(host, port) if isinstance(host, str) else None
-    except ValueError as exc:
-        raise DNSLookupError(str(exc), address=target) from exc
+    literal = _literal_sockaddr(host, port, target)
     if literal is not None:
         return _connect_literal(target, literal, families, timeout, binds, clock, connect)
     try:
@@ -282,6 +281,51 @@ def _bind_sockaddrs(
             f"cannot connect to {target}: bad bind address: {exc}", address=target
         ) from exc
     return {family: sockaddr for family, sockaddr in sockaddrs.items() if sockaddr is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class LiteralRoute:
+    """What :func:`open_tcp_connection` works out before it connects to an IP literal.
+
+    ``target`` is the address errors name, ``bind`` the sockaddr to bind (or
+    ``None``). ``stable`` is false when an IPv6 zone was looked up (the host's or
+    the bind address's): the interface may come or go, so it is looked up again.
+    """
+
+    target: HostnameAddress
+    family: int
+    sockaddr: tuple[Any, ...]
+    bind: tuple[Any, ...] | None
+    stable: bool
+
+
+def literal_route(host: str | bytes, port: int, bind_address: Any) -> LiteralRoute | None:
+    """The route to ``host`` if it is an IP literal (either family), else ``None``.
+
+    Checks what :func:`open_tcp_connection` checks, in its order, so that an endpoint
+    may work this out once and connect with :func:`connect_literal` on each open.
+
+    Raises:
+        ValueError, ConnectError, DNSLookupError: as :func:`open_tcp_connection`.
+    """
+    target = HostnameAddress(_display_host(host), port)
+    binds = _bind_sockaddrs(bind_address, BOTH_FAMILIES, target)
+    literal = _literal_sockaddr(host, port, target)
+    if literal is None:
+        return None
+    family, sockaddr = literal
+    bind = BindAddress.parse(bind_address)
+    zoned = "%" in target.hostname or (bind is not None and "%" in (bind.ipv6 or ""))
+    return LiteralRoute(target, family, sockaddr, binds.get(family), stable=not zoned)
+
+
+def _literal_sockaddr(
+    host: str | bytes, port: int, target: HostnameAddress
+) -> tuple[int, tuple[Any, ...]] | None:
+    try:
+        return parse_ip_literal(host, port) if isinstance(host, str) else None
+    except ValueError as exc:
+        raise DNSLookupError(str(exc), address=target) from exc
 
 
 def _display_host(host: str | bytes) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import socket as _stdsocket
 from collections.abc import Callable, Sequence
-from typing import Any, Union, cast
+from typing import Any, ClassVar, Union, cast
 
 from greenpoint._checks import FieldError, FieldTypeError, whole_number
 from greenpoint._checks import seconds as check_seconds
@@ -135,6 +135,7 @@ class TCPOptions:
     keep_alive_count: int | None = None
     user_timeout: float | None = None
     bind_to_device: str | None = None
+    _given: ClassVar[bool] = False  # per instance, set by __post_init__
 
     def __post_init__(self) -> None:
         if self.keep_alive is not None and not isinstance(self.keep_alive, bool):
@@ -156,6 +157,10 @@ class TCPOptions:
                 raise TCPOptionError(
                     "bindToDevice", f"bad bindToDevice={self.bind_to_device!r}: {exc}"
                 ) from None
+        # Asked on every connect (is there anything to set?): known once. Every
+        # field's default is None, so "not the defaults" is "any field given".
+        given = any(getattr(self, field.name) is not None for field in dataclasses.fields(self))
+        object.__setattr__(self, "_given", given)
 
     def _timers(self) -> dict[str, int]:
         values = {
@@ -166,7 +171,7 @@ class TCPOptions:
         return {name: value for name, value in values.items() if value is not None}
 
     def __bool__(self) -> bool:
-        return self != _NONE
+        return self._given
 
     def setsockopt_calls(self) -> list[tuple[int, int, Any, str]]:
         """``(level, option, value, key)`` for each option set, in the order applied."""
@@ -225,9 +230,6 @@ class TCPOptions:
     def description_keys(self) -> dict[str, str]:
         """The description keys of the options set (none for the defaults)."""
         return describe(tcp_option_params(), self.description_values())[1]
-
-
-_NONE = TCPOptions()
 
 
 def _option(name: str) -> int:

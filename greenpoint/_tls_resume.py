@@ -33,7 +33,7 @@ class SessionCache:
     def remember(self, stream: Any) -> None:
         """After a handshake: keep its session now (TLS 1.2) or at release (1.3)."""
         conn = stream.connection
-        if stream.tls_version != "TLSv1.3":
+        if conn.get_protocol_version() != SSL.TLS1_3_VERSION:
             self._session = conn.get_session()
             return
         # Held (not just its address) so that its memory cannot be reused by the

@@ -33,7 +33,7 @@ from greenpoint._address import Address, host_address, peer_address
 from greenpoint._clock import deadline_after, monotonic
 from greenpoint._socket import set_nodelay
 from greenpoint._socket_file import layer_file, raw_file_mode
-from greenpoint._tls_verify import VerifyState, check_identity, encode_server_name, is_ip_literal
+from greenpoint._tls_verify import VerifyState, check_identity
 from greenpoint.errors import ConnectTimeoutError, TLSError, TLSVerificationError
 
 log = logging.getLogger("greenpoint.tls")
@@ -116,16 +116,17 @@ class TLSStream:
         self._memory = memory
         # The socket OpenSSL reads and writes. Not named ``_sock``: gevent.pywsgi
         # treats an object's ``_sock`` as a non-blocking stdlib socket to drain.
-        # None in memory mode (cast: the methods below only use it when it is not).
-        self._wire: Any = cast(Any, None if memory else (raw if sock is None else sock))
-        self._fd = -1 if memory else self._wire.fileno()
+        # None in memory mode (typed Any: the methods below only use it when it is not).
+        wire: Any = raw if sock is None else sock
+        self._wire: Any = None if memory else wire
+        self._fd = -1 if memory else wire.fileno()
         # A gevent socket already has a read and a write watcher on the
         # descriptor, and its close() wakes whoever waits on them: use those rather
         # than make (and later close) two more per connection. Other sockets get
         # watchers of ours, made on first wait and closed by _release.
         if type(self._wire) is gsocket.socket:
             self._own_watchers = False
-            self._hub = self._wire.hub
+            self._hub = wire.hub
         else:
             self._watchers: dict[int, Any] = {}
         if memory:
@@ -816,7 +817,7 @@ def client_handshake(
     context: SSL.Context,
     *,
     hostname: str | None,
-    send_server_name: bool | None = None,
+    server_name: bytes | None = None,
     check_hostname_after: bool = False,
     timeout: float | None = None,
     address: Any = None,
@@ -825,9 +826,10 @@ def client_handshake(
 ) -> TLSStream:
     """Run a client handshake over ``raw``; return the stream once verified.
 
-    ``raw`` is closed on every failure. SNI is sent for host names, not for IP
-    literals (RFC 6066 §3), unless ``send_server_name`` says otherwise. ``session``
-    (from an earlier connection with the same context) is offered for resumption.
+    ``raw`` is closed on every failure. ``hostname`` is the name the certificate
+    must be valid for; ``server_name`` the SNI to send, if any (see
+    ``greenpoint._tls_verify.server_name_to_send``). ``session`` (from an earlier
+    connection with the same context) is offered for resumption.
     """
     address = address if address is not None else hostname
     try:
@@ -837,11 +839,8 @@ def client_handshake(
         raise
     conn = stream._conn
     conn.set_app_data(VerifyState(None if check_hostname_after else hostname))
-    if hostname is not None:
-        if send_server_name is None:
-            send_server_name = not is_ip_literal(hostname)
-        if send_server_name:
-            conn.set_tlsext_host_name(encode_server_name(hostname))
+    if server_name is not None:
+        conn.set_tlsext_host_name(server_name)
     if session is not None:
         try:
             conn.set_session(session)

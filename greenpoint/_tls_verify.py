@@ -28,6 +28,7 @@ __all__ = [
     "check_identity",
     "encode_server_name",
     "is_ip_literal",
+    "server_name_to_send",
     "verify_callback",
     "verify_reason",
 ]
@@ -76,6 +77,21 @@ def encode_server_name(hostname: str) -> bytes:
     if name.isascii():
         return name.encode("ascii")
     return encode_idna(name)
+
+
+def server_name_to_send(hostname: str | None, send_server_name: bool | None) -> bytes | None:
+    """The SNI a client sends for ``hostname``, or ``None`` for none.
+
+    ``send_server_name`` ``None`` means: for host names, not for IP literals
+    (RFC 6066 §3); ``True``/``False`` force it.
+
+    Raises:
+        ValueError: naming the host, for a name IDNA cannot encode.
+    """
+    if hostname is None:
+        return None
+    send = not is_ip_literal(hostname) if send_server_name is None else send_server_name
+    return encode_server_name(hostname) if send else None
 
 
 def _reference_id(expected: str) -> str:
@@ -138,6 +154,8 @@ class VerifyState:
 
 def verify_callback(connection: SSL.Connection, cert: Any, code: int, depth: int, ok: int) -> bool:
     """OpenSSL's per-certificate verify callback for greenpoint client contexts."""
+    if ok and depth:  # an issuer OpenSSL accepted: there is nothing of ours to check
+        return True
     state = connection.get_app_data()
     if not isinstance(state, VerifyState):
         return bool(ok)

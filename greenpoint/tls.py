@@ -60,7 +60,12 @@ from greenpoint._tls_settings import (
     normalize_tls_version,
 )
 from greenpoint._tls_stream import TLSStream, client_handshake, server_handshake
-from greenpoint._tls_verify import encode_server_name, is_ip_literal, verify_callback
+from greenpoint._tls_verify import (
+    encode_server_name,
+    is_ip_literal,
+    server_name_to_send,
+    verify_callback,
+)
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -220,6 +225,9 @@ class ClientTLSOptions:
                 "the given context does not verify the server (VERIFY_NONE); "
                 "set VERIFY_PEER on it, or pass verify=False knowingly"
             )
+        # Known once (the options are frozen), not worked out again per handshake.
+        self._cache["server_name"] = server_name_to_send(self.hostname, self.send_server_name)
+        self._cache["sessions"] = SessionCache()
 
     def get_context(self) -> SSL.Context:
         """The ``OpenSSL.SSL.Context`` (built once, on first use)."""
@@ -272,13 +280,21 @@ class ClientTLSOptions:
         except BaseException:
             raw.close()
             raise
+        return self.handshake_in(context, raw, timeout, address, nodelay)
+
+    def handshake_in(
+        self, context: SSL.Context, raw: Any, timeout: float | None, address: Any, nodelay: bool
+    ) -> TLSStream:
+        """:meth:`handshake` with the context :meth:`get_context` gave (endpoints ask
+        for it before they connect)."""
         address = address if address is not None else self.hostname
-        sessions = self._sessions()
+        cache = self._cache
+        sessions: SessionCache = cache["sessions"]
         stream = client_handshake(
             raw,
             context,
             hostname=self.hostname,
-            send_server_name=self.send_server_name,
+            server_name=cache["server_name"],
             check_hostname_after=self.context is not None and self.verify,
             timeout=timeout,
             address=address,
@@ -289,11 +305,6 @@ class ClientTLSOptions:
             check_pins(stream, self.pins, verified=self.verify, address=address)
         sessions.remember(stream)
         return stream
-
-    def _sessions(self) -> SessionCache:
-        # setdefault: one cache even when two greenlets open at once.
-        sessions: SessionCache = self._cache.setdefault("sessions", SessionCache())
-        return sessions
 
 
 def options_for_client_tls(

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from socket import AF_INET6
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from greenpoint._checks import check_timeout
-from greenpoint._clock import deadline_after, time_left
+from greenpoint._checks import check_timeout, hashable
+from greenpoint._clock import monotonic
 from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Bracketed
 from greenpoint._hostnames import BindAddress, literal_family
@@ -35,6 +35,7 @@ from greenpoint.endpoints._tcp_endpoints import (
     TCP6ClientEndpoint,
     TCP6ServerEndpoint,
 )
+from greenpoint.endpoints.hostname import HostnameEndpoint
 from greenpoint.errors import ConnectTimeoutError, ListenError
 
 if TYPE_CHECKING:
@@ -65,20 +66,29 @@ def _open_then_handshake(
     inner: Any, options: ClientTLSOptions, timeout: float | None, address: Any
 ) -> TLSStream:
     """Open ``inner`` and handshake, all within ``timeout`` seconds."""
-    deadline = deadline_after(timeout)
+    started = monotonic()
     # Read the trust roots and certificate first: a missing file is a local mistake,
     # to be reported (naming the file) before the network is touched.
-    options.get_context()
+    context = options.get_context()
     raw = inner.open(timeout=timeout)
-    remaining = time_left(deadline)
+    remaining = None if timeout is None else timeout - (monotonic() - started)
     if remaining is not None and remaining <= 0:
         raw.close()
         raise ConnectTimeoutError(
             f"timed out connecting to {address} before the TLS handshake", address=address
         )
-    if getattr(inner, "nodelay", True) is False:  # nodelay=0: keep Nagle on
-        return options.handshake(raw, remaining, address=address, nodelay=False)
-    return options.handshake(raw, remaining, address=address)
+    # nodelay=0 keeps Nagle on; our TCP endpoints have set TCP_NODELAY already.
+    nodelay = getattr(inner, "nodelay", True) is not False and not _sets_nodelay(inner)
+    return options.handshake_in(context, raw, remaining, address, nodelay)
+
+
+def _sets_nodelay(inner: Any) -> bool:
+    """Whether ``inner.open()`` returns sockets with ``TCP_NODELAY`` set: greenpoint's
+    own TCP endpoints do, unless ``nodelay=False`` or a test's connector stands in."""
+    kind = type(inner)
+    if kind is HostnameEndpoint:
+        return bool(inner.nodelay) and inner.connector is None
+    return (kind is TCP4ClientEndpoint or kind is TCP6ClientEndpoint) and bool(inner.nodelay)
 
 
 def _host_port(hostname: str | None, port_: Any) -> str:
@@ -150,6 +160,10 @@ class SSL4ClientEndpoint(ClientEndpoint):
         default=None, compare=False, repr=False, kw_only=True
     )
     prefix: ClassVar[str] = "ssl"
+    # Per instance: (the fields it was made of, the TCP endpoint) of the last _tcp().
+    # The fields are public and may be assigned after an open: a changed one makes
+    # a new TCP endpoint.
+    _inner: ClassVar[tuple[tuple[Any, ...], Any] | None] = None
 
     def __post_init__(self) -> None:
         check_timeout(self.timeout)
@@ -159,9 +173,20 @@ class SSL4ClientEndpoint(ClientEndpoint):
 
     def _tcp(self) -> Any:
         """The TCP endpoint under TLS (its deadline is given to its ``open``)."""
+        key = (
+            self.host,
+            self.port,
+            self.bind_address,
+            self.nodelay,
+            self.tcp_options,
+            self.socket_options,
+        )
+        cached = self._inner
+        if cached is not None and cached[0] == key:
+            return cached[1]
         # A name is resolved for IPv4 only, as Twisted's SSL4ClientEndpoint does.
         family = TCP6ClientEndpoint if literal_family(self.host) == AF_INET6 else TCP4ClientEndpoint
-        return family(
+        endpoint = family(
             self.host,
             self.port,
             bind_address=self.bind_address,
@@ -169,6 +194,9 @@ class SSL4ClientEndpoint(ClientEndpoint):
             tcp_options=self.tcp_options,
             socket_options=self.socket_options,
         )
+        if hashable(key):  # a list could change in place and leave it stale
+            object.__setattr__(self, "_inner", (key, endpoint))  # per instance
+        return endpoint
 
     def open(self, timeout: float | None = None) -> TLSStream:
         """Connect, handshake and verify; blocks only the calling greenlet.
@@ -204,6 +232,10 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
     endpoint: Any
     timeout: float | None = None
     prefix: ClassVar[str] = "tls"
+    # Per instance: (hostname, port, text) of the last _address(). The fields are
+    # public (a user may swap the options or change the inner endpoint's port), so
+    # the text is remembered by the values it was made of.
+    _shown: ClassVar[tuple[str | None, int, str] | None] = None
 
     def __post_init__(self) -> None:
         _check_inner(self.endpoint, "open", "wrap_client_tls", "client_from_string")
@@ -215,7 +247,15 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
     def _address(self) -> str:
         port_ = getattr(self.endpoint, "port", None)
         hostname = self.tls_options.hostname
-        return _host_port(hostname, port_) if port_ is not None else str(hostname)
+        shown = self._shown
+        if shown is not None and shown[0] == hostname and shown[1] == port_:
+            return shown[2]
+        if port_ is None:
+            return str(hostname)
+        text = _host_port(hostname, port_)
+        if type(port_) is int and (hostname is None or type(hostname) is str):
+            object.__setattr__(self, "_shown", (hostname, port_, text))  # per instance
+        return text
 
     def open(self, timeout: float | None = None) -> TLSStream:
         """Open the inner endpoint and handshake, within one deadline.
@@ -248,8 +288,6 @@ class TLSWrapperClientEndpoint(ClientEndpoint):
 
 def _is_plain_hostname_endpoint(endpoint: Any) -> bool:
     """A HostnameEndpoint with nothing a ``tls:host:port`` string cannot say."""
-    from greenpoint.endpoints.hostname import HostnameEndpoint
-
     if not (
         type(endpoint) is HostnameEndpoint
         and getattr(endpoint, "resolver", None) is None

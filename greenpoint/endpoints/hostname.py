@@ -12,9 +12,15 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from greenpoint._checks import check_timeout, port, seconds
+from greenpoint._checks import check_timeout, hashable, port, seconds
 from greenpoint._defaults import DEFAULT_TIMEOUT
-from greenpoint._happy_eyeballs import ConnectInfo, open_tcp_connection
+from greenpoint._happy_eyeballs import (
+    ConnectInfo,
+    LiteralRoute,
+    connect_literal,
+    literal_route,
+    open_tcp_connection,
+)
 from greenpoint._hostnames import BindAddress, checked_host
 from greenpoint._interleave import DEFAULT_ATTEMPT_DELAY
 from greenpoint._sockopts import (
@@ -65,6 +71,11 @@ class HostnameEndpoint(ClientEndpoint):
         default=None, compare=False, repr=False, kw_only=True
     )
 
+    # Per instance, set by open(): ((host, port, bind_address), route) of the last
+    # open, so that an IP literal is not parsed again on every connect. Keyed by
+    # the fields it is made of: they are public and may be assigned after an open.
+    _route: ClassVar[tuple[tuple[Any, ...], LiteralRoute | None] | None] = None
+
     def __post_init__(self) -> None:
         self.host = checked_host(self.host)
         port("port", self.port)
@@ -82,8 +93,19 @@ class HostnameEndpoint(ClientEndpoint):
         # The connector seam (tests) wins; otherwise one with the socket options.
         if self.connector is not None:
             return self.connector
+        if self.nodelay and self.socket_options is None and not self.tcp_options:
+            return None  # the default connect, which sets TCP_NODELAY
         configure = socket_configurer(self.tcp_options, self.socket_options)
         return configured_connect(self.nodelay, configure)
+
+    def _literal_route(self, key: tuple[Any, ...]) -> LiteralRoute | None:
+        """The route to the host, if an IP literal, for ``key``: (host, port, bind_address)."""
+        route = literal_route(*key)
+        # No IPv6 zone is remembered (its interface may come and go), nor a key
+        # that could change in place (a list given as bind_address: unhashable).
+        if (route is None or route.stable) and hashable(key):
+            object.__setattr__(self, "_route", (key, route))  # per instance (see _route)
+        return route
 
     def open(self, timeout: float | None = None) -> Any:
         """Connect and return the connected gevent socket.
@@ -91,7 +113,23 @@ class HostnameEndpoint(ClientEndpoint):
         Blocks only the calling greenlet. ``timeout`` overrides the endpoint's own.
         See :meth:`open_with_info` for the errors, and to learn how it connected.
         """
-        return self.open_with_info(timeout)[0]
+        check_timeout(timeout)
+        key = (self.host, self.port, self.bind_address)
+        cached = self._route
+        route = cached[1] if cached is not None and cached[0] == key else self._literal_route(key)
+        if route is None:
+            return self.open_with_info(timeout)[0]
+        # An IP literal: the one attempt open_tcp_connection would make, without
+        # the ConnectInfo that open() would throw away.
+        return connect_literal(
+            route.target,
+            route.family,
+            route.sockaddr,
+            timeout=self.timeout if timeout is None else timeout,
+            bind_address=route.bind,
+            connect=self._connect(),
+            clock=self.clock,
+        )
 
     def open_with_info(self, timeout: float | None = None) -> tuple[Any, ConnectInfo]:
         """Connect; return ``(socket, info)``, ``info`` saying how it went.
