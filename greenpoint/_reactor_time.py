@@ -250,7 +250,9 @@ class Clock:
         """Arrange ``call._due(armed)`` at ``call.time``; returns a handle with ``close()``."""
         remaining = max(0.0, call.time - self.seconds())
         timer = gevent.get_hub().loop.timer(remaining)
-        timer.start(call._due, armed)
+        # update=True: ``remaining`` is counted from the real clock just read, not
+        # from the loop's last turn, which may be long ago.
+        timer.start(call._due, armed, update=True)
         return timer
 
 

@@ -131,7 +131,10 @@ def _connect(sock: Any, sockaddr: Any, timeout: float | None) -> None:
                 raise OSError(code, _os.strerror(code))
             if timer is None and timeout is not None:
                 timer = sock.hub.loop.timer(timeout)
-                timer.start(gevent.getcurrent().throw, _TimedOut)
+                # update=True: counted from now, not from the loop's last turn (a
+                # program that computed for longer than the timeout before
+                # connecting would otherwise time out at once).
+                timer.start(gevent.getcurrent().throw, _TimedOut, update=True)
             # Closing the socket from another greenlet wakes this wait with EBADF.
             sock.hub.wait(sock._write_event)
             code = raw.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ERROR)

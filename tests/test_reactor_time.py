@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import gevent
 import pytest
 from _wait_helpers import wait_until
@@ -113,3 +116,26 @@ def test_many_resets_run_the_call_once_at_the_last_time():
     assert seen == []
     gevent.sleep(1.0)
     assert seen == ["once"]
+
+
+# Run in a fresh process: the loop must not have turned since the hub was made.
+_STALE_LOOP_CALL = """
+import time, gevent, greenpoint
+gevent.get_hub()  # the loop's clock is read here...
+time.sleep(0.6)  # ...and left behind: the process computes without yielding
+began = time.monotonic()
+fired = []
+greenpoint.clock.callLater(0.3, lambda: fired.append(time.monotonic() - began))
+while not fired:
+    gevent.sleep(0.01)
+print(fired[0])
+"""
+
+
+def test_a_call_counts_its_delay_from_now_even_if_the_loop_was_blocked():
+    child = subprocess.run(
+        [sys.executable, "-c", _STALE_LOOP_CALL], capture_output=True, text=True, timeout=15
+    )
+    assert child.returncode == 0, child.stderr
+    # Before: the timer counted from the loop's last reading, and fired at once.
+    assert 0.25 <= float(child.stdout) < 2.0

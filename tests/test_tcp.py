@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import socket as stdsocket
+import subprocess
+import sys
 import time
 
 import gevent
@@ -170,6 +172,34 @@ def test_connect_to_a_black_hole_times_out_within_the_timeout(family, host, clie
     assert 0.25 <= took < 2.0
     assert isinstance(info.value, TimeoutError)
     assert str(port_number) in str(info.value) and host in str(info.value)
+
+
+# Run in a fresh process: the loop must not have turned since the hub was made.
+_STALE_LOOP_CONNECT = """
+import sys, time, gevent
+from greenpoint import TCP4ClientEndpoint
+from greenpoint.errors import ConnectTimeoutError
+gevent.get_hub()  # the loop's clock is read here...
+time.sleep(0.6)  # ...and left behind: the process computes without yielding
+began = time.monotonic()
+try:
+    TCP4ClientEndpoint("127.0.0.1", int(sys.argv[1]), timeout=0.3).open()
+except ConnectTimeoutError:
+    print(time.monotonic() - began)
+"""
+
+
+def test_connect_timeout_counts_from_the_connect_even_if_the_loop_was_blocked():
+    with black_hole(stdsocket.AF_INET, "127.0.0.1") as port_number:
+        child = subprocess.run(
+            [sys.executable, "-c", _STALE_LOOP_CONNECT, str(port_number)],
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
+    assert child.returncode == 0, child.stderr
+    # Before: the timer counted from the loop's last reading, and fired at once.
+    assert 0.25 <= float(child.stdout) < 2.0
 
 
 def test_open_timeout_overrides_the_endpoints_timeout():
