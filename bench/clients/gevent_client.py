@@ -12,12 +12,20 @@ the hub whenever OpenSSL wants to read or write: the floor for ``tls:``.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import gevent.socket
 from _client_common import HOST_NAME, Trials, arguments, fake_getaddrinfo, now
+from gevent.socket import wait_read, wait_write
+
+# pyOpenSSL's SSL module, imported by pyopenssl_context() only for the pyopenssl
+# variant (the others must not pay its memory footprint), and not per open either: an
+# import statement in a function costs microseconds on every call.
+SSL: Any = None
 
 
 def pyopenssl_context(ca: str):
+    global SSL
     from OpenSSL import SSL
 
     context = SSL.Context(SSL.TLS_CLIENT_METHOD)
@@ -29,9 +37,6 @@ def pyopenssl_context(ca: str):
 
 def pyopenssl_open(context, host: str, port: int):
     """Connect and finish a TLS handshake by hand; the connection and its socket."""
-    from gevent.socket import wait_read, wait_write
-    from OpenSSL import SSL
-
     sock = gevent.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.connect((host, port))
@@ -49,9 +54,6 @@ def pyopenssl_open(context, host: str, port: int):
 
 
 def pyopenssl_recv(conn, fd: int, size: int) -> bytes:
-    from gevent.socket import wait_read
-    from OpenSSL import SSL
-
     while True:
         try:
             return conn.recv(size)
@@ -65,8 +67,6 @@ def main() -> None:
     )
     trials = Trials(args)
     if args.variant == "pyopenssl":
-        from OpenSSL import SSL
-
         context = pyopenssl_context(args.ca)
         for _ in range(trials.total):
             started = now()
