@@ -271,6 +271,8 @@ class CallbackTransport:
             except Exception as exc:
                 self._fail(exc, "dataReceived")
             self._refresh_direct()
+        elif item is self:  # a readable event posted for the short path
+            self._read_late()
         elif self._context is not None:
             self._context.run(item)
         else:  # a timer that fell due as the connection closed
@@ -384,7 +386,20 @@ class CallbackTransport:
                 event.stop()
 
     def _readable(self) -> None:
-        # The hot path: one read, one post. Reads that fill the buffer go on below.
+        # The hot path. On the short path (see _refresh_direct) only the
+        # connection is posted: the dispatcher reads it when its turn comes and
+        # hands the data to dataReceived straight away (Dispatcher._serve), so
+        # the read, the protocol code and its write run one after the other for
+        # each connection, with the data and the connection's objects still in
+        # the cache, and one chunk alive at a time, not one per ready connection.
+        dispatcher = self._dispatcher
+        if self._direct is not None:
+            dispatcher._queue.append(self)
+            if not dispatcher._scheduled:
+                dispatcher._schedule()
+            return
+        # Otherwise one read here and one post. Reads that fill the buffer go on
+        # in _read_on.
         #
         # os.read on the descriptor, not socket.recv: the same read(2), without
         # recv's argument tuple and parsing (a few hundred instructions a
@@ -412,7 +427,6 @@ class CallbackTransport:
             elif size > MIN_READ_SIZE and got < size >> 1:
                 self._size = next_read_size(size, got)
             # Dispatcher.post, inlined (a call less per message).
-            dispatcher = self._dispatcher
             dispatcher._queue.append((self, data))
             if not dispatcher._scheduled:
                 dispatcher._schedule()
@@ -420,6 +434,33 @@ class CallbackTransport:
         self._post(self, data)
         self._size = next_read_size(size, got)
         self._post(self, self._read_on)
+
+    def _read_failed(self, exc: OSError) -> None:
+        """The dispatcher's read (short path) failed: nothing to read yet, or the end."""
+        if not isinstance(exc, (BlockingIOError, InterruptedError)):
+            self._abort_with(_lost(exc))
+
+    def _read_more(self, data: bytes) -> None:
+        """The dispatcher's read (short path, in our context) filled its buffer or
+        found end of file: what ``_readable`` and ``_deliver`` do with such reads."""
+        got = len(data)
+        if not got:
+            self._stop_reading()
+            self._read_eof()
+            return
+        self._size = next_read_size(self._size, got)
+        try:
+            self._protocol.dataReceived(data)
+        except Exception as exc:
+            self._fail(exc, "dataReceived")
+            return
+        self._post(self, self._read_on)
+
+    def _read_late(self) -> None:
+        """A readable event posted for the short path found the connection in
+        another state when its turn came: read as the full path does, if reading."""
+        if self._reading:
+            self._readable()
 
     def _read_on(self) -> None:
         """In the dispatcher, after a read that filled its buffer: read and deliver
