@@ -604,11 +604,14 @@ class CallbackTransport:
         """Queue ``data`` to be sent; never blocks. Ignored once writing has closed."""
         if self._send_now and data.__class__ is bytes:
             # The usual case (nothing queued, no pull producer, open): send at once.
-            # os.write is send(2) without flags, minus recv's argument parsing; the
-            # descriptor is asked of the socket object each time: after a close
-            # under us it is -1 (EBADF), never a number reused by another file.
+            # os.write is send(2) without flags, minus recv's argument parsing.
+            # While our read watcher is started the kept descriptor number is
+            # safe (see _readable: nothing closes the socket without stopping
+            # it first); otherwise (paused, say) the socket object is asked each
+            # time: after a close under us it is -1 (EBADF), never a number
+            # reused by another file.
             try:
-                sent = _write(self._sock.fileno(), data)
+                sent = _write(self._fd if self._reading else self._sock.fileno(), data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
