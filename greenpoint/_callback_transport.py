@@ -183,7 +183,7 @@ class CallbackTransport:
         self._peer = peer
         self._dispatcher = dispatcher
         self._post = dispatcher.post
-        dispatcher.connections += 1
+        dispatcher.add_connection()
         self._factory = factory
         self._on_close = on_close
         # Read on every message: instance attributes are found faster than class
@@ -372,7 +372,15 @@ class CallbackTransport:
             event = self._reader()
             if event is not None:
                 self._reading = True
-                event.start(self._readable)
+                if self._handle is None:
+                    # Our own watcher: its callback is the dispatcher queue's append
+                    # (a C call, no Python frame in the hub per readable event); the
+                    # dispatcher reads us when our turn comes (see _readable).
+                    event.start(self._dispatcher._queue.append, self)
+                else:
+                    # The gevent socket's watcher: gevent finds whom to tell of a
+                    # close by its callback's __self__ (see throw).
+                    event.start(self._readable)
         elif not want and self._reading:
             self._stop_reading()
 
@@ -386,12 +394,16 @@ class CallbackTransport:
                 event.stop()
 
     def _readable(self) -> None:
-        # The hot path. On the short path (see _refresh_direct) only the
-        # connection is posted: the dispatcher reads it when its turn comes and
-        # hands the data to dataReceived straight away (Dispatcher._serve), so
-        # the read, the protocol code and its write run one after the other for
-        # each connection, with the data and the connection's objects still in
-        # the cache, and one chunk alive at a time, not one per ready connection.
+        # Readable. On the short path (see _refresh_direct) only the connection
+        # is posted: the dispatcher reads it when its turn comes and hands the
+        # data to dataReceived straight away (Dispatcher._serve), so the read,
+        # the protocol code and its write run one after the other for each
+        # connection, with the data and the connection's objects still in the
+        # cache, and one chunk alive at a time, not one per ready connection.
+        # Our own read watcher posts the connection itself, with no Python call
+        # (_update_reading); the dispatcher then calls this, through _deliver and
+        # _read_late, when the connection is not on the short path. A gevent
+        # socket's watcher (getHandle) calls this for every readable event.
         dispatcher = self._dispatcher
         if self._direct is not None:
             dispatcher._queue.append(self)
@@ -870,7 +882,7 @@ class CallbackTransport:
             self._ended()
 
     def _ended(self) -> None:
-        self._dispatcher.connections -= 1
+        self._dispatcher.remove_connection()
         if self._closed_event is not None:
             self._closed_event.set()
         on_close, self._on_close = self._on_close, None

@@ -107,9 +107,29 @@ class Dispatcher:
         # Open connections posting here: with none, the idle dispatcher ends (a
         # stopped server leaves no greenlet behind; the next batch makes one).
         self.connections = 0
+        # While there are connections: a check watcher that runs _wake at the end
+        # of every loop iteration, after the I/O callbacks (libev runs pending
+        # watchers by priority; this one has the lowest). The connections' own
+        # read watchers then post with a C call (the queue's append, the
+        # connection as its argument) and schedule nothing themselves.
+        self._check: Any = None
 
     def __repr__(self) -> str:
         return f"<Dispatcher {len(self._queue)} queued>"
+
+    def add_connection(self) -> None:
+        """A connection will post here (its read watcher may append to the queue)."""
+        self.connections += 1
+        if self._check is None:
+            check = self._check = self.hub.loop.check(ref=False, priority=-2)
+            check.start(self._wake)
+
+    def remove_connection(self) -> None:
+        """A connection has ended; with none left, stop waking at every iteration."""
+        self.connections -= 1
+        if not self.connections and self._check is not None:
+            check, self._check = self._check, None
+            check.close()
 
     def post(self, receiver: Any, item: Any) -> None:
         """Queue ``item`` for ``receiver``; delivered in this loop iteration or the next."""
