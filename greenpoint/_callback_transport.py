@@ -476,10 +476,28 @@ class CallbackTransport:
         self._post(self, self._read_on)
 
     def _read_late(self) -> None:
-        """A readable event posted for the short path found the connection in
-        another state when its turn came: read as the full path does, if reading."""
-        if self._reading:
-            self._readable()
+        """In the dispatcher: a readable event of our own watcher (or one posted for
+        the short path) found us off the short path: read and deliver as the full
+        path does (a connection's first message, say), if still reading."""
+        if not self._reading:
+            return  # paused, held or closing since: the watcher, restarted, tells again
+        size = self._size
+        try:
+            data = _read(self._fd, size)  # only while reading: see _readable
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._abort_with(_lost(exc))
+            return
+        got = len(data)
+        if not got:
+            self._stop_reading()  # before b"" is delivered (see _readable)
+        elif got >= size or (size > MIN_READ_SIZE and got < size >> 1):
+            self._size = next_read_size(size, got)
+        self._deliver(data)
+        del data  # one chunk alive at a time (see _read_on)
+        if got >= size:
+            self._post(self, self._read_on)
 
     def _read_on(self) -> None:
         """In the dispatcher, after a read that filled its buffer: read and deliver
