@@ -19,6 +19,8 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,8 +50,6 @@ def proc_counters(pid: int) -> dict[str, float]:
 
 
 def measure_one(ctx: Context, name: str, count: int, requests: int) -> dict[str, float]:
-    from pathlib import Path
-
     name, _, root = name.partition("@")
     contender = contender_named(name, False)
     default_root = _harness.GREENPOINT_ROOT
@@ -88,9 +88,6 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    import tempfile
-    from pathlib import Path
-
     names = args.contenders.split(",")
     counts = [int(c) for c in args.counts.split(",")]
     rows: dict[tuple[str, int], list[dict[str, float]]] = {}
