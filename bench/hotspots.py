@@ -39,11 +39,11 @@ from _serverbench import PLAIN, TLS  # noqa: E402
 DEFAULT_SIZE = {"echo": 256 << 20, "connrate": 3000, "reqresp": 20000}
 
 
-def load_args(load: str, size: int) -> list[str]:
+def load_args(load: str, size: int, connections: int = 1000) -> list[str]:
     if load == "echo":
         return ["echo", "--bytes", str(size)]
     if load == "reqresp":  # 1,000 connections, one 512-byte request in flight on each
-        return ["reqresp", "--count", "1000", "--requests", str(size)]
+        return ["reqresp", "--count", str(connections), "--requests", str(size)]
     return ["connrate", "--count", str(size), "--concurrency", "8"]
 
 
@@ -103,6 +103,11 @@ def main() -> None:
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--size", type=int, default=0, help="bytes (echo), connections or requests")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--connections", type=int, default=1000, help="reqresp connections")
+    parser.add_argument(
+        "--cache-sim", action="store_true", help="callgrind: simulate the caches (L1/LL misses)"
+    )
+    parser.add_argument("--keep", help="callgrind: copy the profile (for callgrind_annotate) here")
     args = parser.parse_args()
     size = args.size or DEFAULT_SIZE[args.load]
     units, unit = {
@@ -129,13 +134,20 @@ def main() -> None:
             argv += ["--tls", str(cert), str(key)]
         callgrind_out = scratch_dir / "callgrind.out"
         if args.tool == "callgrind":
-            argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}", *argv]
+            tool = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}"]
+            if args.cache_sim:
+                # The last level simulated is this machine's L2 (2 MiB per core, 16
+                # ways): the shared 105 MiB L3 would hide every miss that costs here.
+                tool += ["--cache-sim=yes", "--D1=49152,12,64", "--LL=2097152,16,64"]
+            argv = [*tool, *argv]
         server = Child(argv, cpu=ctx.contender_cpu, name=contender.name, log_dir=ctx.log_dir)
         output = scratch_dir / "tool.out"
         try:
             port = int(server.expect("READY", START_TIMEOUT * 10))
             load = (
-                load_args(args.load, size) + ["--port", str(port)] + (["--tls"] if args.tls else [])
+                load_args(args.load, size, args.connections)
+                + ["--port", str(port)]
+                + (["--tls"] if args.tls else [])
             )
             with ctx.loadgen(load) as generator:
                 generator.expect("WARM", 600)
@@ -189,17 +201,24 @@ def main() -> None:
             print(strace_summary(output, units, unit, args.top))
         else:
             dumps = [p for p in scratch_dir.glob("callgrind.out*") if p != callgrind_out]
+            if args.keep:
+                shutil.copy(max(dumps, key=lambda p: p.stat().st_mtime), args.keep)
             report = subprocess.run(
                 ["callgrind_annotate", str(max(dumps, key=lambda p: p.stat().st_mtime))],
                 capture_output=True,
                 text=True,
             ).stdout
-            totals = re.search(r"([\d,]+) \(100\.0%\) +PROGRAM TOTALS", report)
-            if totals is None:
+            events = re.search(r"^Events shown: +(.+)$", report, re.MULTILINE)
+            totals = re.search(r"^(.*)PROGRAM TOTALS", report, re.MULTILINE)
+            if events is None or totals is None:
                 raise SystemExit("callgrind gave no totals")
-            instructions = int(totals.group(1).replace(",", ""))
+            counts = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) \(", totals[1])]
+            by_event = dict(zip(events[1].split(), counts, strict=True))
+            instructions = by_event["Ir"]
             print(f"user-space instructions in the measured phase: {instructions:,}")
             print(f"per {unit}: {instructions / units:,.0f}")
+            if args.cache_sim:  # I1/D1 misses (first level), LL misses (last level)
+                print(", ".join(f"{k} {v / units:,.1f}" for k, v in by_event.items()))
 
 
 if __name__ == "__main__":

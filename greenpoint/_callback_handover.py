@@ -138,6 +138,8 @@ class HandedOver:
     _held = None
 
     def _deliver(self, item: Any) -> None:
+        if item is self:  # a readable event posted before the hand-over: the reader reads
+            return
         if item.__class__ is bytes:
             if item:
                 log.debug("%r: %d bytes read before the TLS hand-over dropped", self, len(item))

@@ -179,21 +179,35 @@ class CallbackTransport:
         # ``sock``: the raw non-blocking socket (owned from now on); ``handle``:
         # the gevent socket around it, if the port had one; ``host``: our own
         # address when the port knows it (a listener bound to one address).
+        #
+        # What every message reads comes first: CPython keeps an instance's
+        # attributes in one array, in the order first assigned, so these share
+        # one or two cache lines (with 10,000 connections the kernel's work per
+        # request evicts them between two requests of a connection). Instance
+        # attributes rather than class defaults: CPython specializes their
+        # loads, for 8 bytes each per connection.
+        self._fd = sock.fileno()  # for os.read/os.write while reading (see _readable)
+        self._size = MIN_READ_SIZE
+        self._direct = None  # the dispatcher's short path (_refresh_direct)
+        self._send_now = True  # write's short path (_refresh_send_now)
+        self._reading = False
+        # Each connection's protocol code runs in a contextvars context of its own
+        # (as an asyncio task's would): entering it is cheaper than setting
+        # current_owner (the timers' owner) before every delivery, and context
+        # variables that protocol code sets stay with its connection.
+        self._context: contextvars.Context | None = contextvars.Context()
         self._sock = sock
-        self._fd = sock.fileno()  # for os.read while reading (see _readable)
+        self._dispatcher = dispatcher
+        self._protocol: Any = None
         if handle is not None:
             self._handle = handle
         if host is not None:
             self._host = host
         self._peer = peer
-        self._dispatcher = dispatcher
         self._post = dispatcher.post
-        dispatcher.connections += 1
+        dispatcher.add_connection()
         self._factory = factory
         self._on_close = on_close
-        # Read on every message: instance attributes are found faster than class
-        # defaults (CPython specializes them), for 8 bytes each per connection.
-        self._size = MIN_READ_SIZE
         self._holder = None
         self._close_reason: BaseException | None = None
         self._reading_stopped = False
@@ -202,13 +216,6 @@ class CallbackTransport:
         self._write_closed = False
         self._buffered = 0
         self._pull = False
-        self._direct = None  # the dispatcher's short path (_refresh_direct)
-        self._send_now = True  # write's short path (_refresh_send_now)
-        # Each connection's protocol code runs in a contextvars context of its own
-        # (as an asyncio task's would): entering it is cheaper than setting
-        # current_owner (the timers' owner) before every delivery, and context
-        # variables that protocol code sets stay with its connection.
-        self._context: contextvars.Context | None = contextvars.Context()
 
     def __repr__(self) -> str:
         if self._protocol is None:
@@ -276,6 +283,8 @@ class CallbackTransport:
             except Exception as exc:
                 self._fail(exc, "dataReceived")
             self._refresh_direct()
+        elif item is self:  # a readable event posted for the short path
+            self._read_late()
         elif self._context is not None:
             self._context.run(item)
         else:  # a timer that fell due as the connection closed
@@ -375,7 +384,15 @@ class CallbackTransport:
             event = self._reader()
             if event is not None:
                 self._reading = True
-                event.start(self._readable)
+                if self._handle is None:
+                    # Our own watcher: its callback is the dispatcher queue's append
+                    # (a C call, no Python frame in the hub per readable event); the
+                    # dispatcher reads us when our turn comes (see _readable).
+                    event.start(self._dispatcher._queue.append, self)
+                else:
+                    # The gevent socket's watcher: gevent finds whom to tell of a
+                    # close by its callback's __self__ (see throw).
+                    event.start(self._readable)
         elif not want and self._reading:
             self._stop_reading()
 
@@ -389,7 +406,24 @@ class CallbackTransport:
                 event.stop()
 
     def _readable(self) -> None:
-        # The hot path: one read, one post. Reads that fill the buffer go on below.
+        # Readable. On the short path (see _refresh_direct) only the connection
+        # is posted: the dispatcher reads it when its turn comes and hands the
+        # data to dataReceived straight away (Dispatcher._serve), so the read,
+        # the protocol code and its write run one after the other for each
+        # connection, with the data and the connection's objects still in the
+        # cache, and one chunk alive at a time, not one per ready connection.
+        # Our own read watcher posts the connection itself, with no Python call
+        # (_update_reading); the dispatcher then calls this, through _deliver and
+        # _read_late, when the connection is not on the short path. A gevent
+        # socket's watcher (getHandle) calls this for every readable event.
+        dispatcher = self._dispatcher
+        if self._direct is not None:
+            dispatcher._queue.append(self)
+            if not dispatcher._scheduled:
+                dispatcher._schedule()
+            return
+        # Otherwise one read here and one post. Reads that fill the buffer go on
+        # in _read_on.
         #
         # os.read on the descriptor, not socket.recv: the same read(2), without
         # recv's argument tuple and parsing (a few hundred instructions a
@@ -417,7 +451,6 @@ class CallbackTransport:
             elif size > MIN_READ_SIZE and got < size >> 1:
                 self._size = next_read_size(size, got)
             # Dispatcher.post, inlined (a call less per message).
-            dispatcher = self._dispatcher
             dispatcher._queue.append((self, data))
             if not dispatcher._scheduled:
                 dispatcher._schedule()
@@ -425,6 +458,51 @@ class CallbackTransport:
         self._post(self, data)
         self._size = next_read_size(size, got)
         self._post(self, self._read_on)
+
+    def _read_failed(self, exc: OSError) -> None:
+        """The dispatcher's read (short path) failed: nothing to read yet, or the end."""
+        if not isinstance(exc, (BlockingIOError, InterruptedError)):
+            self._abort_with(_lost(exc))
+
+    def _read_more(self, data: bytes) -> None:
+        """The dispatcher's read (short path, in our context) filled its buffer or
+        found end of file: what ``_readable`` and ``_deliver`` do with such reads."""
+        got = len(data)
+        if not got:
+            self._stop_reading()
+            self._read_eof()
+            return
+        self._size = next_read_size(self._size, got)
+        try:
+            self._protocol.dataReceived(data)
+        except Exception as exc:
+            self._fail(exc, "dataReceived")
+            return
+        self._post(self, self._read_on)
+
+    def _read_late(self) -> None:
+        """In the dispatcher: a readable event of our own watcher (or one posted for
+        the short path) found us off the short path: read and deliver as the full
+        path does (a connection's first message, say), if still reading."""
+        if not self._reading:
+            return  # paused, held or closing since: the watcher, restarted, tells again
+        size = self._size
+        try:
+            data = _read(self._fd, size)  # only while reading: see _readable
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._abort_with(_lost(exc))
+            return
+        got = len(data)
+        if not got:
+            self._stop_reading()  # before b"" is delivered (see _readable)
+        elif got >= size or (size > MIN_READ_SIZE and got < size >> 1):
+            self._size = next_read_size(size, got)
+        self._deliver(data)
+        del data  # one chunk alive at a time (see _read_on)
+        if got >= size:
+            self._post(self, self._read_on)
 
     def _read_on(self) -> None:
         """In the dispatcher, after a read that filled its buffer: read and deliver
@@ -568,11 +646,14 @@ class CallbackTransport:
         """Queue ``data`` to be sent; never blocks. Ignored once writing has closed."""
         if self._send_now and data.__class__ is bytes:
             # The usual case (nothing queued, no pull producer, open): send at once.
-            # os.write is send(2) without flags, minus recv's argument parsing; the
-            # descriptor is asked of the socket object each time: after a close
-            # under us it is -1 (EBADF), never a number reused by another file.
+            # os.write is send(2) without flags, minus recv's argument parsing.
+            # While our read watcher is started the kept descriptor number is
+            # safe (see _readable: nothing closes the socket without stopping
+            # it first); otherwise (paused, say) the socket object is asked each
+            # time: after a close under us it is -1 (EBADF), never a number
+            # reused by another file.
             try:
-                sent = _write(self._sock.fileno(), data)
+                sent = _write(self._fd if self._reading else self._sock.fileno(), data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -831,7 +912,7 @@ class CallbackTransport:
             self._ended()
 
     def _ended(self) -> None:
-        self._dispatcher.connections -= 1
+        self._dispatcher.remove_connection()
         if self._closed_event is not None:
             self._closed_event.set()
         on_close, self._on_close = self._on_close, None
