@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 import stat
@@ -336,6 +337,33 @@ def test_stale_socket_is_removed_without_the_datagram_question(path, monkeypatch
         assert round_trip(UNIXClientEndpoint(path), listener) == b"echo:hello"
     finally:
         listener.close()
+
+
+def test_second_look_waits_for_another_clearer_and_sees_its_socket(tmp_path, path, monkeypatch):
+    # Two servers clear one stale file at once. The second must look again only
+    # once the first has removed the file and bound its own, and leave that alone.
+    monkeypatch.setattr(unix_module, "STALE_LOCK_WAIT", 10.0, raising=False)
+    leave_stale_socket(path)
+    lock = os.open(tmp_path, os.O_RDONLY)
+    winner = None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first clearer, between look and bind
+        loser = gevent.spawn(UNIXServerEndpoint(path).bind)
+        gevent.sleep(0.3)
+        assert not loser.ready()  # waiting for the lock
+        os.unlink(path)
+        winner = UNIXServerEndpoint(path).bind()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        with pytest.raises(ListenError) as info:
+            loser.get(timeout=10)
+        assert "another process is listening there" in str(info.value)
+        probe, _ = winner.accept()  # the loser's look
+        probe.close()
+        assert round_trip(UNIXClientEndpoint(path), winner) == b"echo:hello"
+    finally:
+        os.close(lock)
+        if winner is not None:
+            winner.close()
 
 
 def test_socket_bound_to_tells_a_dead_file_from_a_live_socket(path):

@@ -34,6 +34,7 @@ from greenpoint._address import UNIXAddress
 from greenpoint._checks import FieldError, FieldTypeError, check_backlog, check_timeout
 from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Description
+from greenpoint._dirlock import directory_lock
 from greenpoint._params import Param, boolean, integer, number, octal_mode, register_inverse
 from greenpoint._pidlock import LockHeldError, PidLock, lock_holder
 from greenpoint._registry import EndpointParser
@@ -66,6 +67,9 @@ STALE_PROBE_TIMEOUT = 1.0
 # _socket_bound_to) cannot be asked, where it is all that protects a server between
 # its bind() and its listen(). Paid only when a stale file is really removed.
 STALE_RECHECK_DELAY = 0.05
+# How long the second look waits for another process's directory lock (it holds it
+# for two probes and an unlink) before going ahead without it.
+STALE_LOCK_WAIT = 2 * STALE_PROBE_TIMEOUT + 1.0
 _ABSTRACT_MARK = "@"
 # The longest path bind() accepts: sizeof(sun_path) less one (108 on Linux, 104 on
 # the BSDs and macOS).
@@ -401,7 +405,8 @@ def _clear_stale_socket(path: str, bind_error: OSError) -> None:
     the path and not yet called ``listen()`` refuses too, and removing its file
     would leave it listening where nobody can reach it. So the file goes only when
     no socket is bound to it (:func:`_socket_bound_to`), twice,
-    :data:`STALE_RECHECK_DELAY` apart, and it is still the same file.
+    :data:`STALE_RECHECK_DELAY` apart, and it is still the same file; the second
+    look and the removal hold a lock on the directory (:mod:`greenpoint._dirlock`).
     """
     address = UNIXAddress(path)
     try:
@@ -412,23 +417,32 @@ def _clear_stale_socket(path: str, bind_error: OSError) -> None:
         raise _listen_error(
             address, bind_error, "the path exists and is not a socket; not removing it"
         )
-    try:
-        verdict = _ask_socket(path)
-        if verdict == _STALE:
-            gevent.sleep(STALE_RECHECK_DELAY)
-            verdict = _ask_socket(path)
-    except OSError as exc:  # ConnectError included
-        raise _listen_error(
-            address, bind_error, f"cannot tell whether the socket is still in use ({exc})"
-        ) from exc
+    verdict = _ask_or_fail(path, bind_error)
+    if verdict == _STALE:
+        gevent.sleep(STALE_RECHECK_DELAY)
+        # Look again and remove under the directory's lock: another server clearing
+        # the same file must not bind its own between our look and our unlink.
+        with directory_lock(os.path.dirname(path) or ".", wait=STALE_LOCK_WAIT):
+            verdict = _ask_or_fail(path, bind_error)
+            if verdict == _STALE:
+                # A server died without removing its socket.
+                _unlink_if_same(path, (before.st_dev, before.st_ino))
+                return
     if verdict == _GONE:
         return
-    if verdict == _STALE:
-        # A server died without removing its socket (if the file was replaced
-        # meanwhile, the retried bind() reports the newcomer).
-        _unlink_if_same(path, (before.st_dev, before.st_ino))
-        return
     raise _listen_error(address, bind_error, _LIVE_DETAILS[verdict])
+
+
+def _ask_or_fail(path: str, bind_error: OSError) -> str:
+    """:func:`_ask_socket`, failing the bind when the socket cannot be asked."""
+    try:
+        return _ask_socket(path)
+    except OSError as exc:  # ConnectError included
+        raise _listen_error(
+            UNIXAddress(path),
+            bind_error,
+            f"cannot tell whether the socket is still in use ({exc})",
+        ) from exc
 
 
 def _remove_leftover_socket(path: str) -> None:
