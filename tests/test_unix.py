@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import uuid
 
@@ -235,6 +237,150 @@ def test_busy_live_socket_is_never_removed(path, monkeypatch):
         for client in queued:
             client.close()
         sock.close()
+
+
+def test_socket_bound_but_not_yet_listening_is_not_removed(path):
+    # A server between bind() and listen() refuses connections just as a stale file
+    # does; taking its path would leave it listening where nobody can reach it.
+    first = gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        first.bind(path)
+        before = os.lstat(path).st_ino
+        with pytest.raises(ListenError) as info:
+            UNIXServerEndpoint(path).bind()
+        assert info.value.errno == errno.EADDRINUSE
+        assert path in str(info.value)
+        assert "another process has a socket bound there" in str(info.value)
+        assert os.lstat(path).st_ino == before
+        first.listen(1)  # however late it gets there, the first server is reachable
+        assert round_trip(UNIXClientEndpoint(path), first) == b"echo:hello"
+    finally:
+        first.close()
+
+
+LATE_LISTENER = """
+import socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.bind(sys.argv[1])
+print("bound", flush=True)
+sys.stdin.readline()
+sock.listen(1)
+print("listening", flush=True)
+conn, _ = sock.accept()
+conn.sendall(b"echo:" + conn.recv(1024))
+conn.close()
+sock.close()
+"""
+
+
+def test_another_process_between_bind_and_listen_keeps_its_socket(tmp_path, path):
+    # The other process binds by a path relative to its own working directory:
+    # the check goes by the file, not by the name the socket was bound with.
+    child = subprocess.Popen(
+        [sys.executable, "-c", LATE_LISTENER, os.path.basename(path)],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline() == "bound\n"
+        with pytest.raises(ListenError) as info:
+            UNIXServerEndpoint(path).bind()
+        assert info.value.errno == errno.EADDRINUSE
+        assert path in str(info.value)
+        assert "another process" in str(info.value)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "listening\n"
+        conn = UNIXClientEndpoint(path).open(timeout=5)
+        try:
+            conn.sendall(b"hi")
+            assert conn.recv(1024) == b"echo:hi"
+        finally:
+            conn.close()
+        assert child.wait(timeout=10) == 0
+    finally:
+        child.kill()
+        child.wait()
+        child.stdin.close()
+        child.stdout.close()
+
+
+def test_a_server_that_listens_during_the_recheck_keeps_its_socket(path, monkeypatch):
+    # Where the datagram question cannot be asked, the second look is the guard.
+    monkeypatch.setattr(unix_module, "_socket_bound_to", lambda path: None, raising=False)
+    monkeypatch.setattr(unix_module, "STALE_RECHECK_DELAY", 0.5, raising=False)
+    first = gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        first.bind(path)
+        late = gevent.spawn_later(0.02, first.listen, 1)
+        with pytest.raises(ListenError) as info:
+            UNIXServerEndpoint(path).bind()
+        late.get(timeout=5)
+        assert info.value.errno == errno.EADDRINUSE
+        assert path in str(info.value)
+        assert "another process is listening there" in str(info.value)
+        probe, _ = first.accept()  # the second look connected, and hung up
+        assert probe.recv(16) == b""
+        probe.close()
+        assert round_trip(UNIXClientEndpoint(path), first) == b"echo:hello"
+    finally:
+        first.close()
+
+
+def test_stale_socket_is_removed_without_the_datagram_question(path, monkeypatch):
+    monkeypatch.setattr(unix_module, "_socket_bound_to", lambda path: None, raising=False)
+    leave_stale_socket(path)
+    listener = UNIXServerEndpoint(path).bind()
+    try:
+        assert round_trip(UNIXClientEndpoint(path), listener) == b"echo:hello"
+    finally:
+        listener.close()
+
+
+def test_second_look_waits_for_another_clearer_and_sees_its_socket(tmp_path, path, monkeypatch):
+    # Two servers clear one stale file at once. The second must look again only
+    # once the first has removed the file and bound its own, and leave that alone.
+    monkeypatch.setattr(unix_module, "STALE_LOCK_WAIT", 10.0, raising=False)
+    leave_stale_socket(path)
+    lock = os.open(tmp_path, os.O_RDONLY)
+    winner = None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first clearer, between look and bind
+        loser = gevent.spawn(UNIXServerEndpoint(path).bind)
+        gevent.sleep(0.3)
+        assert not loser.ready()  # waiting for the lock
+        os.unlink(path)
+        winner = UNIXServerEndpoint(path).bind()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        with pytest.raises(ListenError) as info:
+            loser.get(timeout=10)
+        assert "another process is listening there" in str(info.value)
+        probe, _ = winner.accept()  # the loser's look
+        probe.close()
+        assert round_trip(UNIXClientEndpoint(path), winner) == b"echo:hello"
+    finally:
+        os.close(lock)
+        if winner is not None:
+            winner.close()
+
+
+def test_socket_bound_to_tells_a_dead_file_from_a_live_socket(path):
+    # The kernel behaviour the stale check relies on, on this platform.
+    assert unix_module._socket_bound_to(path) is False  # no file at all
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        sock = socket.socket(socket.AF_UNIX, kind)
+        try:
+            sock.bind(path)
+            assert unix_module._socket_bound_to(path) is True  # bound, not listening
+            if kind == socket.SOCK_STREAM:
+                sock.listen(1)
+                assert unix_module._socket_bound_to(path) is True
+        finally:
+            sock.close()
+        assert unix_module._socket_bound_to(path) is False  # closed: the file is stale
+        os.unlink(path)
 
 
 def test_regular_file_is_never_removed(path):

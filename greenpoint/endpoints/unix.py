@@ -7,9 +7,10 @@ takes care of it:
 
 * ``mode`` is applied without a window in which the file exists with looser
   permissions (see :func:`_bind_no_looser_than`);
-* a stale socket file (nobody accepts on it: ``connect`` is refused) is removed and
-  the bind retried; a live one, or anything that is not a socket, is left alone and
-  reported;
+* a stale socket file (no socket is bound to it any more) is removed and the bind
+  retried; a live one — listening, or bound by a server about to listen — or
+  anything that is not a socket, is left alone and reported (see
+  :func:`_clear_stale_socket`);
 * with ``want_pid`` (``lockfile=1``) a PID lock at ``path + ".lock"`` guards the path
   (:mod:`greenpoint._pidlock`, Twisted's format);
 * closing the listener removes the socket file (only if it is still ours) and
@@ -26,12 +27,14 @@ import stat
 import sys
 from typing import Any
 
+import gevent
 from gevent import socket as gsocket
 
 from greenpoint._address import UNIXAddress
 from greenpoint._checks import FieldError, FieldTypeError, check_backlog, check_timeout
 from greenpoint._defaults import DEFAULT_BACKLOG, DEFAULT_TIMEOUT
 from greenpoint._description import Description
+from greenpoint._dirlock import directory_lock
 from greenpoint._params import Param, boolean, integer, number, octal_mode, register_inverse
 from greenpoint._pidlock import LockHeldError, PidLock, lock_holder
 from greenpoint._registry import EndpointParser
@@ -58,6 +61,15 @@ LOCK_SUFFIX = ".lock"
 # A live server answers at once; a full accept queue makes us wait, and then we
 # assume it is live (we never remove a socket we are unsure about).
 STALE_PROBE_TIMEOUT = 1.0
+# After a socket file first looks stale, how long to wait before asking again. It
+# covers the instant inside bind() when the file exists but the kernel has not yet
+# attached the socket to it, and platforms where the datagram question (see
+# _socket_bound_to) cannot be asked, where it is all that protects a server between
+# its bind() and its listen(). Paid only when a stale file is really removed.
+STALE_RECHECK_DELAY = 0.05
+# How long the second look waits for another process's directory lock (it holds it
+# for two probes and an unlink) before going ahead without it.
+STALE_LOCK_WAIT = 2 * STALE_PROBE_TIMEOUT + 1.0
 _ABSTRACT_MARK = "@"
 # The longest path bind() accepts: sizeof(sun_path) less one (108 on Linux, 104 on
 # the BSDs and macOS).
@@ -316,11 +328,85 @@ def _listen_error(address: Any, exc: OSError, detail: str = "") -> ListenError:
     return ListenError(code, message)
 
 
+# What a probe found at a socket file (see _ask_socket).
+_LISTENING = "listening"
+_BOUND = "bound"  # a live socket that does not accept connections (yet)
+_STALE = "stale"
+_GONE = "gone"
+
+_LIVE_DETAILS = {
+    _LISTENING: "another process is listening there",
+    _BOUND: "another process has a socket bound there and is not accepting yet "
+    "(a server between bind() and listen()?)",
+}
+
+
+def _socket_bound_to(path: str) -> bool | None:
+    """Whether any live socket is bound to the socket file at ``path``.
+
+    A stream ``connect`` is refused both when the file is stale and when its socket
+    is bound but not listening yet (a server between ``bind()`` and ``listen()``).
+    A *datagram* ``connect`` tells them apart: the kernel finds the socket bound to
+    the file first, and then fails on the type mismatch (``EPROTOTYPE``); with no
+    socket behind the file it is refused. Linux and the BSDs (macOS included) all
+    do this, and since the lookup goes by the file, it works whichever process,
+    working directory or network namespace bound the socket. Nothing reaches the
+    other socket: a datagram connect sends nothing.
+
+    Returns None when the question cannot be asked (no datagram UNIX sockets).
+    Raises OSError when the answer is something else (a permission error, say).
+    """
+    try:
+        probe = _stdsocket.socket(_stdsocket.AF_UNIX, _stdsocket.SOCK_DGRAM)
+    except OSError:
+        return None
+    try:
+        probe.connect(path)  # never blocks: AF_UNIX datagram connect only looks up
+    except OSError as exc:
+        if exc.errno == _errno.EPROTOTYPE:
+            return True  # a stream or seqpacket socket holds the file
+        if exc.errno in (_errno.ECONNREFUSED, _errno.ENOENT):
+            return False
+        raise
+    finally:
+        probe.close()
+    return True  # a datagram socket holds it
+
+
+def _ask_socket(path: str) -> str:
+    """What is behind the socket file at ``path``: one of the verdicts above.
+
+    Raises:
+        ConnectError, OSError: we cannot tell (a full accept queue, no permission).
+    """
+    try:
+        probe = connect_address(
+            _stdsocket.AF_UNIX, path, timeout=STALE_PROBE_TIMEOUT, nodelay=False
+        )
+    except ConnectRefusedError:
+        pass  # nobody accepts: its server is gone, or has not called listen() yet
+    except ConnectError as exc:
+        if exc.errno == _errno.ENOENT:
+            return _GONE
+        raise
+    else:
+        probe.close()
+        return _LISTENING
+    return _BOUND if _socket_bound_to(path) else _STALE
+
+
 def _clear_stale_socket(path: str, bind_error: OSError) -> None:
-    """After ``EADDRINUSE``, remove ``path`` if it is a socket file nobody listens on.
+    """After ``EADDRINUSE``, remove ``path`` if it is a socket file nobody holds.
 
     Returns when the path is free to bind again; raises :class:`ListenError`
     (naming the path and errno) when it is in use or is not ours to remove.
+
+    A refused connect alone does not make a file stale: a server that has bound
+    the path and not yet called ``listen()`` refuses too, and removing its file
+    would leave it listening where nobody can reach it. So the file goes only when
+    no socket is bound to it (:func:`_socket_bound_to`), twice,
+    :data:`STALE_RECHECK_DELAY` apart, and it is still the same file; the second
+    look and the removal hold a lock on the directory (:mod:`greenpoint._dirlock`).
     """
     address = UNIXAddress(path)
     try:
@@ -331,22 +417,32 @@ def _clear_stale_socket(path: str, bind_error: OSError) -> None:
         raise _listen_error(
             address, bind_error, "the path exists and is not a socket; not removing it"
         )
-    try:
-        probe = connect_address(
-            _stdsocket.AF_UNIX, path, timeout=STALE_PROBE_TIMEOUT, nodelay=False
-        )
-    except ConnectRefusedError:
-        # Nobody accepts there: a server died without removing its socket.
-        _unlink_if_same(path, (before.st_dev, before.st_ino))
+    verdict = _ask_or_fail(path, bind_error)
+    if verdict == _STALE:
+        gevent.sleep(STALE_RECHECK_DELAY)
+        # Look again and remove under the directory's lock: another server clearing
+        # the same file must not bind its own between our look and our unlink.
+        with directory_lock(os.path.dirname(path) or ".", wait=STALE_LOCK_WAIT):
+            verdict = _ask_or_fail(path, bind_error)
+            if verdict == _STALE:
+                # A server died without removing its socket.
+                _unlink_if_same(path, (before.st_dev, before.st_ino))
+                return
+    if verdict == _GONE:
         return
-    except ConnectError as exc:
-        if exc.errno == _errno.ENOENT:
-            return
+    raise _listen_error(address, bind_error, _LIVE_DETAILS[verdict])
+
+
+def _ask_or_fail(path: str, bind_error: OSError) -> str:
+    """:func:`_ask_socket`, failing the bind when the socket cannot be asked."""
+    try:
+        return _ask_socket(path)
+    except OSError as exc:  # ConnectError included
         raise _listen_error(
-            address, bind_error, f"cannot tell whether the socket is still in use ({exc})"
+            UNIXAddress(path),
+            bind_error,
+            f"cannot tell whether the socket is still in use ({exc})",
         ) from exc
-    probe.close()
-    raise _listen_error(address, bind_error, "another process is listening there")
 
 
 def _remove_leftover_socket(path: str) -> None:
