@@ -15,6 +15,7 @@ from socket import AF_INET, AF_INET6
 
 import gevent
 import pytest
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from gevent.event import Event
 
@@ -26,6 +27,7 @@ from greenpoint import (
     HostnameEndpoint,
 )
 from greenpoint._checks import FieldError
+from greenpoint._socket import connect_address
 from greenpoint.errors import ConnectCancelledError, ConnectRefusedError
 from greenpoint.testing import FakeResolver
 
@@ -189,12 +191,22 @@ def test_gevent_timeout_stops_the_race(places):
 
 
 def test_kill_stops_the_race(places):
-    ep = endpoint([places.black_hole("::1")], [places.black_hole("127.0.0.1")])
+    started = []
+
+    def recording_connect(family, sockaddr, **kwargs):
+        started.append(sockaddr[0])
+        return connect_address(family, sockaddr, **kwargs)
+
+    ep = endpoint(
+        [places.black_hole("::1")], [places.black_hole("127.0.0.1")], connector=recording_connect
+    )
     racer = gevent.spawn(ep.open)
-    gevent.sleep(0.35)  # the setup: past the 250 ms happy-eyeballs delay, both attempts run
+    # Killed while both attempts run: the second starts after the 250 ms delay.
+    wait_until(lambda: len(started) == 2, what="both attempts to start")
     racer.kill(timeout=2)
     assert racer.dead
     assert isinstance(racer.value, gevent.GreenletExit)
+    assert started == ["::1", "127.0.0.1"]
 
 
 def test_kill_during_resolution(places):

@@ -11,6 +11,7 @@ import time
 import gevent
 import pytest
 from _net_helpers import black_hole, echo_once, read_all
+from _wait_helpers import wait_until
 from gevent import socket as gsocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,9 +29,11 @@ from greenpoint import (
     TCP4ServerEndpoint,
     TCP6ClientEndpoint,
     TCP6ServerEndpoint,
+    _happy_eyeballs,
     client_from_string,
     server_from_string,
 )
+from greenpoint._socket import connect_address
 from greenpoint.endpoints import tcp
 from greenpoint.errors import ConnectRefusedError, ListenError
 
@@ -210,8 +213,21 @@ def test_open_timeout_overrides_the_endpoints_timeout():
         assert time.monotonic() - began < 2.0
 
 
+@pytest.fixture
+def attempts(monkeypatch):
+    """The sockaddrs the endpoints' connects were started for, in order."""
+    started = []
+
+    def recording_connect(family, sockaddr, **kwargs):
+        started.append(sockaddr[1])
+        return connect_address(family, sockaddr, **kwargs)
+
+    monkeypatch.setattr(_happy_eyeballs, "connect_address", recording_connect)
+    return started
+
+
 @pytest.mark.parametrize("how", ["gevent.Timeout", "kill"])
-def test_cancelled_open_closes_its_socket(how):
+def test_cancelled_open_closes_its_socket(how, attempts):
     # The autouse fixture fails the test if the connecting socket is left open.
     with black_hole(stdsocket.AF_INET6, "::1") as port_number:
         endpoint = TCP6ClientEndpoint("::1", port_number)
@@ -220,13 +236,14 @@ def test_cancelled_open_closes_its_socket(how):
                 endpoint.open()
         else:
             opener = gevent.spawn(endpoint.open)
-            gevent.sleep(0.2)  # the setup: killed when the other case times out
+            wait_until(lambda: attempts, what="the connect to start")
             opener.kill(block=True, timeout=2)
             assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
+        assert attempts == [port_number]  # cancelled while it connected
 
 
 @pytest.mark.parametrize("how", ["gevent.Timeout", "kill"])
-def test_cancelled_open_of_a_name_closes_every_attempt(how):
+def test_cancelled_open_of_a_name_closes_every_attempt(how, attempts):
     with (
         black_hole(stdsocket.AF_INET6, "::1") as first,
         black_hole(stdsocket.AF_INET6, "::1") as second,
@@ -238,15 +255,17 @@ def test_cancelled_open_of_a_name_closes_every_attempt(how):
             ]
         )
         endpoint = TCP6ClientEndpoint("holes.test", 80, resolver=resolver)
-        # At 0.4 s both attempts are running (the second started at 0.25 s).
+        # Cancelled while both attempts run (the second starts after 0.25 s): a 2 s
+        # deadline leaves a loaded machine time to start it; kill waits for it.
         if how == "gevent.Timeout":
-            with pytest.raises(gevent.Timeout), gevent.Timeout(0.4):
+            with pytest.raises(gevent.Timeout), gevent.Timeout(2):
                 endpoint.open()
         else:
             opener = gevent.spawn(endpoint.open)
-            gevent.sleep(0.4)  # the setup: both attempts run (see above)
+            wait_until(lambda: len(attempts) == 2, what="both attempts to start")
             opener.kill(block=True, timeout=2)
             assert opener.dead and isinstance(opener.value, gevent.GreenletExit)
+        assert attempts == [first, second]
 
 
 def test_bind_address_sets_the_local_address_and_port():
