@@ -43,6 +43,9 @@ APPS = {
 
         def application(environ, start_response):
             if environ["PATH_INFO"] == "/block":
+                # Says so first: the test waits for this file, not a guessed time.
+                here = os.path.dirname(os.path.abspath(__file__))
+                open(os.path.join(here, f"blocked.{os.getpid()}"), "w").close()
                 real_sleep(60)
             body = f"{os.getpid()}\\n".encode()
             start_response("200 OK", [("Content-Length", str(len(body)))])
@@ -289,7 +292,9 @@ def test_sigkill_to_the_supervisor_leaves_no_worker_even_a_blocked_one(app_dir):
         port = server.port()
         workers = server.workers()
         blocked = gevent.spawn(get, port, "/block", 30)
-        gevent.sleep(0.5)  # one worker's hub is stuck in time.sleep(60) now (no signal)
+        # One worker's hub is stuck in time.sleep(60) once its marker file exists.
+        (marker,) = wait_until(lambda: list(app_dir.glob("blocked.*")), what="a blocked worker")
+        assert int(marker.suffix[1:]) in workers
         os.kill(server.pid, signal.SIGKILL)
         assert wait_until_gone(server.pid, 2) == []
         for pid in workers:
