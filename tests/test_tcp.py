@@ -399,7 +399,7 @@ def test_a_black_holed_address_does_not_hold_up_the_next_one():
         with TCP4ClientEndpoint("hole.test", 80, resolver=resolver).open(timeout=5) as sock:
             took = time.monotonic() - began
             assert sock.getpeername() == ("127.0.0.1", port.get_host().port)
-    assert 0.2 <= took < 1.5  # the attempt delay (0.25 s), not the 5 s timeout
+    assert 0.2 <= took < 4  # the attempt delay (0.25 s), not the 5 s timeout
 
 
 def test_all_refused_lists_every_address():
