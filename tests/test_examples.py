@@ -92,7 +92,8 @@ def test_happy_eyeballs_prints_each_attempt():
     started = re.search(
         r"attempt 127\.0\.0\.1:\d+ \[connect\] connected \(started \+(\d+)", attempts[1]
     )
-    assert started and 240 <= int(started.group(1)) < 1000  # after the 250 ms attempt delay
+    # After the 250 ms attempt delay; well before the example's 5 s timeout.
+    assert started and 240 <= int(started.group(1)) < 4000
 
 
 def test_happy_eyeballs_without_ipv6_races_two_ipv4_addresses():

@@ -215,7 +215,10 @@ def test_tls_server_sheds_garbage_clients_and_keeps_serving(certs, caplog):
         while data := stream.recv(4096):
             stream.sendall(data)
 
-    description = f"ssl:0:interface=127.0.0.1:privateKey={q(certs.server_pem)}:handshakeTimeout=1"
+    # A 10 s handshake timeout: "not held up" (served in less than half of it) then
+    # holds on a machine that stalls for seconds. Today every one of these is refused
+    # at once, so the long timeout costs nothing.
+    description = f"ssl:0:interface=127.0.0.1:privateKey={q(certs.server_pem)}:handshakeTimeout=10"
     with server_from_string(description).serve(echo) as port:
         number = port.get_host().port
         client = options_for_client_tls("localhost", trust_root=certs.ca_file)
@@ -231,7 +234,7 @@ def test_tls_server_sheds_garbage_clients_and_keeps_serving(certs, caplog):
         with good.open() as stream:  # not held up by any of them
             stream.sendall(b"good")
             assert stream.recv(100) == b"good"
-        assert time.monotonic() - started < 0.9
+        assert time.monotonic() - started < 5
         for sock in sockets.values():
             sock.settimeout(5)
             try:
@@ -240,7 +243,7 @@ def test_tls_server_sheds_garbage_clients_and_keeps_serving(certs, caplog):
             except ConnectionResetError:
                 pass
             sock.close()
-        assert time.monotonic() - started < 4
+        assert time.monotonic() - started < 20  # each at once, or at the 10 s timeout
         with good.open() as stream:
             stream.sendall(b"still")
             assert stream.recv(100) == b"still"

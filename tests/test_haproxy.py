@@ -193,23 +193,25 @@ def test_local_or_unknown_header_keeps_the_connection_addresses(header):
 @pytest.mark.timeout(10)
 def test_silent_client_is_closed_at_the_deadline_without_holding_up_others(caplog):
     caplog.set_level(logging.WARNING, logger="greenpoint.haproxy")
-    with listening(timeout=0.5) as (listener, port), connected(port) as silent:
+    # The deadline is long enough (2 s) that a loaded machine serves the prompt client
+    # well before it; "not held up" is then an order, not a time: the prompt one was
+    # served while the silent one still waited.
+    with listening(timeout=2) as (listener, port), connected(port) as silent:
         started = time.monotonic()
         waiting_for_silent = prepare_in_greenlet(listener)
         with connected(port) as prompt:
             waiting_for_prompt = prepare_in_greenlet(listener)
             prompt.sendall(encode_proxy_header(CLIENT, ORIGINAL_DESTINATION, version=1))
-            stream, address = waiting_for_prompt.get(timeout=0.4)
+            stream, address = waiting_for_prompt.get(timeout=5)
             stream.close()
         assert address == CLIENT
-        assert time.monotonic() - started < 0.45
         assert not waiting_for_silent.ready()
-        waiting_for_silent.join(timeout=3)
+        waiting_for_silent.join(timeout=5)
         assert isinstance(waiting_for_silent.exception, ProxyHeaderError)
-        assert "no complete PROXY header within 0.5 s" in str(waiting_for_silent.exception)
-        assert time.monotonic() - started >= 0.45
+        assert "no complete PROXY header within 2 s" in str(waiting_for_silent.exception)
+        assert time.monotonic() - started >= 1.95
         assert silent.recv(10) == b""  # closed by the server
-    assert "no complete PROXY header within 0.5 s" in caplog.text
+    assert "no complete PROXY header within 2 s" in caplog.text
 
 
 @pytest.mark.timeout(10)

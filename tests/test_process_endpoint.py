@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import gevent
+import gevent.event
 import pytest
 from _net_helpers import read_all
 from _wait_helpers import wait_until
@@ -193,10 +194,21 @@ def test_gevent_timeout_around_a_read_from_a_silent_child():
 
 
 def test_reading_blocks_only_the_calling_greenlet():
-    with sh("sleep 0.2; echo done").open() as stream:
-        reader = gevent.spawn(stream.recv, 100)
+    # The child answers when told to (or, never told, after 5 s): a read that blocked
+    # the whole process would have returned before anything else here ran again.
+    with sh("timeout 5 head -n 1 >/dev/null; echo done").open() as stream:
+        reading = gevent.event.Event()
+
+        def read() -> bytes:
+            reading.set()  # wakes the test only once this greenlet yields
+            return stream.recv(100)
+
+        reader = gevent.spawn(read)
+        assert reading.wait(timeout=5)
         other = gevent.spawn(lambda: "ran meanwhile")
-        assert other.get(timeout=0.1) == "ran meanwhile"
+        assert other.get(timeout=5) == "ran meanwhile"
+        assert not reader.ready()  # still parked in its read while the others ran
+        stream.sendall(b"go\n")
         assert reader.get(timeout=5) == b"done\n"
 
 

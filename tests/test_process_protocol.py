@@ -104,8 +104,8 @@ def test_abort_does_not_wait_for_the_child():
     try:
         began = time.monotonic()
         protocol.transport.abortConnection()
-        assert protocol.transport.wait_closed(timeout=5)
-        assert time.monotonic() - began < 1.0
+        assert protocol.transport.wait_closed(timeout=10)
+        assert time.monotonic() - began < 10  # not the child's 30 s
         (reason,) = protocol.reasons
         assert type(reason) is ConnectionLost
     finally:

