@@ -487,8 +487,12 @@ class CallbackTransport:
         if not self._reading:
             return  # paused, held or closing since: the watcher, restarted, tells again
         size = self._size
-        data = self._read_chunk(size)
-        if data is None:
+        try:
+            data = _read(self._fd, size)  # only while reading: see _readable
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._abort_with(_lost(exc))
             return
         got = len(data)
         if not got:
@@ -500,27 +504,20 @@ class CallbackTransport:
         if got >= size:
             self._post(self, self._read_on)
 
-    def _read_chunk(self, size: int) -> bytes | None:
-        """One read of up to ``size`` bytes, while reading (the kept descriptor: see
-        _readable); ``None`` when nothing is there yet or the read failed (the
-        connection is then aborted)."""
-        try:
-            return _read(self._fd, size)
-        except (BlockingIOError, InterruptedError):
-            return None
-        except OSError as exc:
-            self._abort_with(_lost(exc))
-            return None
-
     def _read_on(self) -> None:
         """In the dispatcher, after a read that filled its buffer: read and deliver
         more at once while reads stay full (a posted item: runs in our context)."""
+        fd = self._fd
         for _ in range(READS_IN_DISPATCHER):
             if not self._reading or self._paused or self._holder is not None:
                 return  # paused, stopped, closed or held meanwhile: the watcher decides
             size = self._size
-            data = self._read_chunk(size)
-            if data is None:
+            try:
+                data = _read(fd, size)  # only while reading: see _readable
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._abort_with(_lost(exc))
                 return
             got = len(data)
             if not got:
